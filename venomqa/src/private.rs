@@ -1,0 +1,111 @@
+//! What `#[venom_test]` expands to calls into this module. Not a public API: it changes
+//! without notice.
+
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::path::Path;
+
+use crate::config::Selection;
+use crate::session::{Session, SessionManager};
+
+pub use ctor;
+
+/// The arguments of one `#[venom_test]`.
+#[derive(Debug, Clone, Copy)]
+pub struct TestSpec {
+    /// `module_path!()::test_name`.
+    pub test: &'static str,
+    /// `backend = ".."`.
+    pub backend: Option<&'static str>,
+    /// `url = ".."`.
+    pub url: Option<&'static str>,
+    /// `config = ".."`.
+    pub config: Option<&'static str>,
+    /// The test crate's `CARGO_MANIFEST_DIR`, where the configuration search starts.
+    pub manifest_dir: &'static str,
+}
+
+/// The return types a `#[venom_test]` function may have: `()` and `Result<T, E>`.
+pub trait TestOutcome {
+    /// Whether the value reports a failure (`Err`).
+    fn is_failure(&self) -> bool;
+}
+
+impl TestOutcome for () {
+    fn is_failure(&self) -> bool {
+        false
+    }
+}
+
+impl<T, E> TestOutcome for Result<T, E> {
+    fn is_failure(&self) -> bool {
+        self.is_err()
+    }
+}
+
+/// Runs one test: lease, root checkpoint, body under `catch_unwind`, rollback (always),
+/// then the body's value, or its panic re-raised. A failed rollback fails the test.
+pub fn run_test<M, R>(spec: &TestSpec, body: impl FnOnce(&mut Session<M>) -> R) -> R
+where
+    M: ?Sized + SessionManager,
+    R: TestOutcome,
+{
+    let selection = Selection {
+        backend: spec.backend,
+        entry: spec.config,
+        url: spec.url,
+    };
+    let mut session = match Session::<M>::open(Path::new(spec.manifest_dir), selection, spec.test) {
+        Ok(session) => session,
+        Err(e) => panic!("venomqa could not start test {}: {e}", spec.test),
+    };
+    let outcome = catch_unwind(AssertUnwindSafe(|| body(&mut session)));
+    let rolled_back = session.finish();
+    match (outcome, rolled_back) {
+        (Ok(value), Ok(())) => value,
+        (Ok(value), Err(e)) => panic!(
+            "test {} {}, but its changes could not be rolled back: {e}",
+            spec.test,
+            if value.is_failure() { "returned Err" } else { "passed" }
+        ),
+        (Err(panic), Ok(())) => resume_unwind(panic),
+        (Err(panic), Err(e)) => {
+            eprintln!(
+                "venomqa: test {} panicked, and its changes could not be rolled back: {e}",
+                spec.test
+            );
+            resume_unwind(panic)
+        }
+    }
+}
+
+/// Implemented when venomqa can run `async fn` tests.
+#[diagnostic::on_unimplemented(
+    message = "async #[venom_test] functions need the `tokio` feature of venomqa",
+    label = "this async test needs a runtime",
+    note = "enable it in Cargo.toml: venomqa = {{ version = \"0.1\", features = [\"tokio\"] }}"
+)]
+pub trait AsyncTest {}
+
+#[cfg(feature = "tokio")]
+impl<F: std::future::Future> AsyncTest for F {}
+
+/// Runs an async test body to completion on a new Tokio current-thread runtime, as
+/// `#[tokio::test]` does.
+pub fn block_on<F>(future: F) -> F::Output
+where
+    F: std::future::Future + AsyncTest,
+{
+    #[cfg(feature = "tokio")]
+    {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("venomqa could not build a Tokio runtime for an async test")
+            .block_on(future)
+    }
+    #[cfg(not(feature = "tokio"))]
+    {
+        drop(future);
+        unreachable!("AsyncTest is only implemented with the `tokio` feature")
+    }
+}
