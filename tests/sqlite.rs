@@ -1,0 +1,421 @@
+//! The embedded SQLite default, end to end: every rollback is proven by reading the
+//! database back from an independent connection after the test has ended.
+//!
+//! Tests use two entries of `tests/venomqa.yaml`: `sqlite_file` (a file every connection
+//! shares, so an observer can look) and the in-memory default.
+
+use std::panic::{self, AssertUnwindSafe};
+use std::time::Duration;
+
+use venomqa::__private::{run_test, TestSpec};
+use venomqa::sqlite::SqliteSession;
+use venomqa::{venom_test, Error, Session};
+
+const FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/target/venomqa-tests.sqlite");
+
+fn spec(test: &'static str) -> TestSpec {
+    TestSpec {
+        test,
+        backend: None,
+        url: None,
+        config: Some("sqlite_file"),
+        manifest_dir: env!("CARGO_MANIFEST_DIR"),
+    }
+}
+
+/// An independent connection to the shared file: it sees only committed data.
+fn observer() -> rusqlite::Connection {
+    let conn = rusqlite::Connection::open(FILE).expect("open the test database");
+    conn.busy_timeout(Duration::from_secs(60)).unwrap();
+    conn
+}
+
+fn committed(marker: &str) -> i64 {
+    observer()
+        .query_row(
+            "SELECT COUNT(*) FROM items WHERE marker = ?1",
+            [marker],
+            |r| r.get(0),
+        )
+        .unwrap()
+}
+
+fn insert(db: &SqliteSession, marker: &str) {
+    db.conn()
+        .execute("INSERT INTO items (marker) VALUES (?1)", [marker])
+        .unwrap();
+}
+
+fn visible(db: &SqliteSession, marker: &str) -> i64 {
+    db.conn()
+        .query_row(
+            "SELECT COUNT(*) FROM items WHERE marker = ?1",
+            [marker],
+            |r| r.get(0),
+        )
+        .unwrap()
+}
+
+#[test]
+fn rolled_back_after_pass() {
+    run_test(&spec("pass"), |db: &mut SqliteSession| {
+        insert(db, "after_pass");
+        assert_eq!(visible(db, "after_pass"), 1);
+        assert_eq!(
+            committed("after_pass"),
+            0,
+            "uncommitted rows are invisible to others"
+        );
+    });
+    assert_eq!(committed("after_pass"), 0);
+}
+
+#[test]
+fn rolled_back_after_err_and_the_err_is_returned() {
+    let result: Result<(), String> = run_test(&spec("err"), |db: &mut SqliteSession| {
+        insert(db, "after_err");
+        Err("the test failed".to_owned())
+    });
+    assert_eq!(result, Err("the test failed".to_owned()));
+    assert_eq!(committed("after_err"), 0);
+}
+
+#[test]
+fn rolled_back_after_panic_and_the_panic_is_reraised() {
+    let caught = panic::catch_unwind(|| {
+        run_test::<_, ()>(&spec("panic"), |db: &mut SqliteSession| {
+            insert(db, "after_panic");
+            panic!("the original message");
+        })
+    });
+    let payload = caught.expect_err("the panic propagates");
+    assert_eq!(
+        payload.downcast_ref::<&str>(),
+        Some(&"the original message")
+    );
+    assert_eq!(committed("after_panic"), 0);
+}
+
+// The attribute itself: these are real tests, and the functions they expand to can also
+// be called from another test, which then checks what they left behind.
+#[venom_test(config = "sqlite_file")]
+fn attribute_writes_a_row(db: &mut SqliteSession) {
+    insert(db, "attribute");
+    assert_eq!(visible(db, "attribute"), 1);
+}
+
+#[venom_test(config = "sqlite_file")]
+#[should_panic(expected = "panics after writing")]
+fn attribute_panics_after_writing(db: &mut SqliteSession) {
+    insert(db, "attribute_panic");
+    panic!("panics after writing");
+}
+
+#[venom_test(config = "sqlite_file")]
+fn attribute_returns_ok() -> Result<(), Error> {
+    Ok(())
+}
+
+#[test]
+fn attribute_tests_leave_nothing_behind() {
+    attribute_writes_a_row();
+    assert_eq!(committed("attribute"), 0);
+    let caught = panic::catch_unwind(attribute_panics_after_writing);
+    assert!(caught.is_err());
+    assert_eq!(committed("attribute_panic"), 0);
+}
+
+#[test]
+fn nested_blocks_including_a_panicking_one() {
+    run_test(&spec("nested"), |db: &mut SqliteSession| {
+        insert(db, "outer");
+        let inner = db
+            .checkpoint("inner", |db| {
+                insert(db, "inner");
+                db.checkpoint("innermost", |db| {
+                    insert(db, "innermost");
+                    assert_eq!(visible(db, "innermost"), 1);
+                })
+                .unwrap();
+                assert_eq!(visible(db, "innermost"), 0, "innermost block undone");
+                visible(db, "inner")
+            })
+            .unwrap();
+        assert_eq!(inner, 1, "the block's value comes back");
+        assert_eq!(visible(db, "inner"), 0, "inner block undone");
+        assert_eq!(visible(db, "outer"), 1, "the test's own change stays");
+
+        let caught = panic::catch_unwind(AssertUnwindSafe(|| {
+            db.checkpoint("doomed", |db| {
+                insert(db, "doomed");
+                panic!("inside the block");
+            })
+        }));
+        assert!(caught.is_err());
+        assert_eq!(visible(db, "doomed"), 0, "a panicking block is undone too");
+        assert_eq!(visible(db, "outer"), 1);
+        assert_eq!(db.checkpoints(), [venomqa::ROOT_CHECKPOINT]);
+    });
+    assert_eq!(committed("outer"), 0);
+}
+
+#[test]
+fn explicit_branch_exploration() {
+    run_test(&spec("branches"), |db: &mut SqliteSession| {
+        insert(db, "base");
+        db.create_checkpoint("fork").unwrap();
+
+        insert(db, "branch_a");
+        db.create_checkpoint("deeper").unwrap();
+        insert(db, "branch_a_deeper");
+        db.rollback("fork").unwrap();
+        assert_eq!(
+            db.checkpoints(),
+            [venomqa::ROOT_CHECKPOINT, "fork"],
+            "rollback drops later checkpoints"
+        );
+        assert_eq!(
+            (visible(db, "branch_a"), visible(db, "branch_a_deeper")),
+            (0, 0)
+        );
+
+        insert(db, "branch_b");
+        assert!(matches!(
+            db.rollback("deeper"),
+            Err(Error::UnknownCheckpoint { .. })
+        ));
+        db.release("fork").unwrap();
+        assert_eq!(
+            (visible(db, "base"), visible(db, "branch_b")),
+            (1, 1),
+            "release keeps changes"
+        );
+
+        db.rollback(venomqa::ROOT_CHECKPOINT).unwrap();
+        assert_eq!(
+            visible(db, "base"),
+            0,
+            "rolling back to the root undoes the whole test so far"
+        );
+        assert!(
+            db.release(venomqa::ROOT_CHECKPOINT).is_err(),
+            "the root belongs to the session"
+        );
+    });
+    assert_eq!(committed("base") + committed("branch_b"), 0);
+}
+
+#[test]
+fn hostile_checkpoint_names_are_rejected_and_change_nothing() {
+    run_test(&spec("hostile"), |db: &mut SqliteSession| {
+        insert(db, "hostile");
+        for name in [
+            "x\"; DROP TABLE items; --",
+            "x'; DELETE FROM items; --",
+            "a b",
+            "a-b",
+            "",
+            "1st",
+            "ünïcode",
+        ] {
+            let err = db.create_checkpoint(name).unwrap_err();
+            assert!(
+                matches!(err, Error::InvalidCheckpoint { .. }),
+                "{name:?}: {err}"
+            );
+            assert!(db.rollback(name).is_err());
+            assert!(db.checkpoint(name, |_| ()).is_err());
+        }
+        assert_eq!(db.checkpoints(), [venomqa::ROOT_CHECKPOINT]);
+        assert_eq!(visible(db, "hostile"), 1, "the test's data is untouched");
+    });
+    let tables: i64 = observer()
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE name = 'items'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(tables, 1);
+}
+
+#[test]
+fn ending_the_transaction_inside_a_test_is_reported() {
+    let caught = panic::catch_unwind(|| {
+        run_test(&spec("commit_inside"), |db: &mut SqliteSession| {
+            insert(db, "committed_by_test");
+            db.conn().execute_batch("COMMIT").unwrap();
+        })
+    });
+    let message = caught
+        .expect_err("the test must fail")
+        .downcast::<String>()
+        .map(|s| *s)
+        .unwrap_or_default();
+    assert!(message.contains("could not be rolled back"), "{message}");
+    assert!(message.contains("COMMIT"), "{message}");
+    // Honest report: the row was committed by the test itself. Clean it up.
+    observer()
+        .execute("DELETE FROM items WHERE marker = 'committed_by_test'", [])
+        .unwrap();
+}
+
+/// 32 threads at once, each writing the same table: on the file (which the pool shares
+/// one test at a time, so no "database is locked") and on the in-memory default (a
+/// private database per connection, truly parallel).
+#[test]
+fn thirty_two_parallel_tests_on_one_table() {
+    for entry in ["sqlite_file", "sqlite"] {
+        std::thread::scope(|scope| {
+            for i in 0..32 {
+                scope.spawn(move || {
+                    let spec = TestSpec {
+                        config: Some(entry),
+                        ..spec("parallel")
+                    };
+                    run_test(&spec, |db: &mut SqliteSession| {
+                        let marker = format!("parallel_{i}");
+                        insert(db, &marker);
+                        let rows: i64 = db
+                            .conn()
+                            .query_row(
+                                "SELECT COUNT(*) FROM items WHERE marker LIKE 'parallel%'",
+                                [],
+                                |r| r.get(0),
+                            )
+                            .unwrap();
+                        assert_eq!(rows, 1, "{entry}: test {i} sees only its own row");
+                    });
+                });
+            }
+        });
+    }
+    let left: i64 = observer()
+        .query_row(
+            "SELECT COUNT(*) FROM items WHERE marker LIKE 'parallel%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(left, 0);
+}
+
+// The same through the harness: 32 attribute tests that cargo test runs on its threads
+// (and cargo nextest in 32 processes), all writing the same table.
+macro_rules! parallel_attribute_tests {
+    ($($name:ident),*) => {$(
+        #[venom_test(config = "sqlite_file")]
+        fn $name(db: &mut SqliteSession) {
+            insert(db, stringify!($name));
+            let rows: i64 = db
+                .conn()
+                .query_row("SELECT COUNT(*) FROM items WHERE marker LIKE 'harness_%'", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(rows, 1, "only this test's row is visible");
+        }
+    )*};
+}
+
+parallel_attribute_tests!(
+    harness_00, harness_01, harness_02, harness_03, harness_04, harness_05, harness_06, harness_07,
+    harness_08, harness_09, harness_10, harness_11, harness_12, harness_13, harness_14, harness_15,
+    harness_16, harness_17, harness_18, harness_19, harness_20, harness_21, harness_22, harness_23,
+    harness_24, harness_25, harness_26, harness_27, harness_28, harness_29, harness_30, harness_31
+);
+
+#[venom_test]
+fn the_default_backend_is_in_memory_sqlite(db: &mut Session) {
+    assert_eq!(db.backend(), "sqlite");
+    let manager = db
+        .state_manager()
+        .downcast_mut::<venomqa::sqlite::SqliteStateManager>()
+        .unwrap();
+    assert!(manager.is_memory());
+    // The entry named after the backend applies: its setup created the schema.
+    let n: i64 = manager
+        .conn()
+        .query_row("SELECT COUNT(*) FROM items", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 0);
+}
+
+#[test]
+fn the_pool_is_built_once_and_reused() {
+    let spec = TestSpec {
+        config: Some("pool_counting"),
+        ..spec("pool")
+    };
+    for _ in 0..50 {
+        run_test(&spec, |db: &mut SqliteSession| insert(db, "pooled"));
+    }
+    std::thread::scope(|scope| {
+        for _ in 0..8 {
+            scope.spawn(|| {
+                for _ in 0..10 {
+                    run_test(&spec, |db: &mut SqliteSession| insert(db, "pooled"));
+                }
+            });
+        }
+    });
+    let config =
+        venomqa::config::Config::discover(std::path::Path::new(env!("CARGO_MANIFEST_DIR")))
+            .unwrap()
+            .resolve(venomqa::config::Selection {
+                entry: Some("pool_counting"),
+                ..Default::default()
+            })
+            .unwrap();
+    let stats = venomqa::registry::pool(&config).unwrap().stats();
+    assert_eq!(stats.size, 2);
+    assert_eq!(stats.leases, 130);
+    assert!(stats.opened >= 1 && stats.opened <= 2, "{stats:?}");
+    assert_eq!(stats.replaced, 0);
+}
+
+#[test]
+fn reset_empties_chosen_tables_and_keeps_excluded_ones() {
+    use venomqa::sqlite::SqliteStateManager;
+    use venomqa::StateManager;
+    let path = std::env::temp_dir().join(format!("venomqa-reset-{}.sqlite", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let url = format!("sqlite://{}", path.display());
+    let mut m = SqliteStateManager::new(&url).exclude_tables(["keep"]);
+    m.connect().unwrap();
+    m.conn()
+        .execute_batch(
+            "PRAGMA foreign_keys = ON;
+             CREATE TABLE parent (id INTEGER PRIMARY KEY AUTOINCREMENT);
+             CREATE TABLE child (id INTEGER PRIMARY KEY, parent_id INTEGER REFERENCES parent(id));
+             CREATE TABLE keep (v TEXT);
+             CREATE TABLE \"we\"\"ird; DROP TABLE keep; --\" (v TEXT);
+             INSERT INTO parent DEFAULT VALUES; INSERT INTO child VALUES (1, 1);
+             INSERT INTO keep VALUES ('stays');
+             INSERT INTO \"we\"\"ird; DROP TABLE keep; --\" VALUES ('x');",
+        )
+        .unwrap();
+    m.reset().unwrap();
+    let count = |t: &str| -> i64 {
+        m.conn()
+            .query_row(&format!("SELECT COUNT(*) FROM {t}"), [], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!((count("parent"), count("child"), count("keep")), (0, 0, 1));
+    assert_eq!(count("\"we\"\"ird; DROP TABLE keep; --\""), 0);
+    m.conn()
+        .execute("INSERT INTO parent DEFAULT VALUES", [])
+        .unwrap();
+    let id: i64 = m
+        .conn()
+        .query_row("SELECT MAX(id) FROM parent", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(id, 1, "AUTOINCREMENT counters are reset");
+
+    // A table that does not exist: an error, and nothing changed.
+    let mut bad = SqliteStateManager::new(&url).tables_to_reset(["parent", "missing"]);
+    bad.connect().unwrap();
+    let err = bad.reset().unwrap_err();
+    assert!(err.to_string().contains("missing"), "{err}");
+    assert_eq!(count("parent"), 1, "a failed reset changes nothing");
+    drop((m, bad));
+    let _ = std::fs::remove_file(&path);
+}

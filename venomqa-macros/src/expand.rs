@@ -16,12 +16,21 @@ struct Args {
     krate: Option<syn::Path>,
 }
 
-fn string_value(meta: &syn::meta::ParseNestedMeta<'_>, key: &str, example: &str) -> syn::Result<LitStr> {
+fn string_value(
+    meta: &syn::meta::ParseNestedMeta<'_>,
+    key: &str,
+    example: &str,
+) -> syn::Result<LitStr> {
     let expr: Expr = meta.value()?.parse()?;
     match expr {
-        Expr::Lit(syn::ExprLit { lit: Lit::Str(s), .. }) => {
+        Expr::Lit(syn::ExprLit {
+            lit: Lit::Str(s), ..
+        }) => {
             if s.value().trim().is_empty() {
-                Err(syn::Error::new_spanned(s, format!("`{key}` must not be empty")))
+                Err(syn::Error::new_spanned(
+                    s,
+                    format!("`{key}` must not be empty"),
+                ))
             } else {
                 Ok(s)
             }
@@ -36,7 +45,8 @@ fn string_value(meta: &syn::meta::ParseNestedMeta<'_>, key: &str, example: &str)
 fn parse_args(tokens: TokenStream) -> syn::Result<Args> {
     let mut args = Args::default();
     let parser = syn::meta::parser(|meta| {
-        let duplicate = |key: &str| syn::Error::new_spanned(&meta.path, format!("duplicate key `{key}`"));
+        let duplicate =
+            |key: &str| syn::Error::new_spanned(&meta.path, format!("duplicate key `{key}`"));
         if meta.path.is_ident("backend") {
             if args.backend.is_some() {
                 return Err(duplicate("backend"));
@@ -46,7 +56,11 @@ fn parse_args(tokens: TokenStream) -> syn::Result<Args> {
             if args.url.is_some() {
                 return Err(duplicate("url"));
             }
-            args.url = Some(string_value(&meta, "url", "\"mysql://root@127.0.0.1/test\"")?);
+            args.url = Some(string_value(
+                &meta,
+                "url",
+                "\"mysql://root@127.0.0.1/test\"",
+            )?);
         } else if meta.path.is_ident("config") {
             if args.config.is_some() {
                 return Err(duplicate("config"));
@@ -72,7 +86,10 @@ fn parse_args(tokens: TokenStream) -> syn::Result<Args> {
 }
 
 fn is_test_attr(attr: &syn::Attribute) -> bool {
-    attr.path().segments.last().is_some_and(|s| s.ident == "test")
+    attr.path()
+        .segments
+        .last()
+        .is_some_and(|s| s.ident == "test")
 }
 
 fn check_signature(func: &ItemFn) -> syn::Result<()> {
@@ -85,19 +102,34 @@ fn check_signature(func: &ItemFn) -> syn::Result<()> {
         ));
     }
     if let Some(c) = &sig.constness {
-        errors.push(syn::Error::new_spanned(c, "a #[venom_test] function cannot be `const`"));
+        errors.push(syn::Error::new_spanned(
+            c,
+            "a #[venom_test] function cannot be `const`",
+        ));
     }
     if let Some(u) = &sig.unsafety {
-        errors.push(syn::Error::new_spanned(u, "a #[venom_test] function cannot be `unsafe`"));
+        errors.push(syn::Error::new_spanned(
+            u,
+            "a #[venom_test] function cannot be `unsafe`",
+        ));
     }
     if let Some(abi) = &sig.abi {
-        errors.push(syn::Error::new_spanned(abi, "a #[venom_test] function cannot have an `extern` ABI"));
+        errors.push(syn::Error::new_spanned(
+            abi,
+            "a #[venom_test] function cannot have an `extern` ABI",
+        ));
     }
     if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
-        errors.push(syn::Error::new_spanned(&sig.generics, "a #[venom_test] function cannot be generic"));
+        errors.push(syn::Error::new_spanned(
+            &sig.generics,
+            "a #[venom_test] function cannot be generic",
+        ));
     }
     if let Some(v) = &sig.variadic {
-        errors.push(syn::Error::new_spanned(v, "a #[venom_test] function cannot be variadic"));
+        errors.push(syn::Error::new_spanned(
+            v,
+            "a #[venom_test] function cannot be variadic",
+        ));
     }
     for (i, input) in sig.inputs.iter().enumerate() {
         match input {
@@ -136,16 +168,31 @@ fn option(lit: &Option<LitStr>) -> TokenStream {
 
 fn expand_fn(args: Args, func: ItemFn) -> syn::Result<TokenStream> {
     check_signature(&func)?;
-    let krate = args.krate.clone().unwrap_or_else(|| syn::parse_quote!(::venomqa));
-    let ItemFn { attrs, vis, sig, block } = func;
+    let krate = args
+        .krate
+        .clone()
+        .unwrap_or_else(|| syn::parse_quote!(::venomqa));
+    let ItemFn {
+        attrs,
+        vis,
+        sig,
+        block,
+    } = func;
     let ident = &sig.ident;
     let output = &sig.output;
     let inner_sig = &sig;
     let session = format_ident!("__venomqa_session", span = Span::mixed_site());
-    let call = if sig.inputs.is_empty() {
-        quote!(#ident())
-    } else {
-        quote!(#ident(#session))
+    let call = match sig.inputs.first() {
+        None => quote!(#ident()),
+        Some(FnArg::Typed(param)) => {
+            // Point a type mismatch (a parameter that is not a session) at the user's type.
+            let arg = format_ident!(
+                "__venomqa_session",
+                span = Span::mixed_site().located_at(param.ty.span())
+            );
+            quote!(#ident(#arg))
+        }
+        Some(FnArg::Receiver(_)) => unreachable!("rejected by check_signature"),
     };
     let call = if sig.asyncness.is_some() {
         quote_spanned!(sig.asyncness.span()=> #krate::__private::block_on(#call))
@@ -157,10 +204,15 @@ fn expand_fn(args: Args, func: ItemFn) -> syn::Result<TokenStream> {
     } else {
         quote!(|#session| #call)
     };
-    let (backend, url, config) = (option(&args.backend), option(&args.url), option(&args.config));
+    let (backend, url, config) = (
+        option(&args.backend),
+        option(&args.url),
+        option(&args.config),
+    );
     Ok(quote! {
         #(#attrs)*
-        #[::core::prelude::v1::test]
+        #[cfg_attr(test, ::core::prelude::v1::test)]
+        #[cfg_attr(not(test), allow(dead_code))]
         #vis fn #ident() #output {
             #inner_sig #block
             #krate::__private::run_test(
@@ -192,9 +244,14 @@ pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
         Ok(out) => out,
         Err(e) => {
             let mut out = e.into_compile_error();
-            let ItemFn { mut attrs, vis, sig, block } = func;
+            let ItemFn {
+                mut attrs,
+                vis,
+                sig,
+                block,
+            } = func;
             attrs.retain(|a| !is_test_attr(a));
-            out.extend(quote!(#(#attrs)* #[allow(dead_code)] #vis #sig #block));
+            out.extend(quote!(#(#attrs)* #[allow(dead_code, unused)] #vis #sig #block));
             out
         }
     }
@@ -219,7 +276,8 @@ mod tests {
             "#[should_panic] fn t(db: &mut SqliteSession) { db.x(); }",
         );
         let expected = r#"#[should_panic]
-#[::core::prelude::v1::test]
+#[cfg_attr(test, ::core::prelude::v1::test)]
+#[cfg_attr(not(test), allow(dead_code))]
 fn t() {
     fn t(db: &mut SqliteSession) {
         db.x();
@@ -248,27 +306,51 @@ fn t() {
         assert!(out.contains("pub fn t() -> Result<(), String> {"), "{out}");
         assert!(out.contains("my::vq::__private::run_test("), "{out}");
         assert!(out.contains("|_: &mut my::vq::Session| t()"), "{out}");
-        assert!(out.contains(r#"config: ::core::option::Option::Some("analytics")"#), "{out}");
-        assert!(out.contains(r#"url: ::core::option::Option::Some("postgres://x/y")"#), "{out}");
-        assert!(out.contains("backend: ::core::option::Option::None"), "{out}");
+        assert!(
+            out.contains(r#"config: ::core::option::Option::Some("analytics")"#),
+            "{out}"
+        );
+        assert!(
+            out.contains(r#"url: ::core::option::Option::Some("postgres://x/y")"#),
+            "{out}"
+        );
+        assert!(
+            out.contains("backend: ::core::option::Option::None"),
+            "{out}"
+        );
     }
 
     #[test]
     fn async_test_is_driven_by_block_on() {
-        let out = expand_str("", "async fn t(s: &mut Session) -> anyhow::Result<()> { Ok(()) }");
+        let out = expand_str(
+            "",
+            "async fn t(s: &mut Session) -> anyhow::Result<()> { Ok(()) }",
+        );
         assert!(out.contains("fn t() -> anyhow::Result<()> {"), "{out}");
-        assert!(out.contains("async fn t(s: &mut Session) -> anyhow::Result<()>"), "{out}");
         assert!(
-            out.contains("|__venomqa_session| ::venomqa::__private::block_on(t(__venomqa_session))"),
+            out.contains("async fn t(s: &mut Session) -> anyhow::Result<()>"),
+            "{out}"
+        );
+        assert!(
+            out.contains(
+                "|__venomqa_session| ::venomqa::__private::block_on(t(__venomqa_session))"
+            ),
             "{out}"
         );
     }
 
     #[test]
     fn errors_keep_the_function() {
-        let out = expand("bakend = \"x\"".parse().unwrap(), "fn t() { let x = 1; }".parse().unwrap()).to_string();
+        let out = expand(
+            "bakend = \"x\"".parse().unwrap(),
+            "fn t() { let x = 1; }".parse().unwrap(),
+        )
+        .to_string();
         assert!(out.contains("compile_error"), "{out}");
-        assert!(out.contains("unknown key `bakend`; valid keys: backend, url, config, crate"), "{out}");
+        assert!(
+            out.contains("unknown key `bakend`; valid keys: backend, url, config, crate"),
+            "{out}"
+        );
         assert!(out.contains("fn t ()"), "{out}");
         assert!(!out.contains("test"), "no test attribute on error: {out}");
     }
@@ -293,7 +375,10 @@ fn t() {
     #[test]
     fn argument_errors() {
         for (args, message) in [
-            ("backend = \"a\", backend = \"b\"", "duplicate key `backend`"),
+            (
+                "backend = \"a\", backend = \"b\"",
+                "duplicate key `backend`",
+            ),
             ("backend = mysql", "`backend` takes a string literal"),
             ("backend = 3", "`backend` takes a string literal"),
             ("backend = \"\"", "must not be empty"),

@@ -151,7 +151,11 @@ impl BackendConfig {
         self.option(key)
             .map(|v| {
                 v.parse::<T>().map_err(|e| {
-                    Error::config(&self.source, format!("backends.{}.options.{key}", self.entry), format!("{v:?} is not valid: {e}"))
+                    Error::config(
+                        &self.source,
+                        format!("backends.{}.options.{key}", self.entry),
+                        format!("{v:?} is not valid: {e}"),
+                    )
                 })
             })
             .transpose()
@@ -192,10 +196,18 @@ impl Config {
         let source_name = source.display().to_string();
         for (name, entry) in &file.backends {
             if entry.pool_size == Some(0) {
-                return Err(Error::config(&source_name, format!("backends.{name}.pool_size"), "must be at least 1"));
+                return Err(Error::config(
+                    &source_name,
+                    format!("backends.{name}.pool_size"),
+                    "must be at least 1",
+                ));
             }
             if name.is_empty() || entry.backend.as_deref() == Some("") {
-                return Err(Error::config(&source_name, format!("backends.{name}"), "entry and backend names must not be empty"));
+                return Err(Error::config(
+                    &source_name,
+                    format!("backends.{name}"),
+                    "entry and backend names must not be empty",
+                ));
             }
         }
         Ok(Config {
@@ -207,7 +219,11 @@ impl Config {
     /// Reads a configuration file.
     pub fn from_file(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| {
-            Error::config(path.display().to_string(), "(file)", format!("cannot read it: {e}"))
+            Error::config(
+                path.display().to_string(),
+                "(file)",
+                format!("cannot read it: {e}"),
+            )
         })?;
         Self::from_yaml(&text, path)
     }
@@ -218,7 +234,11 @@ impl Config {
     pub fn discover(start: &Path) -> Result<Self> {
         if let Some(explicit) = std::env::var_os("VENOMQA_CONFIG") {
             let path = PathBuf::from(explicit);
-            let path = if path.is_relative() { start.join(path) } else { path };
+            let path = if path.is_relative() {
+                start.join(path)
+            } else {
+                path
+            };
             return Self::from_file(&path);
         }
         for dir in start.ancestors() {
@@ -234,7 +254,8 @@ impl Config {
 
     /// [`discover`](Self::discover), cached per directory for the life of the process.
     pub fn discover_cached(start: &Path) -> Result<Arc<Self>> {
-        static CACHE: LazyLock<Mutex<HashMap<PathBuf, Arc<Config>>>> = LazyLock::new(Default::default);
+        static CACHE: LazyLock<Mutex<HashMap<PathBuf, Arc<Config>>>> =
+            LazyLock::new(Default::default);
         if let Some(hit) = CACHE.lock().unwrap_or_else(|p| p.into_inner()).get(start) {
             return Ok(hit.clone());
         }
@@ -288,18 +309,30 @@ impl Config {
         };
         // `db_url` belongs to the file's own `db_backend`, not to one the environment chose.
         let file_default = self.file.db_backend.as_deref().unwrap_or(DEFAULT_BACKEND);
-        let file_entry = self.file.backends.get(&entry_name).cloned().unwrap_or_default();
+        let file_entry = self
+            .file
+            .backends
+            .get(&entry_name)
+            .cloned()
+            .unwrap_or_default();
         let is_default = entry_name == default_name;
         let backend = match (selection.entry, selection.backend) {
             (Some(_), Some(b)) => b.to_owned(),
-            _ => file_entry.backend.clone().unwrap_or_else(|| entry_name.clone()),
+            _ => file_entry
+                .backend
+                .clone()
+                .unwrap_or_else(|| entry_name.clone()),
         };
 
         let url = env(&format!("VENOMQA_{}_URL", env_key(&entry_name)))
             .or_else(|| is_default.then(|| env("VENOMQA_DB_URL")).flatten())
             .or_else(|| selection.url.map(str::to_owned))
             .or_else(|| file_entry.url.clone())
-            .or_else(|| (entry_name == file_default).then(|| self.file.db_url.clone()).flatten());
+            .or_else(|| {
+                (entry_name == file_default)
+                    .then(|| self.file.db_url.clone())
+                    .flatten()
+            });
 
         let pool_var = format!("VENOMQA_{}_POOL_SIZE", env_key(&entry_name));
         let pool_size = match env(&pool_var) {
@@ -316,7 +349,11 @@ impl Config {
             None => file_entry.pool_size,
         };
 
-        let base_dir = self.path.as_deref().and_then(Path::parent).map(Path::to_owned);
+        let base_dir = self
+            .path
+            .as_deref()
+            .and_then(Path::parent)
+            .map(Path::to_owned);
         let setup = file_entry.setup.map(|p| match &base_dir {
             Some(dir) if p.is_relative() => dir.join(p),
             _ => p,
@@ -385,22 +422,35 @@ mod tests {
 
     #[test]
     fn defaults_to_sqlite() {
-        let c = Config::default().resolve_with_env(Selection::default(), no_env).unwrap();
+        let c = Config::default()
+            .resolve_with_env(Selection::default(), no_env)
+            .unwrap();
         assert_eq!(c.backend, "sqlite");
         assert_eq!(c.url, None);
     }
 
     #[test]
     fn file_then_env_precedence() {
-        let c = cfg("db_backend: mysql\ndb_url: mysql://file/db\nbackends:\n  mysql:\n    pool_size: 3\n");
+        let c = cfg(
+            "db_backend: mysql\ndb_url: mysql://file/db\nbackends:\n  mysql:\n    pool_size: 3\n",
+        );
         let r = c.resolve_with_env(Selection::default(), no_env).unwrap();
-        assert_eq!((r.backend.as_str(), r.url.as_deref(), r.pool_size), ("mysql", Some("mysql://file/db"), Some(3)));
+        assert_eq!(
+            (r.backend.as_str(), r.url.as_deref(), r.pool_size),
+            ("mysql", Some("mysql://file/db"), Some(3))
+        );
 
         let env = |k: &str| match k {
             "VENOMQA_DB_URL" => Some("mysql://db-url/x".to_owned()),
             _ => None,
         };
-        assert_eq!(c.resolve_with_env(Selection::default(), env).unwrap().url.as_deref(), Some("mysql://db-url/x"));
+        assert_eq!(
+            c.resolve_with_env(Selection::default(), env)
+                .unwrap()
+                .url
+                .as_deref(),
+            Some("mysql://db-url/x")
+        );
 
         let env = |k: &str| match k {
             "VENOMQA_DB_URL" => Some("mysql://db-url/x".to_owned()),
@@ -409,7 +459,10 @@ mod tests {
             _ => None,
         };
         let r = c.resolve_with_env(Selection::default(), env).unwrap();
-        assert_eq!((r.url.as_deref(), r.pool_size), (Some("mysql://specific/x"), Some(7)));
+        assert_eq!(
+            (r.url.as_deref(), r.pool_size),
+            (Some("mysql://specific/x"), Some(7))
+        );
 
         let env = |k: &str| (k == "VENOMQA_DB_BACKEND").then(|| "redis".to_owned());
         let r = c.resolve_with_env(Selection::default(), env).unwrap();
@@ -419,30 +472,68 @@ mod tests {
     #[test]
     fn macro_url_sits_between_env_and_file() {
         let c = cfg("backends:\n  postgres:\n    url: postgres://file/x\n");
-        let sel = Selection { backend: Some("postgres"), url: Some("postgres://macro/x"), ..Default::default() };
-        assert_eq!(c.resolve_with_env(sel, no_env).unwrap().url.as_deref(), Some("postgres://macro/x"));
+        let sel = Selection {
+            backend: Some("postgres"),
+            url: Some("postgres://macro/x"),
+            ..Default::default()
+        };
+        assert_eq!(
+            c.resolve_with_env(sel, no_env).unwrap().url.as_deref(),
+            Some("postgres://macro/x")
+        );
         let env = |k: &str| (k == "VENOMQA_POSTGRES_URL").then(|| "postgres://env/x".to_owned());
-        assert_eq!(c.resolve_with_env(sel, env).unwrap().url.as_deref(), Some("postgres://env/x"));
+        assert_eq!(
+            c.resolve_with_env(sel, env).unwrap().url.as_deref(),
+            Some("postgres://env/x")
+        );
     }
 
     #[test]
     fn named_entries() {
         let c = cfg("backends:\n  analytics:\n    backend: postgres\n    url: postgres://a/b\n    schemas: [public, reporting]\n    setup: schema/\n");
-        let r = c.resolve_with_env(Selection { entry: Some("analytics"), ..Default::default() }, no_env).unwrap();
+        let r = c
+            .resolve_with_env(
+                Selection {
+                    entry: Some("analytics"),
+                    ..Default::default()
+                },
+                no_env,
+            )
+            .unwrap();
         assert_eq!(r.backend, "postgres");
         assert_eq!(r.schemas, ["public", "reporting"]);
         assert_eq!(r.setup.as_deref(), Some(Path::new("/proj/schema/")));
         let env = |k: &str| (k == "VENOMQA_ANALYTICS_URL").then(|| "postgres://env/b".to_owned());
-        let r = c.resolve_with_env(Selection { entry: Some("analytics"), ..Default::default() }, env).unwrap();
+        let r = c
+            .resolve_with_env(
+                Selection {
+                    entry: Some("analytics"),
+                    ..Default::default()
+                },
+                env,
+            )
+            .unwrap();
         assert_eq!(r.url.as_deref(), Some("postgres://env/b"));
-        let e = c.resolve_with_env(Selection { entry: Some("nope"), ..Default::default() }, no_env).unwrap_err();
+        let e = c
+            .resolve_with_env(
+                Selection {
+                    entry: Some("nope"),
+                    ..Default::default()
+                },
+                no_env,
+            )
+            .unwrap_err();
         assert!(e.to_string().contains("backends.nope"), "{e}");
         assert!(e.to_string().contains("analytics"), "{e}");
     }
 
     #[test]
     fn unknown_keys_name_the_file_and_key() {
-        let e = Config::from_yaml("backends:\n  mysql:\n    tabels_to_reset: [a]\n", Path::new("/p/venomqa.yaml")).unwrap_err();
+        let e = Config::from_yaml(
+            "backends:\n  mysql:\n    tabels_to_reset: [a]\n",
+            Path::new("/p/venomqa.yaml"),
+        )
+        .unwrap_err();
         let text = e.to_string();
         assert!(text.contains("/p/venomqa.yaml"), "{text}");
         assert!(text.contains("backends.mysql.tabels_to_reset"), "{text}");
@@ -450,17 +541,27 @@ mod tests {
         let e = Config::from_yaml("db_backnd: mysql\n", Path::new("/p/venomqa.yaml")).unwrap_err();
         assert!(e.to_string().contains("`db_backnd`"), "{e}");
 
-        let e = Config::from_yaml("backends:\n  mysql:\n    pool_size: many\n", Path::new("/p/v.yaml")).unwrap_err();
+        let e = Config::from_yaml(
+            "backends:\n  mysql:\n    pool_size: many\n",
+            Path::new("/p/v.yaml"),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("backends.mysql.pool_size"), "{e}");
 
-        let e = Config::from_yaml("backends:\n  mysql:\n    pool_size: 0\n", Path::new("/p/v.yaml")).unwrap_err();
+        let e = Config::from_yaml(
+            "backends:\n  mysql:\n    pool_size: 0\n",
+            Path::new("/p/v.yaml"),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("backends.mysql.pool_size"), "{e}");
     }
 
     #[test]
     fn bad_env_pool_size() {
         let env = |k: &str| (k == "VENOMQA_SQLITE_POOL_SIZE").then(|| "0".to_owned());
-        let e = Config::default().resolve_with_env(Selection::default(), env).unwrap_err();
+        let e = Config::default()
+            .resolve_with_env(Selection::default(), env)
+            .unwrap_err();
         assert!(e.to_string().contains("VENOMQA_SQLITE_POOL_SIZE"), "{e}");
     }
 }

@@ -201,7 +201,11 @@ impl Error {
     }
 
     /// A [`Error::Config`].
-    pub fn config(file: impl Into<String>, key: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn config(
+        file: impl Into<String>,
+        key: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
         Error::Config {
             file: file.into(),
             key: key.into(),
@@ -210,7 +214,11 @@ impl Error {
     }
 
     /// A [`Error::Unsupported`].
-    pub fn unsupported(backend: &str, operation: impl Into<String>, hint: impl Into<String>) -> Self {
+    pub fn unsupported(
+        backend: &str,
+        operation: impl Into<String>,
+        hint: impl Into<String>,
+    ) -> Self {
         Error::Unsupported {
             backend: backend.to_owned(),
             operation: operation.into(),
@@ -223,11 +231,26 @@ impl Error {
 /// that stands for a backend or configuration entry.
 pub(crate) fn env_key(name: &str) -> String {
     name.chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
-const SECRET_QUERY_KEYS: &[&str] = &["password", "pass", "pwd", "secret", "token", "apikey", "api_key", "sslpassword"];
+const SECRET_QUERY_KEYS: &[&str] = &[
+    "password",
+    "pass",
+    "pwd",
+    "secret",
+    "token",
+    "apikey",
+    "api_key",
+    "sslpassword",
+];
 
 /// Replaces the password of a URL (and any `password=` style query parameter) with `***`.
 ///
@@ -276,7 +299,9 @@ pub fn redact_url(raw: &str) -> String {
             let pairs: Vec<String> = query
                 .split('&')
                 .map(|pair| match pair.split_once('=') {
-                    Some((k, _)) if SECRET_QUERY_KEYS.contains(&k.to_ascii_lowercase().as_str()) => {
+                    Some((k, _))
+                        if SECRET_QUERY_KEYS.contains(&k.to_ascii_lowercase().as_str()) =>
+                    {
                         format!("{k}=***")
                     }
                     _ => pair.to_owned(),
@@ -357,7 +382,10 @@ mod tests {
     fn redacts_passwords_containing_at_colon_and_slash() {
         // An unencoded `@` or `:` in the password: everything up to the last `@` of the
         // authority is masked.
-        assert_eq!(redact_url("mysql://u:p@ss:w@h:3306/db"), "mysql://u:***@h:3306/db");
+        assert_eq!(
+            redact_url("mysql://u:p@ss:w@h:3306/db"),
+            "mysql://u:***@h:3306/db"
+        );
         assert_eq!(redact_url("mysql://u:p%2Fw%40x@h/db"), "mysql://u:***@h/db");
     }
 

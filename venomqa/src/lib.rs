@@ -42,15 +42,18 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 
-mod backends;
-pub mod config;
-mod error;
 #[doc(hidden)]
 #[path = "private.rs"]
 pub mod __private;
+mod backends;
+pub mod config;
+mod error;
 pub mod registry;
 mod session;
-#[cfg_attr(not(any(feature = "sqlite", feature = "mysql", feature = "postgres")), allow(dead_code))]
+#[cfg_attr(
+    not(any(feature = "sqlite", feature = "mysql", feature = "postgres")),
+    allow(dead_code)
+)]
 mod sql;
 mod state;
 
@@ -59,7 +62,9 @@ pub use config::BackendConfig;
 pub use error::{redact_url, Error, Result};
 pub use registry::Backend;
 pub use session::{Session, SessionManager, ROOT_CHECKPOINT};
-pub use state::{validate_checkpoint_name, BaseStateManager, Connected, StateManager, MAX_CHECKPOINT_NAME_LEN};
+pub use state::{
+    validate_checkpoint_name, BaseStateManager, Connected, StateManager, MAX_CHECKPOINT_NAME_LEN,
+};
 pub use venomqa_macros::venom_test;
 
 /// Registers a backend at program start-up, before `main` and before any test runs (the

@@ -65,7 +65,11 @@ where
         (Ok(value), Err(e)) => panic!(
             "test {} {}, but its changes could not be rolled back: {e}",
             spec.test,
-            if value.is_failure() { "returned Err" } else { "passed" }
+            if value.is_failure() {
+                "returned Err"
+            } else {
+                "passed"
+            }
         ),
         (Err(panic), Ok(())) => resume_unwind(panic),
         (Err(panic), Err(e)) => {

@@ -42,7 +42,9 @@ pub struct Backend {
 
 impl fmt::Debug for Backend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Backend").field("name", &self.name).finish_non_exhaustive()
+        f.debug_struct("Backend")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
     }
 }
 
@@ -60,7 +62,9 @@ impl Backend {
     {
         Backend {
             name: name.into(),
-            factory: Arc::new(move |config| factory(config).map(|m| Box::new(m) as Box<dyn StateManager>)),
+            factory: Arc::new(move |config| {
+                factory(config).map(|m| Box::new(m) as Box<dyn StateManager>)
+            }),
             default_pool_size: Arc::new(|_| 1),
         }
     }
@@ -176,10 +180,13 @@ pub fn backends() -> Vec<String> {
 /// The backend registered as `name`.
 pub fn backend(name: &str) -> Result<Backend> {
     let backends = read(&REGISTRY.backends);
-    backends.get(name).cloned().ok_or_else(|| Error::UnknownBackend {
-        name: name.to_owned(),
-        registered: backends.keys().cloned().collect::<Vec<_>>().join(", "),
-    })
+    backends
+        .get(name)
+        .cloned()
+        .ok_or_else(|| Error::UnknownBackend {
+            name: name.to_owned(),
+            registered: backends.keys().cloned().collect::<Vec<_>>().join(", "),
+        })
 }
 
 /// The shared pool for `config`, built on first use.
@@ -194,7 +201,9 @@ pub fn pool(config: &BackendConfig) -> Result<Arc<Pool>> {
         return Ok(pool.clone());
     }
     let backend = backend(&config.backend)?;
-    let size = config.pool_size.unwrap_or_else(|| (backend.default_pool_size)(config));
+    let size = config
+        .pool_size
+        .unwrap_or_else(|| (backend.default_pool_size)(config));
     let mut pools = lock(&REGISTRY.pools);
     let pool = pools
         .entry(key)
@@ -401,7 +410,10 @@ fn setup_files(path: &Path) -> std::result::Result<Vec<std::path::PathBuf>, Stri
         .collect();
     files.sort();
     if files.is_empty() {
-        return Err(format!("setup directory {} holds no .sql files", path.display()));
+        return Err(format!(
+            "setup directory {} holds no .sql files",
+            path.display()
+        ));
     }
     Ok(files)
 }
@@ -426,7 +438,9 @@ impl fmt::Debug for Lease {
 impl Lease {
     /// The leased manager.
     pub fn manager(&mut self) -> &mut dyn StateManager {
-        self.manager.as_deref_mut().expect("manager present until drop")
+        self.manager
+            .as_deref_mut()
+            .expect("manager present until drop")
     }
 
     /// The leased manager.
@@ -452,7 +466,9 @@ impl Lease {
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        let Some(manager) = self.manager.take() else { return };
+        let Some(manager) = self.manager.take() else {
+            return;
+        };
         if self.broken || !manager.checkpoints().is_empty() || !manager.is_connected() {
             self.pool.forget(manager);
         } else {

@@ -131,7 +131,10 @@ impl<M: ?Sized + SessionManager> Session<M> {
             .map(std::path::PathBuf::from)
             .or_else(|| std::env::current_dir().ok())
             .unwrap_or_default();
-        let selection = Selection { backend: Some(backend), ..Selection::default() };
+        let selection = Selection {
+            backend: Some(backend),
+            ..Selection::default()
+        };
         Self::open(&dir, selection, backend)
     }
 
@@ -211,7 +214,9 @@ impl<M: ?Sized + SessionManager> Session<M> {
             (Ok(_), Err(e)) => Err(e),
             (Err(panic), Ok(())) => resume_unwind(panic),
             (Err(panic), Err(e)) => {
-                eprintln!("venomqa: checkpoint block {name:?} panicked and could not be undone: {e}");
+                eprintln!(
+                    "venomqa: checkpoint block {name:?} panicked and could not be undone: {e}"
+                );
                 resume_unwind(panic)
             }
         }

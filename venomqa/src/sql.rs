@@ -41,7 +41,10 @@ mod tests {
     #[test]
     fn quotes_and_escapes() {
         assert_eq!(quote_double("x", "users").unwrap(), "\"users\"");
-        assert_eq!(quote_double("x", "a\"b; DROP TABLE t").unwrap(), "\"a\"\"b; DROP TABLE t\"");
+        assert_eq!(
+            quote_double("x", "a\"b; DROP TABLE t").unwrap(),
+            "\"a\"\"b; DROP TABLE t\""
+        );
         assert_eq!(quote_backtick("x", "a`b").unwrap(), "`a``b`");
         assert!(quote_backtick("x", "").is_err());
         assert!(quote_double("x", "a\0b").is_err());

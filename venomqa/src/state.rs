@@ -280,7 +280,9 @@ impl BaseStateManager {
         self.ensure_connected()?;
         validate_checkpoint_name(name)?;
         if self.checkpoints.iter().any(|c| c == name) {
-            return Err(Error::DuplicateCheckpoint { name: name.to_owned() });
+            return Err(Error::DuplicateCheckpoint {
+                name: name.to_owned(),
+            });
         }
         io(name, &self.checkpoints)?;
         self.checkpoints.push(name.to_owned());
@@ -372,7 +374,9 @@ impl<M: StateManager> Connected<M> {
     /// Connects `manager` and wraps it.
     pub fn new(mut manager: M) -> Result<Self> {
         manager.connect()?;
-        Ok(Connected { manager: Some(manager) })
+        Ok(Connected {
+            manager: Some(manager),
+        })
     }
 
     /// Disconnects now, returning the error that `Drop` would have to swallow.
@@ -432,7 +436,10 @@ mod tests {
         ];
         for name in hostile {
             let err = validate_checkpoint_name(name).expect_err(name);
-            assert!(matches!(err, Error::InvalidCheckpoint { .. }), "{name:?}: {err}");
+            assert!(
+                matches!(err, Error::InvalidCheckpoint { .. }),
+                "{name:?}: {err}"
+            );
         }
         for ok in ["a", "_", "A_1", "before_signup", &"a".repeat(63)] {
             validate_checkpoint_name(ok).unwrap();
@@ -469,7 +476,10 @@ mod tests {
         })
         .unwrap();
         assert!(b.checkpoints().is_empty());
-        assert!(matches!(b.rollback("a", |_, _| Ok(())), Err(Error::UnknownCheckpoint { .. })));
+        assert!(matches!(
+            b.rollback("a", |_, _| Ok(())),
+            Err(Error::UnknownCheckpoint { .. })
+        ));
     }
 
     #[test]
@@ -477,7 +487,9 @@ mod tests {
         let mut b = connected();
         b.checkpoint("a", |_, _| Ok(())).unwrap();
         let fail = |_: usize, _: &[String]| Err(Error::backend("test", "x", "boom"));
-        assert!(b.checkpoint("b", |_, _| Err(Error::backend("test", "x", "boom"))).is_err());
+        assert!(b
+            .checkpoint("b", |_, _| Err(Error::backend("test", "x", "boom")))
+            .is_err());
         assert!(b.release("a", fail).is_err());
         assert!(b.rollback("a", fail).is_err());
         assert_eq!(b.checkpoints(), ["a"]);

@@ -148,5 +148,6 @@ impl crate::Session<MemoryStateManager> {
 }
 
 pub(crate) fn backend() -> Backend {
-    Backend::new("memory", |_| Ok(MemoryStateManager::new())).default_pool_size_with(|_| test_threads())
+    Backend::new("memory", |_| Ok(MemoryStateManager::new()))
+        .default_pool_size_with(|_| test_threads())
 }

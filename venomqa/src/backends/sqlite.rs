@@ -120,12 +120,15 @@ impl SqliteStateManager {
 
     /// The native connection, or [`Error::NotConnected`].
     pub fn try_conn(&self) -> Result<&Connection> {
-        self.conn.as_ref().ok_or_else(|| Error::NotConnected { backend: NAME.into() })
+        self.conn.as_ref().ok_or_else(|| Error::NotConnected {
+            backend: NAME.into(),
+        })
     }
 
     /// Runs SQL as one batch, mapping errors to [`Error::Backend`].
     fn batch(conn: &Connection, operation: impl FnOnce() -> String, sql: &str) -> Result<()> {
-        conn.execute_batch(sql).map_err(|e| Error::backend(NAME, operation(), e))
+        conn.execute_batch(sql)
+            .map_err(|e| Error::backend(NAME, operation(), e))
     }
 
     /// The transaction ended although checkpoints are active: a COMMIT, ROLLBACK or END
@@ -163,7 +166,18 @@ impl StateManager for SqliteStateManager {
         let url = self.base.url().to_owned();
         let conn = match &self.target {
             Target::Memory => Connection::open_in_memory(),
-            Target::File(path) => Connection::open(path),
+            Target::File(path) => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(|e| {
+                        Error::connection(
+                            NAME,
+                            &url,
+                            format!("cannot create directory {}: {e}", dir.display()),
+                        )
+                    })?;
+                }
+                Connection::open(path)
+            }
         }
         .map_err(|e| Error::connection(NAME, &url, e))?;
         conn.busy_timeout(self.busy_timeout)
@@ -181,7 +195,8 @@ impl StateManager for SqliteStateManager {
     fn disconnect(&mut self) -> Result<()> {
         self.base.set_connected(false);
         if let Some(conn) = self.conn.take() {
-            conn.close().map_err(|(_, e)| Error::backend(NAME, "closing the connection", e))?;
+            conn.close()
+                .map_err(|(_, e)| Error::backend(NAME, "closing the connection", e))?;
         }
         Ok(())
     }
@@ -195,7 +210,11 @@ impl StateManager for SqliteStateManager {
             let sql = if active.is_empty() {
                 // IMMEDIATE takes the write lock now, so two tests on one file wait for
                 // each other here instead of deadlocking on a lock upgrade later.
-                let begin = if immediate { "BEGIN IMMEDIATE" } else { "BEGIN" };
+                let begin = if immediate {
+                    "BEGIN IMMEDIATE"
+                } else {
+                    "BEGIN"
+                };
                 format!("{begin}; SAVEPOINT {savepoint}")
             } else {
                 Self::check_transaction(conn, true)?;
@@ -251,7 +270,11 @@ impl StateManager for SqliteStateManager {
         self.base.ensure_connected()?;
         let conn = self.conn.as_ref().expect("connected");
         if !conn.is_autocommit() {
-            Self::batch(conn, || "ending the open transaction before reset".into(), "ROLLBACK")?;
+            Self::batch(
+                conn,
+                || "ending the open transaction before reset".into(),
+                "ROLLBACK",
+            )?;
         }
         self.base.clear_checkpoints();
         let tables: Vec<String> = if self.tables_to_reset.is_empty() {
@@ -267,19 +290,33 @@ impl StateManager for SqliteStateManager {
             sql.push_str(&format!(" DELETE FROM {};", quote_double(NAME, table)?));
         }
         let has_sequence: bool = conn
-            .query_row("SELECT COUNT(*) FROM sqlite_master WHERE name = 'sqlite_sequence'", [], |r| r.get::<_, i64>(0))
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE name = 'sqlite_sequence'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
             .map(|n| n > 0)
             .map_err(|e| Error::backend(NAME, "reset", e))?;
         if has_sequence && !tables.is_empty() {
-            let list: Vec<String> = tables.iter().map(|t| format!("'{}'", t.replace('\'', "''"))).collect();
-            sql.push_str(&format!(" DELETE FROM sqlite_sequence WHERE name IN ({});", list.join(", ")));
+            let list: Vec<String> = tables
+                .iter()
+                .map(|t| format!("'{}'", t.replace('\'', "''")))
+                .collect();
+            sql.push_str(&format!(
+                " DELETE FROM sqlite_sequence WHERE name IN ({});",
+                list.join(", ")
+            ));
         }
         sql.push_str(" COMMIT;");
         if let Err(e) = conn.execute_batch(&sql) {
             if !conn.is_autocommit() {
                 let _ = conn.execute_batch("ROLLBACK");
             }
-            return Err(Error::backend(NAME, format!("reset of tables {tables:?}"), e));
+            return Err(Error::backend(
+                NAME,
+                format!("reset of tables {tables:?}"),
+                e,
+            ));
         }
         Ok(())
     }
@@ -294,7 +331,9 @@ impl StateManager for SqliteStateManager {
 
     fn health_check(&mut self) -> bool {
         match &self.conn {
-            Some(conn) => conn.is_autocommit() && conn.query_row("SELECT 1", [], |_| Ok(())).is_ok(),
+            Some(conn) => {
+                conn.is_autocommit() && conn.query_row("SELECT 1", [], |_| Ok(())).is_ok()
+            }
             None => false,
         }
     }
@@ -334,8 +373,14 @@ mod tests {
         for url in ["", "sqlite::memory:", ":memory:", "sqlite://:memory:"] {
             assert_eq!(parse_target(url), Target::Memory, "{url}");
         }
-        assert_eq!(parse_target("sqlite:///tmp/a.db"), Target::File("/tmp/a.db".into()));
-        assert_eq!(parse_target("sqlite://rel/a.db"), Target::File("rel/a.db".into()));
+        assert_eq!(
+            parse_target("sqlite:///tmp/a.db"),
+            Target::File("/tmp/a.db".into())
+        );
+        assert_eq!(
+            parse_target("sqlite://rel/a.db"),
+            Target::File("rel/a.db".into())
+        );
         assert_eq!(parse_target("sqlite:a.db"), Target::File("a.db".into()));
         assert_eq!(parse_target("a.db"), Target::File("a.db".into()));
     }

@@ -1,0 +1,6 @@
+use venomqa::venom_test;
+
+#[venom_test]
+struct NotATest;
+
+fn main() {}
