@@ -1,1 +1,836 @@
 #![cfg(feature = "mysql")]
+//! The MySQL / MariaDB backend against the real server (127.0.0.1:3306, root, database
+//! `test` unless VENOMQA_MYSQL_URL says otherwise). Every check reads the data back from a
+//! second, independent connection opened with the driver directly.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Barrier, Once};
+use std::time::{Duration, Instant};
+
+use venomqa::mysql::driver::prelude::Queryable;
+use venomqa::mysql::driver::{self, Conn};
+use venomqa::mysql::{MySqlSession, MySqlStateManager, ResetStrategy};
+use venomqa::{venom_test, BackendConfig, Error, Session, StateManager};
+
+const ITEMS: &str = "vq_mysql_items";
+
+fn url() -> String {
+    std::env::var("VENOMQA_MYSQL_URL").unwrap_or_else(|_| venomqa::mysql::DEFAULT_URL.to_owned())
+}
+
+/// A second connection, independent of venomqa: what it sees is what is committed.
+fn other() -> Conn {
+    Conn::new(driver::Opts::from_url(&url()).unwrap()).unwrap_or_else(|e| {
+        panic!(
+            "the MySQL/MariaDB server at {} is needed by these tests: {e}",
+            venomqa::redact_url(&url())
+        )
+    })
+}
+
+/// Creates the shared table once per process; GET_LOCK keeps concurrent processes
+/// (cargo nextest) from racing.
+fn schema() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let mut c = other();
+        c.query_drop("DO GET_LOCK('vq_mysql_schema', 60)").unwrap();
+        c.query_drop(format!(
+            "CREATE TABLE IF NOT EXISTS {ITEMS} (id INT AUTO_INCREMENT PRIMARY KEY, label VARCHAR(100) NOT NULL, \
+             owner INT NOT NULL DEFAULT 0, KEY (label)) ENGINE=InnoDB"
+        ))
+        .unwrap();
+        c.query_drop("DO RELEASE_LOCK('vq_mysql_schema')").unwrap();
+    });
+}
+
+/// Committed rows with `label`, seen from a second connection.
+fn committed(label: &str) -> i64 {
+    other()
+        .exec_first(
+            format!("SELECT COUNT(*) FROM {ITEMS} WHERE label = ?"),
+            (label,),
+        )
+        .unwrap()
+        .unwrap()
+}
+
+fn insert(conn: &mut Conn, label: &str) {
+    conn.exec_drop(format!("INSERT INTO {ITEMS} (label) VALUES (?)"), (label,))
+        .unwrap();
+}
+
+/// Rows with `label` as `conn` sees them (its own uncommitted rows included).
+fn visible(conn: &mut Conn, label: &str) -> i64 {
+    conn.exec_first(
+        format!("SELECT COUNT(*) FROM {ITEMS} WHERE label = ?"),
+        (label,),
+    )
+    .unwrap()
+    .unwrap()
+}
+
+fn spec(test: &'static str) -> venomqa::__private::TestSpec {
+    venomqa::__private::TestSpec {
+        test,
+        backend: Some("mysql"),
+        url: None,
+        config: None,
+        manifest_dir: env!("CARGO_MANIFEST_DIR"),
+    }
+}
+
+fn panic_text(payload: Box<dyn std::any::Any + Send>) -> String {
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default()
+}
+
+/// A private pool (its own entry), so counters and kills do not touch other tests.
+fn private_pool(entry: &str, size: usize) -> Arc<venomqa::registry::Pool> {
+    let mut config = BackendConfig::new("mysql").with_url(url());
+    config.entry = entry.to_owned();
+    config.pool_size = Some(size);
+    venomqa::registry::pool(&config).unwrap()
+}
+
+// ---------------------------------------------------------------- rollback at test end
+
+#[test]
+fn rolled_back_after_a_passing_test() {
+    schema();
+    let label = "rolled_back_after_a_passing_test";
+    venomqa::__private::run_test(&spec("pass"), |db: &mut MySqlSession| {
+        insert(db.conn(), label);
+        insert(db.conn(), label);
+        assert_eq!(visible(db.conn(), label), 2);
+        assert_eq!(
+            committed(label),
+            0,
+            "uncommitted rows must not be visible to other connections"
+        );
+    });
+    assert_eq!(committed(label), 0);
+}
+
+#[test]
+fn rolled_back_after_a_test_returning_err() {
+    schema();
+    let label = "rolled_back_after_err";
+    let result: Result<(), String> =
+        venomqa::__private::run_test(&spec("err"), |db: &mut MySqlSession| {
+            insert(db.conn(), label);
+            Err("the test failed".to_owned())
+        });
+    assert_eq!(result, Err("the test failed".to_owned()));
+    assert_eq!(committed(label), 0);
+}
+
+#[test]
+fn rolled_back_after_a_panicking_test() {
+    schema();
+    let label = "rolled_back_after_panic";
+    let outcome = catch_unwind::<_, ()>(|| {
+        venomqa::__private::run_test(&spec("panic"), |db: &mut MySqlSession| {
+            insert(db.conn(), label);
+            assert_eq!(visible(db.conn(), label), 1);
+            panic!("boom in the test body");
+        })
+    });
+    assert_eq!(panic_text(outcome.unwrap_err()), "boom in the test body");
+    assert_eq!(committed(label), 0);
+}
+
+/// The attribute form end to end; the checks after it in `rolled_back_*` prove rollback.
+#[venom_test(backend = "mysql")]
+fn venom_test_attribute_gives_the_native_connection(db: &mut MySqlSession) -> Result<(), Error> {
+    schema();
+    let label = "venom_test_attribute";
+    let id: Option<u32> = db.conn().query_first("SELECT CONNECTION_ID()").unwrap();
+    assert_eq!(id, Some(db.conn().connection_id()));
+    db.exec(&format!("INSERT INTO {ITEMS} (label) VALUES ('{label}'); INSERT INTO {ITEMS} (label) VALUES ('{label}')"))?;
+    assert_eq!(visible(db.conn(), label), 2);
+    assert_eq!(committed(label), 0);
+    Ok(())
+}
+
+// ---------------------------------------------------------------- checkpoints
+
+#[venom_test(backend = "mysql")]
+fn nested_checkpoint_blocks(db: &mut MySqlSession) {
+    schema();
+    let label = "nested_checkpoint_blocks";
+    insert(db.conn(), label);
+    let inner_seen = db
+        .checkpoint("outer", |db| {
+            insert(db.conn(), label);
+            db.checkpoint("inner", |db| {
+                insert(db.conn(), label);
+                db.conn()
+                    .exec_drop(
+                        format!("DELETE FROM {ITEMS} WHERE label = ? LIMIT 1"),
+                        (label,),
+                    )
+                    .unwrap();
+                insert(db.conn(), label);
+                assert_eq!(db.checkpoints(), ["venomqa_root", "outer", "inner"]);
+                visible(db.conn(), label)
+            })
+            .unwrap()
+        })
+        .unwrap();
+    assert_eq!(inner_seen, 3);
+    assert_eq!(
+        visible(db.conn(), label),
+        1,
+        "both blocks undone, the test's own row kept"
+    );
+    assert_eq!(db.checkpoints(), ["venomqa_root"]);
+
+    // A block that panics is undone too, and the panic continues.
+    let panicked = catch_unwind(AssertUnwindSafe(|| {
+        db.checkpoint("panics", |db| {
+            insert(db.conn(), label);
+            panic!("inside the block");
+        })
+    }));
+    assert!(panicked.is_err());
+    assert_eq!(visible(db.conn(), label), 1);
+    assert_eq!(committed(label), 0);
+}
+
+#[venom_test(backend = "mysql")]
+fn explicit_checkpoints(db: &mut MySqlSession) -> venomqa::Result<()> {
+    schema();
+    let label = "explicit_checkpoints";
+    insert(db.conn(), label);
+    db.create_checkpoint("one")?;
+    insert(db.conn(), label);
+    db.create_checkpoint("two")?;
+    insert(db.conn(), label);
+    assert_eq!(visible(db.conn(), label), 3);
+
+    db.rollback("one")?; // drops "two" as well
+    assert_eq!(db.checkpoints(), ["venomqa_root", "one"]);
+    assert_eq!(visible(db.conn(), label), 1);
+    assert!(matches!(
+        db.rollback("two"),
+        Err(Error::UnknownCheckpoint { .. })
+    ));
+
+    insert(db.conn(), label);
+    db.create_checkpoint("three")?;
+    insert(db.conn(), label);
+    db.release("one")?; // keeps the changes, forgets "one" and "three"
+    assert_eq!(db.checkpoints(), ["venomqa_root"]);
+    assert_eq!(visible(db.conn(), label), 3);
+    assert!(matches!(
+        db.create_checkpoint("venomqa_root"),
+        Err(Error::DuplicateCheckpoint { .. })
+    ));
+
+    db.rollback(venomqa::ROOT_CHECKPOINT)?;
+    assert_eq!(visible(db.conn(), label), 0);
+    assert_eq!(committed(label), 0);
+    Ok(())
+}
+
+#[test]
+fn standalone_manager_release_commits_and_discard_rolls_back() {
+    schema();
+    let label = "standalone_release_commits";
+    let mut m = MySqlStateManager::new(&url());
+    m.connect().unwrap();
+    m.checkpoint("a").unwrap();
+    insert(m.conn(), label);
+    m.checkpoint("b").unwrap();
+    insert(m.conn(), label);
+    m.discard("b").unwrap();
+    assert_eq!(visible(m.conn(), label), 1);
+    assert_eq!(committed(label), 0);
+    m.release("a").unwrap(); // outermost: COMMIT
+    assert_eq!(committed(label), 1);
+
+    m.checkpoint("c").unwrap();
+    m.conn()
+        .exec_drop(format!("DELETE FROM {ITEMS} WHERE label = ?"), (label,))
+        .unwrap();
+    m.discard("c").unwrap(); // outermost: ROLLBACK
+    assert_eq!(committed(label), 1);
+    m.conn()
+        .exec_drop(format!("DELETE FROM {ITEMS} WHERE label = ?"), (label,))
+        .unwrap();
+    assert_eq!(committed(label), 0);
+    m.disconnect().unwrap();
+}
+
+#[test]
+fn commit_keeps_earlier_changes_and_later_ones_still_roll_back() {
+    schema();
+    let (kept, undone) = ("commit_kept", "commit_undone");
+    other()
+        .exec_drop(format!("DELETE FROM {ITEMS} WHERE label = ?"), (kept,))
+        .unwrap();
+    venomqa::__private::run_test(&spec("commit"), |db: &mut MySqlSession| {
+        insert(db.conn(), kept);
+        db.create_checkpoint("before_commit").unwrap();
+        db.commit().unwrap();
+        assert_eq!(committed(kept), 1);
+        assert_eq!(db.checkpoints(), ["venomqa_root", "before_commit"]);
+        insert(db.conn(), undone);
+        db.rollback("before_commit").unwrap();
+        assert_eq!(visible(db.conn(), undone), 0);
+        insert(db.conn(), undone);
+    });
+    assert_eq!(committed(kept), 1);
+    assert_eq!(committed(undone), 0);
+    other()
+        .exec_drop(format!("DELETE FROM {ITEMS} WHERE label = ?"), (kept,))
+        .unwrap();
+}
+
+// ---------------------------------------------------------------- parallel tests
+
+#[test]
+fn thirty_two_parallel_tests_on_one_table() {
+    schema();
+    let label = "parallel_32";
+    let pool = private_pool("vq_mysql_parallel", 8);
+    let start = Arc::new(Barrier::new(32));
+    let threads: Vec<_> = (0..32)
+        .map(|i| {
+            let (pool, start) = (pool.clone(), start.clone());
+            std::thread::spawn(move || {
+                start.wait();
+                let mut db = MySqlSession::begin(pool.lease().unwrap(), "parallel").unwrap();
+                db.conn()
+                    .exec_drop(
+                        format!("INSERT INTO {ITEMS} (label, owner) VALUES (?, ?)"),
+                        (label, i),
+                    )
+                    .unwrap();
+                std::thread::sleep(Duration::from_millis(5)); // overlap with the other sessions
+                let owners: Vec<i32> = db
+                    .conn()
+                    .exec(
+                        format!("SELECT owner FROM {ITEMS} WHERE label = ?"),
+                        (label,),
+                    )
+                    .unwrap();
+                assert_eq!(owners, [i], "session {i} must see only its own row");
+                db.finish().unwrap();
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(committed(label), 0);
+    let stats = pool.stats();
+    assert_eq!(stats.leases, 32);
+    assert!(stats.opened <= 8, "{stats:?}");
+    assert_eq!(stats.replaced, 0, "{stats:?}");
+}
+
+#[test]
+fn sessions_started_by_name_in_parallel_threads() {
+    schema();
+    let label = "parallel_by_name";
+    let threads: Vec<_> = (0..8)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let mut db = MySqlSession::start("mysql").unwrap();
+                db.conn()
+                    .exec_drop(
+                        format!("INSERT INTO {ITEMS} (label, owner) VALUES (?, ?)"),
+                        (label, i),
+                    )
+                    .unwrap();
+                let owners: Vec<i32> = db
+                    .conn()
+                    .exec(
+                        format!("SELECT owner FROM {ITEMS} WHERE label = ?"),
+                        (label,),
+                    )
+                    .unwrap();
+                assert_eq!(owners, [i]);
+                db.finish().unwrap();
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(committed(label), 0);
+}
+
+// ---------------------------------------------------------------- reset
+
+/// Its own database: resetting "every table" must not touch other tests' tables.
+fn reset_database() -> String {
+    let mut c = other();
+    c.query_drop("CREATE DATABASE IF NOT EXISTS vq_mysql_reset")
+        .unwrap();
+    c.query_drop(
+        "USE vq_mysql_reset; SET FOREIGN_KEY_CHECKS = 0;
+         DROP VIEW IF EXISTS vq_mysql_child_view;
+         DROP TABLE IF EXISTS vq_mysql_parent, vq_mysql_child, vq_mysql_kept, `vq_mysql_odd``name`;
+         SET FOREIGN_KEY_CHECKS = 1;
+         CREATE TABLE vq_mysql_parent (id INT AUTO_INCREMENT PRIMARY KEY, v INT) ENGINE=InnoDB;
+         CREATE TABLE vq_mysql_child (id INT AUTO_INCREMENT PRIMARY KEY, parent_id INT NOT NULL,
+             FOREIGN KEY (parent_id) REFERENCES vq_mysql_parent (id)) ENGINE=InnoDB;
+         CREATE TABLE vq_mysql_kept (v INT) ENGINE=InnoDB;
+         CREATE TABLE `vq_mysql_odd``name` (v INT) ENGINE=InnoDB;
+         CREATE VIEW vq_mysql_child_view AS SELECT c.id, p.v FROM vq_mysql_child c JOIN vq_mysql_parent p ON p.id = c.parent_id;",
+    )
+    .unwrap();
+    let base = url();
+    let base = base.split('?').next().unwrap();
+    format!("{}/vq_mysql_reset", &base[..base.rfind('/').unwrap()])
+}
+
+fn fill_reset_tables(c: &mut Conn) {
+    c.query_drop(
+        "USE vq_mysql_reset;
+         INSERT INTO vq_mysql_parent (v) VALUES (1), (2), (3);
+         INSERT INTO vq_mysql_child (parent_id) SELECT id FROM vq_mysql_parent;
+         INSERT INTO vq_mysql_kept VALUES (7);
+         INSERT INTO `vq_mysql_odd``name` VALUES (1);",
+    )
+    .unwrap();
+}
+
+fn count(c: &mut Conn, table: &str) -> i64 {
+    c.query_first(format!("SELECT COUNT(*) FROM vq_mysql_reset.{table}"))
+        .unwrap()
+        .unwrap()
+}
+
+#[test]
+fn reset_empties_every_base_table_with_foreign_keys_and_a_view_present() {
+    let db_url = reset_database();
+    let mut c = other();
+    for strategy in [ResetStrategy::Delete, ResetStrategy::Truncate] {
+        fill_reset_tables(&mut c);
+        let mut m = MySqlStateManager::new(&db_url)
+            .exclude_tables(["vq_mysql_kept"])
+            .reset_strategy(strategy);
+        m.connect().unwrap();
+        m.checkpoint("open").unwrap(); // reset ends an open transaction first
+        m.reset().unwrap();
+        assert!(m.checkpoints().is_empty());
+        for table in [
+            "vq_mysql_parent",
+            "vq_mysql_child",
+            "`vq_mysql_odd``name`",
+            "vq_mysql_child_view",
+        ] {
+            assert_eq!(count(&mut c, table), 0, "{strategy:?}: {table}");
+        }
+        assert_eq!(
+            count(&mut c, "vq_mysql_kept"),
+            1,
+            "{strategy:?}: excluded table untouched"
+        );
+        let checks: Option<i64> = m.conn().query_first("SELECT @@FOREIGN_KEY_CHECKS").unwrap();
+        assert_eq!(checks, Some(1), "foreign key checks are back on");
+        let views: Option<i64> = c
+            .query_first("SELECT COUNT(*) FROM information_schema.VIEWS WHERE TABLE_SCHEMA = 'vq_mysql_reset'")
+            .unwrap();
+        assert_eq!(views, Some(1), "the view survives");
+        // The foreign key still holds after the reset.
+        assert!(c
+            .query_drop("INSERT INTO vq_mysql_reset.vq_mysql_child (parent_id) VALUES (999)")
+            .is_err());
+        let next_id: Option<u64> = c
+            .query_first(
+                "SELECT AUTO_INCREMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'vq_mysql_reset' AND TABLE_NAME = 'vq_mysql_parent'",
+            )
+            .unwrap();
+        match strategy {
+            ResetStrategy::Truncate => {
+                assert_eq!(next_id, Some(1), "TRUNCATE resets AUTO_INCREMENT")
+            }
+            _ => assert!(
+                next_id > Some(1),
+                "DELETE keeps AUTO_INCREMENT (documented)"
+            ),
+        }
+        c.query_drop("DELETE FROM vq_mysql_reset.vq_mysql_kept")
+            .unwrap();
+    }
+}
+
+#[test]
+fn hostile_table_names_are_quoted_never_executed() {
+    schema();
+    let hostile = [
+        "vq_mysql_a`; DROP TABLE vq_mysql_victim; --",
+        "vq_mysql_q'\"; DROP TABLE vq_mysql_victim; --",
+    ];
+    let quoted = |t: &str| format!("`{}`", t.replace('`', "``"));
+    let mut c = other();
+    c.query_drop("CREATE TABLE IF NOT EXISTS vq_mysql_victim (v INT) ENGINE=InnoDB")
+        .unwrap();
+    c.query_drop("INSERT INTO vq_mysql_victim VALUES (1)")
+        .unwrap();
+    for t in hostile {
+        c.query_drop(format!(
+            "CREATE TABLE IF NOT EXISTS {} (v INT) ENGINE=InnoDB",
+            quoted(t)
+        ))
+        .unwrap();
+        c.query_drop(format!("INSERT INTO {} VALUES (1), (2)", quoted(t)))
+            .unwrap();
+    }
+    let mut m = MySqlStateManager::new(&url()).tables_to_reset(hostile);
+    m.connect().unwrap();
+    m.reset().unwrap();
+    for t in hostile {
+        let n: Option<i64> = c
+            .query_first(format!("SELECT COUNT(*) FROM {}", quoted(t)))
+            .unwrap();
+        assert_eq!(n, Some(0), "{t} was reset");
+    }
+    let victim: Option<i64> = c
+        .query_first("SELECT COUNT(*) FROM vq_mysql_victim")
+        .unwrap();
+    assert!(victim >= Some(1), "vq_mysql_victim survives");
+}
+
+#[test]
+fn hostile_checkpoint_names_are_rejected_before_any_sql() {
+    schema();
+    let label = "hostile_checkpoint_names";
+    let mut m = MySqlStateManager::new(&url());
+    m.connect().unwrap();
+    m.checkpoint("root").unwrap();
+    insert(m.conn(), label);
+    for name in [
+        "x`; DROP TABLE vq_mysql_items; --",
+        "x'; COMMIT; --",
+        "a b",
+        "a;b",
+        "",
+        "a-b",
+    ] {
+        let e = m.checkpoint(name).unwrap_err();
+        assert!(
+            matches!(e, Error::InvalidCheckpoint { .. }),
+            "{name:?}: {e}"
+        );
+        assert!(matches!(
+            m.rollback(name),
+            Err(Error::InvalidCheckpoint { .. })
+        ));
+    }
+    assert_eq!(m.checkpoints(), ["root"]);
+    assert_eq!(committed(label), 0, "nothing committed");
+    m.discard("root").unwrap();
+    assert_eq!(visible(m.conn(), label), 0);
+    let items: Option<i64> = other()
+        .query_first(format!("SELECT COUNT(*) FROM {ITEMS}"))
+        .unwrap();
+    assert!(items.is_some(), "the table still exists");
+}
+
+// ---------------------------------------------------------------- connections
+
+#[test]
+fn password_with_at_colon_and_slash() {
+    schema();
+    let mut c = other();
+    for host in ["%", "localhost"] {
+        c.query_drop(format!(
+            "CREATE USER IF NOT EXISTS 'vq_special'@'{host}' IDENTIFIED BY 'p@ss:w/rd'"
+        ))
+        .unwrap();
+        c.query_drop(format!(
+            "ALTER USER 'vq_special'@'{host}' IDENTIFIED BY 'p@ss:w/rd'"
+        ))
+        .unwrap();
+        c.query_drop(format!("GRANT ALL ON test.* TO 'vq_special'@'{host}'"))
+            .unwrap();
+    }
+    let base = driver::Opts::from_url(&url()).unwrap();
+    let special = format!(
+        "mysql://vq_special:p%40ss%3Aw%2Frd@{}:{}/{}",
+        base.get_ip_or_hostname(),
+        base.get_tcp_port(),
+        base.get_db_name().unwrap_or("test")
+    );
+    let label = "special_password";
+    let mut m = MySqlStateManager::new(&special);
+    m.connect().unwrap();
+    let user: Option<String> = m.conn().query_first("SELECT CURRENT_USER()").unwrap();
+    assert!(user.unwrap().starts_with("vq_special@"));
+    m.checkpoint("start").unwrap();
+    insert(m.conn(), label);
+    m.discard("start").unwrap();
+    assert_eq!(committed(label), 0);
+
+    // A wrong password is refused without showing it.
+    let wrong = special.replace("p%40ss%3Aw%2Frd", "wr%40ng%3Apw");
+    let e = MySqlStateManager::new(&wrong)
+        .connect()
+        .unwrap_err()
+        .to_string();
+    assert!(!e.contains("wr@ng:pw") && !e.contains("wr%40ng"), "{e}");
+    assert!(e.contains("vq_special:***@"), "{e}");
+}
+
+#[test]
+fn unreachable_server_fails_clearly_within_the_timeout() {
+    let started = Instant::now();
+    let mut m = MySqlStateManager::new("mysql://root:s3cr%40t@127.0.0.1:1/test")
+        .connect_timeout(Duration::from_secs(2));
+    let e = m.connect().unwrap_err();
+    let text = e.to_string();
+    println!("{text} (after {:?})", started.elapsed());
+    assert!(matches!(e, Error::Connection { .. }), "{text}");
+    assert!(text.contains("127.0.0.1:1"), "names host and port: {text}");
+    assert!(
+        !text.contains("s3cr@t") && !text.contains("s3cr%40t"),
+        "no password: {text}"
+    );
+    assert!(text.contains("VENOMQA_MYSQL_URL"), "{text}");
+    assert!(!m.is_connected());
+
+    // A host that never answers: the connect timeout (from the URL here) applies. The
+    // bound only guards against a hang; it is not a performance assertion.
+    let started = Instant::now();
+    let e = MySqlStateManager::new("mysql://root@10.255.255.1:3306/test?connect_timeout_ms=300")
+        .connect()
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("10.255.255.1:3306"), "{e}");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "the connect timeout was ignored: {e}"
+    );
+}
+
+#[test]
+fn bad_url_is_a_config_error() {
+    let config = BackendConfig::new("mysql").with_url("mysql://u:pw@h/db?nonsense=1");
+    let e = MySqlStateManager::from_config(&config)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("nonsense") && !e.contains("pw@"), "{e}");
+}
+
+#[test]
+fn killed_connection_fails_the_test_and_the_next_test_gets_a_fresh_connection() {
+    schema();
+    let label = "killed_connection";
+    let pool = private_pool("vq_mysql_kill", 1);
+    let mut db = MySqlSession::begin(pool.lease().unwrap(), "killed").unwrap();
+    insert(db.conn(), label);
+    let victim = db.conn().connection_id();
+    other().query_drop(format!("KILL {victim}")).unwrap();
+    assert!(db
+        .exec(&format!("INSERT INTO {ITEMS} (label) VALUES ('{label}')"))
+        .is_err());
+    let e = db.finish().unwrap_err();
+    let text = e.to_string();
+    assert!(matches!(e, Error::StateLost { .. }), "{text}");
+    assert!(text.contains("connection to the server was lost"), "{text}");
+    assert_eq!(
+        committed(label),
+        0,
+        "the server rolled the dead connection's transaction back"
+    );
+
+    // The next test on the same pool gets a new, working connection.
+    let mut db = MySqlSession::begin(pool.lease().unwrap(), "after_kill").unwrap();
+    assert_ne!(db.conn().connection_id(), victim);
+    insert(db.conn(), label);
+    assert_eq!(visible(db.conn(), label), 1);
+    db.finish().unwrap();
+    assert_eq!(committed(label), 0);
+    let stats = pool.stats();
+    assert_eq!((stats.opened, stats.replaced), (2, 1), "{stats:?}");
+
+    // A connection killed while idle in the pool fails its health check (a real ping)
+    // and is replaced at lease time.
+    let idle_id = {
+        let mut db = MySqlSession::begin(pool.lease().unwrap(), "idle").unwrap();
+        let id = db.conn().connection_id();
+        db.finish().unwrap();
+        id
+    };
+    other().query_drop(format!("KILL {idle_id}")).unwrap();
+    let mut db = MySqlSession::begin(pool.lease().unwrap(), "after_idle_kill").unwrap();
+    assert_ne!(db.conn().connection_id(), idle_id);
+    db.finish().unwrap();
+    assert_eq!(pool.stats().replaced, 2);
+}
+
+#[test]
+fn killed_connection_under_the_test_runtime() {
+    schema();
+    let label = "killed_under_runtime";
+    let outcome = catch_unwind(|| {
+        venomqa::__private::run_test(&spec("killed_runtime"), |db: &mut MySqlSession| {
+            insert(db.conn(), label);
+            let id = db.conn().connection_id();
+            other().query_drop(format!("KILL {id}")).unwrap();
+        })
+    });
+    let text = panic_text(outcome.unwrap_err());
+    assert!(
+        text.contains("could not be rolled back")
+            && text.contains("connection to the server was lost"),
+        "{text}"
+    );
+    assert_eq!(committed(label), 0);
+    // The following tests pass: a fresh session works.
+    venomqa::__private::run_test(&spec("after_killed_runtime"), |db: &mut MySqlSession| {
+        insert(db.conn(), label);
+        assert_eq!(visible(db.conn(), label), 1);
+    });
+    assert_eq!(committed(label), 0);
+}
+
+// ---------------------------------------------------------------- implicit commits
+
+#[test]
+fn create_table_mid_test_is_reported_as_an_implicit_commit() {
+    schema();
+    let label = "implicit_commit_create_table";
+    let mut c = other();
+    c.exec_drop(format!("DELETE FROM {ITEMS} WHERE label = ?"), (label,))
+        .unwrap();
+    c.query_drop("DROP TABLE IF EXISTS vq_mysql_ddl_mid_test")
+        .unwrap();
+    let outcome = catch_unwind(|| {
+        venomqa::__private::run_test(&spec("ddl"), |db: &mut MySqlSession| {
+            insert(db.conn(), label);
+            db.conn()
+                .query_drop("CREATE TABLE vq_mysql_ddl_mid_test (v INT)")
+                .unwrap();
+        })
+    });
+    let text = panic_text(outcome.unwrap_err());
+    for needle in [
+        "could not be rolled back",
+        "committed",
+        "PERMANENT",
+        "nothing was rolled back",
+        "setup",
+        "DELETE",
+        "postgres",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in: {text}");
+    }
+    assert!(!text.contains("rolled back to"), "{text}");
+    // The error told the truth: the row was committed by the CREATE TABLE.
+    assert_eq!(committed(label), 1);
+    c.exec_drop(format!("DELETE FROM {ITEMS} WHERE label = ?"), (label,))
+        .unwrap();
+    c.query_drop("DROP TABLE IF EXISTS vq_mysql_ddl_mid_test")
+        .unwrap();
+
+    // The following test is unaffected.
+    venomqa::__private::run_test(&spec("after_ddl"), |db: &mut MySqlSession| {
+        insert(db.conn(), label)
+    });
+    assert_eq!(committed(label), 0);
+}
+
+#[test]
+fn implicit_commit_inside_a_nested_block_fails_the_block() {
+    schema();
+    let label = "implicit_commit_nested";
+    let mut c = other();
+    c.exec_drop(format!("DELETE FROM {ITEMS} WHERE label = ?"), (label,))
+        .unwrap();
+    c.query_drop("CREATE TABLE IF NOT EXISTS vq_mysql_truncate_me (v INT) ENGINE=InnoDB")
+        .unwrap();
+    let mut db = MySqlSession::start("mysql").unwrap();
+    insert(db.conn(), label);
+    let block = db.checkpoint("inner", |db| {
+        db.conn()
+            .query_drop("TRUNCATE TABLE vq_mysql_truncate_me")
+            .unwrap()
+    });
+    assert!(matches!(block, Err(Error::StateLost { .. })), "{block:?}");
+    // A nested checkpoint now notices the lost transaction instead of a silent no-op.
+    let again = db.create_checkpoint("again");
+    assert!(matches!(again, Err(Error::StateLost { .. })), "{again:?}");
+    assert!(matches!(db.finish(), Err(Error::StateLost { .. })));
+    assert_eq!(committed(label), 1, "the TRUNCATE committed the row");
+    c.exec_drop(format!("DELETE FROM {ITEMS} WHERE label = ?"), (label,))
+        .unwrap();
+}
+
+#[test]
+fn exec_refuses_implicit_commits_before_they_run() {
+    schema();
+    let label = "exec_refuses";
+    let mut c = other();
+    c.query_drop("DROP TABLE IF EXISTS vq_mysql_never_created")
+        .unwrap();
+    venomqa::__private::run_test(&spec("exec_refuses"), |db: &mut MySqlSession| {
+        insert(db.conn(), label);
+        for sql in [
+            "CREATE TABLE vq_mysql_never_created (v INT)",
+            "INSERT INTO vq_mysql_items (label) VALUES ('x'); TRUNCATE vq_mysql_items",
+            "COMMIT",
+        ] {
+            let e = db.exec(sql).unwrap_err().to_string();
+            assert!(e.contains("NOT run") && e.contains("commit"), "{e}");
+        }
+        db.exec("CREATE TEMPORARY TABLE vq_mysql_scratch (v INT); INSERT INTO vq_mysql_scratch VALUES (1)").unwrap();
+        assert_eq!(visible(db.conn(), label), 1);
+    });
+    assert_eq!(committed(label), 0);
+    assert_eq!(committed("x"), 0);
+    let exists: Option<i64> = c
+        .query_first("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_NAME = 'vq_mysql_never_created'")
+        .unwrap();
+    assert_eq!(exists, Some(0));
+}
+
+// ---------------------------------------------------------------- scripts and health
+
+#[test]
+fn execute_script_runs_every_statement_and_reports_a_later_error() {
+    let mut m = MySqlStateManager::new(&url());
+    m.connect().unwrap();
+    m.execute_script(
+        "CREATE TABLE IF NOT EXISTS vq_mysql_script (v INT) ENGINE=InnoDB;\n\
+         DELETE FROM vq_mysql_script;\n\
+         INSERT INTO vq_mysql_script VALUES (1), (2);",
+    )
+    .unwrap();
+    let n: Option<i64> = other()
+        .query_first("SELECT COUNT(*) FROM vq_mysql_script")
+        .unwrap();
+    assert_eq!(n, Some(2));
+    let e = m
+        .execute_script("DELETE FROM vq_mysql_script; SELECT * FROM vq_mysql_no_such_table")
+        .unwrap_err();
+    assert!(e.to_string().contains("vq_mysql_no_such_table"), "{e}");
+    m.execute_script("DROP TABLE vq_mysql_script").unwrap();
+}
+
+#[test]
+fn health_check_is_a_real_round_trip() {
+    let mut m = MySqlStateManager::new(&url());
+    assert!(!m.health_check());
+    m.connect().unwrap();
+    assert!(m.health_check());
+    let id = m.conn().connection_id();
+    other().query_drop(format!("KILL {id}")).unwrap();
+    assert!(!m.health_check(), "a killed connection fails the ping");
+    m.disconnect().unwrap();
+}
+
+#[test]
+fn session_type_is_checked() {
+    let e = Session::<venomqa::memory::MemoryStateManager>::start("mysql").unwrap_err();
+    assert!(matches!(e, Error::SessionType { .. }), "{e}");
+}
