@@ -1,1 +1,1074 @@
 #![cfg(feature = "postgres")]
+//! PostgreSQL backend tests against the real server (default
+//! postgres://postgres@127.0.0.1:5432/test, or VENOMQA_POSTGRES_URL).
+//!
+//! Every claim about the database is read back through a second, independent connection
+//! (`verifier()`), never through the session's own. Tests whose pool statistics or
+//! connection state matter run on a pool of their own: pools are keyed by URL, so a URL
+//! with its own `application_name` gets one.
+
+use std::any::Any;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Barrier, OnceLock};
+
+use venomqa::__private::{run_test, TestOutcome, TestSpec};
+use venomqa::postgres::driver::error::SqlState;
+use venomqa::postgres::driver::{Client, NoTls};
+use venomqa::postgres::{PostgresSession, PostgresStateManager, DEFAULT_URL};
+use venomqa::{venom_test, BackendConfig, Error, StateManager, ROOT_CHECKPOINT};
+
+/// The shared table of the session tests. Created once per process, under an advisory
+/// lock, because other test processes (nextest) create it at the same time.
+const SCHEMA: &str = "BEGIN; SELECT pg_advisory_xact_lock(7345001); \
+    CREATE TABLE IF NOT EXISTS vq_pg_items (id bigserial PRIMARY KEY, label text NOT NULL, note text); \
+    COMMIT";
+
+venomqa::register_setup!("postgres", |m: &mut dyn StateManager| m
+    .execute_script(SCHEMA));
+
+fn url() -> String {
+    std::env::var("VENOMQA_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| DEFAULT_URL.to_owned())
+}
+
+/// The URL with an `application_name` of its own, so its pool is the test's own.
+fn own_url(app: &str) -> &'static str {
+    let base = url();
+    let sep = if base.contains('?') { '&' } else { '?' };
+    Box::leak(format!("{base}{sep}application_name={app}").into_boxed_str())
+}
+
+/// A second, independent connection that sees only committed data.
+fn verifier() -> Client {
+    static SCHEMA_READY: OnceLock<()> = OnceLock::new();
+    let mut client = Client::connect(&url(), NoTls).unwrap_or_else(|e| {
+        panic!(
+            "the PostgreSQL server at {} is needed for these tests: {e}",
+            url()
+        )
+    });
+    SCHEMA_READY.get_or_init(|| client.batch_execute(SCHEMA).expect("creating vq_pg_items"));
+    client
+}
+
+fn unique(what: &str) -> String {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "{what}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn count(client: &mut Client, label: &str) -> i64 {
+    client
+        .query_one(
+            "SELECT COUNT(*) FROM vq_pg_items WHERE label = $1",
+            &[&label],
+        )
+        .unwrap()
+        .get(0)
+}
+
+fn count_like(client: &mut Client, prefix: &str) -> i64 {
+    client
+        .query_one(
+            "SELECT COUNT(*) FROM vq_pg_items WHERE label LIKE $1 || '%'",
+            &[&prefix],
+        )
+        .unwrap()
+        .get(0)
+}
+
+fn insert(client: &mut Client, label: &str) {
+    client
+        .execute("INSERT INTO vq_pg_items (label) VALUES ($1)", &[&label])
+        .unwrap();
+}
+
+fn backend_pid(client: &mut Client) -> i32 {
+    client
+        .query_one("SELECT pg_backend_pid()", &[])
+        .unwrap()
+        .get(0)
+}
+
+/// The server-side state of connection `pid` (`idle`, `idle in transaction`, ...), or
+/// `None` when it no longer exists.
+fn state(verifier: &mut Client, pid: i32) -> Option<String> {
+    verifier
+        .query_opt("SELECT state FROM pg_stat_activity WHERE pid = $1", &[&pid])
+        .unwrap()
+        .map(|r| r.get(0))
+}
+
+fn table_exists(verifier: &mut Client, name: &str) -> bool {
+    verifier
+        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&name])
+        .unwrap()
+        .get(0)
+}
+
+fn spec(app: &'static str) -> TestSpec {
+    TestSpec {
+        test: app,
+        backend: Some("postgres"),
+        url: Some(own_url(app)),
+        config: None,
+        manifest_dir: env!("CARGO_MANIFEST_DIR"),
+    }
+}
+
+/// Runs `body` exactly as `#[venom_test(backend = "postgres")]` does, on the pool of `app`.
+fn run<R: TestOutcome>(app: &'static str, body: impl FnOnce(&mut PostgresSession) -> R) -> R {
+    run_test(&spec(app), body)
+}
+
+fn pool_of(app: &'static str) -> Arc<venomqa::registry::Pool> {
+    venomqa::registry::pool(&BackendConfig::new("postgres").with_url(own_url(app))).unwrap()
+}
+
+fn panic_text(payload: &(dyn Any + Send)) -> String {
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default()
+}
+
+fn connected(m: PostgresStateManager) -> PostgresStateManager {
+    let mut m = m;
+    m.connect().unwrap();
+    m
+}
+
+// ---------------------------------------------------------------------------------------
+// Rollback after pass, Err and panic, proven from a second connection.
+
+#[test]
+fn rollback_after_a_passing_test() {
+    let mut v = verifier();
+    let label = unique("pass");
+    let mut pid = 0;
+    run("vq_pg_pass", |db: &mut PostgresSession| {
+        pid = backend_pid(db.client());
+        insert(db.client(), &label);
+        assert_eq!(count(db.client(), &label), 1);
+        assert_eq!(
+            count(&mut v, &label),
+            0,
+            "uncommitted, so invisible to others"
+        );
+        assert_eq!(state(&mut v, pid).as_deref(), Some("idle in transaction"));
+    });
+    assert_eq!(count(&mut v, &label), 0);
+    // The transaction really ended (not left open): the pooled connection is idle.
+    assert_eq!(state(&mut v, pid).as_deref(), Some("idle"));
+}
+
+#[test]
+fn rollback_after_a_test_returning_err() {
+    let mut v = verifier();
+    let label = unique("err");
+    let mut pid = 0;
+    let outcome = run(
+        "vq_pg_err",
+        |db: &mut PostgresSession| -> Result<(), String> {
+            pid = backend_pid(db.client());
+            insert(db.client(), &label);
+            assert_eq!(count(db.client(), &label), 1);
+            Err("the test failed".into())
+        },
+    );
+    assert_eq!(outcome, Err("the test failed".to_owned()));
+    assert_eq!(count(&mut v, &label), 0);
+    assert_eq!(state(&mut v, pid).as_deref(), Some("idle"));
+}
+
+#[test]
+fn rollback_after_a_panicking_test() {
+    let mut v = verifier();
+    let label = unique("panic");
+    let mut pid = 0;
+    let caught = catch_unwind(AssertUnwindSafe(|| {
+        run::<()>("vq_pg_panic", |db: &mut PostgresSession| {
+            pid = backend_pid(db.client());
+            insert(db.client(), &label);
+            assert_eq!(count(db.client(), &label), 1);
+            panic!("boom in the test body");
+        })
+    }));
+    let payload = caught.expect_err("the panic must reach the caller");
+    assert_eq!(panic_text(payload.as_ref()), "boom in the test body");
+    assert_eq!(count(&mut v, &label), 0);
+    assert_eq!(state(&mut v, pid).as_deref(), Some("idle"));
+    // The manager went back to the pool healthy: the next test reuses the connection.
+    let mut again = 0;
+    run("vq_pg_panic", |db: &mut PostgresSession| {
+        again = backend_pid(db.client())
+    });
+    assert_eq!(again, pid);
+    assert_eq!(pool_of("vq_pg_panic").stats().replaced, 0);
+}
+
+#[test]
+fn ddl_is_rolled_back() {
+    let mut v = verifier();
+    let table = format!("vq_pg_ddl_{}", std::process::id());
+    let schema = format!("vq_pg_ddl_schema_{}", std::process::id());
+    run("vq_pg_ddl", |db: &mut PostgresSession| {
+        let c = db.client();
+        c.batch_execute(&format!(
+            "CREATE TABLE {table} (id serial PRIMARY KEY, v text); CREATE INDEX ON {table} (v); \
+             INSERT INTO {table} (v) VALUES ('x'); CREATE SCHEMA {schema}; CREATE TABLE {schema}.t (v int); \
+             ALTER TABLE vq_pg_items ADD COLUMN vq_pg_ddl_extra int"
+        ))
+        .unwrap();
+        let n: i64 = c
+            .query_one(&format!("SELECT COUNT(*) FROM {table}"), &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(n, 1);
+        assert!(!table_exists(&mut v, &table), "not visible before commit");
+    });
+    assert!(!table_exists(&mut v, &table));
+    assert!(!table_exists(&mut v, &format!("{schema}.t")));
+    let schemas: i64 = v
+        .query_one(
+            "SELECT COUNT(*) FROM pg_namespace WHERE nspname = $1",
+            &[&schema],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(schemas, 0);
+    let extra: i64 = v
+        .query_one(
+            "SELECT COUNT(*) FROM information_schema.columns WHERE table_name = 'vq_pg_items' AND column_name = 'vq_pg_ddl_extra'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(extra, 0);
+}
+
+// ---------------------------------------------------------------------------------------
+// Checkpoints inside a test.
+
+#[venom_test(backend = "postgres")]
+fn nested_checkpoints(db: &mut PostgresSession) {
+    let mut v = verifier();
+    let label = unique("nested");
+    insert(db.client(), &label);
+
+    db.checkpoint("outer", |db| {
+        insert(db.client(), &label);
+        db.checkpoint("inner", |db| {
+            db.client()
+                .execute("DELETE FROM vq_pg_items WHERE label = $1", &[&label])
+                .unwrap();
+            assert_eq!(count(db.client(), &label), 0);
+            assert_eq!(db.checkpoints(), [ROOT_CHECKPOINT, "outer", "inner"]);
+        })
+        .unwrap();
+        assert_eq!(
+            count(db.client(), &label),
+            2,
+            "inner block undone, outer block's row kept"
+        );
+    })
+    .unwrap();
+    assert_eq!(count(db.client(), &label), 1, "outer block undone");
+
+    // Explicit checkpoints: branch after branch from one state.
+    db.create_checkpoint("branch").unwrap();
+    insert(db.client(), &label);
+    db.create_checkpoint("deeper").unwrap();
+    insert(db.client(), &label);
+    assert_eq!(count(db.client(), &label), 3);
+    db.rollback("branch").unwrap();
+    assert_eq!(count(db.client(), &label), 1);
+    assert_eq!(
+        db.checkpoints(),
+        [ROOT_CHECKPOINT, "branch"],
+        "rollback drops later checkpoints"
+    );
+    insert(db.client(), &label);
+    db.release("branch").unwrap();
+    assert_eq!(count(db.client(), &label), 2, "release keeps the changes");
+    assert_eq!(db.checkpoints(), [ROOT_CHECKPOINT]);
+    assert!(matches!(
+        db.rollback("branch"),
+        Err(Error::UnknownCheckpoint { .. })
+    ));
+
+    db.rollback(ROOT_CHECKPOINT).unwrap();
+    assert_eq!(count(db.client(), &label), 0);
+    assert_eq!(count(&mut v, &label), 0, "nothing was ever committed");
+}
+
+#[test]
+fn standalone_manager_release_of_the_outermost_checkpoint_commits() {
+    let mut v = verifier();
+    let label = unique("commit");
+    let mut m = connected(PostgresStateManager::new(&url()));
+    m.checkpoint("a").unwrap();
+    insert(m.client(), &label);
+    m.checkpoint("b").unwrap();
+    insert(m.client(), &label);
+    m.release("b").unwrap();
+    assert_eq!(
+        count(&mut v, &label),
+        0,
+        "releasing an inner checkpoint does not commit"
+    );
+    m.release("a").unwrap();
+    assert_eq!(
+        count(&mut v, &label),
+        2,
+        "releasing the outermost one commits"
+    );
+    assert!(m.checkpoints().is_empty());
+    v.execute("DELETE FROM vq_pg_items WHERE label = $1", &[&label])
+        .unwrap();
+}
+
+// ---------------------------------------------------------------------------------------
+// An aborted transaction (a failed statement).
+
+#[venom_test(backend = "postgres")]
+fn a_failed_statement_inside_a_checkpoint_block_leaves_the_test_usable(db: &mut PostgresSession) {
+    let mut v = verifier();
+    let label = unique("aborted-block");
+    insert(db.client(), &label);
+    db.checkpoint("risky", |db| {
+        let e = db
+            .client()
+            .execute("INSERT INTO vq_pg_no_such_table VALUES (1)", &[])
+            .unwrap_err();
+        assert_eq!(e.code(), Some(&SqlState::UNDEFINED_TABLE));
+        // PostgreSQL's own rule: the transaction is aborted until a rollback.
+        let e = db.client().execute("SELECT 1", &[]).unwrap_err();
+        assert_eq!(e.code(), Some(&SqlState::IN_FAILED_SQL_TRANSACTION));
+    })
+    .expect("ending the block rolls back to its savepoint, which clears the aborted state");
+    insert(db.client(), &label);
+    assert_eq!(
+        count(db.client(), &label),
+        2,
+        "the test's earlier work survived"
+    );
+    db.checkpoint("after", |db| insert(db.client(), &label))
+        .unwrap();
+    assert_eq!(count(&mut v, &label), 0);
+}
+
+#[test]
+fn a_test_that_ignores_a_failed_statement_gets_errors_and_is_still_rolled_back() {
+    let mut v = verifier();
+    let label = unique("aborted");
+    let mut pid = 0;
+    run("vq_pg_aborted", |db: &mut PostgresSession| {
+        pid = backend_pid(db.client());
+        insert(db.client(), &label);
+        assert!(db.client().execute("SELECT 1/0", &[]).is_err());
+        let e = db.client().execute("SELECT 1", &[]).unwrap_err();
+        assert_eq!(e.code(), Some(&SqlState::IN_FAILED_SQL_TRANSACTION));
+        // venomqa refuses too, and says how to recover.
+        let e = db.create_checkpoint("after_failure").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("Roll back to a checkpoint made before"),
+            "{e}"
+        );
+        assert_eq!(db.checkpoints(), [ROOT_CHECKPOINT]);
+        // Rolling back to a checkpoint made before the failure recovers.
+        db.rollback(ROOT_CHECKPOINT).unwrap();
+        insert(db.client(), &label);
+        assert_eq!(count(db.client(), &label), 1);
+        // And the test ends in the aborted state: the end-of-test rollback still works.
+        assert!(db.client().execute("SELECT 1/0", &[]).is_err());
+    });
+    assert_eq!(count(&mut v, &label), 0);
+    assert_eq!(state(&mut v, pid).as_deref(), Some("idle"));
+    assert_eq!(
+        pool_of("vq_pg_aborted").stats().replaced,
+        0,
+        "the connection was healthy again"
+    );
+}
+
+#[test]
+fn releasing_the_outermost_checkpoint_of_an_aborted_transaction_fails_instead_of_rolling_back_silently(
+) {
+    let mut v = verifier();
+    let label = unique("aborted-commit");
+    let mut m = connected(PostgresStateManager::new(&url()));
+    m.checkpoint("a").unwrap();
+    insert(m.client(), &label);
+    assert!(m.client().execute("SELECT 1/0", &[]).is_err());
+    // A bare COMMIT would report success and roll back; venomqa reports the failure.
+    let e = m.release("a").unwrap_err();
+    assert!(matches!(e, Error::Backend { .. }), "{e}");
+    assert!(e.to_string().contains("25P02"), "{e}");
+    assert_eq!(m.checkpoints(), ["a"]);
+    assert_eq!(count(&mut v, &label), 0);
+    m.rollback("a").unwrap();
+    insert(m.client(), &label);
+    m.release("a").unwrap();
+    assert_eq!(
+        count(&mut v, &label),
+        1,
+        "after recovering, release commits"
+    );
+    v.execute("DELETE FROM vq_pg_items WHERE label = $1", &[&label])
+        .unwrap();
+}
+
+// ---------------------------------------------------------------------------------------
+// The transaction ended behind venomqa's back.
+
+#[test]
+fn a_commit_inside_the_test_is_reported_not_hidden() {
+    let mut v = verifier();
+    for (app, how) in [
+        ("vq_pg_commit_sql", "sql"),
+        ("vq_pg_commit_txn", "transaction()"),
+    ] {
+        let label = unique("committed");
+        let caught = catch_unwind(AssertUnwindSafe(|| {
+            run(app, |db: &mut PostgresSession| {
+                if how == "sql" {
+                    insert(db.client(), &label);
+                    db.client().batch_execute("COMMIT").unwrap();
+                } else {
+                    // BEGIN inside the test's transaction is a no-op; its COMMIT ends ours.
+                    let mut t = db.client().transaction().unwrap();
+                    t.execute("INSERT INTO vq_pg_items (label) VALUES ($1)", &[&label])
+                        .unwrap();
+                    t.commit().unwrap();
+                }
+            })
+        }));
+        let text = panic_text(
+            caught
+                .expect_err("a lost transaction must fail the test")
+                .as_ref(),
+        );
+        assert!(text.contains("could not be rolled back"), "{how}: {text}");
+        assert!(text.contains("COMMIT, ROLLBACK"), "{how}: {text}");
+        assert_eq!(
+            count(&mut v, &label),
+            1,
+            "{how}: the COMMIT really made it permanent"
+        );
+        v.execute("DELETE FROM vq_pg_items WHERE label = $1", &[&label])
+            .unwrap();
+        assert_eq!(
+            pool_of(app).stats().replaced,
+            1,
+            "{how}: the manager was not reused"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Parallel tests.
+
+#[test]
+fn thirty_two_parallel_sessions_each_see_only_their_own_row() {
+    let mut v = verifier();
+    let prefix = unique("parallel");
+    // A pool of 32 and a barrier: all 32 transactions are open at the same time.
+    let mut config = BackendConfig::new("postgres").with_url(own_url("vq_pg_parallel"));
+    config.pool_size = Some(32);
+    let pool = venomqa::registry::pool(&config).unwrap();
+    let barrier = Arc::new(Barrier::new(32));
+    let threads: Vec<_> = (0..32)
+        .map(|i| {
+            let (pool, barrier, prefix) = (pool.clone(), barrier.clone(), prefix.clone());
+            std::thread::spawn(move || {
+                let mut db = PostgresSession::begin(pool.lease().unwrap(), "parallel").unwrap();
+                let label = format!("{prefix}-{i}");
+                insert(db.client(), &label);
+                barrier.wait();
+                let own = count(db.client(), &label);
+                let all = count_like(db.client(), &prefix);
+                barrier.wait();
+                db.finish().unwrap();
+                (own, all)
+            })
+        })
+        .collect();
+    for t in threads {
+        assert_eq!(
+            t.join().unwrap(),
+            (1, 1),
+            "each session sees its own row and no other"
+        );
+    }
+    assert_eq!(count_like(&mut v, &prefix), 0);
+    let stats = pool.stats();
+    assert_eq!((stats.opened, stats.replaced, stats.idle), (32, 0, 32));
+}
+
+#[test]
+fn thirty_two_threads_starting_sessions_on_the_default_pool() {
+    let mut v = verifier();
+    let prefix = unique("started");
+    let threads: Vec<_> = (0..32)
+        .map(|i| {
+            let prefix = prefix.clone();
+            std::thread::spawn(move || {
+                let mut db = PostgresSession::start("postgres").unwrap();
+                let label = format!("{prefix}-{i}");
+                insert(db.client(), &label);
+                let seen = (count(db.client(), &label), count_like(db.client(), &prefix));
+                db.finish().unwrap();
+                seen
+            })
+        })
+        .collect();
+    for t in threads {
+        assert_eq!(t.join().unwrap(), (1, 1));
+    }
+    assert_eq!(count_like(&mut v, &prefix), 0);
+}
+
+// ---------------------------------------------------------------------------------------
+// reset()
+
+/// Drops and recreates `schema` with `ddl` (committed, through the verifier).
+fn fresh_schema(v: &mut Client, schema: &str, ddl: &str) {
+    v.batch_execute(&format!(
+        "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}; SET search_path TO {schema}; {ddl}; RESET search_path"
+    ))
+    .unwrap();
+}
+
+fn rows(v: &mut Client, table: &str) -> i64 {
+    v.query_one(&format!("SELECT COUNT(*) FROM {table}"), &[])
+        .unwrap()
+        .get(0)
+}
+
+#[test]
+fn reset_with_foreign_keys_never_empties_an_excluded_table() {
+    let mut v = verifier();
+    let s = "vq_pg_reset_fk";
+    let fill = "INSERT INTO vq_pg_reset_fk.parent (name) VALUES ('p1'), ('p2'); \
+                INSERT INTO vq_pg_reset_fk.child (parent_id) VALUES (1), (2); \
+                INSERT INTO vq_pg_reset_fk.audit (parent_id) VALUES (1); \
+                INSERT INTO vq_pg_reset_fk.keep (v) VALUES ('kept')";
+    fresh_schema(
+        &mut v,
+        s,
+        "CREATE TABLE parent (id serial PRIMARY KEY, name text); \
+         CREATE TABLE child (id serial PRIMARY KEY, parent_id int REFERENCES parent (id)); \
+         CREATE TABLE audit (id serial PRIMARY KEY, parent_id int CONSTRAINT audit_parent_fk REFERENCES parent (id)); \
+         CREATE TABLE keep (v text)",
+    );
+    v.batch_execute(fill).unwrap();
+    let counts =
+        |v: &mut Client| ["parent", "child", "audit", "keep"].map(|t| rows(v, &format!("{s}.{t}")));
+
+    // An excluded table references a reset table: refuse, naming both, change nothing.
+    let mut m = connected(
+        PostgresStateManager::new(&url())
+            .schemas([s])
+            .exclude_tables(["audit", "keep"]),
+    );
+    let e = m.reset().unwrap_err().to_string();
+    assert!(
+        e.contains("vq_pg_reset_fk.audit references vq_pg_reset_fk.parent"),
+        "{e}"
+    );
+    assert!(
+        e.contains("audit_parent_fk") && e.contains("exclude_tables"),
+        "{e}"
+    );
+    assert!(e.contains("Nothing was changed"), "{e}");
+    assert_eq!(counts(&mut v), [2, 2, 1, 1]);
+
+    // Same through tables_to_reset: audit is outside the chosen set.
+    let mut m = connected(
+        PostgresStateManager::new(&url())
+            .schemas([s])
+            .tables_to_reset(["parent", "child"]),
+    );
+    let e = m.reset().unwrap_err().to_string();
+    assert!(
+        e.contains("audit") && e.contains("not in tables_to_reset"),
+        "{e}"
+    );
+    assert_eq!(counts(&mut v), [2, 2, 1, 1]);
+
+    // Excluding a table nothing references works; identities restart.
+    let mut m = connected(
+        PostgresStateManager::new(&url())
+            .schemas([s])
+            .exclude_tables(["keep"]),
+    );
+    m.checkpoint("open").unwrap(); // reset ends an open transaction first
+    m.reset().unwrap();
+    assert!(m.checkpoints().is_empty());
+    assert_eq!(counts(&mut v), [0, 0, 0, 1]);
+    let id: i32 = v
+        .query_one(
+            "INSERT INTO vq_pg_reset_fk.parent (name) VALUES ('again') RETURNING id",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(id, 1, "RESTART IDENTITY");
+
+    // Only the chosen tables (a child alone may be emptied).
+    v.batch_execute("TRUNCATE vq_pg_reset_fk.parent, vq_pg_reset_fk.child, vq_pg_reset_fk.audit RESTART IDENTITY")
+        .unwrap();
+    v.batch_execute(fill).unwrap();
+    let mut m = connected(
+        PostgresStateManager::new(&url())
+            .schemas([s])
+            .tables_to_reset(["vq_pg_reset_fk.child"]),
+    );
+    m.reset().unwrap();
+    assert_eq!(counts(&mut v), [2, 0, 1, 2]);
+
+    // A name that matches no table is an error, not a silent no-op.
+    let mut m = connected(
+        PostgresStateManager::new(&url())
+            .schemas([s])
+            .tables_to_reset(["chidl"]),
+    );
+    let e = m.reset().unwrap_err().to_string();
+    assert!(e.contains("\"chidl\""), "{e}");
+    assert_eq!(counts(&mut v), [2, 0, 1, 2]);
+    v.batch_execute(&format!("DROP SCHEMA {s} CASCADE"))
+        .unwrap();
+}
+
+#[test]
+fn two_schemas() {
+    let mut v = verifier();
+    let (a, b, c) = ("vq_pg_two_a", "vq_pg_two_b", "vq_pg_two_c");
+    for s in [a, b, c] {
+        fresh_schema(
+            &mut v,
+            s,
+            "CREATE TABLE t (id serial PRIMARY KEY, v text); INSERT INTO t (v) VALUES ('x'), ('y')",
+        );
+    }
+    let refill = |v: &mut Client| {
+        for s in [a, b, c] {
+            v.batch_execute(&format!(
+                "TRUNCATE {s}.t RESTART IDENTITY; INSERT INTO {s}.t (v) VALUES ('x'), ('y')"
+            ))
+            .unwrap();
+        }
+    };
+    let counts = |v: &mut Client| [a, b, c].map(|s| rows(v, &format!("{s}.t")));
+
+    // Isolation spans schemas.
+    let mut m = connected(PostgresStateManager::new(&url()).schemas([a, b]));
+    m.checkpoint("t").unwrap();
+    m.client()
+        .batch_execute(
+            "DELETE FROM vq_pg_two_a.t; DELETE FROM vq_pg_two_b.t; DELETE FROM vq_pg_two_c.t",
+        )
+        .unwrap();
+    m.discard("t").unwrap();
+    assert_eq!(counts(&mut v), [2, 2, 2]);
+
+    // reset() covers both chosen schemas (same table name in each), not the third.
+    m.reset().unwrap();
+    assert_eq!(counts(&mut v), [0, 0, 2]);
+
+    // A schema-qualified name picks one of them; a bare name matches in every chosen schema.
+    refill(&mut v);
+    let mut m = connected(
+        PostgresStateManager::new(&url())
+            .schemas([a, b])
+            .tables_to_reset(["vq_pg_two_b.t"]),
+    );
+    m.reset().unwrap();
+    assert_eq!(counts(&mut v), [2, 0, 2]);
+    refill(&mut v);
+    let mut m = connected(
+        PostgresStateManager::new(&url())
+            .schemas([a, b])
+            .tables_to_reset(["t"]),
+    );
+    m.reset().unwrap();
+    assert_eq!(counts(&mut v), [0, 0, 2]);
+
+    // A table in a schema reset() does not cover references a reset table: refused.
+    refill(&mut v);
+    v.batch_execute("CREATE TABLE vq_pg_two_c.r (a_id int REFERENCES vq_pg_two_a.t (id)); INSERT INTO vq_pg_two_c.r VALUES (1)")
+        .unwrap();
+    let mut m = connected(PostgresStateManager::new(&url()).schemas([a, b]));
+    let e = m.reset().unwrap_err().to_string();
+    assert!(
+        e.contains("vq_pg_two_c.r references vq_pg_two_a.t")
+            && e.contains("schema reset() does not cover"),
+        "{e}"
+    );
+    assert_eq!(counts(&mut v), [2, 2, 2]);
+    for s in [a, b, c] {
+        v.batch_execute(&format!("DROP SCHEMA {s} CASCADE"))
+            .unwrap();
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Hostile names.
+
+#[test]
+fn hostile_checkpoint_names_are_rejected() {
+    let mut v = verifier();
+    let mut db = PostgresSession::start("postgres").unwrap();
+    for name in [
+        "x\"; DROP TABLE vq_pg_items; --",
+        "x'; DROP TABLE vq_pg_items; --",
+        "a-b",
+        "",
+        "a b",
+    ] {
+        let e = db.create_checkpoint(name).unwrap_err();
+        assert!(
+            matches!(e, Error::InvalidCheckpoint { .. }),
+            "{name:?}: {e}"
+        );
+    }
+    assert_eq!(db.checkpoints(), [ROOT_CHECKPOINT]);
+    // The connection is still healthy (nothing reached the server) and the table exists.
+    insert(db.client(), "hostile");
+    db.finish().unwrap();
+    assert!(table_exists(&mut v, "vq_pg_items"));
+}
+
+#[test]
+fn hostile_table_and_schema_names_are_quoted_never_executed() {
+    let mut v = verifier();
+    let schema = "vq_pg_ho\"st;ile";
+    let hostile = "vq_pg_t\"; DROP TABLE vq_pg_victim; --";
+    let q = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+    let (qs, qt) = (q(schema), q(hostile));
+    v.batch_execute(&format!(
+        "DROP SCHEMA IF EXISTS {qs} CASCADE; CREATE SCHEMA {qs}; \
+         CREATE TABLE {qs}.{qt} (v int); INSERT INTO {qs}.{qt} VALUES (1); \
+         CREATE TABLE {qs}.vq_pg_victim (v int); INSERT INTO {qs}.vq_pg_victim VALUES (1); \
+         CREATE TABLE IF NOT EXISTS vq_pg_victim_public (v int)"
+    ))
+    .unwrap();
+    let hostile_rows = |v: &mut Client| rows(v, &format!("{qs}.{qt}"));
+    let victim_rows = |v: &mut Client| rows(v, &format!("{qs}.vq_pg_victim"));
+
+    let mut m = connected(
+        PostgresStateManager::new(&url())
+            .schemas([schema])
+            .tables_to_reset([hostile]),
+    );
+    m.reset().unwrap();
+    assert_eq!((hostile_rows(&mut v), victim_rows(&mut v)), (0, 1));
+    assert!(table_exists(&mut v, "vq_pg_victim_public"));
+
+    // A hostile name that matches nothing is refused before any SQL is built from it.
+    let mut m = connected(
+        PostgresStateManager::new(&url())
+            .schemas([schema])
+            .tables_to_reset(["x\"; DROP TABLE vq_pg_victim_public; --"]),
+    );
+    assert!(m.reset().is_err());
+    assert!(table_exists(&mut v, "vq_pg_victim_public"));
+
+    // Excluded by its hostile name: only the victim is emptied.
+    v.batch_execute(&format!("INSERT INTO {qs}.{qt} VALUES (2)"))
+        .unwrap();
+    let mut m = connected(
+        PostgresStateManager::new(&url())
+            .schemas([schema])
+            .exclude_tables([hostile]),
+    );
+    m.reset().unwrap();
+    assert_eq!((hostile_rows(&mut v), victim_rows(&mut v)), (1, 0));
+
+    v.batch_execute(&format!(
+        "DROP SCHEMA {qs} CASCADE; DROP TABLE vq_pg_victim_public"
+    ))
+    .unwrap();
+}
+
+// ---------------------------------------------------------------------------------------
+// Lost connections, health checks, unreachable servers.
+
+#[test]
+fn a_terminated_connection_fails_the_test_clearly_and_the_pool_heals() {
+    let mut v = verifier();
+    let app = "vq_pg_terminate";
+    let label = unique("terminated");
+    let mut first = 0;
+    let caught = catch_unwind(AssertUnwindSafe(|| {
+        run(app, |db: &mut PostgresSession| -> Result<(), String> {
+            first = backend_pid(db.client());
+            insert(db.client(), &label);
+            let killed: bool = v
+                .query_one("SELECT pg_terminate_backend($1, 5000)", &[&first])
+                .unwrap()
+                .get(0);
+            assert!(killed);
+            db.client()
+                .execute("INSERT INTO vq_pg_items (label) VALUES ($1)", &[&label])
+                .map(drop)
+                .map_err(|e| e.to_string())
+        })
+    }));
+    let text = panic_text(caught.expect_err("the test must fail").as_ref());
+    assert!(
+        text.contains("returned Err, but its changes could not be rolled back"),
+        "{text}"
+    );
+    assert!(
+        text.contains("the connection to PostgreSQL ended"),
+        "{text}"
+    );
+    assert!(text.contains("pg_terminate_backend"), "{text}");
+    assert_eq!(
+        count(&mut v, &label),
+        0,
+        "PostgreSQL discarded the open transaction"
+    );
+    let pool = pool_of(app);
+    assert_eq!(
+        (pool.stats().replaced, pool.stats().live),
+        (1, 0),
+        "the broken manager was dropped"
+    );
+
+    // The next test gets a fresh connection.
+    let mut second = 0;
+    run(app, |db: &mut PostgresSession| {
+        second = backend_pid(db.client());
+        insert(db.client(), &label);
+    });
+    assert_ne!(second, first);
+    assert_eq!(count(&mut v, &label), 0);
+
+    // An idle pooled connection killed between tests fails its health check and is replaced.
+    let killed: bool = v
+        .query_one("SELECT pg_terminate_backend($1, 5000)", &[&second])
+        .unwrap()
+        .get(0);
+    assert!(killed);
+    let mut third = 0;
+    run(app, |db: &mut PostgresSession| {
+        third = backend_pid(db.client())
+    });
+    assert_ne!(third, second);
+    let stats = pool.stats();
+    assert_eq!((stats.opened, stats.replaced, stats.live), (3, 2, 1));
+}
+
+#[test]
+fn health_check_does_a_round_trip() {
+    let mut v = verifier();
+    let mut m = connected(PostgresStateManager::new(&url()));
+    assert!(m.health_check());
+    let pid = backend_pid(m.client());
+    assert!(
+        m.is_connected(),
+        "no round trip: the manager does not know yet"
+    );
+    let killed: bool = v
+        .query_one("SELECT pg_terminate_backend($1, 5000)", &[&pid])
+        .unwrap()
+        .get(0);
+    assert!(killed);
+    assert!(!m.health_check());
+    assert!(!m.is_connected());
+    let e = m.checkpoint("after_kill").unwrap_err();
+    assert!(
+        matches!(e, Error::StateLost { .. } | Error::NotConnected { .. }),
+        "{e}"
+    );
+    m.connect().unwrap();
+    assert!(m.health_check());
+    assert_ne!(backend_pid(m.client()), pid);
+}
+
+#[test]
+fn an_unreachable_server_is_a_clear_error_without_the_password() {
+    for url in [
+        "postgres://postgres:s3cr%40t@127.0.0.1:1/test",
+        "postgresql://postgres:s3cr%40t@127.0.0.1:1/test",
+    ] {
+        let mut m =
+            PostgresStateManager::new(url).connect_timeout(std::time::Duration::from_millis(2000));
+        let e = m.connect().unwrap_err();
+        let text = e.to_string();
+        assert!(matches!(e, Error::Connection { .. }), "{text}");
+        assert!(text.contains("127.0.0.1:1"), "{text}");
+        assert!(text.contains("timeout 2000 ms"), "{text}");
+        assert!(!text.contains("s3cr") && !text.contains("%40t"), "{text}");
+        assert!(text.contains("VENOMQA_POSTGRES_URL"), "{text}");
+        assert!(!m.is_connected());
+    }
+    // Through a test: the attribute's runtime reports it the same way.
+    let spec = TestSpec {
+        url: Some("postgres://postgres:s3cr%40t@127.0.0.1:1/test"),
+        ..spec("vq_pg_unreachable")
+    };
+    let caught = catch_unwind(|| run_test(&spec, |_: &mut PostgresSession| ()));
+    let text = panic_text(caught.unwrap_err().as_ref());
+    assert!(
+        text.contains("could not connect to postgres at postgres://postgres:***@127.0.0.1:1/test"),
+        "{text}"
+    );
+    assert!(!text.contains("s3cr"), "{text}");
+}
+
+// ---------------------------------------------------------------------------------------
+// Sequences.
+
+#[test]
+fn sequences_are_not_rolled_back_by_default() {
+    let mut v = verifier();
+    let mut id = 0;
+    run("vq_pg_seq_default", |db: &mut PostgresSession| {
+        id = db
+            .client()
+            .query_one(
+                "INSERT INTO vq_pg_items (label) VALUES ('seq') RETURNING id",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+    });
+    let last: i64 = v
+        .query_one("SELECT last_value FROM vq_pg_items_id_seq", &[])
+        .unwrap()
+        .get(0);
+    assert!(
+        last >= id,
+        "PostgreSQL keeps the advanced sequence: {last} < {id}"
+    );
+}
+
+#[test]
+fn restore_sequences_puts_back_the_sequences_a_rolled_back_test_advanced() {
+    let mut v = verifier();
+    let s = "vq_pg_seq";
+    fresh_schema(
+        &mut v,
+        s,
+        "CREATE TABLE t (id serial PRIMARY KEY, v text); INSERT INTO t (v) VALUES ('a'), ('b'); \
+         CREATE SEQUENCE fresh START 100",
+    );
+    let seq = |v: &mut Client, name: &str| -> (i64, bool) {
+        let r = v
+            .query_one(
+                &format!("SELECT last_value, is_called FROM vq_pg_seq.{name}"),
+                &[],
+            )
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
+    let mut m = connected(
+        PostgresStateManager::new(&url())
+            .schemas([s])
+            .restore_sequences(true),
+    );
+
+    m.checkpoint("test").unwrap();
+    m.client()
+        .batch_execute("INSERT INTO vq_pg_seq.t (v) VALUES ('c'), ('d'), ('e'); SELECT nextval('vq_pg_seq.fresh')")
+        .unwrap();
+    assert_eq!(
+        seq(&mut v, "t_id_seq"),
+        (5, true),
+        "sequences move outside the transaction"
+    );
+    assert_eq!(seq(&mut v, "fresh"), (100, true));
+    m.discard("test").unwrap();
+    assert_eq!(seq(&mut v, "t_id_seq"), (2, true));
+    assert_eq!(seq(&mut v, "fresh"), (100, false), "never called again");
+
+    // Rolling back to the outermost checkpoint restores them too; releasing it keeps them.
+    m.checkpoint("test").unwrap();
+    m.client()
+        .batch_execute("INSERT INTO vq_pg_seq.t (v) VALUES ('c')")
+        .unwrap();
+    m.rollback("test").unwrap();
+    assert_eq!(seq(&mut v, "t_id_seq"), (2, true));
+    let id: i32 = m
+        .client()
+        .query_one("INSERT INTO vq_pg_seq.t (v) VALUES ('c') RETURNING id", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(id, 3);
+    m.release("test").unwrap();
+    assert_eq!(seq(&mut v, "t_id_seq"), (3, true));
+    assert_eq!(rows(&mut v, "vq_pg_seq.t"), 3);
+    v.batch_execute(&format!("DROP SCHEMA {s} CASCADE"))
+        .unwrap();
+}
+
+// ---------------------------------------------------------------------------------------
+// Configuration and setup scripts.
+
+#[test]
+fn configuration_entries_are_honoured() {
+    let mut config = BackendConfig::new("postgres").with_url(own_url("vq_pg_config"));
+    config
+        .options
+        .insert("restore_sequences".into(), "maybe".into());
+    let e = PostgresStateManager::from_config(&config)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("backends.postgres.options.restore_sequences"),
+        "{e}"
+    );
+
+    config
+        .options
+        .insert("restore_sequences".into(), "true".into());
+    config.schemas = vec!["vq_pg_cfg_a".into(), "vq_pg_cfg_b".into()];
+    config.tables_to_reset = vec!["x".into()];
+    config.connect_timeout = Some(std::time::Duration::from_millis(1500));
+    let m = PostgresStateManager::from_config(&config).unwrap();
+    let shown = format!("{m:?}");
+    assert!(
+        shown.contains("vq_pg_cfg_a") && shown.contains("restore_sequences: true"),
+        "{shown}"
+    );
+
+    let m = PostgresStateManager::from_config(
+        &BackendConfig::new("postgres").with_url("postgres://u:hunter2@h/db"),
+    )
+    .unwrap();
+    assert!(!format!("{m:?}").contains("hunter2"));
+    assert!(format!("{m:?}").contains("\"public\""), "default schema");
+}
+
+#[test]
+fn execute_script_runs_a_setup_file() {
+    let mut v = verifier();
+    let mut m = connected(PostgresStateManager::new(&url()));
+    m.execute_script(
+        "CREATE TABLE IF NOT EXISTS vq_pg_script (v int); TRUNCATE vq_pg_script; INSERT INTO vq_pg_script VALUES (1), (2);",
+    )
+    .unwrap();
+    assert_eq!(rows(&mut v, "vq_pg_script"), 2);
+    let e = m
+        .execute_script("INSERT INTO vq_pg_script VALUES (3); SELEC broken")
+        .unwrap_err();
+    assert!(e.to_string().contains("syntax error"), "{e}");
+    assert_eq!(
+        rows(&mut v, "vq_pg_script"),
+        2,
+        "a failing script is all or nothing"
+    );
+    v.batch_execute("DROP TABLE vq_pg_script").unwrap();
+}

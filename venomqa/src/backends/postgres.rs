@@ -278,9 +278,12 @@ impl PostgresStateManager {
             .map(|s| quote_literal(s))
             .collect::<Result<Vec<_>>>()?;
         Ok(format!(
-            "SELECT c.oid, pg_sequence_last_value(c.oid), s.seqstart FROM pg_class c \
-             JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_sequence s ON s.seqrelid = c.oid \
-             WHERE c.relkind = 'S' AND n.nspname IN ({}) AND has_sequence_privilege(c.oid, 'SELECT,UPDATE')",
+            // The CASEs keep the sequence functions away from other relations: the planner
+            // may evaluate a plain AND in any order, and they fail on a non-sequence.
+            "SELECT c.oid, CASE WHEN c.relkind = 'S' THEN pg_sequence_last_value(c.oid) END, s.seqstart \
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_sequence s ON s.seqrelid = c.oid \
+             WHERE c.relkind = 'S' AND n.nspname IN ({}) \
+             AND CASE WHEN c.relkind = 'S' THEN has_sequence_privilege(c.oid, 'SELECT,UPDATE') ELSE false END",
             schemas.join(", ")
         ))
     }
