@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The full test suite: starts (and where missing installs) every server, then runs every
+# test of every backend under `cargo test` and under `cargo nextest run` (one process per
+# test), and builds the docs with warnings denied. Tests that need a server fail loudly
+# if it is absent; none is skipped.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/services.sh
+
+if ! cargo nextest --version >/dev/null 2>&1; then
+    echo "test-all: cargo-nextest is missing; installing it from crates.io" >&2
+    cargo install --locked cargo-nextest
+fi
+
+echo "== cargo test --workspace --all-features" >&2
+cargo test --workspace --all-features
+echo "== cargo nextest run --workspace --all-features" >&2
+cargo nextest run --workspace --all-features --no-fail-fast
+echo "== cargo doc" >&2
+RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps --all-features
