@@ -11,22 +11,15 @@
 //! fn signup_creates_a_user(db: &mut SqliteSession) {
 //!     db.conn().execute_batch("CREATE TABLE users (email TEXT)").unwrap();
 //!     db.conn().execute("INSERT INTO users VALUES ('ann@example.com')", []).unwrap();
-//!     // rolled back when the test returns: the next test sees no users table
-//! }
-//! ```
+//! } // rolled back here: the next test sees no users table
 //!
-//! The same without the attribute, as the attribute's generated code does it:
+//! // In a test build the function is a #[test]; here it is a plain function we can call.
+//! signup_creates_a_user();
 //!
-//! ```
-//! use venomqa::sqlite::SqliteSession;
-//!
-//! let mut db = SqliteSession::start("sqlite")?;
-//! db.conn().execute_batch("CREATE TABLE users (email TEXT)").unwrap();
-//! db.finish()?; // rolled back: the table is gone
-//!
+//! // Look at the database the same way the attribute does: a session, by hand.
 //! let db = SqliteSession::start("sqlite")?;
 //! let tables: i64 = db.conn().query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| r.get(0)).unwrap();
-//! assert_eq!(tables, 0);
+//! assert_eq!(tables, 0, "the test's table was rolled back");
 //! # Ok::<(), venomqa::Error>(())
 //! ```
 //!
