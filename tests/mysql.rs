@@ -605,6 +605,7 @@ fn unreachable_server_fails_clearly_within_the_timeout() {
         .connect()
         .unwrap_err()
         .to_string();
+    println!("{e} (after {:?})", started.elapsed());
     assert!(e.contains("10.255.255.1:3306"), "{e}");
     assert!(
         started.elapsed() < Duration::from_secs(30),

@@ -205,17 +205,18 @@ fn implicit_commit_error(savepoint: &str) -> Error {
     Error::StateLost {
         backend: NAME.into(),
         message: format!(
-            "savepoint `{savepoint}` no longer exists because the transaction it lived in has ended. \
-             What happened: a statement run inside the test committed the transaction. Why: MySQL and MariaDB \
-             commit the open transaction implicitly before DDL and similar statements (CREATE/ALTER/DROP/RENAME \
-             TABLE, TRUNCATE, CREATE INDEX, LOCK TABLES, GRANT, ...), and on an explicit COMMIT, ROLLBACK, BEGIN \
-             or START TRANSACTION; that destroys every savepoint, and afterwards each statement commits on its \
-             own. So the test's writes made before that statement are now PERMANENT, and so are the ones after \
-             it: nothing was rolled back. What to do: create the schema in the setup step (`setup:` .sql files or \
-             venomqa::register_setup!), not in the test; use DELETE FROM instead of TRUNCATE; use CREATE TEMPORARY \
-             TABLE for scratch tables (it does not commit); or use the postgres or sqlite backend, whose DDL is \
-             transactional. Run statements through MySqlSession::exec to have such statements refused before they \
-             run, and clean up the rows left behind with reset() or DELETE"
+            "savepoint `{savepoint}` no longer exists because the transaction it lived in has ended, so \
+             nothing was rolled back. What happened: a statement run inside the test committed the transaction \
+             (or, rarer, InnoDB rolled it back after a deadlock, error 1213). Why: MySQL and MariaDB commit the \
+             open transaction implicitly before DDL and similar statements (CREATE/ALTER/DROP/RENAME TABLE, \
+             TRUNCATE, CREATE INDEX, LOCK TABLES, GRANT, ...) and on an explicit COMMIT, ROLLBACK, BEGIN or START \
+             TRANSACTION; that destroys every savepoint. So the test's writes made before that statement are now \
+             PERMANENT in the database, and so are the ones after it (each ran in autocommit mode). What to do: \
+             create the schema in the setup step (`setup:` .sql files or venomqa::register_setup!), not in the \
+             test; use DELETE FROM instead of TRUNCATE; use CREATE TEMPORARY TABLE for scratch tables (it does \
+             not commit); or use the postgres or sqlite backend, whose DDL is transactional. Running statements \
+             through MySqlSession::exec refuses such statements before they run. Clean up the rows left behind \
+             with reset() or DELETE"
         ),
     }
 }
@@ -465,18 +466,37 @@ impl StateManager for MySqlStateManager {
         if let Some(prefer) = target.prefer_socket {
             opts = opts.prefer_socket(prefer);
         }
-        let conn = Conn::new(opts).map_err(|e| {
+        let failed = |cause: String| {
             Error::connection(
                 NAME,
                 &url,
                 format!(
-                    "{host}:{port} (connect timeout {ms} ms) refused or did not answer: {e}",
+                    "{host}:{port} (connect timeout {ms} ms) {cause}",
                     host = target.host,
                     port = target.port,
                     ms = timeout.as_millis()
                 ),
             )
-        })?;
+        };
+        // The driver's TCP timeout does not cover the handshake (a host that accepts the
+        // connection and never answers would block for minutes), so the whole attempt
+        // runs on a helper thread and is abandoned when the timeout passes.
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("venomqa-mysql-connect".into())
+            .spawn(move || {
+                let _ = sender.send(Conn::new(opts));
+            })
+            .map_err(|e| failed(format!("could not start the connecting thread: {e}")))?;
+        let conn = match receiver.recv_timeout(timeout) {
+            Ok(Ok(conn)) => conn,
+            Ok(Err(e)) => return Err(failed(format!("refused the connection or the login: {e}"))),
+            Err(_) => {
+                return Err(failed(
+                    "did not complete the connection handshake in time".into(),
+                ))
+            }
+        };
         self.conn = Some(conn);
         self.broken = false;
         self.base.set_connected(true);
