@@ -380,8 +380,8 @@ impl PostgresStateManager {
                         "reset",
                         format!(
                             "tables_to_reset names {entry:?}, but no table of schemas {:?} is called that; fix the \
-                             name (use schema.table for a table outside the first schema) or add its schema to \
-                             `schemas`. Nothing was changed",
+                             name (a bare name matches the table in every chosen schema, schema.table picks one) \
+                             or add its schema to `schemas`. Nothing was changed",
                             self.schemas
                         ),
                     ));
@@ -423,22 +423,33 @@ impl PostgresStateManager {
                 .exclude_tables
                 .iter()
                 .any(|e| matches(e, &from_schema, &from_table));
-            let why = if excluded {
-                "is in exclude_tables"
+            let (from, to) = (
+                format!("{from_schema}.{from_table}"),
+                format!("{to_schema}.{to_table}"),
+            );
+            let (why, fix) = if excluded {
+                (
+                    "is in exclude_tables",
+                    format!("remove {from:?} from exclude_tables so both are reset"),
+                )
             } else if self.schemas.contains(&from_schema) {
-                "is not in tables_to_reset"
+                (
+                    "is not in tables_to_reset",
+                    format!("add {from:?} to tables_to_reset"),
+                )
             } else {
-                "is in a schema reset() does not cover"
+                (
+                    "is in a schema reset() does not cover",
+                    format!("add schema {from_schema:?} to `schemas` (and {from:?} to tables_to_reset, if you list tables)"),
+                )
             };
             return Err(Error::backend(
                 NAME,
                 "reset",
                 format!(
-                    "table {from_schema}.{from_table} references {to_schema}.{to_table} (foreign key {constraint:?}) \
-                     but {why}, so emptying {to_schema}.{to_table} would have to empty {from_schema}.{from_table} \
-                     too (TRUNCATE .. CASCADE, which venomqa never uses). Reset both tables (add \
-                     {from_table:?} to tables_to_reset or remove it from exclude_tables), or keep \
-                     {to_table:?} out of the reset as well. Nothing was changed"
+                    "table {from} references {to} (foreign key {constraint:?}) but {why}, so emptying {to} would \
+                     have to empty {from} too (TRUNCATE .. CASCADE, which venomqa never uses). Either {fix}, or \
+                     add {to:?} to exclude_tables. Nothing was changed"
                 ),
             ));
         }
@@ -497,7 +508,8 @@ fn connection_lost(client: &Client, e: &::postgres::Error) -> bool {
         Some(db) => {
             matches!(db.severity(), "FATAL" | "PANIC") || db.code().code().starts_with("57P")
         }
-        None => matches!(e.code(), None) && e.to_string().starts_with("error communicating"),
+        // Kind::Io, whose message is the only public way to tell it apart.
+        None => e.to_string().starts_with("error communicating"),
     }
 }
 
