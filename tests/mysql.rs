@@ -835,3 +835,72 @@ fn session_type_is_checked() {
     let e = Session::<venomqa::memory::MemoryStateManager>::start("mysql").unwrap_err();
     assert!(matches!(e, Error::SessionType { .. }), "{e}");
 }
+
+// ---------------------------------------------------------------- XA mode
+
+#[test]
+fn xa_mode_makes_the_server_refuse_implicit_commits_before_they_run() {
+    schema();
+    let label = "xa_refuses";
+    let mut c = other();
+    c.query_drop("DROP TABLE IF EXISTS vq_mysql_xa_never")
+        .unwrap();
+    let mut config = BackendConfig::new("mysql").with_url(url());
+    config.entry = "vq_mysql_xa".into();
+    config.pool_size = Some(2);
+    config.options.insert("transaction".into(), "xa".into());
+    let pool = venomqa::registry::pool(&config).unwrap();
+
+    let mut db = MySqlSession::begin(pool.lease().unwrap(), "xa").unwrap();
+    insert(db.conn(), label);
+    for sql in [
+        "CREATE TABLE vq_mysql_xa_never (v INT)",
+        "TRUNCATE TABLE vq_mysql_items",
+        "COMMIT",
+        "START TRANSACTION",
+        "LOCK TABLES vq_mysql_items WRITE",
+    ] {
+        match db.conn().query_drop(sql) {
+            Err(driver::Error::MySqlError(e)) => assert_eq!(e.code, 1399, "{sql}: {e}"),
+            other => panic!("{sql}: expected XAER_RMFAIL, got {other:?}"),
+        }
+    }
+    // Savepoints work inside the XA transaction.
+    db.checkpoint("inner", |db| insert(db.conn(), label))
+        .unwrap();
+    assert_eq!(visible(db.conn(), label), 1);
+    db.create_checkpoint("explicit").unwrap();
+    insert(db.conn(), label);
+    db.rollback("explicit").unwrap();
+    assert_eq!(visible(db.conn(), label), 1);
+    assert_eq!(committed(label), 0);
+    db.finish().unwrap();
+    assert_eq!(committed(label), 0, "rolled back");
+    let exists: Option<i64> = c
+        .query_first(
+            "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_NAME = 'vq_mysql_xa_never'",
+        )
+        .unwrap();
+    assert_eq!(exists, Some(0), "the CREATE TABLE never ran");
+
+    // commit() and the outermost release commit XA transactions too.
+    let kept = "xa_commit_kept";
+    c.exec_drop(format!("DELETE FROM {ITEMS} WHERE label = ?"), (kept,))
+        .unwrap();
+    let mut db = MySqlSession::begin(pool.lease().unwrap(), "xa_commit").unwrap();
+    insert(db.conn(), kept);
+    db.commit().unwrap();
+    insert(db.conn(), label);
+    db.finish().unwrap();
+    assert_eq!((committed(kept), committed(label)), (1, 0));
+    let mut m =
+        MySqlStateManager::new(&url()).transaction_mode(venomqa::mysql::TransactionMode::Xa);
+    m.connect().unwrap();
+    m.checkpoint("outer").unwrap();
+    m.conn()
+        .exec_drop(format!("DELETE FROM {ITEMS} WHERE label = ?"), (kept,))
+        .unwrap();
+    m.release("outer").unwrap();
+    assert_eq!(committed(kept), 0);
+    assert_eq!(pool.stats().replaced, 0);
+}

@@ -16,13 +16,38 @@
 //!
 //! Options (in `venomqa.yaml`): `connect_timeout_ms` on the entry (default 10000),
 //! `tables_to_reset`, `exclude_tables`, `pool_size`, and under `options:`
-//! `reset_strategy: delete | truncate` (see [`ResetStrategy`]).
+//! `reset_strategy: delete | truncate` (see [`ResetStrategy`]) and
+//! `transaction: standard | xa` (see [`TransactionMode`]).
 //!
 //! **Implicit commits.** MySQL commits the open transaction before DDL (`CREATE`, `ALTER`,
-//! `DROP`, `RENAME`, `TRUNCATE`, ...), which destroys every savepoint. The manager notices
-//! it at the next checkpoint operation (the savepoint is gone) and fails with
-//! [`Error::StateLost`] instead of claiming a rollback; [`MySqlStateManager::exec`] (and
-//! [`MySqlSession::exec`](crate::Session::exec)) refuse such statements before they run.
+//! `DROP`, `RENAME`, `TRUNCATE`, ...), which destroys every savepoint. Three lines of
+//! defence:
+//!
+//! - always: the manager notices it at the next checkpoint operation (the savepoint is
+//!   gone) and fails with [`Error::StateLost`] saying what happened, why, and what to do,
+//!   instead of claiming a rollback;
+//! - [`MySqlStateManager::exec`] and [`MySqlSession::exec`](crate::Session::exec) refuse
+//!   such statements before they run;
+//! - with `transaction: xa` the server itself refuses them (error 1399) whatever
+//!   connection API the code under test uses.
+//!
+//! **Not rolled back:** AUTO_INCREMENT counters (InnoDB never gives ids back; a test that
+//! inserts moves the counter on), and anything committed (DDL, [`MySqlStateManager::commit`]).
+//!
+//! ```
+//! use venomqa::mysql::{driver::prelude::Queryable, MySqlSession};
+//!
+//! let mut db = MySqlSession::start("mysql")?; // what #[venom_test(backend = "mysql")] does
+//! db.conn().query_drop("CREATE TEMPORARY TABLE vq_mysql_doc_tmp (v INT)").unwrap();
+//! db.conn().exec_drop("INSERT INTO vq_mysql_doc_tmp VALUES (?)", (1,)).unwrap();
+//! db.checkpoint("emptied", |db| {
+//!     db.conn().query_drop("DELETE FROM vq_mysql_doc_tmp").unwrap();
+//! })?;
+//! let n: Option<i64> = db.conn().query_first("SELECT COUNT(*) FROM vq_mysql_doc_tmp").unwrap();
+//! assert_eq!(n, Some(1));
+//! db.finish()?; // ROLLBACK
+//! # Ok::<(), venomqa::Error>(())
+//! ```
 
 use std::time::Duration;
 
@@ -81,6 +106,41 @@ impl std::str::FromStr for ResetStrategy {
             _ => Err("expected `delete` or `truncate`".into()),
         }
     }
+}
+
+/// How the test's transaction is opened and ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum TransactionMode {
+    /// `START TRANSACTION` ... `COMMIT` / `ROLLBACK` (the default). A statement that
+    /// commits implicitly (DDL, `TRUNCATE`) ends it; the manager reports that as
+    /// [`Error::StateLost`] at the next checkpoint operation.
+    #[default]
+    Standard,
+    /// An XA transaction: `XA START` ... `XA END; XA ROLLBACK` (or `XA COMMIT .. ONE
+    /// PHASE`). Inside it the server **refuses** every statement that would commit
+    /// implicitly (DDL, `TRUNCATE`, `LOCK TABLES`, `COMMIT`, `BEGIN`, ...) with error 1399
+    /// `XAER_RMFAIL` before it runs, so a test can never make its writes permanent by
+    /// accident. Savepoints work inside it. Checked on MariaDB 10.11.
+    Xa,
+}
+
+impl std::str::FromStr for TransactionMode {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "standard" => Ok(TransactionMode::Standard),
+            "xa" => Ok(TransactionMode::Xa),
+            _ => Err("expected `standard` or `xa`".into()),
+        }
+    }
+}
+
+/// The statements that open, commit and roll back the test's transaction.
+struct TxSql {
+    begin: String,
+    commit: String,
+    rollback: String,
 }
 
 /// The parts of a `mysql://` URL.
@@ -196,6 +256,11 @@ fn is_connection_lost(e: &::mysql::Error) -> bool {
     }
 }
 
+/// XA_RBROLLBACK, XA_RBTIMEOUT, XA_RBDEADLOCK: the server rolled the XA transaction back.
+fn is_rolled_back_by_server(e: &::mysql::Error) -> bool {
+    matches!(e, ::mysql::Error::MySqlError(e) if matches!(e.code, 1402 | 1613 | 1614))
+}
+
 fn is_savepoint_missing(e: &::mysql::Error) -> bool {
     matches!(e, ::mysql::Error::MySqlError(e) if e.code == ER_SP_DOES_NOT_EXIST)
 }
@@ -247,6 +312,16 @@ fn checkpoint_error(
     if is_connection_lost(&e) {
         *broken = true;
         connection_lost_error(operation, &e)
+    } else if is_rolled_back_by_server(&e) {
+        Error::StateLost {
+            backend: NAME.into(),
+            message: format!(
+                "during {operation} the server reported that it rolled the test's transaction back itself \
+                 ({e}), after a deadlock or a lock wait timeout, so the test's changes are gone and its \
+                 checkpoints with them. Find the statement that deadlocked or waited (SHOW ENGINE INNODB STATUS), \
+                 or run the tests that contend for the same rows one at a time"
+            ),
+        }
     } else if is_savepoint_missing(&e) {
         implicit_commit_error(savepoint)
     } else {
@@ -279,6 +354,9 @@ pub struct MySqlStateManager {
     exclude_tables: Vec<String>,
     connect_timeout: Option<Duration>,
     reset_strategy: ResetStrategy,
+    transaction_mode: TransactionMode,
+    /// The XA transaction id of this connection (`'venomqa-<connection id>'`).
+    xid: String,
     /// The connection died (its driver reported an I/O error): never reuse it.
     broken: bool,
 }
@@ -294,6 +372,8 @@ impl MySqlStateManager {
             exclude_tables: Vec::new(),
             connect_timeout: None,
             reset_strategy: ResetStrategy::default(),
+            transaction_mode: TransactionMode::default(),
+            xid: String::new(),
             broken: false,
         }
     }
@@ -312,6 +392,9 @@ impl MySqlStateManager {
         }
         if let Some(strategy) = config.option_parsed::<ResetStrategy>("reset_strategy")? {
             m.reset_strategy = strategy;
+        }
+        if let Some(mode) = config.option_parsed::<TransactionMode>("transaction")? {
+            m.transaction_mode = mode;
         }
         Ok(m)
     }
@@ -339,6 +422,38 @@ impl MySqlStateManager {
     pub fn reset_strategy(mut self, strategy: ResetStrategy) -> Self {
         self.reset_strategy = strategy;
         self
+    }
+
+    /// How the test's transaction is opened (default [`TransactionMode::Standard`];
+    /// `transaction: xa` under `options:` in `venomqa.yaml`).
+    pub fn transaction_mode(mut self, mode: TransactionMode) -> Self {
+        self.transaction_mode = mode;
+        self
+    }
+
+    fn tx_sql(&self) -> TxSql {
+        match self.transaction_mode {
+            TransactionMode::Standard => TxSql {
+                begin: "START TRANSACTION".into(),
+                commit: "COMMIT".into(),
+                rollback: "ROLLBACK".into(),
+            },
+            TransactionMode::Xa => {
+                let x = &self.xid;
+                TxSql {
+                    begin: format!("XA START {x}"),
+                    commit: format!("XA END {x}; XA COMMIT {x} ONE PHASE"),
+                    rollback: format!("XA END {x}; XA ROLLBACK {x}"),
+                }
+            }
+        }
+    }
+
+    /// Ends whatever transaction is open, ignoring errors (after a failure).
+    fn abandon(conn: &mut Conn, tx: &TxSql) {
+        for sql in tx.rollback.split("; ").chain(["ROLLBACK"]) {
+            let _ = run_batch(conn, sql);
+        }
     }
 
     /// The native connection: use the `mysql` crate's API on it (`query_drop`,
@@ -410,11 +525,12 @@ impl MySqlStateManager {
     /// needs data committed (for example, to be seen by another connection).
     pub fn commit(&mut self) -> Result<()> {
         self.base.ensure_connected()?;
+        let tx = self.tx_sql();
         let mut sql = String::from("COMMIT");
         if !self.base.checkpoints().is_empty() {
             // The outermost savepoint must still exist, or there is nothing to commit.
             let first = quote_backtick(NAME, &self.base.checkpoints()[0])?;
-            sql = format!("RELEASE SAVEPOINT {first}; COMMIT; START TRANSACTION");
+            sql = format!("RELEASE SAVEPOINT {first}; {}; {}", tx.commit, tx.begin);
             for name in self.base.checkpoints() {
                 sql.push_str(&format!("; SAVEPOINT {}", quote_backtick(NAME, name)?));
             }
@@ -497,6 +613,7 @@ impl StateManager for MySqlStateManager {
                 ))
             }
         };
+        self.xid = format!("'venomqa-{}'", conn.connection_id());
         self.conn = Some(conn);
         self.broken = false;
         self.base.set_connected(true);
@@ -511,12 +628,13 @@ impl StateManager for MySqlStateManager {
     }
 
     fn checkpoint(&mut self, name: &str) -> Result<()> {
+        let tx = self.tx_sql();
         let (conn, broken) = (&mut self.conn, &mut self.broken);
         self.base.checkpoint(name, |name, active| {
             let conn = conn.as_mut().expect("connected");
             let q = quote_backtick(NAME, name)?;
             let sql = if active.is_empty() {
-                format!("START TRANSACTION; SAVEPOINT {q}")
+                format!("{}; SAVEPOINT {q}", tx.begin)
             } else {
                 // Outside a transaction SAVEPOINT is a silent no-op and RELEASE fails: the
                 // pair proves the transaction is still open, in the same round trip.
@@ -541,13 +659,14 @@ impl StateManager for MySqlStateManager {
     }
 
     fn release(&mut self, name: &str) -> Result<()> {
+        let tx = self.tx_sql();
         let (conn, broken) = (&mut self.conn, &mut self.broken);
         self.base.release(name, |index, _| {
             let conn = conn.as_mut().expect("connected");
             let q = quote_backtick(NAME, name)?;
             // RELEASE fails if the savepoint (so the transaction) is gone; then COMMIT does not run.
             let sql = if index == 0 {
-                format!("RELEASE SAVEPOINT {q}; COMMIT")
+                format!("RELEASE SAVEPOINT {q}; {}", tx.commit)
             } else {
                 format!("RELEASE SAVEPOINT {q}")
             };
@@ -558,6 +677,7 @@ impl StateManager for MySqlStateManager {
     }
 
     fn discard(&mut self, name: &str) -> Result<()> {
+        let tx = self.tx_sql();
         let (conn, broken) = (&mut self.conn, &mut self.broken);
         self.base.discard(name, |index, _| {
             let conn = conn.as_mut().expect("connected");
@@ -565,7 +685,7 @@ impl StateManager for MySqlStateManager {
             // ROLLBACK TO fails if the savepoint is gone (an implicit commit), so a lost
             // transaction is reported instead of a ROLLBACK that undoes nothing.
             let sql = if index == 0 {
-                format!("ROLLBACK TO SAVEPOINT {q}; ROLLBACK")
+                format!("ROLLBACK TO SAVEPOINT {q}; {}", tx.rollback)
             } else {
                 format!("ROLLBACK TO SAVEPOINT {q}; RELEASE SAVEPOINT {q}")
             };
@@ -573,8 +693,9 @@ impl StateManager for MySqlStateManager {
                 let error =
                     checkpoint_error(broken, &format!("discard checkpoint {name:?}"), name, e);
                 if index == 0 && !*broken {
-                    // End whatever transaction the test opened after the implicit commit.
-                    let _ = run_batch(conn, "ROLLBACK");
+                    // End whatever transaction is left (one the test opened after an
+                    // implicit commit, or an XA transaction the server marked rollback-only).
+                    Self::abandon(conn, &tx);
                 }
                 error
             })
@@ -588,9 +709,14 @@ impl StateManager for MySqlStateManager {
     /// nothing changes.
     fn reset(&mut self) -> Result<()> {
         self.base.ensure_connected()?;
+        let tx = self.tx_sql();
         let conn = self.conn.as_mut().expect("connected");
-        run_batch(conn, "ROLLBACK")
-            .map_err(|e| Error::backend(NAME, "reset: ending the open transaction", e))?;
+        if self.base.checkpoints().is_empty() {
+            run_batch(conn, "ROLLBACK")
+                .map_err(|e| Error::backend(NAME, "reset: ending the open transaction", e))?;
+        } else {
+            Self::abandon(conn, &tx);
+        }
         self.base.clear_checkpoints();
         let tables: Vec<String> = if self.tables_to_reset.is_empty() {
             Self::table_names(conn)?
