@@ -876,10 +876,7 @@ fn health_check_does_a_round_trip() {
     let mut m = connected(PostgresStateManager::new(&url()));
     assert!(m.health_check());
     let pid = backend_pid(m.client());
-    assert!(
-        m.is_connected(),
-        "no round trip: the manager does not know yet"
-    );
+    m.checkpoint("held").unwrap();
     let killed: bool = v
         .query_one("SELECT pg_terminate_backend($1, 5000)", &[&pid])
         .unwrap()
@@ -893,8 +890,13 @@ fn health_check_does_a_round_trip() {
         "{e}"
     );
     m.connect().unwrap();
+    assert!(
+        m.checkpoints().is_empty(),
+        "the dead connection's checkpoints died with it"
+    );
     assert!(m.health_check());
     assert_ne!(backend_pid(m.client()), pid);
+    m.checkpoint("held").unwrap();
 }
 
 #[test]

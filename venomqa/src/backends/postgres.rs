@@ -568,7 +568,10 @@ impl StateManager for PostgresStateManager {
         if self.client.as_ref().is_some_and(|c| !c.is_closed()) {
             return Ok(());
         }
+        // A dead connection's transaction, and so its checkpoints, died with it.
         self.client = None;
+        self.base.set_connected(false);
+        self.sequences.clear();
         let url = self.base.url().to_owned();
         let mut config = Self::parse_url(&url)?;
         match self.connect_timeout {
