@@ -1,2 +1,157 @@
-//! Placeholder: the benchmark binary is being written.
-fn main() {}
+//! venomqa's benchmark: what a checkpoint costs, against what users do today, on the
+//! servers that are running, in one run.
+//!
+//! ```text
+//! cargo run -p venomqa-bench --release --all-features -- [--quick] [--no-suite] [--only sqlite,mysql,...]
+//! ```
+//!
+//! Prints a table, writes `target/venomqa-bench/results.csv` and draws
+//! `docs/bench-scaling.png`. A backend whose server is not running is skipped with a line
+//! saying so. See docs/benchmarks.md for the method.
+
+mod harness;
+#[cfg(feature = "mongodb")]
+mod mongo;
+mod plot;
+#[cfg(feature = "redis")]
+mod redis_bench;
+mod report;
+mod sql;
+mod suite;
+mod targets;
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use report::Report;
+use sql::{Dialect, SqlBench};
+
+/// The servers of this machine; `VENOMQA_<BACKEND>_URL` overrides each (venomqa reads
+/// the same variables).
+fn url(backend: &str, default: &'static str) -> &'static str {
+    match std::env::var(format!("VENOMQA_{}_URL", backend.to_uppercase())) {
+        Ok(u) if !u.is_empty() => Box::leak(u.into_boxed_str()),
+        _ => default,
+    }
+}
+
+struct Args {
+    quick: bool,
+    suite: bool,
+    only: Option<Vec<String>>,
+}
+
+fn args() -> Args {
+    let mut args = Args {
+        quick: false,
+        suite: true,
+        only: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--quick" => args.quick = true,
+            "--no-suite" => args.suite = false,
+            "--only" => args.only = it.next().map(|v| v.split(',').map(str::to_owned).collect()),
+            "-h" | "--help" => {
+                println!("usage: venomqa-bench [--quick] [--no-suite] [--only sqlite,mysql,postgres,redis,mongodb,suite]");
+                std::process::exit(0);
+            }
+            other => {
+                eprintln!("unknown argument {other:?}; try --help");
+                std::process::exit(2);
+            }
+        }
+    }
+    args
+}
+
+fn main() {
+    let args = args();
+    let wanted = |name: &str| args.only.as_ref().is_none_or(|o| o.iter().any(|x| x == name));
+    let started = Instant::now();
+    let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace").to_owned();
+    let mut report = Report::default();
+    println!(
+        "venomqa benchmark ({}), {} cores",
+        if args.quick { "quick" } else { "full" },
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+
+    // The in-memory SQLite databases of venomqa's pool are private to each connection:
+    // give each the benchmark's tables.
+    venomqa::registry::register_setup("sqlite", |m| m.execute_script(&sql::schema(Dialect::Sqlite)));
+
+    if wanted("sqlite") {
+        SqlBench {
+            backend: "sqlite",
+            url: "sqlite::memory:",
+            dialect: Dialect::Sqlite,
+            connect: sql::connect_sqlite,
+        }
+        .run(&mut report, args.quick);
+    }
+    if wanted("mysql") {
+        #[cfg(feature = "mysql")]
+        SqlBench {
+            backend: "mysql",
+            url: url("mysql", "mysql://root@127.0.0.1:3306/test"),
+            dialect: Dialect::MySql,
+            connect: sql::connect_mysql,
+        }
+        .run(&mut report, args.quick);
+        #[cfg(not(feature = "mysql"))]
+        report.note("mysql: skipped, built without the `mysql` feature (use --all-features)");
+    }
+    if wanted("postgres") {
+        #[cfg(feature = "postgres")]
+        SqlBench {
+            backend: "postgres",
+            url: url("postgres", "postgres://postgres@127.0.0.1:5432/test"),
+            dialect: Dialect::Postgres,
+            connect: sql::connect_postgres,
+        }
+        .run(&mut report, args.quick);
+        #[cfg(not(feature = "postgres"))]
+        report.note("postgres: skipped, built without the `postgres` feature (use --all-features)");
+    }
+    if wanted("redis") {
+        #[cfg(feature = "redis")]
+        redis_bench::run(&mut report, url("redis", "redis://127.0.0.1:6379"), args.quick);
+        #[cfg(not(feature = "redis"))]
+        report.note("redis: skipped, built without the `redis` feature (use --all-features)");
+    }
+    if wanted("mongodb") {
+        #[cfg(feature = "mongodb")]
+        mongo::run(&mut report, url("mongodb", "mongodb://127.0.0.1:27017"), args.quick);
+        #[cfg(not(feature = "mongodb"))]
+        report.note("mongodb: skipped, built without the `mongodb` feature (use --all-features)");
+    }
+    if args.suite && wanted("suite") {
+        suite::run(&mut report, &workspace, args.quick);
+    }
+
+    targets::judge(&mut report);
+
+    println!("\n## Results\n\n{}", report.table());
+    if !report.notes.is_empty() {
+        println!("## Notes\n");
+        for n in &report.notes {
+            println!("- {n}");
+        }
+        println!();
+    }
+    println!("## Targets\n\n{}", report.targets_table());
+
+    let csv = workspace.join("target/venomqa-bench/results.csv");
+    match report.write_csv(&csv) {
+        Ok(()) => println!("CSV: {}", csv.display()),
+        Err(e) => eprintln!("could not write {}: {e}", csv.display()),
+    }
+    let png = workspace.join("docs/bench-scaling.png");
+    match plot::draw(&report, &png) {
+        Ok(()) => println!("chart: {}", png.display()),
+        Err(e) => eprintln!("could not draw {}: {e}", png.display()),
+    }
+    println!("total time: {:.0} s", started.elapsed().as_secs_f64());
+}

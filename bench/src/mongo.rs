@@ -1,0 +1,2 @@
+//! MongoDB (written next).
+pub fn run(_r: &mut crate::report::Report, _url: &str, _quick: bool) {}

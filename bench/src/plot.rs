@@ -1,0 +1,125 @@
+//! The scaling curves as a PNG: cost against data size (left) and against the share of
+//! the data a test changes (right), log-log.
+
+use std::path::Path;
+
+use plotters::prelude::*;
+
+use crate::report::{Chart, Report, Series};
+
+/// A TrueType font from a Debian package, if one is installed (`fonts-dejavu-core`).
+/// Without one, the chart is drawn without text; docs/benchmarks.md has the legend.
+fn load_font() -> bool {
+    const CANDIDATES: &[&str] = &[
+        "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+        "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
+        "/usr/share/fonts/truetype/freefont/FreeSans.ttf",
+    ];
+    for path in CANDIDATES {
+        if let Ok(bytes) = std::fs::read(path) {
+            let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+            if plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).is_ok() {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+const COLORS: [RGBColor; 6] = [
+    RGBColor(0x1f, 0x77, 0xb4),
+    RGBColor(0xd6, 0x27, 0x28),
+    RGBColor(0x2c, 0xa0, 0x2c),
+    RGBColor(0xff, 0x7f, 0x0e),
+    RGBColor(0x94, 0x67, 0xbd),
+    RGBColor(0x8c, 0x56, 0x4b),
+];
+
+fn color_of(label: &str, all: &[String]) -> RGBColor {
+    let i = all.iter().position(|l| l == label).unwrap_or(0);
+    COLORS[i % COLORS.len()]
+}
+
+pub fn draw(report: &Report, path: &Path) -> Result<(), Box<dyn std::error::Error>> {
+    if report.series.is_empty() {
+        return Err("no scaling curve was measured".into());
+    }
+    let text = load_font();
+    if !text {
+        eprintln!("no TrueType font found (apt-get install fonts-dejavu-core): drawing the chart without text");
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut labels: Vec<String> = Vec::new();
+    for s in &report.series {
+        if !labels.contains(&s.label) {
+            labels.push(s.label.clone());
+        }
+    }
+    let root = BitMapBackend::new(path, (1400, 600)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let (left, right) = root.split_horizontally(700);
+    panel(&left, report, Chart::Size, &labels, text)?;
+    panel(&right, report, Chart::Share, &labels, text)?;
+    root.present()?;
+    Ok(())
+}
+
+fn panel(
+    area: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>,
+    report: &Report,
+    chart: Chart,
+    labels: &[String],
+    text: bool,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let series: Vec<&Series> = report.series.iter().filter(|s| s.chart == chart).collect();
+    if series.is_empty() {
+        return Ok(());
+    }
+    let xs = series.iter().flat_map(|s| s.points.iter().map(|p| p.0));
+    let ys = series.iter().flat_map(|s| s.points.iter().map(|p| p.1));
+    let (xmin, xmax) = xs.fold((f64::MAX, f64::MIN), |(a, b), x| (a.min(x), b.max(x)));
+    let (ymin, ymax) = ys.fold((f64::MAX, f64::MIN), |(a, b), y| (a.min(y), b.max(y)));
+    let x_range = (xmin / 1.5)..(xmax * 1.5);
+    let y_range = (ymin / 2.0).max(0.1)..(ymax * 2.0);
+    let (title, x_desc) = match chart {
+        Chart::Size => ("checkpoint + rollback vs data size (1 row/key/doc changed)", "rows / keys / documents"),
+        Chart::Share => ("checkpoint + rollback vs share changed (of 10,000)", "% of the data changed by the test"),
+    };
+    let mut builder = ChartBuilder::on(area);
+    builder.margin(15).x_label_area_size(45).y_label_area_size(70);
+    if text {
+        builder.caption(title, ("sans-serif", 18));
+    }
+    let mut ctx = builder.build_cartesian_2d(x_range.log_scale(), y_range.log_scale())?;
+    let mut mesh = ctx.configure_mesh();
+    if text {
+        mesh.x_desc(x_desc)
+            .y_desc("median, microseconds (log)")
+            .x_label_formatter(&|x| format!("{x:.0}"))
+            .y_label_formatter(&|y| crate::harness::fmt_us(*y));
+    } else {
+        mesh.disable_x_mesh().disable_y_mesh().x_labels(0).y_labels(0);
+    }
+    mesh.draw()?;
+    for s in series {
+        let color = color_of(&s.label, labels);
+        let drawn = ctx.draw_series(LineSeries::new(s.points.clone(), color.stroke_width(2)))?;
+        if text {
+            drawn
+                .label(s.label.clone())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+        }
+        ctx.draw_series(s.points.iter().map(|&p| Circle::new(p, 4, color.filled())))?;
+    }
+    if text {
+        ctx.configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 14))
+            .draw()?;
+    }
+    Ok(())
+}

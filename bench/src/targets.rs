@@ -1,0 +1,62 @@
+//! The targets, judged from the measured rows.
+
+use crate::harness::fmt_us;
+use crate::report::{Report, Verdict};
+use crate::sql::{FLOOR, FRESH_DB, TRUNCATE, VQ_EMPTY, VQ_WRITE};
+
+pub const REDIS_60MS: &str = "Redis: 10,000 mixed keys checkpoint + rollback <= 60 ms";
+pub const REDIS_20X: &str = "Redis: >= 20x faster than the per-key method (10,000 keys)";
+pub const MONGO_FASTER: &str = "MongoDB: snapshot faster than the JSON method";
+pub const MONGO_EXACT: &str = "MongoDB: snapshot type-exact";
+pub const SUITE_SQLITE: &str = "1,000-test suite on SQLite <= 1.3x unwrapped";
+pub const SUITE_MYSQL: &str = "1,000-test suite on MySQL <= 1.3x unwrapped";
+
+/// Adds the SQL targets, and "not measured" for every target no module judged.
+pub fn judge(report: &mut Report) {
+    for (backend, label) in [("mysql", "MySQL"), ("postgres", "PostgreSQL")] {
+        let floor = report.median_us(backend, FLOOR);
+        let empty = report.median_us(backend, VQ_EMPTY);
+        let write = report.median_us(backend, VQ_WRITE);
+        let truncate = report.median_us(backend, TRUNCATE);
+        let fresh = report.median_us(backend, FRESH_DB);
+
+        let name = format!("{label}: per-test overhead <= 4 round trips");
+        match (floor, empty) {
+            (Some(f), Some(e)) => {
+                let rt = e / f;
+                let detail = format!(
+                    "lease + root checkpoint + rollback = {} = {rt:.1} x the {} round trip",
+                    fmt_us(e),
+                    fmt_us(f)
+                );
+                let (verdict, detail) = if rt <= 4.0 {
+                    (Verdict::Met, detail)
+                } else {
+                    (Verdict::Missed, format!("{detail}; missed by {:.0}%", (rt / 4.0 - 1.0) * 100.0))
+                };
+                report.target(name, verdict, detail);
+            }
+            _ => report.target(name, Verdict::NotMeasured, "the venomqa backend or the server was not available"),
+        }
+        for (case, value, times, what) in [(TRUNCATE, truncate, 50.0, "truncating 5 tables"), (FRESH_DB, fresh, 100.0, "a fresh database")] {
+            let name = format!("{label}: >= {times:.0}x faster than {what}");
+            match (write, value) {
+                (Some(w), Some(b)) => {
+                    let x = b / w;
+                    let detail = format!("{case}: {} vs venomqa test writing 1 row: {} = {x:.0}x", fmt_us(b), fmt_us(w));
+                    if x >= times {
+                        report.target(name, Verdict::Met, detail);
+                    } else {
+                        report.target(name, Verdict::Missed, format!("{detail}; short by {:.0}%", (1.0 - x / times) * 100.0));
+                    }
+                }
+                _ => report.target(name, Verdict::NotMeasured, "the venomqa backend or the server was not available"),
+            }
+        }
+    }
+    for name in [REDIS_60MS, REDIS_20X, MONGO_FASTER, MONGO_EXACT, SUITE_SQLITE, SUITE_MYSQL] {
+        if !report.targets.iter().any(|t| t.name == name) {
+            report.target(name, Verdict::NotMeasured, "the venomqa backend or the server was not available (see the notes)");
+        }
+    }
+}
