@@ -585,6 +585,21 @@ fn shared_isolation_works_in_the_named_database() {
     other_db(&shared).drop().run().unwrap();
 }
 
+/// Drops fabricated databases and their lease records even when the test fails.
+struct DropOnExit(Vec<String>);
+
+impl Drop for DropOnExit {
+    fn drop(&mut self) {
+        for name in &self.0 {
+            let _ = other_db(name).drop().run();
+            let _ = other_db(LEASES_DATABASE)
+                .collection::<Document>("leases")
+                .delete_one(doc! { "_id": name })
+                .run();
+        }
+    }
+}
+
 fn lease_record(name: &str, machine: &str, pid: i64, heartbeat: DateTime) -> Document {
     doc! { "_id": name, "owner": "fabricated", "host": "elsewhere", "machine": machine, "pid": pid, "created": heartbeat, "heartbeat": heartbeat }
 }
@@ -612,6 +627,11 @@ fn sweep_drops_abandoned_databases_and_spares_live_ones() {
     let no_record = format!("vq_fab_{pid}_2_{tag}");
     let alive_elsewhere = format!("vq_fab_{pid}_3_{tag}");
     let hour_ago = DateTime::from_millis(DateTime::now().timestamp_millis() - 3_600_000);
+    let _cleanup = DropOnExit(vec![
+        silent.clone(),
+        no_record.clone(),
+        alive_elsewhere.clone(),
+    ]);
     fabricate_database(
         &silent,
         Some(lease_record(&silent, "another-machine", 1, hour_ago)),
@@ -659,12 +679,6 @@ fn sweep_drops_abandoned_databases_and_spares_live_ones() {
         .unwrap()
         .is_none());
     m.disconnect().unwrap();
-
-    other_db(&alive_elsewhere).drop().run().unwrap();
-    leases
-        .delete_one(doc! { "_id": &alive_elsewhere })
-        .run()
-        .unwrap();
 }
 
 /// Not a test of its own: the helper process of `killed_process_leaves_nothing_behind`.
@@ -787,6 +801,7 @@ fn unreachable_server_gives_a_clear_error() {
     let mut m = MongoDbStateManager::new(url);
     let e = m.connect().unwrap_err();
     let text = e.to_string();
+    eprintln!("{text}");
     assert!(matches!(e, Error::Connection { .. }), "{text}");
     assert!(
         text.contains("could not connect to mongodb at mongodb://ann:***@127.0.0.1:1/"),
@@ -807,6 +822,7 @@ fn bad_url_gives_a_clear_error() {
     ] {
         let e = MongoDbStateManager::new(url).connect().unwrap_err();
         let text = e.to_string();
+        eprintln!("{text}");
         assert!(matches!(e, Error::Connection { .. }), "{text}");
         assert!(
             text.contains("not a valid MongoDB connection string"),

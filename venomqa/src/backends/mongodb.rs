@@ -367,7 +367,10 @@ impl Server {
             Error::connection(
                 NAME,
                 url,
-                format!("the URL is not a valid MongoDB connection string: {e}"),
+                format!(
+                "the URL is not a valid MongoDB connection string (mongodb://[user:password@]host[:port][/database][?options] or mongodb+srv://...): {}",
+                e.kind
+            ),
             )
         })?;
         if let Some(timeout) = connect_timeout {
@@ -380,13 +383,13 @@ impl Server {
         // Built outside any runtime (see `blocking`), the client's background tasks run on
         // the driver's own runtime, so the async handle also works from a test's runtime.
         let async_client = ::mongodb::Client::with_options(options)
-            .map_err(|e| Error::connection(NAME, url, e))?;
+            .map_err(|e| Error::connection(NAME, url, e.kind))?;
         let client = ::mongodb::sync::Client::from(async_client.clone());
         client
             .database("admin")
             .run_command(doc! { "ping": 1 })
             .run()
-            .map_err(|e| Error::connection(NAME, url, e))?;
+            .map_err(|e| Error::connection(NAME, url, e.kind))?;
         let server = Arc::new(Server {
             client,
             async_client,
@@ -433,13 +436,13 @@ impl Server {
             .client
             .list_database_names()
             .run()
-            .map_err(|e| Error::backend(NAME, op(), e))?;
+            .map_err(|e| Error::backend(NAME, op(), e.kind))?;
         let leases: Vec<Document> = self
             .leases()
             .find(doc! {})
             .run()
             .and_then(|cursor| cursor.collect::<std::result::Result<Vec<_>, _>>())
-            .map_err(|e| Error::backend(NAME, op(), e))?;
+            .map_err(|e| Error::backend(NAME, op(), e.kind))?;
         let leases: HashMap<String, Document> = leases
             .into_iter()
             .filter_map(|d| Some((d.get_str("_id").ok()?.to_owned(), d)))
@@ -456,7 +459,11 @@ impl Server {
             if let Some(reason) = reason {
                 tracing::info!(target: "venomqa", backend = NAME, database = %name, %reason, "dropping an abandoned test database");
                 self.client.database(name).drop().run().map_err(|e| {
-                    Error::backend(NAME, format!("dropping abandoned database {name:?}"), e)
+                    Error::backend(
+                        NAME,
+                        format!("dropping abandoned database {name:?}"),
+                        e.kind,
+                    )
                 })?;
                 dropped.push(name.clone());
             }
@@ -473,7 +480,7 @@ impl Server {
             self.leases()
                 .delete_many(doc! { "_id": { "$in": stale_records.iter().map(|n| Bson::from(n.as_str())).collect::<Vec<_>>() } })
                 .run()
-                .map_err(|e| Error::backend(NAME, op(), e))?;
+                .map_err(|e| Error::backend(NAME, op(), e.kind))?;
         }
         Ok(dropped)
     }
@@ -508,7 +515,7 @@ fn list_collections(
             Error::backend(
                 NAME,
                 format!("listing the collections of database {:?}", db.name()),
-                e,
+                e.kind,
             )
         })?;
     out.retain(|c| c.get_str("name").is_ok_and(|n| !n.starts_with("system.")));
@@ -531,7 +538,7 @@ fn list_indexes(db: &::mongodb::sync::Database, collection: &str) -> Result<Vec<
             Error::backend(
                 NAME,
                 format!("listing the indexes of {}.{collection}", db.name()),
-                e,
+                e.kind,
             )
         })?;
     out.retain(|i| i.get_str("name") != Ok("_id_") && !i.get_bool("clustered").unwrap_or(false));
@@ -568,7 +575,7 @@ fn snapshot_collections(
                     Error::backend(
                         NAME,
                         format!("reading the documents of {}.{name}", db.name()),
-                        e,
+                        e.kind,
                     )
                 })?;
             (list_indexes(db, &name)?, docs)
@@ -597,7 +604,7 @@ fn create_collection(db: &::mongodb::sync::Database, snap: &CollectionSnapshot) 
             Error::backend(
                 NAME,
                 format!("recreating collection {}.{}", db.name(), snap.name),
-                e,
+                e.kind,
             )
         })?;
     }
@@ -614,7 +621,7 @@ fn create_indexes(db: &::mongodb::sync::Database, snap: &CollectionSnapshot) -> 
     }
     db.run_command(doc! { "createIndexes": &snap.name, "indexes": snap.indexes.iter().cloned().map(Bson::Document).collect::<Vec<_>>() })
         .run()
-        .map_err(|e| Error::backend(NAME, format!("restoring the indexes of {}.{}", db.name(), snap.name), e))?;
+        .map_err(|e| Error::backend(NAME, format!("restoring the indexes of {}.{}", db.name(), snap.name), e.kind))?;
     Ok(())
 }
 
@@ -630,7 +637,7 @@ fn insert_documents(db: &::mongodb::sync::Database, snap: &CollectionSnapshot) -
                 Error::backend(
                     NAME,
                     format!("restoring the documents of {}.{}", db.name(), snap.name),
-                    e,
+                    e.kind,
                 )
             })?;
     }
@@ -660,7 +667,11 @@ fn restore_collections(
             }
             _ => {
                 db.collection::<Document>(name).drop().run().map_err(|e| {
-                    Error::backend(NAME, format!("dropping collection {}.{name}", db.name()), e)
+                    Error::backend(
+                        NAME,
+                        format!("dropping collection {}.{name}", db.name()),
+                        e.kind,
+                    )
                 })?;
             }
         }
@@ -681,7 +692,7 @@ fn restore_collections(
             Error::backend(
                 NAME,
                 format!("emptying collection {}.{}", db.name(), snap.name),
-                e,
+                e.kind,
             )
         })?;
         if list_indexes(db, &snap.name)? != snap.indexes {
@@ -691,7 +702,7 @@ fn restore_collections(
                     Error::backend(
                         NAME,
                         format!("dropping the indexes of {}.{}", db.name(), snap.name),
-                        e,
+                        e.kind,
                     )
                 })?;
             create_indexes(db, snap)?;
@@ -914,7 +925,13 @@ impl MongoDbStateManager {
             let conn = self.conn.as_ref().expect("connected");
             if let Some(template) = &self.template_database {
                 let template = conn.server.template(template)?;
-                restore_collections(&conn.database, None, &template)?;
+                // The database does not exist: create everything without looking first.
+                self.state = DbState::Unknown;
+                let mut order: Vec<&CollectionSnapshot> = template.iter().collect();
+                order.sort_by_key(|s| s.kind == "view");
+                for snap in order {
+                    create_collection(&conn.database, snap)?;
+                }
             }
             self.state = DbState::Prepared;
         }
@@ -939,7 +956,7 @@ impl MongoDbStateManager {
             Error::backend(
                 NAME,
                 format!("dropping database {:?}", conn.database.name()),
-                e,
+                e.kind,
             )
         })
     }
@@ -1007,7 +1024,10 @@ impl MongoDbStateManager {
                     Error::connection(
                         NAME,
                         &url,
-                        format!("could not record the lease of database {name:?}: {e}"),
+                        format!(
+                            "could not record the lease of database {name:?}: {}",
+                            e.kind
+                        ),
                     )
                 })?;
                 server.start_heartbeat(self.lease_ttl);
@@ -1041,7 +1061,7 @@ impl MongoDbStateManager {
                 .leases()
                 .delete_one(doc! { "_id": conn.database.name() })
                 .run()
-                .map_err(|e| Error::backend(NAME, "deleting the lease record", e))?;
+                .map_err(|e| Error::backend(NAME, "deleting the lease record", e.kind))?;
         }
         Ok(())
     }
@@ -1138,7 +1158,7 @@ impl StateManager for MongoDbStateManager {
                     .delete_many(doc! {})
                     .run()
                     .map_err(|e| {
-                        Error::backend(NAME, format!("reset: emptying collection {name:?}"), e)
+                        Error::backend(NAME, format!("reset: emptying collection {name:?}"), e.kind)
                     })?;
             }
             Ok(())
