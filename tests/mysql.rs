@@ -410,6 +410,10 @@ fn count(c: &mut Conn, table: &str) -> i64 {
 
 #[test]
 fn reset_empties_every_base_table_with_foreign_keys_and_a_view_present() {
+    // One process at a time drops and re-creates the database's tables.
+    let mut lock = other();
+    lock.query_drop("DO GET_LOCK('vq_mysql_reset_db', 60)")
+        .unwrap();
     let db_url = reset_database();
     let mut c = other();
     for strategy in [ResetStrategy::Delete, ResetStrategy::Truncate] {
