@@ -335,10 +335,10 @@ fn thirty_two_parallel_tests_on_one_table() {
 }
 
 #[test]
-fn sessions_started_by_name_in_parallel_threads() {
+fn thirty_two_sessions_started_by_name_in_parallel_threads() {
     schema();
     let label = "parallel_by_name";
-    let threads: Vec<_> = (0..8)
+    let threads: Vec<_> = (0..32)
         .map(|i| {
             std::thread::spawn(move || {
                 let mut db = MySqlSession::start("mysql").unwrap();

@@ -940,6 +940,31 @@ mod tests {
     }
 
     #[test]
+    fn options_from_config() {
+        let mut config = BackendConfig::new("mysql");
+        config.connect_timeout = Some(Duration::from_millis(1500));
+        config
+            .options
+            .insert("reset_strategy".into(), "TRUNCATE".into());
+        config.options.insert("transaction".into(), "xa".into());
+        let m = MySqlStateManager::from_config(&config).unwrap();
+        assert_eq!(m.base.url(), DEFAULT_URL);
+        assert_eq!(m.connect_timeout, Some(Duration::from_millis(1500)));
+        assert_eq!(m.reset_strategy, ResetStrategy::Truncate);
+        assert_eq!(m.transaction_mode, TransactionMode::Xa);
+        config
+            .options
+            .insert("transaction".into(), "serializable".into());
+        let e = MySqlStateManager::from_config(&config)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("backends.mysql.options.transaction") && e.contains("xa"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn implicit_commit_statements_are_recognized() {
         let yes = [
             ("CREATE TABLE t (a INT)", "CREATE TABLE"),
