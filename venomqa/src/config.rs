@@ -76,7 +76,7 @@ struct FileConfig {
 /// one entry (file values with environment overrides applied).
 ///
 /// Backends read the fields that concern them and ignore the rest.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub struct BackendConfig {
     /// The entry's name: the backend's name, or a named entry of `backends:`.

@@ -114,7 +114,7 @@ pub fn test_threads() -> usize {
 struct Registry {
     backends: RwLock<BTreeMap<String, Backend>>,
     setups: RwLock<HashMap<String, Arc<SetupFn>>>,
-    pools: Mutex<HashMap<String, Arc<Pool>>>,
+    pools: Mutex<HashMap<BackendConfig, Arc<Pool>>>,
 }
 
 static REGISTRY: LazyLock<Registry> = LazyLock::new(|| {
@@ -189,15 +189,9 @@ pub fn backend(name: &str) -> Result<Backend> {
         })
 }
 
-/// The shared pool for `config`, built on first use.
+/// The shared pool for `config`, built on first use: one pool per distinct configuration.
 pub fn pool(config: &BackendConfig) -> Result<Arc<Pool>> {
-    let key = format!(
-        "{}\u{0}{}\u{0}{}",
-        config.entry,
-        config.backend,
-        config.url.as_deref().unwrap_or("")
-    );
-    if let Some(pool) = lock(&REGISTRY.pools).get(&key) {
+    if let Some(pool) = lock(&REGISTRY.pools).get(config) {
         return Ok(pool.clone());
     }
     let backend = backend(&config.backend)?;
@@ -206,7 +200,7 @@ pub fn pool(config: &BackendConfig) -> Result<Arc<Pool>> {
         .unwrap_or_else(|| (backend.default_pool_size)(config));
     let mut pools = lock(&REGISTRY.pools);
     let pool = pools
-        .entry(key)
+        .entry(config.clone())
         .or_insert_with(|| {
             tracing::debug!(target: "venomqa", entry = %config.entry, backend = %config.backend, size, "pool created");
             Arc::new(Pool {
