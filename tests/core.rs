@@ -153,10 +153,16 @@ fn inside<R>(backend: &'static str, body: impl FnOnce(&mut Session<Journal>) -> 
     out.expect("the body ran")
 }
 
+/// The counters of the pool the runner uses for `backend` (resolved the same way).
 fn pool_stats(backend: &str) -> registry::PoolStats {
-    registry::pool(&BackendConfig::new(backend))
+    let config = Config::discover(std::path::Path::new(env!("CARGO_MANIFEST_DIR")))
         .unwrap()
-        .stats()
+        .resolve(Selection {
+            backend: Some(backend),
+            ..Default::default()
+        })
+        .unwrap();
+    registry::pool(&config).unwrap().stats()
 }
 
 #[test]
