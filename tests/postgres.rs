@@ -127,8 +127,18 @@ fn run<R: TestOutcome>(app: &'static str, body: impl FnOnce(&mut PostgresSession
     run_test(&spec(app), body)
 }
 
+/// The pool `run(app, ..)` leases from, resolved the way a session resolves it.
 fn pool_of(app: &'static str) -> Arc<venomqa::registry::Pool> {
-    venomqa::registry::pool(&BackendConfig::new("postgres").with_url(own_url(app))).unwrap()
+    let config =
+        venomqa::config::Config::discover_cached(std::path::Path::new(env!("CARGO_MANIFEST_DIR")))
+            .unwrap()
+            .resolve(venomqa::config::Selection {
+                backend: Some("postgres"),
+                url: Some(own_url(app)),
+                entry: None,
+            })
+            .unwrap();
+    venomqa::registry::pool(&config).unwrap()
 }
 
 fn panic_text(payload: &(dyn Any + Send)) -> String {
@@ -995,6 +1005,9 @@ fn restore_sequences_puts_back_the_sequences_a_rolled_back_test_advanced() {
     m.discard("test").unwrap();
     assert_eq!(seq(&mut v, "t_id_seq"), (2, true));
     assert_eq!(seq(&mut v, "fresh"), (100, false), "never called again");
+
+    // A sequence dropped after the manager listed them: the list is read again.
+    v.batch_execute("DROP SEQUENCE vq_pg_seq.fresh").unwrap();
 
     // Rolling back to the outermost checkpoint restores them too; releasing it keeps them.
     m.checkpoint("test").unwrap();

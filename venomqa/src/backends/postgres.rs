@@ -95,6 +95,8 @@ pub struct PostgresStateManager {
     exclude_tables: Vec<String>,
     schemas: Vec<String>,
     restore_sequences: bool,
+    /// The sequences `restore_sequences` covers (oid, start value), read once per connection.
+    sequence_list: Option<Vec<(u32, i64)>>,
     sequences: Vec<SequenceState>,
 }
 
@@ -124,6 +126,7 @@ impl PostgresStateManager {
             exclude_tables: Vec::new(),
             schemas: vec!["public".to_owned()],
             restore_sequences: false,
+            sequence_list: None,
             sequences: Vec::new(),
         }
     }
@@ -178,6 +181,9 @@ impl PostgresStateManager {
     /// advances it for good. With this on, the outermost checkpoint snapshots every
     /// sequence (in the same round trip as its `BEGIN`) and the rollback at the end of the
     /// test puts back the ones that moved (in the same round trip as its `ROLLBACK`).
+    ///
+    /// The list of sequences is read once per connection (and again after `reset()`), so
+    /// a sequence created later, outside a test, is restored only from the next connection.
     ///
     /// Only turn it on when tests that use the same sequences run one at a time
     /// (`pool_size: 1`, and one test process at a time): sequences are shared by every
@@ -270,22 +276,93 @@ impl PostgresStateManager {
             .map_err(|e| classify(client, &operation(), &e))
     }
 
-    /// The query snapshotting the sequences of the chosen schemas.
-    fn sequence_snapshot_sql(&self) -> Result<String> {
+    /// The catalog query listing the sequences of the chosen schemas (oid, start value).
+    fn sequence_list_sql(&self) -> Result<String> {
         let schemas = self
             .schemas
             .iter()
             .map(|s| quote_literal(s))
             .collect::<Result<Vec<_>>>()?;
         Ok(format!(
-            // The CASEs keep the sequence functions away from other relations: the planner
-            // may evaluate a plain AND in any order, and they fail on a non-sequence.
-            "SELECT c.oid, CASE WHEN c.relkind = 'S' THEN pg_sequence_last_value(c.oid) END, s.seqstart \
-             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_sequence s ON s.seqrelid = c.oid \
-             WHERE c.relkind = 'S' AND n.nspname IN ({}) \
+            // The CASE keeps has_sequence_privilege away from other relations: the planner
+            // may evaluate a plain AND in any order, and it fails on a non-sequence.
+            "SELECT c.oid, s.seqstart FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             JOIN pg_sequence s ON s.seqrelid = c.oid WHERE c.relkind = 'S' AND n.nspname IN ({}) \
              AND CASE WHEN c.relkind = 'S' THEN has_sequence_privilege(c.oid, 'SELECT,UPDATE') ELSE false END",
             schemas.join(", ")
         ))
+    }
+
+    fn load_sequence_list(client: &mut Client, sql: &str) -> Result<Vec<(u32, i64)>> {
+        let messages = Self::run(client, || "listing sequences".into(), sql)?;
+        let bad = || Error::backend(NAME, "listing sequences", "unexpected reply");
+        let mut out = Vec::new();
+        for m in &messages {
+            if let SimpleQueryMessage::Row(row) = m {
+                let oid = row.get(0).and_then(|v| v.parse().ok()).ok_or_else(bad)?;
+                let start = row.get(1).and_then(|v| v.parse().ok()).ok_or_else(bad)?;
+                out.push((oid, start));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Opens the transaction with `begin` and, in the same round trip, reads the current
+    /// value of every sequence of `list`. On failure the connection is left idle.
+    fn begin(
+        client: &mut Client,
+        operation: impl FnOnce() -> String,
+        begin: &str,
+        list: &[(u32, i64)],
+    ) -> Result<Vec<SequenceState>> {
+        let mut sql = begin.to_owned();
+        if !list.is_empty() {
+            let reads: Vec<String> = list
+                .iter()
+                .map(|(oid, _)| format!("pg_sequence_last_value({oid}::oid::regclass)"))
+                .collect();
+            let _ = write!(sql, "; SELECT {}", reads.join(", "));
+        }
+        let result = Self::run(client, operation, &sql).and_then(|messages| {
+            if list.is_empty() {
+                return Ok(Vec::new());
+            }
+            let row = messages
+                .iter()
+                .find_map(|m| match m {
+                    SimpleQueryMessage::Row(row) => Some(row),
+                    _ => None,
+                })
+                .ok_or_else(|| {
+                    Error::backend(NAME, "snapshotting sequences", "no row in the reply")
+                })?;
+            list.iter()
+                .enumerate()
+                .map(|(i, &(oid, start_value))| {
+                    let last_value = row
+                        .get(i)
+                        .map(|v| {
+                            v.parse().map_err(|_| {
+                                Error::backend(
+                                    NAME,
+                                    "snapshotting sequences",
+                                    format!("unexpected value {v:?}"),
+                                )
+                            })
+                        })
+                        .transpose()?;
+                    Ok(SequenceState {
+                        oid,
+                        last_value,
+                        start_value,
+                    })
+                })
+                .collect()
+        });
+        if result.is_err() && !client.is_closed() {
+            let _ = client.batch_execute("ROLLBACK");
+        }
+        result
     }
 
     /// The statement putting back the sequences that moved since the snapshot.
@@ -308,39 +385,6 @@ impl PostgresStateManager {
              FROM (VALUES {values}) AS v(seq, last, start) \
              WHERE pg_sequence_last_value(v.seq::regclass) IS DISTINCT FROM v.last"
         ))
-    }
-
-    fn parse_sequences(messages: &[SimpleQueryMessage]) -> Result<Vec<SequenceState>> {
-        let bad = |what: &str| {
-            Error::backend(
-                NAME,
-                "snapshotting sequences",
-                format!("unexpected {what} in the reply"),
-            )
-        };
-        let mut out = Vec::new();
-        for m in messages {
-            if let SimpleQueryMessage::Row(row) = m {
-                let oid = row
-                    .get(0)
-                    .and_then(|v| v.parse().ok())
-                    .ok_or_else(|| bad("oid"))?;
-                let last_value = row
-                    .get(1)
-                    .map(|v| v.parse().map_err(|_| bad("last_value")))
-                    .transpose()?;
-                let start_value = row
-                    .get(2)
-                    .and_then(|v| v.parse().ok())
-                    .ok_or_else(|| bad("start value"))?;
-                out.push(SequenceState {
-                    oid,
-                    last_value,
-                    start_value,
-                });
-            }
-        }
-        Ok(out)
     }
 
     /// The tables `reset()` empties, as `(oid, schema, table)`, after checking that no
@@ -572,6 +616,7 @@ impl StateManager for PostgresStateManager {
         self.client = None;
         self.base.set_connected(false);
         self.sequences.clear();
+        self.sequence_list = None;
         let url = self.base.url().to_owned();
         let mut config = Self::parse_url(&url)?;
         match self.connect_timeout {
@@ -601,6 +646,7 @@ impl StateManager for PostgresStateManager {
         })?;
         self.client = Some(client);
         self.sequences.clear();
+        self.sequence_list = None;
         self.base.set_connected(true);
         Ok(())
     }
@@ -608,6 +654,7 @@ impl StateManager for PostgresStateManager {
     fn disconnect(&mut self) -> Result<()> {
         self.base.set_connected(false);
         self.sequences.clear();
+        self.sequence_list = None;
         if let Some(client) = self.client.take() {
             if !client.is_closed() {
                 client
@@ -619,8 +666,8 @@ impl StateManager for PostgresStateManager {
     }
 
     fn checkpoint(&mut self, name: &str) -> Result<()> {
-        let snapshot_sql = if self.restore_sequences && self.base.checkpoints().is_empty() {
-            Some(self.sequence_snapshot_sql()?)
+        let list_sql = if self.restore_sequences && self.base.checkpoints().is_empty() {
+            Some(self.sequence_list_sql()?)
         } else {
             None
         };
@@ -628,6 +675,7 @@ impl StateManager for PostgresStateManager {
             base,
             client,
             sequences,
+            sequence_list,
             ..
         } = self;
         base.checkpoint(name, |name, active| {
@@ -639,24 +687,25 @@ impl StateManager for PostgresStateManager {
             if !active.is_empty() {
                 return Self::run(client, op, &format!("SAVEPOINT {savepoint}")).map(drop);
             }
-            let mut sql = format!("BEGIN; SAVEPOINT {savepoint}");
-            if let Some(snapshot) = &snapshot_sql {
-                sql.push_str("; ");
-                sql.push_str(snapshot);
-            }
-            let result =
-                Self::run(client, op, &sql).and_then(|messages| Self::parse_sequences(&messages));
-            match result {
-                Ok(snapshot) => {
-                    *sequences = snapshot;
-                    Ok(())
+            let begin = format!("BEGIN; SAVEPOINT {savepoint}");
+            let Some(list_sql) = list_sql else {
+                return Self::begin(client, op, &begin, &[]).map(drop);
+            };
+            // The sequence list is read once per connection; if a listed sequence has been
+            // dropped since, the snapshot fails: read the list again and retry once.
+            let mut retried = false;
+            loop {
+                if sequence_list.is_none() || retried {
+                    *sequence_list = Some(Self::load_sequence_list(client, &list_sql)?);
                 }
-                Err(e) => {
-                    // Leave the connection idle, not inside a half-opened transaction.
-                    if !client.is_closed() {
-                        let _ = client.batch_execute("ROLLBACK");
+                let list = sequence_list.as_deref().unwrap_or_default();
+                match Self::begin(client, op, &begin, list) {
+                    Ok(snapshot) => {
+                        *sequences = snapshot;
+                        return Ok(());
                     }
-                    Err(e)
+                    Err(e) if retried || matches!(e, Error::StateLost { .. }) => return Err(e),
+                    Err(_) => retried = true,
                 }
             }
         })
@@ -760,6 +809,7 @@ impl StateManager for PostgresStateManager {
         }
         self.base.clear_checkpoints();
         self.sequences.clear();
+        self.sequence_list = None;
         let tables = self.reset_plan()?;
         if tables.is_empty() {
             return Ok(());
