@@ -21,6 +21,7 @@ use venomqa::{venom_test, BackendConfig, Error, StateManager, ROOT_CHECKPOINT};
 /// lock, because other test processes (nextest) create it at the same time.
 const SCHEMA: &str = "BEGIN; SELECT pg_advisory_xact_lock(7345001); \
     CREATE TABLE IF NOT EXISTS vq_pg_items (id bigserial PRIMARY KEY, label text NOT NULL, note text); \
+    CREATE TABLE IF NOT EXISTS vq_pg_ddl_target (v int); \
     COMMIT";
 
 venomqa::register_setup!("postgres", |m: &mut dyn StateManager| m
@@ -234,7 +235,7 @@ fn ddl_is_rolled_back() {
         c.batch_execute(&format!(
             "CREATE TABLE {table} (id serial PRIMARY KEY, v text); CREATE INDEX ON {table} (v); \
              INSERT INTO {table} (v) VALUES ('x'); CREATE SCHEMA {schema}; CREATE TABLE {schema}.t (v int); \
-             ALTER TABLE vq_pg_items ADD COLUMN vq_pg_ddl_extra int"
+             ALTER TABLE vq_pg_ddl_target ADD COLUMN vq_pg_ddl_extra int"
         ))
         .unwrap();
         let n: i64 = c
@@ -256,7 +257,7 @@ fn ddl_is_rolled_back() {
     assert_eq!(schemas, 0);
     let extra: i64 = v
         .query_one(
-            "SELECT COUNT(*) FROM information_schema.columns WHERE table_name = 'vq_pg_items' AND column_name = 'vq_pg_ddl_extra'",
+            "SELECT COUNT(*) FROM information_schema.columns WHERE table_name = 'vq_pg_ddl_target' AND column_name = 'vq_pg_ddl_extra'",
             &[],
         )
         .unwrap()
