@@ -400,7 +400,7 @@ impl PostgresStateManager {
                  ORDER BY n.nspname, c.relname",
                 &[&self.schemas],
             )
-            .map_err(|e| classify(client, op, &e))?;
+            .map_err(|e| Error::backend(NAME, op, describe(&e)))?;
         let all: Vec<(u32, String, String)> = rows
             .iter()
             .map(|r| (r.get(0), r.get(1), r.get(2)))
@@ -458,7 +458,7 @@ impl PostgresStateManager {
                  ORDER BY 2, 3, 1",
                 &[&oids],
             )
-            .map_err(|e| classify(client, op, &e))?;
+            .map_err(|e| Error::backend(NAME, op, describe(&e)))?;
         if let Some(row) = refs.first() {
             let (constraint, from_schema, from_table): (String, String, String) =
                 (row.get(0), row.get(1), row.get(2));
@@ -826,12 +826,13 @@ impl StateManager for PostgresStateManager {
             .collect::<Result<Vec<_>>>()?;
         let sql = format!("TRUNCATE TABLE {} RESTART IDENTITY", names.join(", "));
         let client = self.client.as_mut().expect("connected");
-        Self::run(
-            client,
-            || format!("reset (TRUNCATE of {})", names.join(", ")),
-            &sql,
-        )
-        .map(drop)
+        client.batch_execute(&sql).map_err(|e| {
+            Error::backend(
+                NAME,
+                format!("reset (TRUNCATE of {})", names.join(", ")),
+                describe(&e),
+            )
+        })
     }
 
     fn is_connected(&self) -> bool {
@@ -853,7 +854,7 @@ impl StateManager for PostgresStateManager {
         let client = self.try_client()?;
         client
             .batch_execute(script)
-            .map_err(|e| classify(client, "running a setup script", &e))
+            .map_err(|e| Error::backend(NAME, "running a setup script", describe(&e)))
     }
 }
 
