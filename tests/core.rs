@@ -251,12 +251,27 @@ fn a_manager_that_cannot_roll_back_fails_the_test_and_is_dropped() {
         message.contains("the journal's disk went away"),
         "{message}"
     );
+    let caught = panic::catch_unwind(|| {
+        run_test(&spec("journal_discard"), |_: &mut Session<Journal>| {
+            DISCARD_FAILS.store(true, Ordering::SeqCst);
+            Err::<(), _>("the body's own error")
+        })
+    });
+    let message = *caught
+        .expect_err("the test fails")
+        .downcast::<String>()
+        .unwrap();
+    assert!(
+        message.contains("returned Err(\"the body's own error\")"),
+        "{message}"
+    );
+    assert!(message.contains("could not be rolled back"), "{message}");
     let next = inside("journal_discard", |j| {
         (j.manager().id, j.manager().entries.len())
     });
     assert_ne!(next.0, first, "a fresh manager replaced the broken one");
     assert_eq!(next.1, 0);
-    assert_eq!(pool_stats("journal_discard").replaced, 1);
+    assert_eq!(pool_stats("journal_discard").replaced, 2);
 }
 
 #[test]

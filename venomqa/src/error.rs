@@ -114,7 +114,7 @@ pub enum Error {
 
     /// The backend lost the state a checkpoint protects (an implicit commit, a killed
     /// connection, an aborted transaction): the changes can no longer be rolled back.
-    #[error("{backend}: the test's changes can no longer be rolled back: {message}")]
+    #[error("{backend}: the transaction holding the test's checkpoints is gone: {message}")]
     StateLost {
         /// Backend name.
         backend: String,
@@ -266,7 +266,7 @@ const SECRET_QUERY_KEYS: &[&str] = &[
 /// ```
 pub fn redact_url(raw: &str) -> String {
     let Some(scheme_end) = raw.find("://") else {
-        return raw.to_owned();
+        return redact_key_values(raw);
     };
     let rest_start = scheme_end + 3;
     let rest = &raw[rest_start..];
@@ -315,9 +315,37 @@ pub fn redact_url(raw: &str) -> String {
     out
 }
 
-/// The password of a URL, raw and percent-decoded, if it has one.
+/// Masks `password=...` style pairs of a key=value connection string
+/// (`host=db user=app password=x`, or `;`-separated), which is not a URL.
+fn redact_key_values(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    let mut rest = raw;
+    while !rest.is_empty() {
+        let token_end = rest.find([' ', ';', '\t', '\n']).unwrap_or(rest.len());
+        let (token, tail) = rest.split_at(token_end);
+        match token.split_once('=') {
+            Some((k, _)) if SECRET_QUERY_KEYS.contains(&k.trim().to_ascii_lowercase().as_str()) => {
+                out.push_str(k);
+                out.push_str("=***");
+            }
+            _ => out.push_str(token),
+        }
+        let sep_len = tail.chars().next().map_or(0, char::len_utf8);
+        out.push_str(&tail[..sep_len]);
+        rest = &tail[sep_len..];
+    }
+    out
+}
+
+/// The secrets of a connection string: a URL's password (raw and percent-decoded) and
+/// the values of `password=`-style keys, longest first.
 fn url_secrets(raw: &str) -> Vec<String> {
-    let mut secrets = Vec::new();
+    let mut secrets: Vec<String> = raw
+        .split([' ', ';', '\t', '\n', '&', '?'])
+        .filter_map(|t| t.split_once('='))
+        .filter(|(k, _)| SECRET_QUERY_KEYS.contains(&k.trim().to_ascii_lowercase().as_str()))
+        .map(|(_, v)| v.to_owned())
+        .collect();
     if let Ok(parsed) = url::Url::parse(raw) {
         if let Some(p) = parsed.password() {
             secrets.push(p.to_owned());
@@ -407,6 +435,24 @@ mod tests {
         assert!(text.contains("mysql://root:***@127.0.0.1:1/test"), "{text}");
         assert!(text.contains("VENOMQA_MYSQL_URL"), "{text}");
         assert_eq!(format!("{e:?}"), text);
+    }
+
+    #[test]
+    fn redacts_key_value_connection_strings() {
+        assert_eq!(
+            redact_url("host=db user=app password=hunter2 dbname=x"),
+            "host=db user=app password=*** dbname=x"
+        );
+        assert_eq!(
+            redact_url("Server=db;Password=hunter2;"),
+            "Server=db;Password=***;"
+        );
+        let e = Error::connection(
+            "postgres",
+            "host=db password=hunter2",
+            "auth failed for hunter2",
+        );
+        assert!(!e.to_string().contains("hunter2"), "{e}");
     }
 
     #[test]
