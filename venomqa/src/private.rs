@@ -26,19 +26,22 @@ pub struct TestSpec {
 
 /// The return types a `#[venom_test]` function may have: `()` and `Result<T, E>`.
 pub trait TestOutcome {
-    /// Whether the value reports a failure (`Err`).
-    fn is_failure(&self) -> bool;
+    /// How the test ended, for a message: `passed`, or `returned Err(..)`.
+    fn describe(&self) -> String;
 }
 
 impl TestOutcome for () {
-    fn is_failure(&self) -> bool {
-        false
+    fn describe(&self) -> String {
+        "passed".to_owned()
     }
 }
 
-impl<T, E> TestOutcome for Result<T, E> {
-    fn is_failure(&self) -> bool {
-        self.is_err()
+impl<T, E: std::fmt::Debug> TestOutcome for Result<T, E> {
+    fn describe(&self) -> String {
+        match self {
+            Ok(_) => "passed".to_owned(),
+            Err(e) => format!("returned Err({e:?})"),
+        }
     }
 }
 
@@ -65,11 +68,7 @@ where
         (Ok(value), Err(e)) => panic!(
             "test {} {}, but its changes could not be rolled back: {e}",
             spec.test,
-            if value.is_failure() {
-                "returned Err"
-            } else {
-                "passed"
-            }
+            value.describe()
         ),
         (Err(panic), Ok(())) => resume_unwind(panic),
         (Err(panic), Err(e)) => {
