@@ -134,6 +134,14 @@ venomqa::register_backend!("unreachable", |config: &BackendConfig| -> Result<Jou
     ))
 });
 
+static FACTORY_PANICS: AtomicBool = AtomicBool::new(true);
+venomqa::register_backend!("journal_panicky", |_: &BackendConfig| {
+    if FACTORY_PANICS.swap(false, Ordering::SeqCst) {
+        panic!("a bug in the user's factory");
+    }
+    Ok(Journal::new(&NEVER, &NEVER))
+});
+
 fn spec(backend: &'static str) -> TestSpec {
     TestSpec {
         test: "core",
@@ -275,7 +283,27 @@ fn a_manager_that_cannot_roll_back_fails_the_test_and_is_dropped() {
 }
 
 #[test]
+fn a_panicking_factory_does_not_use_up_the_pool() {
+    let mut config = BackendConfig::new("journal_panicky");
+    config.lease_timeout = Some(std::time::Duration::from_secs(5));
+    let pool = registry::pool(&config).unwrap();
+    assert_eq!(pool.stats().size, 1);
+    assert!(panic::catch_unwind(panic::AssertUnwindSafe(|| pool.lease())).is_err());
+    assert_eq!(
+        pool.stats().live,
+        0,
+        "the slot came back when the factory panicked"
+    );
+    let lease = pool.lease().expect("a new manager in the freed slot");
+    assert_eq!(pool.stats().live, 1);
+    drop(lease);
+}
+
+#[test]
 fn setup_runs_once_per_process_before_the_first_lease() {
+    // The very first lease gets the manager the setup ran on, before any test touched it.
+    let first = inside("journal_setup", |j| j.manager().entries.clone());
+    assert_eq!(first, ["seeded"]);
     std::thread::scope(|scope| {
         for _ in 0..6 {
             scope.spawn(|| {
@@ -291,7 +319,7 @@ fn setup_runs_once_per_process_before_the_first_lease() {
     });
     assert_eq!(SETUP_RUNS.load(Ordering::SeqCst), 1);
     let stats = pool_stats("journal_setup");
-    assert_eq!((stats.size, stats.leases), (3, 30));
+    assert_eq!((stats.size, stats.leases), (3, 31));
     assert!(stats.opened <= 3, "{stats:?}");
 }
 

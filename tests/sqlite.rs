@@ -260,6 +260,40 @@ fn ending_the_transaction_inside_a_test_is_reported() {
         .unwrap();
 }
 
+#[test]
+fn committing_and_beginning_again_inside_a_test_is_reported() {
+    let caught = panic::catch_unwind(|| {
+        run_test(&spec("commit_begin_inside"), |db: &mut SqliteSession| {
+            insert(db, "committed_then_reopened");
+            db.conn().execute_batch("COMMIT; BEGIN").unwrap();
+            insert(db, "after_reopening");
+        })
+    });
+    let message = caught
+        .expect_err("the test must fail")
+        .downcast::<String>()
+        .map(|s| *s)
+        .unwrap_or_default();
+    assert!(message.contains("could not be rolled back"), "{message}");
+    assert!(message.contains("savepoint gone"), "{message}");
+    assert_eq!(
+        committed("committed_then_reopened"),
+        1,
+        "the report is honest: it was committed"
+    );
+    assert_eq!(
+        committed("after_reopening"),
+        0,
+        "the stray transaction was ended"
+    );
+    observer()
+        .execute(
+            "DELETE FROM items WHERE marker = 'committed_then_reopened'",
+            [],
+        )
+        .unwrap();
+}
+
 /// 32 threads at once, each writing the same table: on the file (which the pool shares
 /// one test at a time, so no "database is locked") and on the in-memory default (a
 /// private database per connection, truly parallel).

@@ -125,6 +125,14 @@ fn check_signature(func: &ItemFn) -> syn::Result<()> {
             "a #[venom_test] function cannot be generic",
         ));
     }
+    if let syn::ReturnType::Type(_, ty) = &sig.output {
+        if let Type::ImplTrait(_) = &**ty {
+            errors.push(syn::Error::new_spanned(
+                ty,
+                "a #[venom_test] function must return `()` or a `Result`; name the type instead of `impl Trait`",
+            ));
+        }
+    }
     if let Some(v) = &sig.variadic {
         errors.push(syn::Error::new_spanned(
             v,
@@ -209,13 +217,18 @@ fn expand_fn(args: Args, func: ItemFn) -> syn::Result<TokenStream> {
         option(&args.url),
         option(&args.config),
     );
+    // A return type that is neither `()` nor a `Result` is reported at the user's type.
+    let run_test = match output {
+        syn::ReturnType::Type(_, ty) => quote_spanned!(ty.span()=> #krate::__private::run_test),
+        syn::ReturnType::Default => quote!(#krate::__private::run_test),
+    };
     Ok(quote! {
         #(#attrs)*
         #[cfg_attr(test, ::core::prelude::v1::test)]
         #[cfg_attr(not(test), allow(dead_code))]
         #vis fn #ident() #output {
             #inner_sig #block
-            #krate::__private::run_test(
+            #run_test(
                 &#krate::__private::TestSpec {
                     test: ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#ident)),
                     backend: #backend,
@@ -247,10 +260,16 @@ pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
             let ItemFn {
                 mut attrs,
                 vis,
-                sig,
+                mut sig,
                 block,
             } = func;
             attrs.retain(|a| !is_test_attr(a));
+            // Keep the body checkable without piling rustc's errors on top of ours.
+            sig.inputs = sig
+                .inputs
+                .into_iter()
+                .filter(|a| matches!(a, FnArg::Typed(_)))
+                .collect();
             out.extend(quote!(#(#attrs)* #[allow(dead_code, unused)] #vis #sig #block));
             out
         }
@@ -366,6 +385,10 @@ fn t() {
             ("fn t(a: &Session) {}", "must be a mutable reference"),
             ("unsafe fn t() {}", "cannot be `unsafe`"),
             ("const fn t() {}", "cannot be `const`"),
+            (
+                "fn t() -> impl std::process::Termination {}",
+                "name the type instead of `impl Trait`",
+            ),
         ] {
             let out = expand(TokenStream::new(), item.parse().unwrap()).to_string();
             assert!(out.contains(message), "{item}: {out}");

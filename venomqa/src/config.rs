@@ -316,13 +316,22 @@ impl Config {
             .cloned()
             .unwrap_or_default();
         let is_default = entry_name == default_name;
-        let backend = match (selection.entry, selection.backend) {
-            (Some(_), Some(b)) => b.to_owned(),
-            _ => file_entry
-                .backend
-                .clone()
-                .unwrap_or_else(|| entry_name.clone()),
-        };
+        let backend = file_entry
+            .backend
+            .clone()
+            .unwrap_or_else(|| entry_name.clone());
+        if let (Some(entry), Some(asked)) = (selection.entry, selection.backend) {
+            if asked != backend {
+                return Err(Error::config(
+                    &source,
+                    format!("backends.{entry}.backend"),
+                    format!(
+                        "#[venom_test(config = {entry:?}, backend = {asked:?})] asks for backend {asked:?}, \
+                         but the entry is for {backend:?}; drop one of the two arguments"
+                    ),
+                ));
+            }
+        }
 
         let url = env(&format!("VENOMQA_{}_URL", env_key(&entry_name)))
             .or_else(|| is_default.then(|| env("VENOMQA_DB_URL")).flatten())
@@ -525,6 +534,24 @@ mod tests {
             .unwrap_err();
         assert!(e.to_string().contains("backends.nope"), "{e}");
         assert!(e.to_string().contains("analytics"), "{e}");
+    }
+
+    #[test]
+    fn an_entry_and_a_different_backend_conflict() {
+        let c = cfg("backends:\n  analytics:\n    backend: postgres\n");
+        let both = |backend| Selection {
+            entry: Some("analytics"),
+            backend: Some(backend),
+            url: None,
+        };
+        assert_eq!(
+            c.resolve_with_env(both("postgres"), no_env)
+                .unwrap()
+                .backend,
+            "postgres"
+        );
+        let e = c.resolve_with_env(both("mysql"), no_env).unwrap_err();
+        assert!(e.to_string().contains("backends.analytics.backend"), "{e}");
     }
 
     #[test]

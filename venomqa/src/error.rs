@@ -149,7 +149,7 @@ pub enum Error {
     },
 
     /// The once-per-process setup step (schema files or a setup function) failed.
-    #[error("setup of {entry} failed: {cause}. Fix the setup step; every test of this backend fails until it succeeds")]
+    #[error("setup of {entry} failed: {cause}. Fix the setup step; every test of this entry in this process fails with this error")]
     Setup {
         /// Configuration entry whose setup failed.
         entry: String,
@@ -241,7 +241,7 @@ pub(crate) fn env_key(name: &str) -> String {
         .collect()
 }
 
-const SECRET_QUERY_KEYS: &[&str] = &[
+const SECRET_KEYS: &[&str] = &[
     "password",
     "pass",
     "pwd",
@@ -252,115 +252,140 @@ const SECRET_QUERY_KEYS: &[&str] = &[
     "sslpassword",
 ];
 
-/// Replaces the password of a URL (and any `password=` style query parameter) with `***`.
+/// The byte range of the password in `scheme://user:password@host...`, if there is one.
 ///
-/// Works on URLs the `url` crate cannot parse too, by masking whatever stands between the
-/// first `:` after the scheme and the last `@` of the authority.
+/// Tolerant of a password holding unencoded `/`, `?`, `#`, `@` or `:`: when the authority
+/// (cut at the first `/`, `?` or `#`) holds no `@` but the rest of the URL does, the
+/// password runs from the first `:` to the last `@`. Masking too much is the safe side.
+fn url_password_range(raw: &str) -> Option<(usize, usize)> {
+    let start = raw.find("://")? + 3;
+    let rest = &raw[start..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let at = match rest[..authority_end].rfind('@') {
+        Some(at) => at,
+        None => rest.rfind('@').filter(|&at| rest[..at].contains(':'))?,
+    };
+    let colon = rest[..at].find(':')?;
+    Some((start + colon + 1, start + at))
+}
+
+/// Where the value of the first `password=`-style key at or after `from` starts.
+fn next_secret_value(raw: &str, lower: &str, from: usize) -> Option<usize> {
+    let bytes = raw.as_bytes();
+    SECRET_KEYS
+        .iter()
+        .filter_map(|key| {
+            let mut search = from;
+            while let Some(found) = lower[search..].find(key) {
+                let key_start = search + found;
+                search = key_start + 1;
+                let boundary = key_start == 0
+                    || matches!(
+                        bytes[key_start - 1],
+                        b' ' | b';' | b'&' | b'?' | b'\t' | b'\n' | b','
+                    );
+                let mut j = key_start + key.len();
+                while j < bytes.len() && bytes[j] == b' ' {
+                    j += 1;
+                }
+                if !boundary || j >= bytes.len() || bytes[j] != b'=' {
+                    continue;
+                }
+                j += 1;
+                while j < bytes.len() && bytes[j] == b' ' {
+                    j += 1;
+                }
+                return Some(j);
+            }
+            None
+        })
+        .min()
+}
+
+/// The byte ranges of the values of `password=`-style keys: in a URL's query
+/// (`?password=x&..`) or a key=value connection string (`host=db password = 'a b'`).
+fn secret_value_ranges(raw: &str) -> Vec<(usize, usize)> {
+    let lower = raw.to_ascii_lowercase();
+    let bytes = raw.as_bytes();
+    let mut ranges = Vec::new();
+    let mut from = 0;
+    while let Some(start) = next_secret_value(raw, &lower, from) {
+        let end = match bytes.get(start) {
+            Some(&quote @ (b'\'' | b'"')) => {
+                let mut k = start + 1;
+                while k < bytes.len() && bytes[k] != quote {
+                    k += if bytes[k] == b'\\' { 2 } else { 1 };
+                }
+                (k + 1).min(bytes.len())
+            }
+            _ => raw[start..]
+                .find([' ', ';', '&', '#', '\t', '\n'])
+                .map_or(raw.len(), |e| start + e),
+        };
+        if end > start {
+            ranges.push((start, end));
+        }
+        from = end.max(start + 1);
+    }
+    ranges
+}
+
+/// Replaces the password of a URL, and the value of any `password=`-style key (in a
+/// query or a key=value connection string), with `***`.
+///
+/// A password holding unencoded `/`, `?`, `#` or `@` is masked too: everything from the
+/// first `:` of the user info to the last `@` of the URL.
 ///
 /// ```
 /// assert_eq!(
 ///     venomqa::redact_url("mysql://root:s3cr%40t@db:3306/app?password=x&ssl=1"),
 ///     "mysql://root:***@db:3306/app?password=***&ssl=1"
 /// );
+/// assert_eq!(venomqa::redact_url("mysql://u:pa/ss@h/db"), "mysql://u:***@h/db");
+/// assert_eq!(
+///     venomqa::redact_url("host=db password = 'a b' user=x"),
+///     "host=db password = *** user=x"
+/// );
 /// assert_eq!(venomqa::redact_url("sqlite::memory:"), "sqlite::memory:");
 /// ```
 pub fn redact_url(raw: &str) -> String {
-    let Some(scheme_end) = raw.find("://") else {
-        return redact_key_values(raw);
-    };
-    let rest_start = scheme_end + 3;
-    let rest = &raw[rest_start..];
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let authority = &rest[..authority_end];
+    let mut ranges = secret_value_ranges(raw);
+    if let Some(password) = url_password_range(raw) {
+        ranges.retain(|&(s, e)| e <= password.0 || s >= password.1);
+        ranges.push(password);
+    }
+    ranges.sort_unstable();
     let mut out = String::with_capacity(raw.len());
-    out.push_str(&raw[..rest_start]);
-    match authority.rfind('@') {
-        Some(at) => {
-            let userinfo = &authority[..at];
-            match userinfo.find(':') {
-                Some(colon) => {
-                    out.push_str(&userinfo[..colon]);
-                    out.push_str(":***");
-                }
-                None => out.push_str(userinfo),
-            }
-            out.push_str(&authority[at..]);
+    let mut last = 0;
+    for (start, end) in ranges {
+        if start < last {
+            continue;
         }
-        None => out.push_str(authority),
+        out.push_str(&raw[last..start]);
+        out.push_str("***");
+        last = end;
     }
-    let tail = &rest[authority_end..];
-    match tail.find('?') {
-        Some(q) => {
-            out.push_str(&tail[..=q]);
-            let (query, fragment) = match tail[q + 1..].find('#') {
-                Some(h) => (&tail[q + 1..q + 1 + h], &tail[q + 1 + h..]),
-                None => (&tail[q + 1..], ""),
-            };
-            let pairs: Vec<String> = query
-                .split('&')
-                .map(|pair| match pair.split_once('=') {
-                    Some((k, _))
-                        if SECRET_QUERY_KEYS.contains(&k.to_ascii_lowercase().as_str()) =>
-                    {
-                        format!("{k}=***")
-                    }
-                    _ => pair.to_owned(),
-                })
-                .collect();
-            out.push_str(&pairs.join("&"));
-            out.push_str(fragment);
-        }
-        None => out.push_str(tail),
-    }
+    out.push_str(&raw[last..]);
     out
 }
 
-/// Masks `password=...` style pairs of a key=value connection string
-/// (`host=db user=app password=x`, or `;`-separated), which is not a URL.
-fn redact_key_values(raw: &str) -> String {
-    let mut out = String::with_capacity(raw.len());
-    let mut rest = raw;
-    while !rest.is_empty() {
-        let token_end = rest.find([' ', ';', '\t', '\n']).unwrap_or(rest.len());
-        let (token, tail) = rest.split_at(token_end);
-        match token.split_once('=') {
-            Some((k, _)) if SECRET_QUERY_KEYS.contains(&k.trim().to_ascii_lowercase().as_str()) => {
-                out.push_str(k);
-                out.push_str("=***");
-            }
-            _ => out.push_str(token),
-        }
-        let sep_len = tail.chars().next().map_or(0, char::len_utf8);
-        out.push_str(&tail[..sep_len]);
-        rest = &tail[sep_len..];
-    }
-    out
-}
-
-/// The secrets of a connection string: a URL's password (raw and percent-decoded) and
-/// the values of `password=`-style keys, longest first.
+/// The secrets of a connection string, raw and percent-decoded (quotes stripped),
+/// longest first.
 fn url_secrets(raw: &str) -> Vec<String> {
-    let mut secrets: Vec<String> = raw
-        .split([' ', ';', '\t', '\n', '&', '?'])
-        .filter_map(|t| t.split_once('='))
-        .filter(|(k, _)| SECRET_QUERY_KEYS.contains(&k.trim().to_ascii_lowercase().as_str()))
-        .map(|(_, v)| v.to_owned())
-        .collect();
-    if let Ok(parsed) = url::Url::parse(raw) {
-        if let Some(p) = parsed.password() {
-            secrets.push(p.to_owned());
-            if let Ok(decoded) = percent_decode(p) {
-                secrets.push(decoded);
-            }
-        }
-        for (k, v) in parsed.query_pairs() {
-            if SECRET_QUERY_KEYS.contains(&k.to_ascii_lowercase().as_str()) && !v.is_empty() {
-                secrets.push(v.into_owned());
-            }
+    let mut secrets = Vec::new();
+    for (start, end) in url_password_range(raw)
+        .into_iter()
+        .chain(secret_value_ranges(raw))
+    {
+        let value = raw[start..end].trim_matches(['\'', '"']);
+        secrets.push(value.to_owned());
+        if let Ok(decoded) = percent_decode(value) {
+            secrets.push(decoded);
         }
     }
     secrets.retain(|s| !s.is_empty());
     secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    secrets.dedup();
     secrets
 }
 
@@ -415,6 +440,40 @@ mod tests {
             "mysql://u:***@h:3306/db"
         );
         assert_eq!(redact_url("mysql://u:p%2Fw%40x@h/db"), "mysql://u:***@h/db");
+    }
+
+    #[test]
+    fn redacts_passwords_with_unencoded_delimiters() {
+        for (raw, redacted) in [
+            ("mysql://u:p#ss@h/db", "mysql://u:***@h/db"),
+            ("postgres://u:pa/ss@h/db", "postgres://u:***@h/db"),
+            ("mysql://u:pa?ss@h/db", "mysql://u:***@h/db"),
+            ("redis://:se#cret@h:6379", "redis://:***@h:6379"),
+            ("mysql://u:a@b:c@h:1/db?x=1", "mysql://u:***@h:1/db?x=1"),
+        ] {
+            assert_eq!(redact_url(raw), redacted, "{raw}");
+            let password = &raw[raw.find("://").unwrap() + 3..];
+            let password = &password[password.find(':').unwrap() + 1..password.rfind('@').unwrap()];
+            let e = Error::connection("x", raw, format!("failed for {raw} with {password}"));
+            assert!(!e.to_string().contains(password), "{e}");
+        }
+        // No password: nothing masked, even with an `@` in the query.
+        assert_eq!(redact_url("mongodb://h/?user=a@b"), "mongodb://h/?user=a@b");
+    }
+
+    #[test]
+    fn redacts_key_value_forms() {
+        assert_eq!(
+            redact_url("password = hunter2 host=h"),
+            "password = *** host=h"
+        );
+        assert_eq!(
+            redact_url(r"password='a \' b' host=h"),
+            "password=*** host=h"
+        );
+        assert_eq!(redact_url("passport=1 bypass=2"), "passport=1 bypass=2");
+        let e = Error::connection("pg", "host=h password='two words'", "no: two words");
+        assert!(!e.to_string().contains("two words"), "{e}");
     }
 
     #[test]

@@ -25,6 +25,11 @@ pub struct TestSpec {
 }
 
 /// The return types a `#[venom_test]` function may have: `()` and `Result<T, E>`.
+#[diagnostic::on_unimplemented(
+    message = "a #[venom_test] function must return `()` or a `Result`, not `{Self}`",
+    label = "this return type",
+    note = "return `()`, or `Result<(), E>` with `E: Debug` to fail the test with an error"
+)]
 pub trait TestOutcome {
     /// How the test ended, for a message: `passed`, or `returned Err(..)`.
     fn describe(&self) -> String;
@@ -57,7 +62,12 @@ where
         entry: spec.config,
         url: spec.url,
     };
-    let mut session = match Session::<M>::open(Path::new(spec.manifest_dir), selection, spec.test) {
+    // The directory cargo runs the test in, else where it was compiled (an archived test
+    // binary run elsewhere, as `cargo nextest archive` does, has only the former).
+    let dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| Path::new(spec.manifest_dir).to_owned());
+    let mut session = match Session::<M>::open(&dir, selection, spec.test) {
         Ok(session) => session,
         Err(e) => panic!("venomqa could not start test {}: {e}", spec.test),
     };

@@ -13,6 +13,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard, OnceLock, RwLock};
@@ -294,7 +295,10 @@ impl Pool {
         loop {
             if let Some(mut manager) = state.idle.pop() {
                 drop(state);
-                if manager.health_check() {
+                // A health check that panics counts as failed; the slot is never lost.
+                let healthy =
+                    catch_unwind(AssertUnwindSafe(|| manager.health_check())).unwrap_or(false);
+                if healthy {
                     return Ok(self.hand_out(manager));
                 }
                 tracing::warn!(target: "venomqa", backend = %self.config.backend, "pooled manager failed its health check; replacing it");
@@ -305,14 +309,12 @@ impl Pool {
             if state.live < self.size {
                 state.live += 1;
                 drop(state);
-                return match self.open() {
-                    Ok(manager) => Ok(self.hand_out(manager)),
-                    Err(e) => {
-                        lock(&self.state).live -= 1;
-                        self.returned.notify_one();
-                        Err(e)
-                    }
-                };
+                // The slot goes back if opening fails or panics (a factory, connect() or a
+                // setup function of the user's); otherwise the new manager keeps it.
+                let slot = Slot(self);
+                let manager = self.open()?;
+                std::mem::forget(slot);
+                return Ok(self.hand_out(manager));
             }
             let waited = started.elapsed();
             if waited >= timeout {
@@ -341,17 +343,29 @@ impl Pool {
 
     /// Drops a manager that must not be reused, making room for a new one.
     fn forget(&self, mut manager: Box<dyn StateManager>) {
+        let _slot = Slot(self);
         self.replaced.fetch_add(1, Ordering::Relaxed);
         if manager.is_connected() {
-            let _ = manager.disconnect();
+            let _ = catch_unwind(AssertUnwindSafe(|| manager.disconnect()));
         }
-        drop(manager);
-        lock(&self.state).live -= 1;
-        self.returned.notify_one();
     }
 
     fn open(&self) -> Result<Box<dyn StateManager>> {
-        let mut manager = self.backend.connect(&self.config)?;
+        let mut manager = self.backend.connect(&self.config).map_err(|e| match e {
+            // Name the variable that overrides this entry, not the backend's.
+            Error::Connection {
+                backend,
+                url,
+                cause,
+                ..
+            } => Error::Connection {
+                backend,
+                url,
+                cause,
+                env_var: self.config.url_env_var(),
+            },
+            other => other,
+        })?;
         self.opened.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(target: "venomqa", backend = %self.config.backend, entry = %self.config.entry, "connection opened");
         if manager.setup_per_connection() {
@@ -387,6 +401,17 @@ impl Pool {
             function(manager).map_err(|e| setup_error(e.to_string()))?;
         }
         Ok(())
+    }
+}
+
+/// One place in a pool's count of live managers, given back (and a waiting lease woken)
+/// when dropped, including while a panic unwinds.
+struct Slot<'a>(&'a Pool);
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        lock(&self.0.state).live -= 1;
+        self.0.returned.notify_one();
     }
 }
 

@@ -127,8 +127,24 @@ impl SqliteStateManager {
 
     /// Runs SQL as one batch, mapping errors to [`Error::Backend`].
     fn batch(conn: &Connection, operation: impl FnOnce() -> String, sql: &str) -> Result<()> {
-        conn.execute_batch(sql)
-            .map_err(|e| Error::backend(NAME, operation(), e))
+        conn.execute_batch(sql).map_err(|e| {
+            if e.to_string().contains("no such savepoint") {
+                // The code under test ended our transaction and began another one: what it
+                // did before that is committed. End the stray transaction too.
+                if !conn.is_autocommit() {
+                    let _ = conn.execute_batch("ROLLBACK");
+                }
+                Error::StateLost {
+                    backend: NAME.into(),
+                    message: format!(
+                        "{} found its savepoint gone: the code under test ran COMMIT/ROLLBACK/END and then                          BEGIN, so what it wrote before that was committed or lost. Remove the explicit                          transaction control from the test, or use savepoints instead",
+                        operation()
+                    ),
+                }
+            } else {
+                Error::backend(NAME, operation(), e)
+            }
+        })
     }
 
     /// The transaction ended although checkpoints are active: a COMMIT, ROLLBACK or END
@@ -253,10 +269,12 @@ impl StateManager for SqliteStateManager {
         self.base.discard(name, |index, _| {
             let conn = conn.expect("connected");
             Self::check_transaction(conn, true)?;
+            let q = quote_double(NAME, name)?;
+            // For the outermost checkpoint, the ROLLBACK TO first proves the transaction is
+            // still ours (a bare ROLLBACK would also end one the test began itself).
             let sql = if index == 0 {
-                "ROLLBACK".to_owned()
+                format!("ROLLBACK TO SAVEPOINT {q}; ROLLBACK")
             } else {
-                let q = quote_double(NAME, name)?;
                 format!("ROLLBACK TO SAVEPOINT {q}; RELEASE SAVEPOINT {q}")
             };
             Self::batch(conn, || format!("discard checkpoint {name:?}"), &sql)
