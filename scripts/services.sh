@@ -48,7 +48,9 @@ start_mariadb() {
     mkdir -p /run/mysqld && chown mysql:mysql /run/mysqld 2>/dev/null || true
     if ! port_open 3306; then
         log "starting MariaDB"
-        start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd
+        # --user: a stock Debian config leaves `user = mysql` commented out, and mariadbd
+        # refuses to run as root.
+        start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd -- --user=mysql
     fi
     wait_for MariaDB 60 port_open 3306
     if ! mariadb_tcp >/dev/null 2>&1; then
@@ -63,6 +65,8 @@ start_mariadb() {
 }
 
 pg_ready() { pg_isready -q -h 127.0.0.1 -p 5432; }
+# -w: never prompt for a password (a fresh cluster asks for one over TCP until trust is set).
+pg_sql() { PGCONNECT_TIMEOUT=5 psql -w -h 127.0.0.1 -U postgres -d postgres "$@" </dev/null; }
 
 start_postgres() {
     if ! command -v pg_ctlcluster >/dev/null 2>&1 || [ -z "$(ls /etc/postgresql 2>/dev/null)" ]; then
@@ -75,15 +79,17 @@ start_postgres() {
         pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
     fi
     wait_for PostgreSQL 60 pg_ready
-    if ! psql -h 127.0.0.1 -U postgres -d postgres -Atc 'SELECT 1' >/dev/null 2>&1; then
-        log "enabling trust authentication on 127.0.0.1 (test machines only)"
+    if ! pg_sql -Atc 'SELECT 1' >/dev/null 2>&1; then
         local hba="/etc/postgresql/$version/main/pg_hba.conf"
-        sed -i '1i host all all 127.0.0.1/32 trust\nhost all all ::1/128 trust' "$hba"
-        pg_ctlcluster --skip-systemctl-redirect "$version" main reload
-        wait_for "PostgreSQL trust auth" 30 psql -h 127.0.0.1 -U postgres -d postgres -Atc 'SELECT 1'
+        if ! grep -q '^host all all 127.0.0.1/32 trust' "$hba"; then
+            log "enabling trust authentication on 127.0.0.1 (test machines only)"
+            sed -i '1i host all all 127.0.0.1/32 trust\nhost all all ::1/128 trust' "$hba"
+            pg_ctlcluster --skip-systemctl-redirect "$version" main reload
+        fi
+        wait_for "PostgreSQL trust auth" 30 pg_sql -Atc 'SELECT 1'
     fi
-    if [ "$(psql -h 127.0.0.1 -U postgres -d postgres -Atc "SELECT 1 FROM pg_database WHERE datname = 'test'")" != 1 ]; then
-        psql -h 127.0.0.1 -U postgres -d postgres -qc 'CREATE DATABASE test' || true
+    if [ "$(pg_sql -Atc "SELECT 1 FROM pg_database WHERE datname = 'test'")" != 1 ]; then
+        pg_sql -qc 'CREATE DATABASE test'
     fi
     log "PostgreSQL is up"
 }
@@ -103,6 +109,23 @@ start_redis() {
 }
 
 SECANTUS_VERSION=${SECANTUS_VERSION:-0.7.0b3}
+SECANTUS_VENV=${SECANTUS_VENV:-/opt/venomqa-secantus}
+
+# secantusd-py from PATH, else from our own virtualenv (installed there on first use, so a
+# system Python that refuses pip installs, PEP 668, is never touched).
+secantusd_bin() {
+    if command -v secantusd-py >/dev/null 2>&1; then
+        command -v secantusd-py
+        return
+    fi
+    if [ ! -x "$SECANTUS_VENV/bin/secantusd-py" ]; then
+        command -v python3 >/dev/null 2>&1 || apt_install python3 python3-venv
+        python3 -m venv "$SECANTUS_VENV" 2>/dev/null || { apt_install python3-venv && python3 -m venv "$SECANTUS_VENV"; }
+        log "installing SecantusDB==$SECANTUS_VERSION (a MongoDB wire-protocol server) from PyPI into $SECANTUS_VENV"
+        "$SECANTUS_VENV/bin/pip" install -q "SecantusDB==$SECANTUS_VERSION" || die "pip could not install SecantusDB"
+    fi
+    echo "$SECANTUS_VENV/bin/secantusd-py"
+}
 
 start_mongodb() {
     if [ -n "${VENOMQA_MONGODB_URL:-}" ]; then
@@ -110,17 +133,16 @@ start_mongodb() {
         return
     fi
     if port_open 27017; then log "MongoDB-compatible server is up"; return; fi
-    if ! command -v secantusd-py >/dev/null 2>&1; then
-        log "installing SecantusDB==$SECANTUS_VERSION (a MongoDB wire-protocol server) from PyPI"
-        python3 -m pip install -q "SecantusDB==$SECANTUS_VERSION"
-        hash -r
-    fi
-    log "starting secantusd-py on 127.0.0.1:27017 (log: /tmp/venomqa-secantusd.log)"
-    nohup secantusd-py --host 127.0.0.1 --port 27017 --storage-path :memory: \
+    local bin
+    bin=$(secantusd_bin)
+    log "starting $bin on 127.0.0.1:27017 (log: /tmp/venomqa-secantusd.log)"
+    nohup "$bin" --host 127.0.0.1 --port 27017 --storage-path :memory: \
         >/tmp/venomqa-secantusd.log 2>&1 </dev/null &
     wait_for "secantusd-py (see /tmp/venomqa-secantusd.log)" 60 port_open 27017
     log "MongoDB-compatible server is up"
 }
+
+[ "$(id -u)" = 0 ] || die "run me as root (I install packages and start servers)"
 
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(mariadb postgres redis mongodb)
