@@ -92,6 +92,11 @@ const DEFAULT_SERVER_SELECTION_TIMEOUT: Duration = Duration::from_secs(10);
 /// Documents per `insertMany` call when restoring (the driver splits further by size).
 const INSERT_BATCH: usize = 10_000;
 
+/// Rollback empties a collection with `deleteMany` and refills it when its snapshot holds
+/// fewer documents than this (no DDL); larger ones are dropped and recreated, with their
+/// indexes built after the data, which is cheaper than deleting and re-indexing row by row.
+const REUSE_BELOW: usize = 1000;
+
 /// MongoDB database names are at most 63 bytes.
 const MAX_DATABASE_NAME: usize = 63;
 
@@ -591,12 +596,12 @@ fn snapshot_collections(
     Ok(out)
 }
 
-/// Creates a collection (or view) as saved, with its indexes and documents, in a database
-/// where it does not exist.
+/// Creates a collection (or view) as saved, with its documents and indexes, in a database
+/// where it does not exist. Documents go in before the secondary indexes are built: one
+/// index build over the data is cheaper than updating every index on every insert.
 fn create_collection(db: &::mongodb::sync::Database, snap: &CollectionSnapshot) -> Result<()> {
-    let needs_create = !snap.options.is_empty()
-        || snap.kind != "collection"
-        || (snap.indexes.is_empty() && snap.docs.is_empty());
+    let needs_create =
+        !snap.options.is_empty() || snap.kind != "collection" || snap.docs.is_empty();
     if needs_create {
         let mut command = doc! { "create": &snap.name };
         command.extend(snap.options.clone());
@@ -609,8 +614,8 @@ fn create_collection(db: &::mongodb::sync::Database, snap: &CollectionSnapshot) 
         })?;
     }
     if snap.kind != "view" {
-        create_indexes(db, snap)?;
         insert_documents(db, snap)?;
+        create_indexes(db, snap)?;
     }
     Ok(())
 }
@@ -659,7 +664,12 @@ fn restore_collections(
         let kind = info.get_str("type").unwrap_or("collection");
         let options = info.get_document("options").cloned().unwrap_or_default();
         match saved_by_name.get(name) {
-            Some(snap) if snap.is_plain() && kind == snap.kind && options == snap.options => {
+            Some(snap)
+                if snap.is_plain()
+                    && snap.docs.len() < REUSE_BELOW
+                    && kind == snap.kind
+                    && options == snap.options =>
+            {
                 reusable.insert(name.to_owned());
             }
             Some(snap) if snap.kind == "view" && kind == "view" && options == snap.options => {
@@ -980,6 +990,16 @@ impl MongoDbStateManager {
                 let scope = (!self.collections_to_reset.is_empty())
                     .then_some(self.collections_to_reset.as_slice());
                 restore_collections(&conn.database, scope, saved)?;
+                // A per-lease database restored to "no collections" is as good as new: the
+                // next test can take the free path again.
+                if saved.is_empty()
+                    && scope.is_none()
+                    && self.isolation == Isolation::DatabasePerLease
+                    && !keep
+                {
+                    self.state = DbState::Empty;
+                    self.touched.store(false, Ordering::Relaxed);
+                }
             }
         }
         Ok(())
