@@ -1089,10 +1089,22 @@ impl MongoDbStateManager {
     fn checkpoint_inner(&mut self, name: &str) -> Result<()> {
         self.base.ensure_connected()?;
         crate::validate_checkpoint_name(name)?;
-        let fresh_candidate = self.isolation == Isolation::DatabasePerLease
-            && self.snapshots.is_empty()
-            && self.state != DbState::Unknown
-            && !self.touched.load(Ordering::Relaxed);
+        // The outermost checkpoint of a per-lease database is free when the database is
+        // known to be freshly prepared, or is found to hold no collections at all.
+        let mut fresh_candidate = false;
+        if self.isolation == Isolation::DatabasePerLease && self.snapshots.is_empty() {
+            if self.state != DbState::Unknown && !self.touched.load(Ordering::Relaxed) {
+                fresh_candidate = true;
+            } else if self.state != DbState::Prepared {
+                let conn = self.conn.as_ref().expect("connected");
+                if list_collections(&conn.database, None)?.is_empty() {
+                    self.state = DbState::Empty;
+                    fresh_candidate = true;
+                } else {
+                    self.state = DbState::Unknown;
+                }
+            }
+        }
         if fresh_candidate {
             self.prepare_inner()?;
         }
