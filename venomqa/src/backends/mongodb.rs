@@ -406,9 +406,21 @@ impl Server {
         Ok(lock(&SERVERS).entry(key).or_insert(server).clone())
     }
 
+    /// `name` with reads pinned to the primary.
+    fn io_database(&self, name: &str) -> ::mongodb::sync::Database {
+        let primary = ::mongodb::options::SelectionCriteria::ReadPreference(
+            ::mongodb::options::ReadPreference::Primary,
+        );
+        self.client.database_with_options(
+            name,
+            ::mongodb::options::DatabaseOptions::builder()
+                .selection_criteria(primary)
+                .build(),
+        )
+    }
+
     fn leases(&self) -> ::mongodb::sync::Collection<Document> {
-        self.client
-            .database(LEASES_DATABASE)
+        self.io_database(LEASES_DATABASE)
             .collection(LEASES_COLLECTION)
     }
 
@@ -495,7 +507,7 @@ impl Server {
         if let Some(t) = lock(&self.templates).get(name) {
             return Ok(t.clone());
         }
-        let template = Arc::new(snapshot_collections(&self.client.database(name), None)?);
+        let template = Arc::new(snapshot_collections(&self.io_database(name), None)?);
         Ok(lock(&self.templates)
             .entry(name.to_owned())
             .or_insert(template)
@@ -726,7 +738,11 @@ fn restore_collections(
 #[derive(Debug)]
 struct Conn {
     server: Arc<Server>,
+    /// The handle given to tests (the URL's read preference).
     database: ::mongodb::sync::Database,
+    /// The handle snapshots and restores use: always the primary, so a snapshot never
+    /// reads a lagging secondary.
+    io: ::mongodb::sync::Database,
     async_database: ::mongodb::Database,
 }
 
@@ -940,7 +956,7 @@ impl MongoDbStateManager {
                 let mut order: Vec<&CollectionSnapshot> = template.iter().collect();
                 order.sort_by_key(|s| s.kind == "view");
                 for snap in order {
-                    create_collection(&conn.database, snap)?;
+                    create_collection(&conn.io, snap)?;
                 }
             }
             self.state = DbState::Prepared;
@@ -962,7 +978,7 @@ impl MongoDbStateManager {
 
     /// Drops the database and forgets it was prepared.
     fn drop_database(conn: &Conn) -> Result<()> {
-        conn.database.drop().run().map_err(|e| {
+        conn.io.drop().run().map_err(|e| {
             Error::backend(
                 NAME,
                 format!("dropping database {:?}", conn.database.name()),
@@ -989,7 +1005,7 @@ impl MongoDbStateManager {
             Snapshot::Full(saved) => {
                 let scope = (!self.collections_to_reset.is_empty())
                     .then_some(self.collections_to_reset.as_slice());
-                restore_collections(&conn.database, scope, saved)?;
+                restore_collections(&conn.io, scope, saved)?;
                 // A per-lease database restored to "no collections" is as good as new: the
                 // next test can take the free path again.
                 if saved.is_empty()
@@ -1056,6 +1072,7 @@ impl MongoDbStateManager {
         };
         self.conn = Some(Conn {
             database: server.client.database(&name),
+            io: server.io_database(&name),
             async_database: server.async_client.database(&name),
             server,
         });
@@ -1097,7 +1114,7 @@ impl MongoDbStateManager {
                 fresh_candidate = true;
             } else if self.state != DbState::Prepared {
                 let conn = self.conn.as_ref().expect("connected");
-                if list_collections(&conn.database, None)?.is_empty() {
+                if list_collections(&conn.io, None)?.is_empty() {
                     self.state = DbState::Empty;
                     fresh_candidate = true;
                 } else {
@@ -1116,10 +1133,7 @@ impl MongoDbStateManager {
             let snapshot = if fresh_candidate {
                 Snapshot::Fresh
             } else {
-                Snapshot::Full(snapshot_collections(
-                    &conn.expect("connected").database,
-                    scope,
-                )?)
+                Snapshot::Full(snapshot_collections(&conn.expect("connected").io, scope)?)
             };
             snapshots.push(snapshot);
             Ok(())
@@ -1180,12 +1194,12 @@ impl StateManager for MongoDbStateManager {
         let conn = self.conn.as_ref().expect("connected");
         let scope = self.scope();
         blocking(|| {
-            for info in list_collections(&conn.database, scope)? {
+            for info in list_collections(&conn.io, scope)? {
                 if info.get_str("type").unwrap_or("collection") == "view" {
                     continue;
                 }
                 let name = info.get_str("name").unwrap_or_default();
-                conn.database
+                conn.io
                     .collection::<Document>(name)
                     .delete_many(doc! {})
                     .run()
@@ -1208,7 +1222,7 @@ impl StateManager for MongoDbStateManager {
     /// A `ping` round trip.
     fn health_check(&mut self) -> bool {
         let Some(conn) = &self.conn else { return false };
-        blocking(|| conn.database.run_command(doc! { "ping": 1 }).run().is_ok())
+        blocking(|| conn.io.run_command(doc! { "ping": 1 }).run().is_ok())
     }
 }
 
