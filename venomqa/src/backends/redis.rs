@@ -102,7 +102,7 @@ struct Entry {
 // Lua, so that each lease operation is one atomic round trip.
 const ACQUIRE: &str = r"
 for i = tonumber(ARGV[3]), tonumber(ARGV[4]) do
-  if redis.call('SET', ARGV[5] .. i, ARGV[1], 'NX', 'PX', ARGV[2]) then
+  if redis.call('SET', ARGV[5] .. i .. ARGV[7], ARGV[1], 'NX', 'PX', ARGV[2]) then
     if ARGV[6] == '1' then
       redis.call('SELECT', i)
       redis.call('FLUSHDB')
@@ -317,6 +317,12 @@ impl RedisStateManager {
         self
     }
 
+    /// How many prefixes prefix isolation leases from (default 1024).
+    pub fn prefix_slots(mut self, n: i64) -> Self {
+        self.prefix_slots = n.max(1);
+        self
+    }
+
     /// Keys per pipelined batch of `SCAN`/`DUMP`/`UNLINK` (default 1000).
     pub fn batch_size(mut self, n: usize) -> Self {
         self.batch_size = n.max(1);
@@ -427,15 +433,16 @@ impl RedisStateManager {
     }
 
     fn acquire(&self, client: &Client, conn: &mut Connection) -> Result<LeaseHolder> {
-        let (first, last, key_base, clean) = match self.isolation {
+        let (first, last, key_base, suffix, clean) = match self.isolation {
             Isolation::Database => {
                 let (first, last) = self.lease_range(conn);
-                (first, last, format!("{LEASE_KEY_PREFIX}db:"), "1")
+                (first, last, format!("{LEASE_KEY_PREFIX}db:"), "", "1")
             }
             _ => (
                 0,
                 self.prefix_slots - 1,
                 format!("{LEASE_KEY_PREFIX}prefix:{}{{vq", self.key_prefix),
+                "}",
                 "0",
             ),
         };
@@ -464,6 +471,7 @@ impl RedisStateManager {
                     .arg(b)
                     .arg(&key_base)
                     .arg(clean)
+                    .arg(suffix)
                     .invoke::<i64>(conn)
                     .map_err(|e| Self::lease_error(first, last, e))?;
                 if got >= 0 {
@@ -471,10 +479,7 @@ impl RedisStateManager {
                 }
             }
             if got >= 0 {
-                let key = match self.isolation {
-                    Isolation::Database => format!("{key_base}{got}"),
-                    _ => format!("{key_base}{got}}}"),
-                };
+                let key = format!("{key_base}{got}{suffix}");
                 return Ok(self.start_renewer(client, got, key, owner));
             }
             let waited = started.elapsed();
@@ -583,23 +588,14 @@ impl RedisStateManager {
             return Ok(());
         };
         lease.stop();
+        unhold(&lease.key, &lease.owner);
         let Some(conn) = self.conn.as_mut() else {
             return Ok(());
         };
         let lost = lease.lost.load(Ordering::SeqCst);
         let result = match self.isolation {
             Isolation::Database => {
-                let mut pipe = ::redis::pipe();
-                pipe.cmd("SELECT").arg(self.home_db).ignore();
-                pipe.cmd("EVAL")
-                    .arg(RELEASE_DB)
-                    .arg(1)
-                    .arg(&lease.key)
-                    .arg(&lease.owner)
-                    .arg(lease.slot)
-                    .arg(self.home_db)
-                    .ignore();
-                pipe.exec(conn)
+                release_db(conn, &lease.key, &lease.owner, lease.slot, self.home_db)
             }
             _ => {
                 let cleared = if lost {
@@ -607,13 +603,7 @@ impl RedisStateManager {
                 } else {
                     delete_prefix(conn, &self.prefix, self.batch_size)
                 };
-                cleared.and_then(|()| {
-                    ::redis::Script::new(RELEASE)
-                        .key(&lease.key)
-                        .arg(&lease.owner)
-                        .invoke::<i64>(conn)
-                        .map(drop)
-                })
+                cleared.and_then(|()| release_key(conn, &lease.key, &lease.owner))
             }
         };
         result.map_err(|e| Self::redis_err(format!("giving back the lease {}", lease.key), e))
@@ -765,6 +755,98 @@ impl RedisStateManager {
     }
 }
 
+/// A lease this process holds, for the release at process exit.
+#[derive(Debug, Clone)]
+struct HeldLease {
+    url: String,
+    key: String,
+    owner: String,
+    /// `(leased db, home db)` in database isolation; `None` for a prefix.
+    databases: Option<(i64, i64)>,
+    prefix: String,
+}
+
+static HELD: std::sync::Mutex<Vec<HeldLease>> = std::sync::Mutex::new(Vec::new());
+
+fn held() -> std::sync::MutexGuard<'static, Vec<HeldLease>> {
+    HELD.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn hold(lease: HeldLease) {
+    static AT_EXIT: std::sync::Once = std::sync::Once::new();
+    AT_EXIT.call_once(|| {
+        unsafe extern "C" {
+            fn atexit(callback: extern "C" fn()) -> std::ffi::c_int;
+        }
+        // SAFETY: `atexit` is the C library's; the callback is a plain function that
+        // does not unwind (it catches every panic).
+        unsafe {
+            atexit(release_at_exit);
+        }
+    });
+    held().push(lease);
+}
+
+fn unhold(key: &str, owner: &str) {
+    held().retain(|l| !(l.key == key && l.owner == owner));
+}
+
+/// Pooled managers live in statics and are never dropped: give their leases back when the
+/// process exits normally, so the next process (`cargo nextest` runs one per test) finds
+/// the databases free at once instead of after `lease_ttl`.
+extern "C" fn release_at_exit() {
+    let _ = std::panic::catch_unwind(|| {
+        let leases = match HELD.try_lock() {
+            Ok(mut held) => std::mem::take(&mut *held),
+            Err(_) => return,
+        };
+        for lease in leases {
+            let Ok(client) = Client::open(lease.url.as_str()) else {
+                continue;
+            };
+            let Ok(mut conn) = client.get_connection_with_timeout(Duration::from_secs(1)) else {
+                continue;
+            };
+            let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+            let _ = match lease.databases {
+                Some((db, home)) => release_db(&mut conn, &lease.key, &lease.owner, db, home),
+                None => delete_prefix(&mut conn, &lease.prefix, 1000)
+                    .and_then(|()| release_key(&mut conn, &lease.key, &lease.owner)),
+            };
+        }
+    });
+}
+
+/// Empties leased database `db` and deletes its lease key, if `owner` still holds it.
+fn release_db(
+    conn: &mut Connection,
+    key: &str,
+    owner: &str,
+    db: i64,
+    home: i64,
+) -> ::redis::RedisResult<()> {
+    let mut pipe = ::redis::pipe();
+    pipe.cmd("SELECT").arg(home).ignore();
+    pipe.cmd("EVAL")
+        .arg(RELEASE_DB)
+        .arg(1)
+        .arg(key)
+        .arg(owner)
+        .arg(db)
+        .arg(home)
+        .ignore();
+    pipe.exec(conn)
+}
+
+/// Deletes a lease key, if `owner` still holds it.
+fn release_key(conn: &mut Connection, key: &str, owner: &str) -> ::redis::RedisResult<()> {
+    ::redis::Script::new(RELEASE)
+        .key(key)
+        .arg(owner)
+        .invoke::<i64>(conn)
+        .map(drop)
+}
+
 fn is_connection_error(e: &::redis::RedisError) -> bool {
     e.is_io_error() || e.is_connection_dropped() || e.is_timeout()
 }
@@ -894,11 +976,25 @@ impl StateManager for RedisStateManager {
                     .exec(&mut conn)
                     .map_err(|e| Self::redis_err(format!("SELECT {}", lease.slot), e))?;
                 self.prefix.clone_from(&self.key_prefix);
+                hold(HeldLease {
+                    url: url.clone(),
+                    key: lease.key.clone(),
+                    owner: lease.owner.clone(),
+                    databases: Some((lease.slot, self.home_db)),
+                    prefix: String::new(),
+                });
                 self.lease = Some(lease);
             }
             Isolation::Prefix => {
                 let lease = self.acquire(&client, &mut conn)?;
                 self.prefix = format!("{}{{vq{}}}:", self.key_prefix, lease.slot);
+                hold(HeldLease {
+                    url: url.clone(),
+                    key: lease.key.clone(),
+                    owner: lease.owner.clone(),
+                    databases: None,
+                    prefix: self.prefix.clone(),
+                });
                 // Whatever a crashed holder of this slot left behind.
                 delete_prefix(&mut conn, &self.prefix, self.batch_size)
                     .map_err(|e| Self::redis_err("emptying the leased prefix", e))?;
