@@ -99,6 +99,75 @@ pub fn measure_op<E>(quick: bool, mut op: impl FnMut() -> Result<(), E>) -> Resu
     })
 }
 
+/// Like [`measure_op`] for an operation of two parts, each timed: returns the stats of
+/// the second part alone and of the whole.
+pub fn measure_parts<E>(quick: bool, mut op: impl FnMut() -> Result<(Duration, Duration), E>) -> Result<(Stats, Stats), E> {
+    op()?;
+    let (a, b) = op()?;
+    let budget = Budget::for_probe(a + b, quick);
+    let mut samples = Vec::new();
+    measure(budget, || {
+        let (a, b) = op()?;
+        samples.push((a, b));
+        Ok(a + b)
+    })?;
+    let second = stats(samples.iter().map(|s| s.1).collect());
+    let whole = stats(samples.iter().map(|s| s.0 + s.1).collect());
+    Ok((second, whole))
+}
+
+/// Times `f`.
+pub fn timed<T, E>(f: impl FnOnce() -> Result<T, E>) -> Result<Duration, E> {
+    let t = Instant::now();
+    f()?;
+    Ok(t.elapsed())
+}
+
+/// Where a test's overhead goes, on a connected manager: the pool's health check at
+/// lease time, the root checkpoint, and the rollback at the end, each timed on its own.
+pub fn breakdown(
+    report: &mut crate::report::Report,
+    name: &str,
+    m: &mut dyn venomqa::StateManager,
+    floor_us: Option<f64>,
+    quick: bool,
+) {
+    use venomqa::ROOT_CHECKPOINT;
+    let budget = Budget::fast(quick);
+    let (mut hc, mut cp, mut rb) = (Vec::new(), Vec::new(), Vec::new());
+    let started = Instant::now();
+    for i in 0..budget.warmup + budget.max_iters {
+        if i >= budget.warmup + budget.min_iters && started.elapsed() > budget.max_time {
+            break;
+        }
+        let t = Instant::now();
+        let healthy = m.health_check();
+        let t1 = Instant::now();
+        let opened = m.checkpoint(ROOT_CHECKPOINT);
+        let t2 = Instant::now();
+        let ended = m.discard(ROOT_CHECKPOINT);
+        let t3 = Instant::now();
+        if !healthy || opened.is_err() || ended.is_err() {
+            report.skip(name, "per test", "breakdown", "the manager failed during the breakdown");
+            return;
+        }
+        if i >= budget.warmup {
+            hc.push(t1 - t);
+            cp.push(t2 - t1);
+            rb.push(t3 - t2);
+        }
+    }
+    for (case, samples) in [
+        ("of which: health check at lease", hc),
+        ("of which: root checkpoint", cp),
+        ("of which: rollback at the end", rb),
+    ] {
+        let s = stats(samples);
+        let note = floor_us.map_or(String::new(), |f| format!("{:.1} round trips", s.median_us() / f));
+        report.add(name, "per test", case, s, note);
+    }
+}
+
 /// Median and p90 of `samples` (nearest-rank).
 pub fn stats(mut samples: Vec<Duration>) -> Stats {
     assert!(!samples.is_empty(), "no samples");

@@ -26,18 +26,25 @@ fn load_font() -> bool {
     false
 }
 
-const COLORS: [RGBColor; 6] = [
-    RGBColor(0x1f, 0x77, 0xb4),
-    RGBColor(0xd6, 0x27, 0x28),
-    RGBColor(0x2c, 0xa0, 0x2c),
-    RGBColor(0xff, 0x7f, 0x0e),
-    RGBColor(0x94, 0x67, 0xbd),
-    RGBColor(0x8c, 0x56, 0x4b),
-];
+/// One color per backend, the same in both panels; the users' methods in a paler shade.
+fn color_of(label: &str) -> RGBColor {
+    let base = match label.split(' ').next().unwrap_or("") {
+        "sqlite" => RGBColor(0x1f, 0x77, 0xb4),
+        "mysql" => RGBColor(0xd6, 0x27, 0x28),
+        "postgres" => RGBColor(0x2c, 0xa0, 0x2c),
+        "redis" => RGBColor(0xff, 0x7f, 0x0e),
+        "mongodb" => RGBColor(0x94, 0x67, 0xbd),
+        _ => RGBColor(0x55, 0x55, 0x55),
+    };
+    if is_baseline(label) {
+        RGBColor(base.0 / 2 + 0x70, base.1 / 2 + 0x70, base.2 / 2 + 0x70)
+    } else {
+        base
+    }
+}
 
-fn color_of(label: &str, all: &[String]) -> RGBColor {
-    let i = all.iter().position(|l| l == label).unwrap_or(0);
-    COLORS[i % COLORS.len()]
+fn is_baseline(label: &str) -> bool {
+    label.contains("method")
 }
 
 pub fn draw(report: &Report, path: &Path) -> Result<(), Box<dyn std::error::Error>> {
@@ -51,17 +58,11 @@ pub fn draw(report: &Report, path: &Path) -> Result<(), Box<dyn std::error::Erro
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let mut labels: Vec<String> = Vec::new();
-    for s in &report.series {
-        if !labels.contains(&s.label) {
-            labels.push(s.label.clone());
-        }
-    }
     let root = BitMapBackend::new(path, (1400, 600)).into_drawing_area();
     root.fill(&WHITE)?;
     let (left, right) = root.split_horizontally(700);
-    panel(&left, report, Chart::Size, &labels, text)?;
-    panel(&right, report, Chart::Share, &labels, text)?;
+    panel(&left, report, Chart::Size, text)?;
+    panel(&right, report, Chart::Share, text)?;
     root.present()?;
     Ok(())
 }
@@ -70,7 +71,6 @@ fn panel(
     area: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>,
     report: &Report,
     chart: Chart,
-    labels: &[String],
     text: bool,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let series: Vec<&Series> = report.series.iter().filter(|s| s.chart == chart).collect();
@@ -82,10 +82,11 @@ fn panel(
     let (xmin, xmax) = xs.fold((f64::MAX, f64::MIN), |(a, b), x| (a.min(x), b.max(x)));
     let (ymin, ymax) = ys.fold((f64::MAX, f64::MIN), |(a, b), y| (a.min(y), b.max(y)));
     let x_range = (xmin / 1.5)..(xmax * 1.5);
-    let y_range = (ymin / 2.0).max(0.1)..(ymax * 2.0);
+    // Head room above the curves for the legend.
+    let y_range = (ymin / 2.0).max(0.1)..(ymax * 60.0);
     let (title, x_desc) = match chart {
-        Chart::Size => ("checkpoint + rollback vs data size (1 row/key/doc changed)", "rows / keys / documents"),
-        Chart::Share => ("checkpoint + rollback vs share changed (of 10,000)", "% of the data changed by the test"),
+        Chart::Size => ("checkpoint + rollback vs data size (1 row / key / document changed)", "rows / keys / documents"),
+        Chart::Share => ("checkpoint + rollback vs share changed (of 10,000 rows / keys / docs)", "% of the data changed by the test"),
     };
     let mut builder = ChartBuilder::on(area);
     builder.margin(15).x_label_area_size(45).y_label_area_size(70);
@@ -96,7 +97,7 @@ fn panel(
     let mut mesh = ctx.configure_mesh();
     if text {
         mesh.x_desc(x_desc)
-            .y_desc("median, microseconds (log)")
+            .y_desc("median time (log scale)")
             .x_label_formatter(&|x| format!("{x:.0}"))
             .y_label_formatter(&|y| crate::harness::fmt_us(*y));
     } else {
@@ -104,18 +105,19 @@ fn panel(
     }
     mesh.draw()?;
     for s in series {
-        let color = color_of(&s.label, labels);
-        let drawn = ctx.draw_series(LineSeries::new(s.points.clone(), color.stroke_width(2)))?;
+        let color = color_of(&s.label);
+        let width = if is_baseline(&s.label) { 1 } else { 2 };
+        let drawn = ctx.draw_series(LineSeries::new(s.points.clone(), color.stroke_width(width)))?;
         if text {
             drawn
                 .label(s.label.clone())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(width)));
         }
         ctx.draw_series(s.points.iter().map(|&p| Circle::new(p, 4, color.filled())))?;
     }
     if text {
         ctx.configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
+            .position(SeriesLabelPosition::UpperRight)
             .background_style(WHITE.mix(0.8))
             .border_style(BLACK)
             .label_font(("sans-serif", 14))

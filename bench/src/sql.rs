@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use venomqa::__private::{run_test, TestSpec};
 use venomqa::{BackendConfig, Session, StateManager, ROOT_CHECKPOINT};
 
-use crate::harness::{fmt_us, measure, measure_op, Budget};
+use crate::harness::{fmt_us, measure, measure_op, measure_parts, timed, Budget, Stats};
 use crate::report::{ratio, Chart, Report};
 
 /// A raw connection of the backend's driver, for the baselines.
@@ -34,8 +34,10 @@ pub const FLOOR: &str = "round trip (SELECT 1)";
 pub const VQ_EMPTY: &str = "venomqa test, empty body";
 pub const VQ_WRITE: &str = "venomqa test, writes 1 row";
 pub const RAW_WRITE: &str = "raw INSERT of 1 row (autocommit)";
-pub const TRUNCATE: &str = "1 row + truncate 5 tables";
-pub const FRESH_DB: &str = "1 row + fresh database (5 tables)";
+pub const TRUNCATE: &str = "test writing 1 row + truncate 5 tables";
+pub const TRUNCATE_ONLY: &str = "truncate 5 tables (isolation only)";
+pub const FRESH_DB: &str = "test writing 1 row in a fresh database";
+pub const FRESH_DB_ONLY: &str = "fresh database: create 5 tables + drop (isolation only)";
 
 pub struct SqlBench {
     /// venomqa's backend name.
@@ -146,30 +148,23 @@ impl SqlBench {
 
         // venomqa, exactly as #[venom_test] runs a test.
         self.venomqa_per_test(report, quick, &in_rt);
-        let vq_write = report.median_us(name, VQ_WRITE);
-        let vs_vq = |us: f64| ratio(Some(us), vq_write).map_or(String::new(), |r| format!("{r:.0}x the venomqa test"));
-
-        // Baseline 1: truncate 5 tables after each test.
-        let truncate = truncate_sql(self.dialect);
-        match measure_op(quick, || {
-            raw.batch(INSERT_ONE)?;
-            raw.batch(&truncate)
-        }) {
-            Ok(s) => {
-                let note = vs_vq(s.median_us());
-                report.add(name, "baseline", TRUNCATE, s, note)
-            }
-            Err(e) => report.skip(name, "baseline", TRUNCATE, e),
+        if let Ok(mut m) = venomqa::registry::backend(name).and_then(|b| b.connect(&BackendConfig::new(name).with_url(self.url))) {
+            crate::harness::breakdown(report, name, m.as_mut(), floor, quick);
         }
+
+        // Baseline 1: truncate 5 tables after each test. The isolation part (the truncate)
+        // and the whole test (write + truncate) are timed in the same samples.
+        let truncate = truncate_sql(self.dialect);
+        let result = measure_parts(quick, || {
+            let write = timed(|| raw.batch(INSERT_ONE))?;
+            let clean = timed(|| raw.batch(&truncate))?;
+            Ok((write, clean))
+        });
+        self.add_baseline(report, result, TRUNCATE_ONLY, TRUNCATE);
 
         // Baseline 2: a fresh database per test (what #[sqlx::test] does).
-        match self.fresh_database(raw.as_mut(), quick) {
-            Ok(s) => {
-                let note = vs_vq(s.median_us());
-                report.add(name, "baseline", FRESH_DB, s, note)
-            }
-            Err(e) => report.skip(name, "baseline", FRESH_DB, e),
-        }
+        let result = self.fresh_database(raw.as_mut(), quick);
+        self.add_baseline(report, result, FRESH_DB_ONLY, FRESH_DB);
         let _ = raw.batch(&truncate);
 
         self.scaling(report, quick);
@@ -215,39 +210,68 @@ impl SqlBench {
         }
     }
 
-    fn fresh_database(&self, raw: &mut dyn RawSql, quick: bool) -> Result<crate::harness::Stats, String> {
+    fn add_baseline(&self, report: &mut Report, result: Result<(Stats, Stats), String>, only: &'static str, whole: &'static str) {
+        let name = self.backend;
+        let (empty, write) = (report.median_us(name, VQ_EMPTY), report.median_us(name, VQ_WRITE));
+        match result {
+            Ok((isolation, test)) => {
+                let note = ratio(Some(isolation.median_us()), empty).map_or(String::new(), |r| format!("{r:.0}x the venomqa overhead (empty test)"));
+                report.add(name, "baseline", only, isolation, note);
+                let note = ratio(Some(test.median_us()), write).map_or(String::new(), |r| format!("{r:.0}x the venomqa test writing 1 row"));
+                report.add(name, "baseline", whole, test, note);
+            }
+            Err(e) => {
+                report.skip(name, "baseline", only, e.clone());
+                report.skip(name, "baseline", whole, e);
+            }
+        }
+    }
+
+    /// Returns (the write, the isolation: create + schema + drop) per sample.
+    fn fresh_database(&self, raw: &mut dyn RawSql, quick: bool) -> Result<(Stats, Stats), String> {
         let schema = schema(self.dialect);
         let db = format!("vq_bench_fresh_{}", std::process::id());
         match self.dialect {
-            Dialect::Sqlite => measure_op(quick, || {
+            Dialect::Sqlite => measure_parts(quick, || {
+                let t = Instant::now();
                 let mut fresh = (self.connect)(":memory:")?;
                 fresh.batch(&schema)?;
-                fresh.batch(INSERT_ONE)
+                let setup = t.elapsed();
+                let write = timed(|| fresh.batch(INSERT_ONE))?;
+                let t = Instant::now();
+                drop(fresh);
+                Ok((write, setup + t.elapsed()))
             }),
             // On the same connection (USE), which is kinder than #[sqlx::test], which also
             // opens new connections to the new database.
             Dialect::MySql => {
                 let current = self.url.rsplit('/').next().unwrap_or("test").split('?').next().unwrap_or("test").to_owned();
                 let _ = raw.batch(&format!("DROP DATABASE IF EXISTS {db}"));
-                measure_op(quick, || {
+                measure_parts(quick, || {
+                    let t = Instant::now();
                     raw.batch(&format!("CREATE DATABASE {db}; USE {db}"))?;
                     raw.batch(&schema)?;
-                    raw.batch(INSERT_ONE)?;
-                    raw.batch(&format!("USE {current}; DROP DATABASE {db}"))
+                    let setup = t.elapsed();
+                    let write = timed(|| raw.batch(INSERT_ONE))?;
+                    let drop = timed(|| raw.batch(&format!("USE {current}; DROP DATABASE {db}")))?;
+                    Ok((write, setup + drop))
                 })
             }
             // PostgreSQL cannot switch databases: a new connection is part of the method.
             Dialect::Postgres => {
                 let _ = raw.batch(&format!("DROP DATABASE IF EXISTS {db}"));
                 let url = with_db(self.url, &db);
-                measure_op(quick, || {
+                measure_parts(quick, || {
+                    let t = Instant::now();
                     raw.batch(&format!("CREATE DATABASE {db}"))?;
-                    {
-                        let mut fresh = (self.connect)(&url)?;
-                        fresh.batch(&schema)?;
-                        fresh.batch(INSERT_ONE)?;
-                    }
-                    raw.batch(&format!("DROP DATABASE {db}"))
+                    let mut fresh = (self.connect)(&url)?;
+                    fresh.batch(&schema)?;
+                    let setup = t.elapsed();
+                    let write = timed(|| fresh.batch(INSERT_ONE))?;
+                    let t = Instant::now();
+                    drop(fresh);
+                    raw.batch(&format!("DROP DATABASE {db}"))?;
+                    Ok((write, setup + t.elapsed()))
                 })
             }
         }
@@ -303,14 +327,14 @@ impl SqlBench {
         report.note(format!("{name}: checkpoint + rollback with 1 row changed, 100 -> {} rows: {growth}", sizes.last().unwrap()));
         if let (Some(first), Some(last)) = (share_points.first(), share_points.last()) {
             report.note(format!(
-                "{name}: 10,000 rows, 1% -> 100% changed: {} -> {} ({:.1}x): cost tracks the changed rows, not the table size",
+                "{name}: 10,000 rows, 1% -> 100% changed: {} -> {} ({:.1}x for 100x the changed rows)",
                 fmt_us(first.1),
                 fmt_us(last.1),
                 last.1 / first.1
             ));
         }
-        report.series(Chart::Size, name, size_points);
-        report.series(Chart::Share, name, share_points);
+        report.series(Chart::Size, format!("{name} (venomqa)"), size_points);
+        report.series(Chart::Share, format!("{name} (venomqa)"), share_points);
     }
 }
 
