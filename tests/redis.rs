@@ -1105,3 +1105,40 @@ fn not_connected_and_bad_options() {
     config.options.insert("databases".into(), "9-3".into());
     assert!(RedisStateManager::from_config(&config).is_err());
 }
+
+#[test]
+fn isolation_none_uses_the_url_database_and_never_touches_lease_keys() {
+    // Prefix "venomqa:" on database 0 covers the lease keys of every running test: they
+    // must survive the rollback untouched.
+    let mut m = connected(
+        RedisStateManager::new(&format!("{}/0", url()))
+            .isolation(Isolation::None)
+            .key_prefix("venomqa:"),
+    );
+    assert_eq!((m.database(), m.lease_owner()), (0, None));
+    let mut home = observer(0);
+    let fake = format!("{LEASE_KEY_PREFIX}vq_redis_fake_{}", std::process::id());
+    let mine = format!("venomqa:vq_redis_none_{}", std::process::id());
+    m.checkpoint("start").unwrap();
+    set(m.conn(), &[b"SET", mine.as_bytes(), b"x"]);
+    set(
+        &mut home,
+        &[b"SET", fake.as_bytes(), b"someone", b"PX", b"60000"],
+    );
+    m.rollback("start").unwrap();
+    assert!(!exists(&mut home, &mine));
+    assert!(exists(&mut home, &fake), "lease keys are never rolled back");
+    set(&mut home, &[b"DEL", fake.as_bytes()]);
+}
+
+#[test]
+fn database_in_the_url_with_database_isolation_is_refused() {
+    let err = RedisStateManager::new(&format!("{}/3", url()))
+        .connect()
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("database 3") && text.contains("isolation: none"),
+        "{text}"
+    );
+}

@@ -2,18 +2,35 @@
 //! parallel tests (threads, `cargo nextest` processes, CI shards sharing one server) never
 //! see each other's keys.
 //!
+//! ```
+//! use venomqa::redis::{redis, RedisSession};
+//!
+//! let mut db = RedisSession::start("redis")?; // #[venom_test(backend = "redis")] does this
+//! let key = db.key("user:1"); // "user:1" in database isolation; prefixed in prefix isolation
+//! redis::cmd("HSET").arg(&key).arg("name").arg("ann").exec(db.conn()).unwrap();
+//! db.checkpoint("renamed", |db| {
+//!     redis::cmd("HSET").arg(&key).arg("name").arg("bob").exec(db.conn()).unwrap();
+//! })?;
+//! let name: String = redis::cmd("HGET").arg(&key).arg("name").query(db.conn()).unwrap();
+//! assert_eq!(name, "ann");
+//! db.finish()?; // rolled back: the key is gone
+//! # Ok::<(), venomqa::Error>(())
+//! ```
+//!
 //! # Isolation
 //!
 //! | `options: {isolation: ..}` | what a test gets |
 //! |---|---|
-//! | `database` (default) | a logical database of its own (`SELECT n`), leased in Redis itself |
-//! | `prefix` | a key prefix of its own, `<key_prefix>{vq<slot>}:`, leased the same way; for servers without `SELECT` |
+//! | `database` (default) | a logical database of its own (`SELECT n`, `n` >= 1), leased in database 0 |
+//! | `prefix` | a key prefix of its own, `<key_prefix>{vq<slot>}:` ([`RedisStateManager::prefix`]), leased in the URL's database; for servers without `SELECT` |
 //! | `none` | the URL's database as it is, no lease (you guarantee that one test at a time uses it) |
 //!
-//! A lease is a key `venomqa:lease:db:<n>` (or `venomqa:lease:prefix:<key_prefix>{vq<slot>}`)
-//! in the URL's database (the *home* database, `0` by default, never leased itself), set
-//! with `SET .. NX PX <lease_ttl_ms>` and renewed every third of that by a background thread
-//! of the manager, so it never expires under a long test and expires after a crash.
+//! A lease is a key `venomqa:lease:db:<n>` in database 0 (or
+//! `venomqa:lease:prefix:<key_prefix>{vq<slot>}` in the URL's database), set with
+//! `SET .. NX PX <lease_ttl_ms>` and renewed every third of that by a background thread of
+//! the manager, so it never expires under a long test and expires after a crash. A leased
+//! database or prefix is emptied when it is leased and when it is given back (on
+//! `disconnect`, on drop, and at the normal exit of the process for pooled managers).
 //!
 //! # Checkpoints
 //!
@@ -21,15 +38,16 @@
 //! `DUMP` + `PEXPIRETIME` of them in pipelined batches (the next `SCAN` rides in the same
 //! round trip). A rollback deletes the keys created since and `RESTORE .. REPLACE ABSTTL`s
 //! the rest, in one `MULTI`/`EXEC`; when the manager owns the whole database it is
-//! `MULTI; FLUSHDB; RESTORE ..; EXEC`. Keys come back byte for byte, with their absolute
-//! expiry time to the millisecond; a key whose expiry time passed during the test stays
-//! expired, as it would have without the test.
+//! `MULTI; SELECT n; FLUSHDB; RESTORE ..; EXEC`. Keys come back byte for byte, with their
+//! absolute expiry time to the millisecond; a key whose expiry time passed during the test
+//! stays expired, as it would have without the test. Snapshots live in the test process's
+//! memory.
 //!
 //! # Options (`options:` in `venomqa.yaml`)
 //!
 //! `isolation` (`database`, `prefix`, `none`), `lease_ttl_ms` (default 30000),
 //! `lease_wait_ms` (default 60000), `databases` (the range to lease, such as `1-15`;
-//! default every database but the home one, found with `CONFIG GET databases`),
+//! default every database but 0, counted with `CONFIG GET databases`, 16 if refused),
 //! `prefix_slots` (default 1024), `batch_size` (default 1000). The entry's `key_prefix`
 //! limits what checkpoints and `reset()` cover (default: every key).
 
@@ -67,10 +85,10 @@ pub type RedisSession = crate::Session<RedisStateManager>;
 /// How tests are kept apart (see the [module docs](self)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Isolation {
-    /// A logical database per manager (`SELECT n`), leased in the home database.
+    /// A logical database per manager (`SELECT n`), leased in database 0.
     #[default]
     Database,
-    /// A key prefix per manager, leased in the home database: for servers without `SELECT`.
+    /// A key prefix per manager, leased in the URL's database: for servers without `SELECT`.
     Prefix,
     /// The URL's database as it is, without a lease.
     None,
@@ -102,9 +120,14 @@ struct Entry {
 // Lua, so that each lease operation is one atomic round trip.
 const ACQUIRE: &str = r"
 for i = tonumber(ARGV[3]), tonumber(ARGV[4]) do
-  if redis.call('SET', ARGV[5] .. i .. ARGV[7], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  local key = ARGV[5] .. i .. ARGV[7]
+  if redis.call('SET', key, ARGV[1], 'NX', 'PX', ARGV[2]) then
     if ARGV[6] == '1' then
-      redis.call('SELECT', i)
+      local selected = redis.pcall('SELECT', i)
+      if type(selected) == 'table' and selected.err then
+        redis.call('DEL', key)
+        return redis.error_reply('database ' .. i .. ' cannot be selected: ' .. selected.err)
+      end
       redis.call('FLUSHDB')
     end
     return i
@@ -215,8 +238,9 @@ impl std::fmt::Debug for RedisStateManager {
 }
 
 impl RedisStateManager {
-    /// A disconnected manager for `url` (`redis://[:password@]host[:port][/home_db]`, or
-    /// `redis+unix:///path`), with database isolation.
+    /// A disconnected manager for `url` (`redis://[[user]:password@]host[:port][/db]`, or
+    /// `redis+unix:///path[?db=n]`), with database isolation (where the URL must not name a
+    /// database other than 0).
     pub fn new(url: &str) -> Self {
         RedisStateManager {
             base: BaseStateManager::new(NAME, url),
@@ -311,7 +335,7 @@ impl RedisStateManager {
         self
     }
 
-    /// The databases to lease, inclusive (default: every database but the home one).
+    /// The databases to lease, inclusive (default: every database but 0, which holds the leases).
     pub fn databases(mut self, first: i64, last: i64) -> Self {
         self.databases = Some((first, last));
         self
@@ -419,17 +443,13 @@ impl RedisStateManager {
         Ok(conn)
     }
 
-    /// The databases to lease: the configured range, else all but the home one.
+    /// The databases to lease: the configured range, else all but database 0.
     fn lease_range(&self, conn: &mut Connection) -> (i64, i64) {
         if let Some(r) = self.databases {
             return r;
         }
         let count = server_databases(conn).unwrap_or(FALLBACK_DATABASES);
-        if self.home_db == 0 {
-            (1, count - 1)
-        } else {
-            (0, count - 1)
-        }
+        (1, count - 1)
     }
 
     fn acquire(&self, client: &Client, conn: &mut Connection) -> Result<LeaseHolder> {
@@ -452,13 +472,9 @@ impl RedisStateManager {
         let mut pause = Duration::from_millis(20);
         let script = ::redis::Script::new(ACQUIRE);
         loop {
-            let mut skip_home = Vec::new();
-            // The home database holds the lease keys and is never leased.
-            let ranges: Vec<(i64, i64)> = if self.isolation == Isolation::Database
-                && (first..=last).contains(&self.home_db)
-            {
-                skip_home.push(self.home_db);
-                vec![(first, self.home_db - 1), (self.home_db + 1, last)]
+            // Database 0 holds the lease keys and is never leased.
+            let ranges: Vec<(i64, i64)> = if self.isolation == Isolation::Database && first == 0 {
+                vec![(1, last)]
             } else {
                 vec![(first, last)]
             };
@@ -683,7 +699,10 @@ impl RedisStateManager {
                 let (next, keys): (u64, Vec<Vec<u8>>) =
                     ::redis::from_redis_value(it.next().unwrap_or(Value::Nil))
                         .map_err(|e| Self::redis_err("checkpoint (SCAN)", e))?;
-                pending.extend(keys.into_iter().filter(|k| seen.insert(k.clone())));
+                pending.extend(
+                    keys.into_iter()
+                        .filter(|k| !is_lease_key(k) && seen.insert(k.clone())),
+                );
                 cursor = (next != 0).then_some(next);
             }
         }
@@ -861,7 +880,13 @@ fn server_databases(conn: &mut Connection) -> Option<i64> {
     reply.get(1)?.parse().ok().filter(|&n: &i64| n >= 1)
 }
 
-/// Every key under `prefix` (SCAN, deduplicated).
+/// Lease keys are never snapshotted, restored or deleted, even when the prefix covers
+/// them (`isolation: none` on the home database).
+fn is_lease_key(key: &[u8]) -> bool {
+    key.starts_with(LEASE_KEY_PREFIX.as_bytes())
+}
+
+/// Every key under `prefix` except lease keys (SCAN, deduplicated).
 fn scan_keys(
     conn: &mut Connection,
     prefix: &str,
@@ -879,7 +904,11 @@ fn scan_keys(
         }
         cmd.arg("COUNT").arg(batch);
         let (next, batch_keys): (u64, Vec<Vec<u8>>) = cmd.query(conn)?;
-        keys.extend(batch_keys.into_iter().filter(|k| seen.insert(k.clone())));
+        keys.extend(
+            batch_keys
+                .into_iter()
+                .filter(|k| !is_lease_key(k) && seen.insert(k.clone())),
+        );
         if next == 0 {
             return Ok(keys);
         }
@@ -964,6 +993,15 @@ impl StateManager for RedisStateManager {
             .exec(&mut conn)
             .map_err(|e| Error::connection(NAME, &url, e))?;
         self.home_db = client.get_connection_info().redis_settings().db();
+        if self.isolation == Isolation::Database && self.home_db != 0 {
+            return Err(Error::unsupported(
+                NAME,
+                format!("database {} in the URL with database isolation", self.home_db),
+                "database isolation leases a database per test and keeps its lease keys in database 0; \
+                 drop the database from the URL, lease only some databases with `options: {databases: \"3-5\"}`, \
+                 or use the URL's database as it is with `options: {isolation: none}`",
+            ));
+        }
         self.has_expiretime = ::redis::cmd("PEXPIRETIME")
             .arg("venomqa:probe")
             .query::<i64>(&mut conn)
