@@ -1104,6 +1104,14 @@ fn not_connected_and_bad_options() {
     config.options.insert("isolation".into(), "prefix".into());
     config.options.insert("databases".into(), "9-3".into());
     assert!(RedisStateManager::from_config(&config).is_err());
+    config.options.remove("databases");
+    config.options.insert("lease_tll_ms".into(), "100".into());
+    let err = RedisStateManager::from_config(&config).unwrap_err();
+    assert!(
+        err.to_string().contains("options.lease_tll_ms")
+            && err.to_string().contains("lease_ttl_ms"),
+        "{err}"
+    );
 }
 
 #[test]

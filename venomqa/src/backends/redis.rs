@@ -75,6 +75,16 @@ pub const DEFAULT_URL: &str = "redis://127.0.0.1:6379";
 /// Every lease key starts with this.
 pub const LEASE_KEY_PREFIX: &str = "venomqa:lease:";
 
+/// The keys of `options:` this backend reads.
+const OPTIONS: &[&str] = &[
+    "isolation",
+    "lease_ttl_ms",
+    "lease_wait_ms",
+    "databases",
+    "prefix_slots",
+    "batch_size",
+];
+
 /// The number of databases assumed when `CONFIG GET databases` is refused (Redis' default).
 const FALLBACK_DATABASES: i64 = 16;
 
@@ -279,6 +289,22 @@ impl RedisStateManager {
                 message,
             )
         };
+        for key in config.options.keys() {
+            if !OPTIONS.contains(&key.as_str()) {
+                let why = if key == "snapshot_prefix" {
+                    "snapshots live in the test process's memory; storing them in Redis is not supported. ".to_owned()
+                } else {
+                    String::new()
+                };
+                return Err(bad(
+                    key,
+                    format!(
+                        "{why}unknown option; the redis options are {}",
+                        OPTIONS.join(", ")
+                    ),
+                ));
+            }
+        }
         if let Some(i) = config.option_parsed::<Isolation>("isolation")? {
             m.isolation = i;
         }
