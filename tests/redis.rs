@@ -975,7 +975,7 @@ fn prefix_lease_of_a_dead_owner_expires_and_is_reused() {
     let leftover = "vq_redis_dead:{vq0}:left";
     set(
         &mut home,
-        &[b"SET", lease_key.as_bytes(), b"dead-owner", b"PX", b"1500"],
+        &[b"SET", lease_key.as_bytes(), b"dead-owner", b"PX", b"3000"],
     );
     set(&mut home, &[b"SET", leftover.as_bytes(), b"x"]);
     let fresh = || {
@@ -1022,10 +1022,10 @@ fn all_leased_waits_a_bounded_time_then_fails_clearly() {
 
 #[test]
 fn lease_is_renewed_under_a_long_test_and_loss_is_reported() {
-    let mut m = connected(RedisStateManager::new(&url()).lease_ttl(Duration::from_millis(600)));
+    let mut m = connected(RedisStateManager::new(&url()).lease_ttl(Duration::from_millis(1200)));
     let key = m.lease_key().unwrap().to_owned();
     let mut home = observer(0);
-    std::thread::sleep(Duration::from_millis(2000)); // more than three TTLs
+    std::thread::sleep(Duration::from_millis(3700)); // more than three TTLs
     let held: Option<String> = redis::cmd("GET").arg(&key).query(&mut home).unwrap();
     assert_eq!(
         held.as_deref(),
@@ -1040,7 +1040,11 @@ fn lease_is_renewed_under_a_long_test_and_loss_is_reported() {
         &mut home,
         &[b"SET", key.as_bytes(), b"someone-else", b"PX", b"5000"],
     );
-    std::thread::sleep(Duration::from_millis(800));
+    // The renewer notices at its next round (every 400 ms).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while m.health_check() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let err = m.rollback("still_mine").unwrap_err();
     assert!(matches!(err, Error::StateLost { .. }), "{err}");
     assert!(err.to_string().contains("lease"), "{err}");

@@ -1261,6 +1261,50 @@ mod tests {
         assert!("cluster".parse::<Isolation>().is_err());
     }
 
+    /// The TIME + PTTL path for servers older than 7.0 (no PEXPIRETIME), against the real
+    /// server with PEXPIRETIME switched off.
+    #[test]
+    fn ttl_fallback_without_pexpiretime() {
+        let url = std::env::var("VENOMQA_REDIS_URL").unwrap_or_else(|_| DEFAULT_URL.to_owned());
+        let mut m = RedisStateManager::new(&url);
+        m.connect().expect("the Redis server must be running");
+        m.has_expiretime = false;
+        ::redis::cmd("SET")
+            .arg("vq_redis_unit")
+            .arg("v")
+            .arg("PX")
+            .arg(100_000)
+            .exec(m.conn())
+            .unwrap();
+        ::redis::cmd("SET")
+            .arg("vq_redis_unit_forever")
+            .arg("v")
+            .exec(m.conn())
+            .unwrap();
+        m.checkpoint("a").unwrap();
+        ::redis::cmd("PERSIST")
+            .arg("vq_redis_unit")
+            .exec(m.conn())
+            .unwrap();
+        ::redis::cmd("PEXPIRE")
+            .arg("vq_redis_unit_forever")
+            .arg(5)
+            .exec(m.conn())
+            .unwrap();
+        m.rollback("a").unwrap();
+        let ttl: i64 = ::redis::cmd("PTTL")
+            .arg("vq_redis_unit")
+            .query(m.conn())
+            .unwrap();
+        assert!(ttl <= 100_000 && ttl > 70_000, "{ttl}");
+        let ttl: i64 = ::redis::cmd("PTTL")
+            .arg("vq_redis_unit_forever")
+            .query(m.conn())
+            .unwrap();
+        assert_eq!(ttl, -1);
+        m.disconnect().unwrap();
+    }
+
     #[test]
     fn owner_tokens_are_unique() {
         assert_ne!(owner_token(), owner_token());
