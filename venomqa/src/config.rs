@@ -39,7 +39,7 @@ pub const CONFIG_FILE_NAMES: &[&str] = &["venomqa.yaml", "venomqa.yml"];
 pub const DEFAULT_BACKEND: &str = "sqlite";
 
 /// One entry of the file's `backends:` map.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct EntryFile {
     backend: Option<String>,
@@ -63,7 +63,7 @@ struct EntryFile {
     options: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     db_backend: Option<String>,
@@ -76,7 +76,7 @@ struct FileConfig {
 /// one entry (file values with environment overrides applied).
 ///
 /// Backends read the fields that concern them and ignore the rest.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub struct BackendConfig {
     /// The entry's name: the backend's name, or a named entry of `backends:`.
@@ -113,6 +113,30 @@ pub struct BackendConfig {
     pub options: BTreeMap<String, String>,
     /// Where the values came from, for error messages: the file's path, or `defaults`.
     pub source: String,
+}
+
+/// Shows the URL with its password replaced by `***`.
+impl std::fmt::Debug for BackendConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BackendConfig")
+            .field("entry", &self.entry)
+            .field("backend", &self.backend)
+            .field("url", &self.url.as_deref().map(crate::redact_url))
+            .field("pool_size", &self.pool_size)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("lease_timeout", &self.lease_timeout)
+            .field("setup", &self.setup)
+            .field("tables_to_reset", &self.tables_to_reset)
+            .field("exclude_tables", &self.exclude_tables)
+            .field("schemas", &self.schemas)
+            .field("key_prefix", &self.key_prefix)
+            .field("database", &self.database)
+            .field("collections_to_reset", &self.collections_to_reset)
+            .field("template_database", &self.template_database)
+            .field("options", &self.options)
+            .field("source", &self.source)
+            .finish()
+    }
 }
 
 impl BackendConfig {
@@ -168,7 +192,7 @@ impl BackendConfig {
 }
 
 /// What a test asks for: the arguments of `#[venom_test(..)]`.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Clone, Copy, Default)]
 pub struct Selection<'a> {
     /// `backend = ".."`.
     pub backend: Option<&'a str>,
@@ -178,11 +202,33 @@ pub struct Selection<'a> {
     pub url: Option<&'a str>,
 }
 
+/// Shows the URL with its password replaced by `***`.
+impl std::fmt::Debug for Selection<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Selection")
+            .field("backend", &self.backend)
+            .field("entry", &self.entry)
+            .field("url", &self.url.map(crate::redact_url))
+            .finish()
+    }
+}
+
 /// A parsed `venomqa.yaml` (or the empty configuration when there is none).
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Config {
     file: FileConfig,
     path: Option<PathBuf>,
+}
+
+/// Shows where the file is and the names of its entries, never their URLs.
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("path", &self.path)
+            .field("db_backend", &self.file.db_backend)
+            .field("entries", &self.file.backends.keys().collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 impl Config {
@@ -581,6 +627,16 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("backends.mysql.pool_size"), "{e}");
+    }
+
+    #[test]
+    fn debug_never_shows_the_password() {
+        let c = BackendConfig::new("postgres").with_url("postgres://u:hunter2@h/db");
+        let text = format!("{c:?}");
+        assert!(
+            !text.contains("hunter2") && text.contains("u:***@h"),
+            "{text}"
+        );
     }
 
     #[test]

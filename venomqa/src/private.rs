@@ -10,7 +10,7 @@ use crate::session::{Session, SessionManager};
 pub use ctor;
 
 /// The arguments of one `#[venom_test]`.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct TestSpec {
     /// `module_path!()::test_name`.
     pub test: &'static str,
@@ -22,6 +22,18 @@ pub struct TestSpec {
     pub config: Option<&'static str>,
     /// The test crate's `CARGO_MANIFEST_DIR`, where the configuration search starts.
     pub manifest_dir: &'static str,
+}
+
+/// Shows the URL with its password replaced by `***`.
+impl std::fmt::Debug for TestSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestSpec")
+            .field("test", &self.test)
+            .field("backend", &self.backend)
+            .field("url", &self.url.map(crate::redact_url))
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The return types a `#[venom_test]` function may have: `()` and `Result<T, E>`.

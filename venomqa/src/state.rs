@@ -200,12 +200,24 @@ impl dyn StateManager {
 ///
 /// Each stack operation validates, runs the backend's I/O closure, and updates the stack
 /// only if the closure succeeded, so a failed operation leaves the stack as it was.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct BaseStateManager {
     backend: String,
     url: String,
     connected: bool,
     checkpoints: Vec<String>,
+}
+
+/// Shows the URL with its password replaced by `***`.
+impl std::fmt::Debug for BaseStateManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BaseStateManager")
+            .field("backend", &self.backend)
+            .field("url", &self.redacted_url())
+            .field("connected", &self.connected)
+            .field("checkpoints", &self.checkpoints)
+            .finish()
+    }
 }
 
 impl BaseStateManager {
@@ -493,6 +505,16 @@ mod tests {
         assert!(b.release("a", fail).is_err());
         assert!(b.rollback("a", fail).is_err());
         assert_eq!(b.checkpoints(), ["a"]);
+    }
+
+    #[test]
+    fn debug_never_shows_the_password() {
+        let b = BaseStateManager::new("mysql", "mysql://root:hunter2@db/app");
+        let text = format!("{b:?}");
+        assert!(
+            !text.contains("hunter2") && text.contains("root:***@db"),
+            "{text}"
+        );
     }
 
     #[test]
