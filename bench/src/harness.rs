@@ -71,7 +71,10 @@ impl Budget {
 
 /// Runs `sample` (which returns the duration of the part it timed, so set-up between
 /// samples is excluded) until the budget is spent. Errors stop the measurement.
-pub fn measure<E>(budget: Budget, mut sample: impl FnMut() -> Result<Duration, E>) -> Result<Stats, E> {
+pub fn measure<E>(
+    budget: Budget,
+    mut sample: impl FnMut() -> Result<Duration, E>,
+) -> Result<Stats, E> {
     for _ in 0..budget.warmup {
         sample()?;
     }
@@ -101,7 +104,10 @@ pub fn measure_op<E>(quick: bool, mut op: impl FnMut() -> Result<(), E>) -> Resu
 
 /// Like [`measure_op`] for an operation of two parts, each timed: returns the stats of
 /// the second part alone and of the whole.
-pub fn measure_parts<E>(quick: bool, mut op: impl FnMut() -> Result<(Duration, Duration), E>) -> Result<(Stats, Stats), E> {
+pub fn measure_parts<E>(
+    quick: bool,
+    mut op: impl FnMut() -> Result<(Duration, Duration), E>,
+) -> Result<(Stats, Stats), E> {
     op()?;
     let (a, b) = op()?;
     let budget = Budget::for_probe(a + b, quick);
@@ -114,6 +120,29 @@ pub fn measure_parts<E>(quick: bool, mut op: impl FnMut() -> Result<(Duration, D
     let second = stats(samples.iter().map(|s| s.1).collect());
     let whole = stats(samples.iter().map(|s| s.0 + s.1).collect());
     Ok((second, whole))
+}
+
+/// Two operations sampled alternately, so drift of a busy machine hits both alike (used
+/// to time a test against a round trip on the test's own connection).
+pub fn interleaved<E>(
+    quick: bool,
+    mut a: impl FnMut() -> Result<Duration, E>,
+    mut b: impl FnMut() -> Result<Duration, E>,
+) -> Result<(Stats, Stats), E> {
+    let budget = Budget::fast(quick);
+    for _ in 0..budget.warmup {
+        a()?;
+        b()?;
+    }
+    let started = Instant::now();
+    let (mut va, mut vb) = (Vec::new(), Vec::new());
+    while va.len() < budget.max_iters
+        && (va.len() < budget.min_iters || started.elapsed() < budget.max_time)
+    {
+        va.push(a()?);
+        vb.push(b()?);
+    }
+    Ok((stats(va), stats(vb)))
 }
 
 /// Times `f`.
@@ -148,7 +177,12 @@ pub fn breakdown(
         let ended = m.discard(ROOT_CHECKPOINT);
         let t3 = Instant::now();
         if !healthy || opened.is_err() || ended.is_err() {
-            report.skip(name, "per test", "breakdown", "the manager failed during the breakdown");
+            report.skip(
+                name,
+                "per test",
+                "breakdown",
+                "the manager failed during the breakdown",
+            );
             return;
         }
         if i >= budget.warmup {
@@ -163,7 +197,9 @@ pub fn breakdown(
         ("of which: rollback at the end", rb),
     ] {
         let s = stats(samples);
-        let note = floor_us.map_or(String::new(), |f| format!("{:.1} round trips", s.median_us() / f));
+        let note = floor_us.map_or(String::new(), |f| {
+            format!("{:.1} round trips", s.median_us() / f)
+        });
         report.add(name, "per test", case, s, note);
     }
 }
@@ -179,7 +215,11 @@ pub fn stats(mut samples: Vec<Duration>) -> Stats {
     } else {
         (samples[n / 2 - 1] + samples[n / 2]) / 2
     };
-    Stats { median, p90: at(0.9), n }
+    Stats {
+        median,
+        p90: at(0.9),
+        n,
+    }
 }
 
 /// A duration in the unit that reads best.
@@ -203,6 +243,9 @@ mod tests {
         assert_eq!(s.median, Duration::from_nanos(5_500));
         assert_eq!(s.p90, Duration::from_micros(9));
         let s = stats(vec![Duration::from_micros(3)]);
-        assert_eq!((s.median, s.p90), (Duration::from_micros(3), Duration::from_micros(3)));
+        assert_eq!(
+            (s.median, s.p90),
+            (Duration::from_micros(3), Duration::from_micros(3))
+        );
     }
 }

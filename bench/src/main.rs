@@ -28,6 +28,15 @@ use sql::{Dialect, SqlBench};
 
 /// The servers of this machine; `VENOMQA_<BACKEND>_URL` overrides each (venomqa reads
 /// the same variables).
+#[cfg_attr(
+    not(any(
+        feature = "mysql",
+        feature = "postgres",
+        feature = "redis",
+        feature = "mongodb"
+    )),
+    allow(dead_code)
+)]
 fn url(backend: &str, default: &'static str) -> &'static str {
     match std::env::var(format!("VENOMQA_{}_URL", backend.to_uppercase())) {
         Ok(u) if !u.is_empty() => Box::leak(u.into_boxed_str()),
@@ -68,9 +77,16 @@ fn args() -> Args {
 
 fn main() {
     let args = args();
-    let wanted = |name: &str| args.only.as_ref().is_none_or(|o| o.iter().any(|x| x == name));
+    let wanted = |name: &str| {
+        args.only
+            .as_ref()
+            .is_none_or(|o| o.iter().any(|x| x == name))
+    };
     let started = Instant::now();
-    let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace").to_owned();
+    let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace")
+        .to_owned();
     let mut report = Report::default();
     println!(
         "venomqa benchmark ({}), {} cores",
@@ -80,7 +96,9 @@ fn main() {
 
     // The in-memory SQLite databases of venomqa's pool are private to each connection:
     // give each the benchmark's tables.
-    venomqa::registry::register_setup("sqlite", |m| m.execute_script(&sql::schema(Dialect::Sqlite)));
+    venomqa::registry::register_setup("sqlite", |m| {
+        m.execute_script(&sql::schema(Dialect::Sqlite))
+    });
 
     if wanted("sqlite") {
         SqlBench {
@@ -117,13 +135,21 @@ fn main() {
     }
     if wanted("redis") {
         #[cfg(feature = "redis")]
-        redis_bench::run(&mut report, url("redis", "redis://127.0.0.1:6379"), args.quick);
+        redis_bench::run(
+            &mut report,
+            url("redis", "redis://127.0.0.1:6379"),
+            args.quick,
+        );
         #[cfg(not(feature = "redis"))]
         report.note("redis: skipped, built without the `redis` feature (use --all-features)");
     }
     if wanted("mongodb") {
         #[cfg(feature = "mongodb")]
-        mongo::run(&mut report, url("mongodb", "mongodb://127.0.0.1:27017"), args.quick);
+        mongo::run(
+            &mut report,
+            url("mongodb", "mongodb://127.0.0.1:27017"),
+            args.quick,
+        );
         #[cfg(not(feature = "mongodb"))]
         report.note("mongodb: skipped, built without the `mongodb` feature (use --all-features)");
     }
@@ -133,15 +159,22 @@ fn main() {
 
     targets::judge(&mut report);
 
-    println!("\n## Results\n\n{}", report.table());
+    let mut markdown = format!("## Results\n\n{}\n", report.table());
     if !report.notes.is_empty() {
-        println!("## Notes\n");
+        markdown.push_str("## Notes\n\n");
         for n in &report.notes {
-            println!("- {n}");
+            markdown.push_str(&format!("- {n}\n"));
         }
-        println!();
+        markdown.push('\n');
     }
-    println!("## Targets\n\n{}", report.targets_table());
+    markdown.push_str(&format!("## Targets\n\n{}", report.targets_table()));
+    println!("\n{markdown}");
+    let md = workspace.join("target/venomqa-bench/results.md");
+    if let Err(e) = std::fs::create_dir_all(md.parent().expect("dir"))
+        .and_then(|()| std::fs::write(&md, &markdown))
+    {
+        eprintln!("could not write {}: {e}", md.display());
+    }
 
     let csv = workspace.join("target/venomqa-bench/results.csv");
     match report.write_csv(&csv) {

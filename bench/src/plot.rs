@@ -85,11 +85,20 @@ fn panel(
     // Head room above the curves for the legend.
     let y_range = (ymin / 2.0).max(0.1)..(ymax * 60.0);
     let (title, x_desc) = match chart {
-        Chart::Size => ("checkpoint + rollback vs data size (1 row / key / document changed)", "rows / keys / documents"),
-        Chart::Share => ("checkpoint + rollback vs share changed (of 10,000 rows / keys / docs)", "% of the data changed by the test"),
+        Chart::Size => (
+            "checkpoint + rollback vs data size (1 row / key / document changed)",
+            "rows / keys / documents",
+        ),
+        Chart::Share => (
+            "checkpoint + rollback vs share changed (of 10,000 rows / keys / docs)",
+            "% of the data changed by the test",
+        ),
     };
     let mut builder = ChartBuilder::on(area);
-    builder.margin(15).x_label_area_size(45).y_label_area_size(70);
+    builder
+        .margin(15)
+        .x_label_area_size(45)
+        .y_label_area_size(70);
     if text {
         builder.caption(title, ("sans-serif", 18));
     }
@@ -101,17 +110,21 @@ fn panel(
             .x_label_formatter(&|x| format!("{x:.0}"))
             .y_label_formatter(&|y| crate::harness::fmt_us(*y));
     } else {
-        mesh.disable_x_mesh().disable_y_mesh().x_labels(0).y_labels(0);
+        mesh.disable_x_mesh()
+            .disable_y_mesh()
+            .x_labels(0)
+            .y_labels(0);
     }
     mesh.draw()?;
     for s in series {
         let color = color_of(&s.label);
         let width = if is_baseline(&s.label) { 1 } else { 2 };
-        let drawn = ctx.draw_series(LineSeries::new(s.points.clone(), color.stroke_width(width)))?;
+        let drawn =
+            ctx.draw_series(LineSeries::new(s.points.clone(), color.stroke_width(width)))?;
         if text {
-            drawn
-                .label(s.label.clone())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(width)));
+            drawn.label(s.label.clone()).legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(width))
+            });
         }
         ctx.draw_series(s.points.iter().map(|&p| Circle::new(p, 4, color.filled())))?;
     }

@@ -60,7 +60,14 @@ pub struct Report {
 
 impl Report {
     /// Records a measurement and prints it at once (so a long run shows progress).
-    pub fn add(&mut self, backend: &str, section: &'static str, case: impl Into<String>, stats: Stats, note: impl Into<String>) {
+    pub fn add(
+        &mut self,
+        backend: &str,
+        section: &'static str,
+        case: impl Into<String>,
+        stats: Stats,
+        note: impl Into<String>,
+    ) {
         let row = Row {
             backend: backend.to_owned(),
             section,
@@ -68,12 +75,26 @@ impl Report {
             stats: Some(stats),
             note: note.into(),
         };
-        eprintln!("  {:<10} {:<34} {:>10} (p90 {:>10}, n={}) {}", row.backend, row.case, fmt_us(stats.median_us()), fmt_us(stats.p90_us()), stats.n, row.note);
+        eprintln!(
+            "  {:<10} {:<34} {:>10} (p90 {:>10}, n={}) {}",
+            row.backend,
+            row.case,
+            fmt_us(stats.median_us()),
+            fmt_us(stats.p90_us()),
+            stats.n,
+            row.note
+        );
         self.rows.push(row);
     }
 
     /// Records a case that could not be measured, and why.
-    pub fn skip(&mut self, backend: &str, section: &'static str, case: impl Into<String>, why: impl Into<String>) {
+    pub fn skip(
+        &mut self,
+        backend: &str,
+        section: &'static str,
+        case: impl Into<String>,
+        why: impl Into<String>,
+    ) {
         let row = Row {
             backend: backend.to_owned(),
             section,
@@ -81,7 +102,10 @@ impl Report {
             stats: None,
             note: why.into(),
         };
-        eprintln!("  {:<10} {:<34} not measured: {}", row.backend, row.case, row.note);
+        eprintln!(
+            "  {:<10} {:<34} not measured: {}",
+            row.backend, row.case, row.note
+        );
         self.rows.push(row);
     }
 
@@ -122,7 +146,10 @@ impl Report {
     /// The results as a Markdown table (readable on a terminal too).
     pub fn table(&self) -> String {
         let mut out = String::new();
-        let _ = writeln!(out, "| backend | section | case | median | p90 | n | note |");
+        let _ = writeln!(
+            out,
+            "| backend | section | case | median | p90 | n | note |"
+        );
         let _ = writeln!(out, "|---|---|---|---:|---:|---:|---|");
         for r in &self.rows {
             match r.stats {
@@ -140,7 +167,11 @@ impl Report {
                     );
                 }
                 None => {
-                    let _ = writeln!(out, "| {} | {} | {} | - | - | - | not measured: {} |", r.backend, r.section, r.case, r.note);
+                    let _ = writeln!(
+                        out,
+                        "| {} | {} | {} | - | - | - | not measured: {} |",
+                        r.backend, r.section, r.case, r.note
+                    );
                 }
             }
         }
@@ -168,14 +199,34 @@ impl Report {
         let mut out = String::from("backend,section,case,median_us,p90_us,iterations,note\n");
         for r in &self.rows {
             let (median, p90, n) = match r.stats {
-                Some(s) => (format!("{:.2}", s.median_us()), format!("{:.2}", s.p90_us()), s.n.to_string()),
+                Some(s) => (
+                    format!("{:.2}", s.median_us()),
+                    format!("{:.2}", s.p90_us()),
+                    s.n.to_string(),
+                ),
                 None => (String::new(), String::new(), String::new()),
             };
-            let _ = writeln!(out, "{},{},{},{},{},{},{}", csv(&r.backend), csv(r.section), csv(&r.case), median, p90, n, csv(&r.note));
+            let _ = writeln!(
+                out,
+                "{},{},{},{},{},{},{}",
+                csv(&r.backend),
+                csv(r.section),
+                csv(&r.case),
+                median,
+                p90,
+                n,
+                csv(&r.note)
+            );
         }
         for t in &self.targets {
             let verdict = format!("{:?}", t.verdict);
-            let _ = writeln!(out, "target,{},{},,,,{}", csv(&verdict), csv(&t.name), csv(&t.detail));
+            let _ = writeln!(
+                out,
+                "target,{},{},,,,{}",
+                csv(&verdict),
+                csv(&t.name),
+                csv(&t.detail)
+            );
         }
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;

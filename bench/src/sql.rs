@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use venomqa::__private::{run_test, TestSpec};
 use venomqa::{BackendConfig, Session, StateManager, ROOT_CHECKPOINT};
 
-use crate::harness::{fmt_us, measure, measure_op, measure_parts, timed, Budget, Stats};
+use crate::harness::{
+    fmt_us, interleaved, measure, measure_op, measure_parts, timed, Budget, Stats,
+};
 use crate::report::{ratio, Chart, Report};
 
 /// A raw connection of the backend's driver, for the baselines.
@@ -23,6 +25,7 @@ pub trait RawSql {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(all(feature = "mysql", feature = "postgres")), allow(dead_code))]
 pub enum Dialect {
     Sqlite,
     MySql,
@@ -30,7 +33,8 @@ pub enum Dialect {
 }
 
 /// Case names shared with the target checks in main.
-pub const FLOOR: &str = "round trip (SELECT 1)";
+pub const FLOOR: &str = "round trip on the test's connection (SELECT 1)";
+pub const RAW_FLOOR: &str = "round trip, separate connection (SELECT 1)";
 pub const VQ_EMPTY: &str = "venomqa test, empty body";
 pub const VQ_WRITE: &str = "venomqa test, writes 1 row";
 pub const RAW_WRITE: &str = "raw INSERT of 1 row (autocommit)";
@@ -84,7 +88,10 @@ fn truncate_sql(d: Dialect) -> String {
             s
         }
         // One statement for all five, as database cleaners do on PostgreSQL.
-        Dialect::Postgres => format!("TRUNCATE TABLE {} RESTART IDENTITY CASCADE", tables.join(", ")),
+        Dialect::Postgres => format!(
+            "TRUNCATE TABLE {} RESTART IDENTITY CASCADE",
+            tables.join(", ")
+        ),
     }
 }
 
@@ -118,23 +125,32 @@ impl SqlBench {
         let mut raw = match (self.connect)(self.url) {
             Ok(raw) => raw,
             Err(e) => {
-                report.note(format!("{name}: skipped, the server is not running or refuses connections ({e})"));
+                report.note(format!(
+                    "{name}: skipped, the server is not running or refuses connections ({e})"
+                ));
                 return;
             }
         };
         println!("{name}: measuring");
         if let Err(e) = raw.batch(&schema(self.dialect)) {
-            report.note(format!("{name}: skipped, could not create the vq_bench_* tables: {e}"));
+            report.note(format!(
+                "{name}: skipped, could not create the vq_bench_* tables: {e}"
+            ));
             return;
         }
         let section = "per test";
 
-        // The floor: one round trip.
+        // One round trip on a connection of the driver's own.
         match measure_op(quick, || raw.select1()) {
-            Ok(s) => report.add(name, section, FLOOR, s, "the floor"),
-            Err(e) => report.skip(name, section, FLOOR, e),
+            Ok(s) => report.add(name, section, RAW_FLOOR, s, ""),
+            Err(e) => report.skip(name, section, RAW_FLOOR, e),
         }
-        let floor = report.median_us(name, FLOOR);
+
+        // venomqa, exactly as #[venom_test] runs a test, and the floor on its connection.
+        self.venomqa_per_test(report, quick);
+        let floor = report
+            .median_us(name, FLOOR)
+            .or(report.median_us(name, RAW_FLOOR));
         let in_rt = |us: f64| floor.map_or(String::new(), |f| format!("{:.1} round trips", us / f));
 
         // The test's own work, alone.
@@ -146,9 +162,9 @@ impl SqlBench {
             Err(e) => report.skip(name, section, RAW_WRITE, e),
         }
 
-        // venomqa, exactly as #[venom_test] runs a test.
-        self.venomqa_per_test(report, quick, &in_rt);
-        if let Ok(mut m) = venomqa::registry::backend(name).and_then(|b| b.connect(&BackendConfig::new(name).with_url(self.url))) {
+        if let Ok(mut m) = venomqa::registry::backend(name)
+            .and_then(|b| b.connect(&BackendConfig::new(name).with_url(self.url)))
+        {
             crate::harness::breakdown(report, name, m.as_mut(), floor, quick);
         }
 
@@ -170,54 +186,101 @@ impl SqlBench {
         self.scaling(report, quick);
     }
 
-    fn venomqa_per_test(&self, report: &mut Report, quick: bool, in_rt: &dyn Fn(f64) -> String) {
+    fn venomqa_per_test(&self, report: &mut Report, quick: bool) {
         let name = self.backend;
         let section = "per test";
         // A backend that is not available yet (or cannot connect) is reported, not fatal.
         let probe = venomqa::registry::backend(name)
             .and_then(|b| b.connect(&BackendConfig::new(name).with_url(self.url)));
         if let Err(e) = probe {
-            let why = format!("venomqa backend unavailable: {}", first_line(&e.to_string()));
+            let why = format!(
+                "venomqa backend unavailable: {}",
+                first_line(&e.to_string())
+            );
             report.skip(name, section, VQ_EMPTY, why.clone());
             report.skip(name, section, VQ_WRITE, why);
             return;
         }
         let spec = spec(name, self.url);
         let outcome = std::panic::catch_unwind(|| {
-            let empty = measure_op(quick, || -> Result<(), String> {
-                run_test::<dyn StateManager, ()>(&spec, |_db: &mut Session| {});
-                Ok(())
-            })
+            // An empty test, alternating with a test that times one SELECT 1 on the very
+            // connection the tests get: the floor, under the same conditions.
+            let (empty, floor) = interleaved(
+                quick,
+                || -> Result<Duration, String> {
+                    let t = Instant::now();
+                    run_test::<dyn StateManager, ()>(&spec, |_db: &mut Session| {});
+                    Ok(t.elapsed())
+                },
+                || {
+                    let mut d = Duration::ZERO;
+                    run_test::<dyn StateManager, ()>(&spec, |db: &mut Session| {
+                        let t = Instant::now();
+                        db.state_manager()
+                            .execute_script("SELECT 1")
+                            .expect("SELECT 1");
+                        d = t.elapsed();
+                    });
+                    Ok(d)
+                },
+            )
             .expect("infallible");
             let write = measure_op(quick, || -> Result<(), String> {
                 run_test::<dyn StateManager, ()>(&spec, |db: &mut Session| {
-                    db.state_manager().execute_script(INSERT_ONE).expect("insert");
+                    db.state_manager()
+                        .execute_script(INSERT_ONE)
+                        .expect("insert");
                 });
                 Ok(())
             })
             .expect("infallible");
-            (empty, write)
+            (floor, empty, write)
         });
         match outcome {
-            Ok((empty, write)) => {
+            Ok((floor, empty, write)) => {
+                let in_rt = |us: f64| format!("{:.1} round trips", us / floor.median_us());
+                report.add(name, section, FLOOR, floor, "the floor");
                 report.add(name, section, VQ_EMPTY, empty, in_rt(empty.median_us()));
                 report.add(name, section, VQ_WRITE, write, in_rt(write.median_us()));
             }
             Err(_) => {
-                report.skip(name, section, VQ_EMPTY, "the venomqa test panicked (see above)");
-                report.skip(name, section, VQ_WRITE, "the venomqa test panicked (see above)");
+                report.skip(
+                    name,
+                    section,
+                    VQ_EMPTY,
+                    "the venomqa test panicked (see above)",
+                );
+                report.skip(
+                    name,
+                    section,
+                    VQ_WRITE,
+                    "the venomqa test panicked (see above)",
+                );
             }
         }
     }
 
-    fn add_baseline(&self, report: &mut Report, result: Result<(Stats, Stats), String>, only: &'static str, whole: &'static str) {
+    fn add_baseline(
+        &self,
+        report: &mut Report,
+        result: Result<(Stats, Stats), String>,
+        only: &'static str,
+        whole: &'static str,
+    ) {
         let name = self.backend;
-        let (empty, write) = (report.median_us(name, VQ_EMPTY), report.median_us(name, VQ_WRITE));
+        let (empty, write) = (
+            report.median_us(name, VQ_EMPTY),
+            report.median_us(name, VQ_WRITE),
+        );
         match result {
             Ok((isolation, test)) => {
-                let note = ratio(Some(isolation.median_us()), empty).map_or(String::new(), |r| format!("{r:.0}x the venomqa overhead (empty test)"));
+                let note = ratio(Some(isolation.median_us()), empty).map_or(String::new(), |r| {
+                    format!("{r:.0}x the venomqa overhead (empty test)")
+                });
                 report.add(name, "baseline", only, isolation, note);
-                let note = ratio(Some(test.median_us()), write).map_or(String::new(), |r| format!("{r:.0}x the venomqa test writing 1 row"));
+                let note = ratio(Some(test.median_us()), write).map_or(String::new(), |r| {
+                    format!("{r:.0}x the venomqa test writing 1 row")
+                });
                 report.add(name, "baseline", whole, test, note);
             }
             Err(e) => {
@@ -245,7 +308,15 @@ impl SqlBench {
             // On the same connection (USE), which is kinder than #[sqlx::test], which also
             // opens new connections to the new database.
             Dialect::MySql => {
-                let current = self.url.rsplit('/').next().unwrap_or("test").split('?').next().unwrap_or("test").to_owned();
+                let current = self
+                    .url
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or("test")
+                    .split('?')
+                    .next()
+                    .unwrap_or("test")
+                    .to_owned();
                 let _ = raw.batch(&format!("DROP DATABASE IF EXISTS {db}"));
                 measure_parts(quick, || {
                     let t = Instant::now();
@@ -287,7 +358,15 @@ impl SqlBench {
         {
             Ok(m) => m,
             Err(e) => {
-                report.skip(name, section, "checkpoint + rollback", format!("venomqa backend unavailable: {}", first_line(&e.to_string())));
+                report.skip(
+                    name,
+                    section,
+                    "checkpoint + rollback",
+                    format!(
+                        "venomqa backend unavailable: {}",
+                        first_line(&e.to_string())
+                    ),
+                );
                 return;
             }
         };
@@ -296,7 +375,11 @@ impl SqlBench {
             report.skip(name, section, "checkpoint + rollback", e.to_string());
             return;
         }
-        let sizes: &[usize] = if quick { &[100, 1_000, 10_000] } else { &[100, 1_000, 10_000, 100_000] };
+        let sizes: &[usize] = if quick {
+            &[100, 1_000, 10_000]
+        } else {
+            &[100, 1_000, 10_000, 100_000]
+        };
         let mut size_points = Vec::new();
         for &size in sizes {
             let case = format!("{size} rows, 1 changed");
@@ -324,7 +407,10 @@ impl SqlBench {
         }
         let _ = m.execute_script("DELETE FROM vq_bench_scale");
         let growth = describe_growth(&size_points);
-        report.note(format!("{name}: checkpoint + rollback with 1 row changed, 100 -> {} rows: {growth}", sizes.last().unwrap()));
+        report.note(format!(
+            "{name}: checkpoint + rollback with 1 row changed, 100 -> {} rows: {growth}",
+            sizes.last().unwrap()
+        ));
         if let (Some(first), Some(last)) = (share_points.first(), share_points.last()) {
             report.note(format!(
                 "{name}: 10,000 rows, 1% -> 100% changed: {} -> {} ({:.1}x for 100x the changed rows)",
@@ -352,7 +438,11 @@ pub fn describe_growth(points: &[(f64, f64)]) -> String {
     } else {
         "roughly linear in the data size"
     };
-    format!("{} -> {} ({cost:.1}x for {data:.0}x the data: {shape})", fmt_us(first.1), fmt_us(last.1))
+    format!(
+        "{} -> {} ({cost:.1}x for {data:.0}x the data: {shape})",
+        fmt_us(first.1),
+        fmt_us(last.1)
+    )
 }
 
 /// Replaces vq_bench_scale's rows by `size` committed rows, through the manager's
@@ -362,8 +452,13 @@ fn fill(m: &mut dyn StateManager, size: usize) -> Result<(), String> {
     let mut id = 1;
     while id <= size {
         let end = (id + 999).min(size);
-        let values: Vec<String> = (id..=end).map(|i| format!("({i}, {i}, 'row {i}')")).collect();
-        script.push_str(&format!("INSERT INTO vq_bench_scale (id, n, name) VALUES {};\n", values.join(", ")));
+        let values: Vec<String> = (id..=end)
+            .map(|i| format!("({i}, {i}, 'row {i}')"))
+            .collect();
+        script.push_str(&format!(
+            "INSERT INTO vq_bench_scale (id, n, name) VALUES {};\n",
+            values.join(", ")
+        ));
         id = end + 1;
     }
     m.execute_script(&script).map_err(|e| e.to_string())
@@ -371,8 +466,13 @@ fn fill(m: &mut dyn StateManager, size: usize) -> Result<(), String> {
 
 /// One test's cycle: checkpoint, change `changed` rows, discard the checkpoint (what a
 /// session does at the end). Only the checkpoint and the discard are timed.
-fn cycle(m: &mut dyn StateManager, changed: usize, quick: bool) -> Result<crate::harness::Stats, String> {
-    let update = format!("UPDATE vq_bench_scale SET n = n + 1, name = 'changed' WHERE id <= {changed}");
+fn cycle(
+    m: &mut dyn StateManager,
+    changed: usize,
+    quick: bool,
+) -> Result<crate::harness::Stats, String> {
+    let update =
+        format!("UPDATE vq_bench_scale SET n = n + 1, name = 'changed' WHERE id <= {changed}");
     let mut one = || -> Result<Duration, String> {
         let t = Instant::now();
         m.checkpoint(ROOT_CHECKPOINT).map_err(|e| e.to_string())?;
@@ -385,7 +485,10 @@ fn cycle(m: &mut dyn StateManager, changed: usize, quick: bool) -> Result<crate:
     let t = Instant::now();
     one()?;
     let probe = t.elapsed();
-    measure(Budget::for_probe(probe.max(Duration::from_micros(600)), quick), one)
+    measure(
+        Budget::for_probe(probe.max(Duration::from_micros(600)), quick),
+        one,
+    )
 }
 
 pub fn first_line(s: &str) -> String {
@@ -409,14 +512,16 @@ impl RawSql for rusqlite::Connection {
         self.execute_batch(sql).map_err(|e| e.to_string())
     }
     fn select1(&mut self) -> Result<(), String> {
-        self.query_row("SELECT 1", [], |_| Ok(())).map_err(|e| e.to_string())
+        self.query_row("SELECT 1", [], |_| Ok(()))
+            .map_err(|e| e.to_string())
     }
 }
 
 #[cfg(feature = "mysql")]
 pub fn connect_mysql(url: &str) -> Result<Box<dyn RawSql>, String> {
     let opts = mysql::Opts::from_url(url).map_err(|e| e.to_string())?;
-    let opts = mysql::OptsBuilder::from_opts(opts).tcp_connect_timeout(Some(Duration::from_secs(2)));
+    let opts =
+        mysql::OptsBuilder::from_opts(opts).tcp_connect_timeout(Some(Duration::from_secs(2)));
     Ok(Box::new(mysql::Conn::new(opts).map_err(|e| e.to_string())?))
 }
 
@@ -438,7 +543,9 @@ pub fn connect_postgres(url: &str) -> Result<Box<dyn RawSql>, String> {
     config.connect_timeout(Duration::from_secs(2));
     // Notices ("table already exists, skipping") are not worth printing.
     config.notice_callback(|_| {});
-    Ok(Box::new(config.connect(postgres::NoTls).map_err(|e| e.to_string())?))
+    Ok(Box::new(
+        config.connect(postgres::NoTls).map_err(|e| e.to_string())?,
+    ))
 }
 
 #[cfg(feature = "postgres")]
@@ -448,7 +555,9 @@ impl RawSql for postgres::Client {
     }
     fn select1(&mut self) -> Result<(), String> {
         // The simple query protocol: one round trip (a prepared query would take two).
-        self.simple_query("SELECT 1").map(drop).map_err(|e| e.to_string())
+        self.simple_query("SELECT 1")
+            .map(drop)
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -458,8 +567,14 @@ mod tests {
 
     #[test]
     fn with_db_replaces_the_database() {
-        assert_eq!(with_db("postgres://postgres@127.0.0.1:5432/test", "x"), "postgres://postgres@127.0.0.1:5432/x");
-        assert_eq!(with_db("postgres://h/test?sslmode=disable", "x"), "postgres://h/x?sslmode=disable");
+        assert_eq!(
+            with_db("postgres://postgres@127.0.0.1:5432/test", "x"),
+            "postgres://postgres@127.0.0.1:5432/x"
+        );
+        assert_eq!(
+            with_db("postgres://h/test?sslmode=disable", "x"),
+            "postgres://h/x?sslmode=disable"
+        );
         assert_eq!(with_db("postgres://h", "x"), "postgres://h/x");
     }
 }

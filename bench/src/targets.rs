@@ -29,19 +29,36 @@ pub fn judge(report: &mut Report) {
                 let (verdict, detail) = if rt <= 4.0 {
                     (Verdict::Met, detail)
                 } else {
-                    (Verdict::Missed, format!("{detail}; missed by {:.0}%", (rt / 4.0 - 1.0) * 100.0))
+                    (
+                        Verdict::Missed,
+                        format!("{detail}; missed by {:.0}%", (rt / 4.0 - 1.0) * 100.0),
+                    )
                 };
                 report.target(name, verdict, detail);
             }
-            _ => report.target(name, Verdict::NotMeasured, "the venomqa backend or the server was not available"),
+            _ => report.target(
+                name,
+                Verdict::NotMeasured,
+                "the venomqa backend or the server was not available",
+            ),
         }
-        for (only, whole, times, what) in [(TRUNCATE_ONLY, TRUNCATE, 50.0, "truncating 5 tables"), (FRESH_DB_ONLY, FRESH_DB, 100.0, "a fresh database")] {
+        for (only, whole, times, what) in [
+            (TRUNCATE_ONLY, TRUNCATE, 50.0, "truncating 5 tables"),
+            (FRESH_DB_ONLY, FRESH_DB, 100.0, "a fresh database"),
+        ] {
             let name = format!("{label}: >= {times:.0}x faster than {what}");
-            let (iso, test) = (report.median_us(backend, only), report.median_us(backend, whole));
+            let (iso, test) = (
+                report.median_us(backend, only),
+                report.median_us(backend, whole),
+            );
             match (empty, iso) {
                 (Some(e), Some(b)) => {
                     let x = b / e;
-                    let mut detail = format!("isolation: {} vs venomqa's overhead {} = {x:.0}x", fmt_us(b), fmt_us(e));
+                    let mut detail = format!(
+                        "isolation: {} vs venomqa's overhead (empty test) {} = {x:.0}x",
+                        fmt_us(b),
+                        fmt_us(e)
+                    );
                     if let (Some(t), Some(w)) = (test, write) {
                         detail.push_str(&format!(
                             "; whole test writing 1 row: {} vs {} = {:.0}x",
@@ -53,16 +70,35 @@ pub fn judge(report: &mut Report) {
                     if x >= times {
                         report.target(name, Verdict::Met, detail);
                     } else {
-                        report.target(name, Verdict::Missed, format!("{detail}; short by {:.0}%", (1.0 - x / times) * 100.0));
+                        report.target(
+                            name,
+                            Verdict::Missed,
+                            format!("{detail}; short by {:.0}%", (1.0 - x / times) * 100.0),
+                        );
                     }
                 }
-                _ => report.target(name, Verdict::NotMeasured, "the venomqa backend or the server was not available"),
+                _ => report.target(
+                    name,
+                    Verdict::NotMeasured,
+                    "the venomqa backend or the server was not available",
+                ),
             }
         }
     }
-    for name in [REDIS_60MS, REDIS_20X, MONGO_FASTER, MONGO_EXACT, SUITE_SQLITE, SUITE_MYSQL] {
+    for name in [
+        REDIS_60MS,
+        REDIS_20X,
+        MONGO_FASTER,
+        MONGO_EXACT,
+        SUITE_SQLITE,
+        SUITE_MYSQL,
+    ] {
         if !report.targets.iter().any(|t| t.name == name) {
-            report.target(name, Verdict::NotMeasured, "the venomqa backend or the server was not available (see the notes)");
+            report.target(
+                name,
+                Verdict::NotMeasured,
+                "the venomqa backend or the server was not available (see the notes)",
+            );
         }
     }
 }
