@@ -2,11 +2,12 @@
 //! servers that are running, in one run.
 //!
 //! ```text
-//! cargo run -p venomqa-bench --release --all-features -- [--quick] [--no-suite] [--only sqlite,mysql,...]
+//! cargo run -p venomqa-bench --release --all-features -- [--quick] [--no-suite] [--update-docs] [--only sqlite,mysql,...]
 //! ```
 //!
-//! Prints a table, writes `target/venomqa-bench/results.csv` and draws
-//! `docs/bench-scaling.png`. A backend whose server is not running is skipped with a line
+//! Prints a table, writes `target/venomqa-bench/results.csv` and `results.md`, draws
+//! `docs/bench-scaling.png`, and with `--update-docs` rewrites the tables of
+//! `docs/benchmarks.md`. A backend whose server is not running is skipped with a line
 //! saying so. See docs/benchmarks.md for the method.
 
 mod harness;
@@ -47,6 +48,7 @@ fn url(backend: &str, default: &'static str) -> &'static str {
 struct Args {
     quick: bool,
     suite: bool,
+    update_docs: bool,
     only: Option<Vec<String>>,
 }
 
@@ -54,6 +56,7 @@ fn args() -> Args {
     let mut args = Args {
         quick: false,
         suite: true,
+        update_docs: false,
         only: None,
     };
     let mut it = std::env::args().skip(1);
@@ -61,9 +64,10 @@ fn args() -> Args {
         match a.as_str() {
             "--quick" => args.quick = true,
             "--no-suite" => args.suite = false,
+            "--update-docs" => args.update_docs = true,
             "--only" => args.only = it.next().map(|v| v.split(',').map(str::to_owned).collect()),
             "-h" | "--help" => {
-                println!("usage: venomqa-bench [--quick] [--no-suite] [--only sqlite,mysql,postgres,redis,mongodb,suite]");
+                println!("usage: venomqa-bench [--quick] [--no-suite] [--update-docs] [--only sqlite,mysql,postgres,redis,mongodb,suite]");
                 std::process::exit(0);
             }
             other => {
@@ -181,10 +185,41 @@ fn main() {
         Ok(()) => println!("CSV: {}", csv.display()),
         Err(e) => eprintln!("could not write {}: {e}", csv.display()),
     }
+    if args.update_docs {
+        let doc = workspace.join("docs/benchmarks.md");
+        let mut results = format!("{}\n", report.table());
+        if !report.notes.is_empty() {
+            results.push_str("Notes printed by the run:\n\n");
+            for n in &report.notes {
+                results.push_str(&format!("- {n}\n"));
+            }
+            results.push('\n');
+        }
+        let updated = std::fs::read_to_string(&doc).map(|text| {
+            let text = replace_between(&text, "results", &results);
+            replace_between(&text, "targets", &report.targets_table())
+        });
+        match updated.and_then(|text| std::fs::write(&doc, text)) {
+            Ok(()) => println!("updated {}", doc.display()),
+            Err(e) => eprintln!("could not update {}: {e}", doc.display()),
+        }
+    }
     let png = workspace.join("docs/bench-scaling.png");
     match plot::draw(&report, &png) {
         Ok(()) => println!("chart: {}", png.display()),
         Err(e) => eprintln!("could not draw {}: {e}", png.display()),
     }
     println!("total time: {:.0} s", started.elapsed().as_secs_f64());
+}
+
+/// `text` with what lies between `<!-- NAME:start -->` and `<!-- NAME:end -->` replaced.
+fn replace_between(text: &str, name: &str, content: &str) -> String {
+    let (start, end) = (
+        format!("<!-- {name}:start -->"),
+        format!("<!-- {name}:end -->"),
+    );
+    match (text.find(&start), text.find(&end)) {
+        (Some(a), Some(b)) if a < b => format!("{}{start}\n{content}{}", &text[..a], &text[b..]),
+        _ => text.to_owned(),
+    }
 }
