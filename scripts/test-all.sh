@@ -14,7 +14,7 @@ if ! cargo nextest --version >/dev/null 2>&1; then
 fi
 
 echo "== cargo test --workspace --all-features" >&2
-cargo test --workspace --all-features
+cargo test --workspace --all-features --no-fail-fast
 echo "== cargo nextest run --workspace --all-features" >&2
 cargo nextest run --workspace --all-features --no-fail-fast
 echo "== cargo doc" >&2
