@@ -136,12 +136,18 @@ mysql = {{ version = "28", default-features = false, features = ["default-rust"]
     Ok(())
 }
 
+/// The target directory the workspace builds into (shared, so the suite's dependencies
+/// are already compiled).
+fn target_dir(workspace: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| workspace.join("target"), PathBuf::from)
+}
+
 /// Compiles the suite's test binaries; returns (test target name, executable).
 fn build(dir: &Path, workspace: &Path, features: &str) -> Result<Vec<(String, PathBuf)>, String> {
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cmd.current_dir(dir)
         .args(["test", "--release", "--no-run", "--message-format=json"])
-        .env("CARGO_TARGET_DIR", workspace.join("target"));
+        .env("CARGO_TARGET_DIR", target_dir(workspace));
     if !features.is_empty() {
         cmd.args(["--features", features]);
     }
