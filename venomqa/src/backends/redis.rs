@@ -145,11 +145,61 @@ for i = tonumber(ARGV[3]), tonumber(ARGV[4]) do
 end
 return -1";
 
+/// Extends a lease (or pin) in database `ARGV[3]`, if it still holds `ARGV[1]`. The script's
+/// SELECT does not change the caller's database.
 const RENEW: &str = r"
+redis.call('SELECT', tonumber(ARGV[3]))
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
 return -1";
+
+/// Takes or extends the shared pin of a prefix/none manager's home database (`KEYS[1]` in
+/// database 0), unless a database-isolation manager holds that database.
+const PIN: &str = r"
+redis.call('SELECT', 0)
+local v = redis.call('GET', KEYS[1])
+if v == false or v == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0";
+
+/// The value of a pin: the lease key of a database that prefix or none managers work in.
+pub const PIN_VALUE: &str = "venomqa:pinned-by-prefix-or-none-isolation";
+
+/// Every destructive step: verify on the server, in the same atomic script, that each guard
+/// key still holds its value, then (in database `data_db`) FLUSHDB and/or UNLINK keys and
+/// RESTORE entries.
+/// ARGV: ng, ng x (db, key, value), data_db, flush ('1'/'0'), nu, nu x key,
+/// then (key, absolute expiry ms or '0', payload) triples.
+const GUARDED: &str = r"
+local ng = tonumber(ARGV[1])
+local i = 2
+for g = 1, ng do
+  redis.call('SELECT', tonumber(ARGV[i]))
+  if redis.call('GET', ARGV[i + 1]) ~= ARGV[i + 2] then
+    return redis.error_reply('VQLOST the lease ' .. ARGV[i + 1] .. ' in database ' .. ARGV[i] .. ' is no longer held by this manager')
+  end
+  i = i + 3
+end
+redis.call('SELECT', tonumber(ARGV[i]))
+if ARGV[i + 1] == '1' then redis.call('FLUSHDB') end
+local nu = tonumber(ARGV[i + 2])
+i = i + 3
+for u = 1, nu do
+  redis.call('UNLINK', ARGV[i])
+  i = i + 1
+end
+while i <= #ARGV do
+  if ARGV[i + 1] == '0' then
+    redis.call('RESTORE', ARGV[i], 0, ARGV[i + 2], 'REPLACE')
+  else
+    redis.call('RESTORE', ARGV[i], ARGV[i + 1], ARGV[i + 2], 'REPLACE', 'ABSTTL')
+  end
+  i = i + 3
+end
+return 1";
 
 const RELEASE_DB: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -167,14 +217,28 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0";
 
-/// A held lease and the thread that renews it.
+/// A key that must still hold a value on the server for a destructive step to run.
+#[derive(Debug, Clone)]
+struct Guard {
+    db: i64,
+    key: String,
+    value: String,
+}
+
+/// A held lease (or pin) and the thread that renews it.
 #[derive(Debug)]
 struct LeaseHolder {
     /// The leased database, or the prefix slot.
     slot: i64,
+    /// The database the lease key lives in.
+    db: i64,
     key: String,
     owner: String,
     lost: Arc<AtomicBool>,
+    /// Milliseconds after `born` when the lease may have expired on the server: the last
+    /// successful renewal's SEND time + TTL - a safety margin.
+    deadline_ms: Arc<AtomicU64>,
+    born: Instant,
     stop: Option<mpsc::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -186,11 +250,123 @@ impl LeaseHolder {
             let _ = t.join();
         }
     }
+
+    fn is_lost(&self) -> bool {
+        self.lost.load(Ordering::SeqCst)
+            || self.born.elapsed().as_millis() as u64 >= self.deadline_ms.load(Ordering::SeqCst)
+    }
+
+    fn guard(&self) -> Guard {
+        Guard {
+            db: self.db,
+            key: self.key.clone(),
+            value: self.owner.clone(),
+        }
+    }
 }
 
 impl Drop for LeaseHolder {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// Why a guarded step failed.
+enum GuardFail {
+    /// The server says a guard key no longer holds our value.
+    Lost(String),
+    /// The connection is unusable (dropped, or in a state such as subscribe mode): a new
+    /// connection can do the step.
+    Retry(String),
+    Other(String),
+}
+
+impl std::fmt::Display for GuardFail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            GuardFail::Lost(m) | GuardFail::Retry(m) | GuardFail::Other(m) => f.write_str(m),
+        }
+    }
+}
+
+/// Runs [`GUARDED`] in `MULTI`/`EXEC` batches of at most `batch` items, after `DISCARD` (an
+/// open transaction the test left; its "without MULTI" error is ignored) and `UNWATCH` (so
+/// no key the test WATCHed can abort the EXEC), then `SELECT data_db` for the caller: one
+/// round trip. Every batch re-verifies the guards on the server; a nil EXEC is an error.
+#[allow(clippy::too_many_arguments)]
+fn guarded_exec(
+    conn: &mut Connection,
+    guards: &[Guard],
+    data_db: i64,
+    flush: bool,
+    unlink: &[&[u8]],
+    restore: &[Entry],
+    batch: usize,
+) -> std::result::Result<(), GuardFail> {
+    let mut pipe = ::redis::pipe();
+    pipe.ignore_errors();
+    pipe.cmd("DISCARD").cmd("UNWATCH").cmd("MULTI");
+    let mut evals = 0usize;
+    let mut add = |flush: bool, unlink: &[&[u8]], restore: &[Entry]| {
+        let mut cmd = ::redis::cmd("EVAL");
+        cmd.arg(GUARDED).arg(0).arg(guards.len());
+        for g in guards {
+            cmd.arg(g.db).arg(&g.key).arg(&g.value);
+        }
+        cmd.arg(data_db)
+            .arg(if flush { "1" } else { "0" })
+            .arg(unlink.len());
+        for k in unlink {
+            cmd.arg(*k);
+        }
+        for e in restore {
+            cmd.arg(&e.key).arg(e.expire_at.max(0)).arg(&e.payload);
+        }
+        pipe.add_command(cmd);
+        evals += 1;
+    };
+    let batch = batch.max(1);
+    add(flush, &[], &[]);
+    for chunk in unlink.chunks(batch) {
+        add(false, chunk, &[]);
+    }
+    for chunk in restore.chunks(batch) {
+        add(false, &[], chunk);
+    }
+    pipe.cmd("EXEC").cmd("SELECT").arg(data_db);
+    let values: Vec<Value> = match pipe.query(conn) {
+        Ok(v) => v,
+        Err(e) if is_connection_error(&e) => return Err(GuardFail::Retry(e.to_string())),
+        Err(e) => return Err(GuardFail::Other(e.to_string())),
+    };
+    let unexpected = |what: String| {
+        GuardFail::Retry(format!(
+            "unexpected reply {what}: the connection is in a state the rollback cannot use \
+             (subscribe mode, MONITOR, RESP3 push messages?)"
+        ))
+    };
+    if values.len() != evals + 5 {
+        return Err(unexpected(format!("count {}", values.len())));
+    }
+    match &values[evals + 3] {
+        Value::Array(results) if results.len() == evals => {
+            for r in results {
+                match r {
+                    Value::Int(1) => {}
+                    Value::ServerError(e) if e.to_string().contains("VQLOST") => {
+                        return Err(GuardFail::Lost(e.to_string()))
+                    }
+                    Value::ServerError(e) => return Err(GuardFail::Other(e.to_string())),
+                    other => return Err(unexpected(format!("{other:?} in EXEC"))),
+                }
+            }
+            Ok(())
+        }
+        Value::Nil => Err(GuardFail::Other(
+            "the transaction was aborted (EXEC returned nil) although UNWATCH was sent first"
+                .to_owned(),
+        )),
+        other => Err(unexpected(format!("{other:?} to EXEC"))),
     }
 }
 
@@ -230,6 +406,9 @@ pub struct RedisStateManager {
     conn: Option<Connection>,
     home_db: i64,
     lease: Option<LeaseHolder>,
+    /// Prefix and none isolation on a database n >= 1: the shared pin of `venomqa:lease:db:<n>`
+    /// that keeps database isolation from leasing (and emptying) it.
+    pin: Option<LeaseHolder>,
     prefix: String,
     has_expiretime: bool,
     snapshots: Vec<Vec<Entry>>,
@@ -267,6 +446,7 @@ impl RedisStateManager {
             conn: None,
             home_db: 0,
             lease: None,
+            pin: None,
             prefix: String::new(),
             has_expiretime: true,
             snapshots: Vec::new(),
@@ -442,20 +622,84 @@ impl RedisStateManager {
     }
 
     fn check_lease(&self) -> Result<()> {
-        if let Some(l) = &self.lease {
-            if l.lost.load(Ordering::SeqCst) {
-                return Err(Error::StateLost {
-                    backend: NAME.into(),
-                    message: format!(
-                        "the lease {} expired or was taken over (the process stalled longer than lease_ttl_ms, \
-                         or the key was deleted), so another test may be using the same keys. Raise \
-                         lease_ttl_ms, and do not FLUSHALL or delete venomqa:lease:* keys in tests",
-                        l.key
-                    ),
-                });
+        for l in self.lease.iter().chain(self.pin.iter()) {
+            if l.is_lost() {
+                return Err(Self::lost_error(&l.key, "its renewal is overdue"));
             }
         }
         Ok(())
+    }
+
+    fn lost_error(key: &str, detail: &str) -> Error {
+        Error::StateLost {
+            backend: NAME.into(),
+            message: format!(
+                "the lease {key} expired or was taken over ({detail}: the process stalled longer than                  lease_ttl_ms, or the key was deleted), so another test may be using the same keys;                  nothing was deleted or restored. Raise lease_ttl_ms, and do not FLUSHALL or delete                  venomqa:lease:* keys in tests"
+            ),
+        }
+    }
+
+    /// The keys whose values the server must still hold for a destructive step.
+    fn guards(&self) -> Vec<Guard> {
+        self.lease
+            .iter()
+            .chain(self.pin.iter())
+            .map(LeaseHolder::guard)
+            .collect()
+    }
+
+    /// The database the test's keys live in.
+    fn data_db(&self) -> i64 {
+        self.database()
+    }
+
+    /// Lease keys live only in database 0 and in the home database of prefix/none managers;
+    /// a leased database (n >= 1) holds none, so there every key is the test's.
+    fn filters_lease_keys(&self) -> bool {
+        self.isolation != Isolation::Database
+    }
+
+    /// A guarded step on the test's connection; when that connection is unusable (dropped,
+    /// subscribe mode), once more on a new connection, which then replaces it.
+    fn guarded(
+        &mut self,
+        what: &str,
+        flush: bool,
+        unlink: &[&[u8]],
+        restore: Option<usize>,
+    ) -> Result<()> {
+        self.check_lease()?;
+        let guards = self.guards();
+        let db = self.data_db();
+        let empty = Vec::new();
+        let entries = restore.map_or(&empty, |i| &self.snapshots[i]);
+        let conn = self.conn.as_mut().expect("connected");
+        let mut outcome = guarded_exec(conn, &guards, db, flush, unlink, entries, self.batch_size);
+        if let Err(GuardFail::Retry(e)) = &outcome {
+            tracing::warn!(target: "venomqa", error = %e, "redis connection unusable; reconnecting for {what}");
+            let client = self.client.clone().expect("connected");
+            let mut conn = self.open_connection(&client)?;
+            outcome = guarded_exec(
+                &mut conn,
+                &guards,
+                db,
+                flush,
+                unlink,
+                entries,
+                self.batch_size,
+            );
+            self.conn = Some(conn);
+        }
+        match outcome {
+            Ok(()) => Ok(()),
+            Err(GuardFail::Lost(e)) => {
+                for l in self.lease.iter().chain(self.pin.iter()) {
+                    l.lost.store(true, Ordering::SeqCst);
+                }
+                Err(Self::lost_error(&e, "the server says so"))
+            }
+            Err(e) => Err(Self::redis_err(what, e)),
+        }
     }
 
     fn open_connection(&self, client: &Client) -> Result<Connection> {
@@ -497,15 +741,25 @@ impl RedisStateManager {
         let started = Instant::now();
         let mut pause = Duration::from_millis(20);
         let script = ::redis::Script::new(ACQUIRE);
+        // Database 0 holds the lease keys and is never leased.
+        let first_leasable = if self.isolation == Isolation::Database {
+            first.max(1)
+        } else {
+            first
+        };
+        if first_leasable > last {
+            return Err(Error::unsupported(
+                NAME,
+                format!(
+                    "database isolation on {} (databases {first}..={last}, none of them leasable)",
+                    self.base.redacted_url()
+                ),
+                "the server has a single database (or the `databases` range holds only database 0,                  which keeps the leases); use `options: {isolation: prefix}`, which gives each test a                  key prefix of its own in one database",
+            ));
+        }
         loop {
-            // Database 0 holds the lease keys and is never leased.
-            let ranges: Vec<(i64, i64)> = if self.isolation == Isolation::Database && first == 0 {
-                vec![(1, last)]
-            } else {
-                vec![(first, last)]
-            };
             let mut got = -1;
-            for (a, b) in ranges.into_iter().filter(|(a, b)| a <= b) {
+            for (a, b) in [(first_leasable, last)] {
                 got = script
                     .arg(&owner)
                     .arg(ttl_ms)
@@ -522,7 +776,12 @@ impl RedisStateManager {
             }
             if got >= 0 {
                 let key = format!("{key_base}{got}{suffix}");
-                return Ok(self.start_renewer(client, got, key, owner));
+                let db = if self.isolation == Isolation::Database {
+                    0
+                } else {
+                    self.home_db
+                };
+                return Ok(self.start_renewer(client, got, db, key, owner));
             }
             let waited = started.elapsed();
             if waited >= self.lease_wait {
@@ -559,20 +818,36 @@ impl RedisStateManager {
         )
     }
 
-    fn start_renewer(&self, client: &Client, slot: i64, key: String, owner: String) -> LeaseHolder {
+    fn start_renewer(
+        &self,
+        client: &Client,
+        slot: i64,
+        db: i64,
+        key: String,
+        owner: String,
+    ) -> LeaseHolder {
         let lost = Arc::new(AtomicBool::new(false));
         let (tx, rx) = mpsc::channel::<()>();
         let ttl = self.lease_ttl;
         let interval = ttl / 3;
+        // Lost locally this long before the server's expiry: clock rates, scheduling.
+        let margin = ttl / 5;
+        let born = Instant::now();
+        let ms = |d: Duration| d.as_millis() as u64;
+        let deadline_ms = Arc::new(AtomicU64::new(ms(ttl - margin)));
         let client = client.clone();
-        let (t_key, t_owner, t_lost) = (key.clone(), owner.clone(), lost.clone());
+        let (t_key, t_owner, t_lost, t_deadline) = (
+            key.clone(),
+            owner.clone(),
+            lost.clone(),
+            deadline_ms.clone(),
+        );
         let timeout = self.connect_timeout.min(interval);
         let thread = std::thread::Builder::new()
             .name(format!("venomqa-redis-lease-{slot}"))
             .spawn(move || {
                 let script = ::redis::Script::new(RENEW);
                 let mut conn: Option<Connection> = None;
-                let mut renewed = Instant::now();
                 loop {
                     match rx.recv_timeout(interval) {
                         Err(mpsc::RecvTimeoutError::Timeout) => {}
@@ -585,17 +860,21 @@ impl RedisStateManager {
                             let _ = c.set_write_timeout(Some(timeout));
                         }
                     }
+                    // The server's new expiry counts from when it got the command, which is
+                    // after this: the local deadline counts from here.
+                    let sent = born.elapsed();
                     let outcome = match conn.as_mut() {
                         Some(c) => script
                             .key(&t_key)
                             .arg(&t_owner)
-                            .arg(ttl.as_millis() as u64)
+                            .arg(ms(ttl))
+                            .arg(db)
                             .invoke::<i64>(c)
                             .map_err(|e| e.to_string()),
                         None => Err("no connection".to_owned()),
                     };
                     match outcome {
-                        Ok(1) => renewed = Instant::now(),
+                        Ok(1) => t_deadline.store(ms(sent + ttl - margin), Ordering::SeqCst),
                         Ok(_) => {
                             tracing::error!(target: "venomqa", key = %t_key, "redis lease lost: it expired or another owner holds it");
                             t_lost.store(true, Ordering::SeqCst);
@@ -604,7 +883,7 @@ impl RedisStateManager {
                         Err(e) => {
                             conn = None;
                             tracing::warn!(target: "venomqa", key = %t_key, error = %e, "renewing the redis lease failed; retrying");
-                            if renewed.elapsed() >= ttl {
+                            if ms(born.elapsed()) >= t_deadline.load(Ordering::SeqCst) {
                                 t_lost.store(true, Ordering::SeqCst);
                                 return;
                             }
@@ -615,49 +894,159 @@ impl RedisStateManager {
             .expect("spawn the venomqa lease renewer thread");
         LeaseHolder {
             slot,
+            db,
             key,
             owner,
             lost,
+            deadline_ms,
+            born,
             stop: Some(tx),
             thread: Some(thread),
         }
     }
 
-    /// Gives the lease back, emptying the leased database or prefix first (only while the
-    /// lease is still ours).
+    /// Takes the lease of database or prefix isolation (the ACQUIRE script empties a leased
+    /// database), and puts the connection on the test's database.
+    fn lease_and_empty(&mut self, client: &Client, conn: &mut Connection) -> Result<()> {
+        let url = self.base.url().to_owned();
+        match self.isolation {
+            Isolation::Database => {
+                let lease = self.acquire(client, conn)?;
+                hold(HeldLease::new(
+                    &url,
+                    &lease,
+                    Some(lease.slot),
+                    String::new(),
+                    self.home_db,
+                    true,
+                ));
+                self.prefix.clone_from(&self.key_prefix);
+                let slot = lease.slot;
+                self.lease = Some(lease);
+                ::redis::cmd("SELECT")
+                    .arg(slot)
+                    .exec(conn)
+                    .map_err(|e| Self::redis_err(format!("SELECT {slot}"), e))?;
+            }
+            Isolation::Prefix => {
+                let lease = self.acquire(client, conn)?;
+                self.prefix = format!("{}{{vq{}}}:", self.key_prefix, lease.slot);
+                hold(HeldLease::new(
+                    &url,
+                    &lease,
+                    None,
+                    self.prefix.clone(),
+                    self.home_db,
+                    true,
+                ));
+                self.lease = Some(lease);
+            }
+            Isolation::None => self.prefix.clone_from(&self.key_prefix),
+        }
+        Ok(())
+    }
+
+    /// Pins the home database `n >= 1` of a prefix/none manager: `venomqa:lease:db:<n>` in
+    /// database 0 holds [`PIN_VALUE`] (shared by every such manager, each renewing it), so
+    /// database isolation never leases (and empties) it. Waits up to `lease_wait` while a
+    /// database-isolation manager holds it.
+    fn pin_home(&self, client: &Client, conn: &mut Connection) -> Result<LeaseHolder> {
+        let key = format!("{LEASE_KEY_PREFIX}db:{}", self.home_db);
+        let started = Instant::now();
+        loop {
+            let got: (i64,) = ::redis::pipe()
+                .cmd("EVAL")
+                .arg(PIN)
+                .arg(1)
+                .arg(&key)
+                .arg(PIN_VALUE)
+                .arg(self.lease_ttl.as_millis() as u64)
+                .cmd("SELECT")
+                .arg(self.home_db)
+                .ignore()
+                .query(conn)
+                .map_err(|e| Self::lease_error(self.home_db, self.home_db, e))?;
+            if got.0 == 1 {
+                return Ok(self.start_renewer(client, self.home_db, 0, key, PIN_VALUE.to_owned()));
+            }
+            if started.elapsed() >= self.lease_wait {
+                return Err(Error::backend(
+                    NAME,
+                    "pinning the URL's database",
+                    format!(
+                        "database {} (the URL's) is leased by a test in database isolation ({key} in                          database 0), which empties it; waited {} ms. Do not mix database isolation                          with prefix/none isolation on a database it may lease: give database isolation                          `databases:` that exclude {}, or use another database in the URL",
+                        self.home_db,
+                        started.elapsed().as_millis(),
+                        self.home_db
+                    ),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Gives the lease back, emptying the leased database or prefix first, each step
+    /// verified on the server (only while the lease is still ours). A pin is left to expire:
+    /// other managers may share it.
     fn release_lease(&mut self) -> Result<()> {
-        let Some(mut lease) = self.lease.take() else {
+        let result = self.release_lease_inner();
+        if let Some(mut pin) = self.pin.take() {
+            pin.stop();
+            unhold(&pin.key, &pin.owner);
+        }
+        result
+    }
+
+    fn release_lease_inner(&mut self) -> Result<()> {
+        let Some(lease) = self.lease.as_mut() else {
             return Ok(());
         };
         lease.stop();
-        unhold(&lease.key, &lease.owner);
-        let Some(conn) = self.conn.as_mut() else {
+        let (key, owner, slot) = (lease.key.clone(), lease.owner.clone(), lease.slot);
+        unhold(&key, &owner);
+        if self.conn.is_none() {
+            self.lease = None;
             return Ok(());
-        };
-        let lost = lease.lost.load(Ordering::SeqCst);
+        }
+        let err =
+            |e: ::redis::RedisError| Self::redis_err(format!("giving back the lease {key}"), e);
         let result = match self.isolation {
             Isolation::Database => {
-                release_db(conn, &lease.key, &lease.owner, lease.slot, self.home_db)
+                let home = self.home_db;
+                let conn = self.conn.as_mut().expect("connected");
+                release_db(conn, &key, &owner, slot, home).map_err(err)
             }
-            _ => {
-                let cleared = if lost {
-                    Ok(())
-                } else {
-                    delete_prefix(conn, &self.prefix, self.batch_size)
-                };
-                cleared.and_then(|()| release_key(conn, &lease.key, &lease.owner))
-            }
+            _ => self.empty_prefix("giving back the lease").and_then(|()| {
+                let home = self.home_db;
+                let conn = self.conn.as_mut().expect("connected");
+                release_key(conn, home, &key, &owner).map_err(err)
+            }),
         };
-        result.map_err(|e| Self::redis_err(format!("giving back the lease {}", lease.key), e))
+        self.lease = None;
+        result
+    }
+
+    /// Deletes every key under the prefix (lease keys excepted), in batches, each batch
+    /// verifying the lease on the server in the same script. A lost lease deletes nothing.
+    fn empty_prefix(&mut self, what: &str) -> Result<()> {
+        let home = self.data_db();
+        let filter = self.filters_lease_keys();
+        let conn = self.conn.as_mut().expect("connected");
+        let keys = scan_keys(conn, home, &self.prefix, self.batch_size, filter)
+            .map_err(|e| Self::redis_err(format!("{what} (SCAN)"), e))?;
+        let keys: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
+        if keys.is_empty() {
+            return Ok(());
+        }
+        self.guarded(what, false, &keys, None)
     }
 
     /// Reads every key under the prefix: SCAN, then DUMP + expiry time in pipelined
     /// batches, the next SCAN riding along with each batch.
     fn snapshot(&mut self) -> Result<Vec<Entry>> {
+        let select = self.data_db();
+        let filter = self.filters_lease_keys();
         let conn = self.conn.as_mut().expect("connected");
-        let select = (self.isolation == Isolation::Database)
-            .then(|| self.lease.as_ref().map(|l| l.slot))
-            .flatten();
         let pattern = (!self.prefix.is_empty()).then(|| format!("{}*", glob_escape(&self.prefix)));
         let expire_cmd = if self.has_expiretime {
             "PEXPIRETIME"
@@ -673,9 +1062,7 @@ impl RedisStateManager {
             let mut pipe = ::redis::pipe();
             if first {
                 // Back on the test's database, whatever the test SELECTed.
-                if let Some(db) = select {
-                    pipe.cmd("SELECT").arg(db).ignore();
-                }
+                pipe.cmd("SELECT").arg(select).ignore();
             }
             if !self.has_expiretime && !pending.is_empty() {
                 pipe.cmd("TIME");
@@ -727,7 +1114,7 @@ impl RedisStateManager {
                         .map_err(|e| Self::redis_err("checkpoint (SCAN)", e))?;
                 pending.extend(
                     keys.into_iter()
-                        .filter(|k| !is_lease_key(k) && seen.insert(k.clone())),
+                        .filter(|k| !(filter && is_lease_key(k)) && seen.insert(k.clone())),
                 );
                 cursor = (next != 0).then_some(next);
             }
@@ -735,80 +1122,93 @@ impl RedisStateManager {
         Ok(entries)
     }
 
-    /// Puts the keys under the prefix back to `snapshot`, atomically.
+    /// Puts the keys under the prefix back to snapshot `index`: one round trip of
+    /// `DISCARD; UNWATCH; MULTI; EVAL ..; EXEC; SELECT n`, where each script verifies the lease
+    /// on the server before `FLUSHDB` (whole database) or `UNLINK` (keys created since), and
+    /// `RESTORE`.
     fn restore(&mut self, index: usize) -> Result<()> {
         self.check_lease()?;
-        match self.restore_once(index) {
-            Err(e) if is_connection_error(&e) => {
-                // The data is in Redis and the snapshot in memory: a new connection can
-                // still roll back.
-                tracing::warn!(target: "venomqa", error = %e, "redis connection lost; reconnecting to roll back");
-                let client = self.client.clone().expect("connected");
-                let conn = self.open_connection(&client)?;
-                self.conn = Some(conn);
-                self.restore_once(index)
-                    .map_err(|e| Self::redis_err("rollback", e))
-            }
-            other => other.map_err(|e| Self::redis_err("rollback (MULTI/RESTORE/EXEC)", e)),
+        if self.owns_database() {
+            return self.guarded("rollback", true, &[], Some(index));
         }
-    }
-
-    fn restore_once(&mut self, index: usize) -> ::redis::RedisResult<()> {
-        let owns = self.owns_database();
-        let select = (self.isolation == Isolation::Database)
-            .then(|| self.lease.as_ref().map(|l| l.slot))
-            .flatten();
-        let conn = self.conn.as_mut().expect("connected");
-        let snapshot = &self.snapshots[index];
-        let mut pipe = ::redis::pipe();
-        pipe.atomic();
-        if owns {
-            // Back on the test's database, whatever the test SELECTed, in the same transaction.
-            if let Some(db) = select {
-                pipe.cmd("SELECT").arg(db).ignore();
+        let home = self.data_db();
+        let filter = self.filters_lease_keys();
+        let current = {
+            let conn = self.conn.as_mut().expect("connected");
+            match scan_keys(conn, home, &self.prefix, self.batch_size, filter) {
+                Err(e) if is_connection_error(&e) => {
+                    let client = self.client.clone().expect("connected");
+                    let mut conn = self.open_connection(&client)?;
+                    let keys = scan_keys(&mut conn, home, &self.prefix, self.batch_size, filter);
+                    self.conn = Some(conn);
+                    keys
+                }
+                other => other,
             }
-            pipe.cmd("FLUSHDB").ignore();
-        } else {
-            if let Some(db) = select {
-                ::redis::cmd("SELECT").arg(db).exec(conn)?;
-            }
-            let keep: HashSet<&[u8]> = snapshot.iter().map(|e| e.key.as_slice()).collect();
-            let current = scan_keys(conn, &self.prefix, self.batch_size)?;
-            let doomed: Vec<&Vec<u8>> = current
-                .iter()
-                .filter(|k| !keep.contains(k.as_slice()))
-                .collect();
-            for chunk in doomed.chunks(self.batch_size) {
-                pipe.cmd("UNLINK").arg(chunk).ignore();
-            }
-        }
-        for e in snapshot {
-            pipe.cmd("RESTORE")
-                .arg(&e.key)
-                .arg(e.expire_at)
-                .arg(&e.payload)
-                .arg("REPLACE");
-            if e.expire_at > 0 {
-                pipe.arg("ABSTTL");
-            }
-            pipe.ignore();
-        }
-        if pipe.is_empty() {
-            return Ok(());
-        }
-        pipe.exec(conn)
+            .map_err(|e| Self::redis_err("rollback (SCAN)", e))?
+        };
+        let keep: HashSet<&[u8]> = self.snapshots[index]
+            .iter()
+            .map(|e| e.key.as_slice())
+            .collect();
+        let doomed: Vec<&[u8]> = current
+            .iter()
+            .map(Vec::as_slice)
+            .filter(|k| !keep.contains(k))
+            .collect();
+        self.guarded("rollback", false, &doomed, Some(index))
     }
 }
 
 /// A lease this process holds, for the release at process exit.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 struct HeldLease {
     url: String,
     key: String,
     owner: String,
-    /// `(leased db, home db)` in database isolation; `None` for a prefix.
-    databases: Option<(i64, i64)>,
+    /// The leased database in database isolation; `None` for a prefix.
+    database: Option<i64>,
     prefix: String,
+    home_db: i64,
+    /// The process that took the lease: a forked child must not give it back.
+    pid: u32,
+    lost: Arc<AtomicBool>,
+}
+
+impl HeldLease {
+    fn new(
+        url: &str,
+        lease: &LeaseHolder,
+        database: Option<i64>,
+        prefix: String,
+        home_db: i64,
+        _release: bool,
+    ) -> Self {
+        HeldLease {
+            url: url.to_owned(),
+            key: lease.key.clone(),
+            owner: lease.owner.clone(),
+            database,
+            prefix,
+            home_db,
+            pid: std::process::id(),
+            lost: lease.lost.clone(),
+        }
+    }
+}
+
+impl std::fmt::Debug for HeldLease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HeldLease")
+            .field("url", &crate::redact_url(&self.url))
+            .field("key", &self.key)
+            .field("owner", &self.owner)
+            .field("database", &self.database)
+            .field("prefix", &self.prefix)
+            .field("home_db", &self.home_db)
+            .field("pid", &self.pid)
+            .finish()
+    }
 }
 
 static HELD: std::sync::Mutex<Vec<HeldLease>> = std::sync::Mutex::new(Vec::new());
@@ -838,7 +1238,9 @@ fn unhold(key: &str, owner: &str) {
 
 /// Pooled managers live in statics and are never dropped: give their leases back when the
 /// process exits normally, so the next process (`cargo nextest` runs one per test) finds
-/// the databases free at once instead of after `lease_ttl`.
+/// the databases free at once instead of after `lease_ttl`. Skips leases known lost and
+/// leases of another process (a forked child exiting); every deletion is verified on the
+/// server in the same script.
 extern "C" fn release_at_exit() {
     let _ = std::panic::catch_unwind(|| {
         let leases = match HELD.try_lock() {
@@ -846,6 +1248,9 @@ extern "C" fn release_at_exit() {
             Err(_) => return,
         };
         for lease in leases {
+            if lease.pid != std::process::id() || lease.lost.load(Ordering::SeqCst) {
+                continue;
+            }
             let Ok(client) = Client::open(lease.url.as_str()) else {
                 continue;
             };
@@ -853,16 +1258,33 @@ extern "C" fn release_at_exit() {
                 continue;
             };
             let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
-            let _ = match lease.databases {
-                Some((db, home)) => release_db(&mut conn, &lease.key, &lease.owner, db, home),
-                None => delete_prefix(&mut conn, &lease.prefix, 1000)
-                    .and_then(|()| release_key(&mut conn, &lease.key, &lease.owner)),
+            let _ = match lease.database {
+                Some(db) => release_db(&mut conn, &lease.key, &lease.owner, db, lease.home_db),
+                None => release_prefix_at_exit(&mut conn, &lease),
             };
         }
     });
 }
 
-/// Empties leased database `db` and deletes its lease key, if `owner` still holds it.
+/// Empties a prefix in verified batches, then deletes its lease key (if still ours).
+fn release_prefix_at_exit(conn: &mut Connection, lease: &HeldLease) -> ::redis::RedisResult<()> {
+    let guards = [Guard {
+        db: lease.home_db,
+        key: lease.key.clone(),
+        value: lease.owner.clone(),
+    }];
+    let keys = scan_keys(conn, lease.home_db, &lease.prefix, 1000, true)?;
+    let keys: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
+    if !keys.is_empty()
+        && guarded_exec(conn, &guards, lease.home_db, false, &keys, &[], 1000).is_err()
+    {
+        return Ok(());
+    }
+    release_key(conn, lease.home_db, &lease.key, &lease.owner)
+}
+
+/// Empties leased database `db` and deletes its lease key, if `owner` still holds it
+/// (checked in the same script). `DISCARD` first: an open transaction would queue it.
 fn release_db(
     conn: &mut Connection,
     key: &str,
@@ -870,26 +1292,50 @@ fn release_db(
     db: i64,
     home: i64,
 ) -> ::redis::RedisResult<()> {
-    let mut pipe = ::redis::pipe();
-    pipe.cmd("SELECT").arg(home).ignore();
-    pipe.cmd("EVAL")
-        .arg(RELEASE_DB)
-        .arg(1)
-        .arg(key)
-        .arg(owner)
-        .arg(db)
-        .arg(home)
-        .ignore();
-    pipe.exec(conn)
+    guarded_script(
+        conn,
+        home,
+        ::redis::cmd("EVAL")
+            .arg(RELEASE_DB)
+            .arg(1)
+            .arg(key)
+            .arg(owner)
+            .arg(db)
+            .arg(home),
+    )
 }
 
-/// Deletes a lease key, if `owner` still holds it.
-fn release_key(conn: &mut Connection, key: &str, owner: &str) -> ::redis::RedisResult<()> {
-    ::redis::Script::new(RELEASE)
-        .key(key)
-        .arg(owner)
-        .invoke::<i64>(conn)
-        .map(drop)
+/// Deletes a lease key in database `db`, if `owner` still holds it.
+fn release_key(conn: &mut Connection, db: i64, key: &str, owner: &str) -> ::redis::RedisResult<()> {
+    guarded_script(
+        conn,
+        db,
+        ::redis::cmd("EVAL").arg(RELEASE).arg(1).arg(key).arg(owner),
+    )
+}
+
+/// `DISCARD` (error ignored), `SELECT db`, then `script`; its error, if any.
+fn guarded_script(
+    conn: &mut Connection,
+    db: i64,
+    script: &::redis::Cmd,
+) -> ::redis::RedisResult<()> {
+    let mut pipe = ::redis::pipe();
+    pipe.ignore_errors();
+    pipe.cmd("DISCARD")
+        .cmd("SELECT")
+        .arg(db)
+        .add_command(script.clone());
+    let values: Vec<Value> = pipe.query(conn)?;
+    match values.last() {
+        Some(Value::ServerError(e)) => Err(e.clone().into()),
+        Some(Value::Int(_)) => Ok(()),
+        other => Err(::redis::RedisError::from((
+            ::redis::ErrorKind::Client,
+            "unexpected reply to the lease script",
+            format!("{other:?}"),
+        ))),
+    }
 }
 
 fn is_connection_error(e: &::redis::RedisError) -> bool {
@@ -912,47 +1358,42 @@ fn is_lease_key(key: &[u8]) -> bool {
     key.starts_with(LEASE_KEY_PREFIX.as_bytes())
 }
 
-/// Every key under `prefix` except lease keys (SCAN, deduplicated).
+/// Every key under `prefix` in database `db` (SCAN, deduplicated), lease keys excepted
+/// when `filter_leases` (in a database that may hold leases).
 fn scan_keys(
     conn: &mut Connection,
+    db: i64,
     prefix: &str,
     batch: usize,
+    filter_leases: bool,
 ) -> ::redis::RedisResult<Vec<Vec<u8>>> {
     let pattern = format!("{}*", glob_escape(prefix));
     let mut cursor = 0u64;
     let mut seen = HashSet::new();
     let mut keys = Vec::new();
+    let mut first = true;
     loop {
-        let mut cmd = ::redis::cmd("SCAN");
-        cmd.arg(cursor);
-        if !prefix.is_empty() {
-            cmd.arg("MATCH").arg(&pattern);
+        let mut pipe = ::redis::pipe();
+        if first {
+            pipe.cmd("SELECT").arg(db).ignore();
+            first = false;
         }
-        cmd.arg("COUNT").arg(batch);
-        let (next, batch_keys): (u64, Vec<Vec<u8>>) = cmd.query(conn)?;
+        pipe.cmd("SCAN").arg(cursor);
+        if !prefix.is_empty() {
+            pipe.arg("MATCH").arg(&pattern);
+        }
+        pipe.arg("COUNT").arg(batch);
+        let ((next, batch_keys),): ((u64, Vec<Vec<u8>>),) = pipe.query(conn)?;
         keys.extend(
             batch_keys
                 .into_iter()
-                .filter(|k| !is_lease_key(k) && seen.insert(k.clone())),
+                .filter(|k| !(filter_leases && is_lease_key(k)) && seen.insert(k.clone())),
         );
         if next == 0 {
             return Ok(keys);
         }
         cursor = next;
     }
-}
-
-/// UNLINKs every key under `prefix`, in batches.
-fn delete_prefix(conn: &mut Connection, prefix: &str, batch: usize) -> ::redis::RedisResult<()> {
-    let keys = scan_keys(conn, prefix, batch)?;
-    if keys.is_empty() {
-        return Ok(());
-    }
-    let mut pipe = ::redis::pipe();
-    for chunk in keys.chunks(batch) {
-        pipe.cmd("UNLINK").arg(chunk).ignore();
-    }
-    pipe.exec(conn)
 }
 
 /// Escapes the glob metacharacters of SCAN's MATCH.
@@ -1032,42 +1473,33 @@ impl StateManager for RedisStateManager {
             .arg("venomqa:probe")
             .query::<i64>(&mut conn)
             .is_ok();
-        match self.isolation {
-            Isolation::Database => {
-                let lease = self.acquire(&client, &mut conn)?;
-                ::redis::cmd("SELECT")
-                    .arg(lease.slot)
-                    .exec(&mut conn)
-                    .map_err(|e| Self::redis_err(format!("SELECT {}", lease.slot), e))?;
-                self.prefix.clone_from(&self.key_prefix);
-                hold(HeldLease {
-                    url: url.clone(),
-                    key: lease.key.clone(),
-                    owner: lease.owner.clone(),
-                    databases: Some((lease.slot, self.home_db)),
-                    prefix: String::new(),
-                });
-                self.lease = Some(lease);
-            }
-            Isolation::Prefix => {
-                let lease = self.acquire(&client, &mut conn)?;
-                self.prefix = format!("{}{{vq{}}}:", self.key_prefix, lease.slot);
-                hold(HeldLease {
-                    url: url.clone(),
-                    key: lease.key.clone(),
-                    owner: lease.owner.clone(),
-                    databases: None,
-                    prefix: self.prefix.clone(),
-                });
-                // Whatever a crashed holder of this slot left behind.
-                delete_prefix(&mut conn, &self.prefix, self.batch_size)
-                    .map_err(|e| Self::redis_err("emptying the leased prefix", e))?;
-                self.lease = Some(lease);
-            }
-            Isolation::None => self.prefix.clone_from(&self.key_prefix),
+        // Prefix and none isolation keep data (and prefix leases) in the URL's database:
+        // pin it first, so that database isolation never leases and empties it.
+        let pin = if self.isolation != Isolation::Database && self.home_db >= 1 {
+            let pin = self.pin_home(&client, &mut conn)?;
+            Some(pin)
+        } else {
+            None
+        };
+        self.pin = pin;
+        let result = self.lease_and_empty(&client, &mut conn);
+        if let Err(e) = result {
+            self.conn = Some(conn);
+            let _ = self.release_lease();
+            self.conn = None;
+            return Err(e);
         }
         self.client = Some(client);
         self.conn = Some(conn);
+        if self.isolation == Isolation::Prefix {
+            // Whatever a crashed holder of this slot left behind, verified on the server.
+            if let Err(e) = self.empty_prefix("emptying the leased prefix") {
+                let _ = self.release_lease();
+                self.conn = None;
+                self.client = None;
+                return Err(e);
+            }
+        }
         self.snapshots.clear();
         self.base.set_connected(true);
         Ok(())
@@ -1126,24 +1558,12 @@ impl StateManager for RedisStateManager {
     /// database, else `SCAN` + `UNLINK` in batches) and forgets every checkpoint.
     fn reset(&mut self) -> Result<()> {
         self.base.ensure_connected()?;
-        self.check_lease()?;
-        let select = (self.isolation == Isolation::Database)
-            .then(|| self.lease.as_ref().map(|l| l.slot))
-            .flatten();
-        let owns = self.owns_database();
-        let conn = self.conn.as_mut().expect("connected");
-        let result = match select {
-            Some(db) => ::redis::cmd("SELECT").arg(db).exec(conn),
-            None => Ok(()),
+        if self.owns_database() {
+            self.guarded("reset", true, &[], None)?;
+        } else {
+            self.check_lease()?;
+            self.empty_prefix("reset")?;
         }
-        .and_then(|()| {
-            if owns {
-                ::redis::cmd("FLUSHDB").exec(conn)
-            } else {
-                delete_prefix(conn, &self.prefix, self.batch_size)
-            }
-        });
-        result.map_err(|e| Self::redis_err("reset", e))?;
         self.snapshots.clear();
         self.base.clear_checkpoints();
         Ok(())
