@@ -1154,3 +1154,333 @@ fn database_in_the_url_with_database_isolation_is_refused() {
         "{text}"
     );
 }
+
+// ---- a private server, for tests that need specific databases or server settings ----
+
+/// A `redis-server` of this test alone on a free port (no persistence), killed on drop:
+/// tests that pin databases or change server settings never race other processes.
+struct PrivateServer {
+    child: Child,
+    port: u16,
+}
+
+impl PrivateServer {
+    fn start(extra: &[&str]) -> PrivateServer {
+        for _ in 0..20 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let mut child = Command::new("redis-server")
+                .args([
+                    "--port",
+                    &port.to_string(),
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ])
+                .args(["--daemonize", "no", "--bind", "127.0.0.1"])
+                .args(extra)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("redis-server must be installed for these tests");
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break; // the port was taken meanwhile: try another
+                }
+                let up = redis::Client::open(format!("redis://127.0.0.1:{port}"))
+                    .unwrap()
+                    .get_connection_with_timeout(Duration::from_millis(200))
+                    .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c));
+                if up.is_ok() {
+                    return PrivateServer { child, port };
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("could not start a private redis-server");
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn observer(&self, db: i64) -> Connection {
+        let mut conn = redis::Client::open(self.url())
+            .unwrap()
+            .get_connection_with_timeout(Duration::from_secs(5))
+            .unwrap();
+        redis::cmd("SELECT").arg(db).exec(&mut conn).unwrap();
+        conn
+    }
+}
+
+impl Drop for PrivateServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// ---- the rollback is never skipped, and never touches what is not ours ----
+
+#[test]
+fn rollback_happens_after_the_test_left_watch_multi_or_subscribe() {
+    let mut m = manager();
+    let mut obs = observer(m.database());
+    set(m.conn(), &[b"SET", b"vq_redis_w", b"1"]);
+    m.checkpoint("start").unwrap();
+
+    // WATCH left on the connection, and the watched key touched: a plain MULTI/EXEC
+    // would be aborted (nil), and the rollback silently skipped.
+    set(m.conn(), &[b"WATCH", b"vq_redis_w"]);
+    set(m.conn(), &[b"SET", b"vq_redis_w", b"2"]);
+    set(m.conn(), &[b"SET", b"vq_redis_w_new", b"x"]);
+    m.rollback("start").unwrap();
+    let v: String = redis::cmd("GET").arg("vq_redis_w").query(&mut obs).unwrap();
+    assert_eq!(v, "1", "rolled back although the test left a WATCH");
+    assert!(!exists(&mut obs, "vq_redis_w_new"));
+
+    // An open transaction: the test's queued commands are discarded, the rollback runs.
+    set(m.conn(), &[b"SET", b"vq_redis_w", b"3"]);
+    set(m.conn(), &[b"MULTI"]);
+    let queued: String = redis::cmd("SET")
+        .arg("vq_redis_w_queued")
+        .arg("x")
+        .query(m.conn())
+        .unwrap();
+    assert_eq!(queued, "QUEUED");
+    m.rollback("start").unwrap();
+    let v: String = redis::cmd("GET").arg("vq_redis_w").query(&mut obs).unwrap();
+    assert_eq!(v, "1", "rolled back although the test left MULTI open");
+    assert!(!exists(&mut obs, "vq_redis_w_queued"));
+    set(m.conn(), &[b"SET", b"vq_redis_w_after", b"x"]);
+    assert!(
+        exists(&mut obs, "vq_redis_w_after"),
+        "the connection works again, on the test's database"
+    );
+
+    // Subscribe mode: the connection cannot run the rollback; a new one does.
+    set(m.conn(), &[b"SET", b"vq_redis_w", b"4"]);
+    redis::cmd("SUBSCRIBE")
+        .arg("vq_redis_channel")
+        .exec(m.conn())
+        .unwrap();
+    m.rollback("start").unwrap();
+    let v: String = redis::cmd("GET").arg("vq_redis_w").query(&mut obs).unwrap();
+    assert_eq!(v, "1", "rolled back although the test left subscribe mode");
+    assert!(!exists(&mut obs, "vq_redis_w_after"));
+    set(m.conn(), &[b"SET", b"vq_redis_w_after", b"y"]);
+    assert!(exists(&mut obs, "vq_redis_w_after"));
+    m.disconnect().unwrap();
+}
+
+#[test]
+fn destructive_steps_verify_the_lease_on_the_server() {
+    // Database isolation: the lease is taken over on the server; before the renewer can
+    // notice, rollback and reset must refuse instead of flushing someone else's database.
+    let mut m = connected(RedisStateManager::new(&url()).lease_ttl(Duration::from_secs(60)));
+    let key = m.lease_key().unwrap().to_owned();
+    let mut home = observer(0);
+    let mut obs = observer(m.database());
+    set(m.conn(), &[b"SET", b"vq_redis_theirs", b"1"]);
+    m.checkpoint("start").unwrap();
+    set(m.conn(), &[b"SET", b"vq_redis_theirs", b"2"]);
+    set(
+        &mut home,
+        &[
+            b"SET",
+            key.as_bytes(),
+            b"vq_redis_other_owner",
+            b"PX",
+            b"60000",
+        ],
+    );
+    let err = m.rollback("start").unwrap_err();
+    assert!(matches!(err, Error::StateLost { .. }), "{err}");
+    let v: String = redis::cmd("GET")
+        .arg("vq_redis_theirs")
+        .query(&mut obs)
+        .unwrap();
+    assert_eq!(
+        v, "2",
+        "nothing flushed or restored in a database we no longer own"
+    );
+    assert!(matches!(m.reset(), Err(Error::StateLost { .. })));
+    assert!(exists(&mut obs, "vq_redis_theirs"), "reset deleted nothing");
+    drop(m);
+    assert!(
+        exists(&mut obs, "vq_redis_theirs"),
+        "the release emptied nothing"
+    );
+    let held: String = redis::cmd("GET").arg(&key).query(&mut home).unwrap();
+    assert_eq!(held, "vq_redis_other_owner");
+    set(&mut obs, &[b"DEL", b"vq_redis_theirs"]);
+    set(&mut home, &[b"DEL", key.as_bytes()]);
+
+    // Prefix isolation: the same for rollback and for the release on disconnect.
+    let mut p = connected(
+        RedisStateManager::new(&url())
+            .isolation(Isolation::Prefix)
+            .key_prefix("vq_redis_guard:")
+            .lease_ttl(Duration::from_secs(60)),
+    );
+    let key = p.lease_key().unwrap().to_owned();
+    let k = p.key("x");
+    p.checkpoint("start").unwrap();
+    set(p.conn(), &[b"SET", k.as_bytes(), b"1"]);
+    set(
+        &mut home,
+        &[
+            b"SET",
+            key.as_bytes(),
+            b"vq_redis_other_owner",
+            b"PX",
+            b"60000",
+        ],
+    );
+    assert!(matches!(p.rollback("start"), Err(Error::StateLost { .. })));
+    assert!(exists(&mut home, &k), "not deleted by the rollback");
+    p.disconnect().unwrap_err();
+    assert!(exists(&mut home, &k), "not deleted by the release");
+    let held: String = redis::cmd("GET").arg(&key).query(&mut home).unwrap();
+    assert_eq!(held, "vq_redis_other_owner", "nor the other owner's lease");
+    set(&mut home, &[b"DEL", key.as_bytes(), k.as_bytes()]);
+}
+
+#[test]
+fn prefix_and_none_isolation_go_back_to_the_url_database_after_a_select() {
+    let server = PrivateServer::start(&[]);
+    for isolation in [Isolation::Prefix, Isolation::None] {
+        let mut m = connected(
+            RedisStateManager::new(&format!("{}/2", server.url()))
+                .isolation(isolation)
+                .key_prefix("vq_redis_sel:"),
+        );
+        let mut two = server.observer(2);
+        let mut three = server.observer(3);
+        let k = m.key("k");
+        set(m.conn(), &[b"SET", k.as_bytes(), b"1"]);
+        set(&mut three, &[b"SET", k.as_bytes(), b"db3"]);
+        m.checkpoint("start").unwrap();
+        set(m.conn(), &[b"SET", k.as_bytes(), b"2"]);
+        // The code under test switches databases.
+        redis::cmd("SELECT").arg(3).exec(m.conn()).unwrap();
+        set(m.conn(), &[b"SET", k.as_bytes(), b"db3 changed"]);
+        m.rollback("start").unwrap();
+        let v: String = redis::cmd("GET").arg(&k).query(&mut two).unwrap();
+        assert_eq!(v, "1", "{isolation:?}: rolled back in database 2");
+        let v: String = redis::cmd("GET").arg(&k).query(&mut three).unwrap();
+        assert_eq!(v, "db3 changed", "{isolation:?}: database 3 untouched");
+        let v: String = redis::cmd("GET").arg(&k).query(m.conn()).unwrap();
+        assert_eq!(
+            v, "1",
+            "{isolation:?}: the connection is back on database 2"
+        );
+        redis::cmd("SELECT").arg(3).exec(m.conn()).unwrap();
+        m.reset().unwrap();
+        assert!(!exists(&mut two, &k), "{isolation:?}: reset in database 2");
+        assert!(exists(&mut three, &k), "{isolation:?}: not in database 3");
+        set(&mut three, &[b"DEL", k.as_bytes()]);
+        m.disconnect().unwrap();
+    }
+}
+
+#[test]
+fn database_isolation_never_leases_the_database_of_a_prefix_manager() {
+    let server = PrivateServer::start(&[]);
+    let mut p = connected(
+        RedisStateManager::new(&format!("{}/5", server.url()))
+            .isolation(Isolation::Prefix)
+            .key_prefix("vq_redis_mixed:"),
+    );
+    let k = p.key("k");
+    set(p.conn(), &[b"SET", k.as_bytes(), b"x"]);
+    let pin: Option<String> = redis::cmd("GET")
+        .arg(format!("{LEASE_KEY_PREFIX}db:5"))
+        .query(&mut server.observer(0))
+        .unwrap();
+    assert!(pin.is_some(), "database 5 is pinned in database 0");
+    let err = RedisStateManager::new(&server.url())
+        .databases(5, 5)
+        .lease_wait(Duration::ZERO)
+        .connect()
+        .unwrap_err();
+    assert!(err.to_string().contains("5..=5"), "{err}");
+    let mut other = connected(RedisStateManager::new(&server.url()).databases(4, 6));
+    assert_ne!(other.database(), 5);
+    assert!(
+        exists(&mut server.observer(5), &k),
+        "the prefix manager's keys were not flushed"
+    );
+    other.disconnect().unwrap();
+
+    // The other way round: a database-isolation manager holds database 6, so a prefix
+    // manager on database 6 waits, then says why.
+    let mut holder = connected(RedisStateManager::new(&server.url()).databases(6, 6));
+    let err = RedisStateManager::new(&format!("{}/6", server.url()))
+        .isolation(Isolation::None)
+        .lease_wait(Duration::ZERO)
+        .connect()
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("database 6") && err.to_string().contains("database isolation"),
+        "{err}"
+    );
+    holder.disconnect().unwrap();
+    p.disconnect().unwrap();
+}
+
+#[test]
+fn a_server_with_one_database_fails_at_once_suggesting_prefix_isolation() {
+    let server = PrivateServer::start(&["--databases", "1"]);
+    let err = RedisStateManager::new(&server.url())
+        .lease_wait(Duration::from_secs(5))
+        .connect()
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("single database") && text.contains("isolation: prefix"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("other tests"),
+        "does not blame other tests: {text}"
+    );
+    // And prefix isolation works there.
+    let mut m = connected(
+        RedisStateManager::new(&server.url())
+            .isolation(Isolation::Prefix)
+            .key_prefix("vq_redis_one:"),
+    );
+    let k = m.key("k");
+    m.checkpoint("start").unwrap();
+    set(m.conn(), &[b"SET", k.as_bytes(), b"x"]);
+    m.rollback("start").unwrap();
+    assert!(!exists(&mut server.observer(0), &k));
+    m.disconnect().unwrap();
+}
+
+#[test]
+fn user_keys_named_like_leases_in_a_leased_database_are_rolled_back() {
+    let mut m = manager();
+    let mut obs = observer(m.database());
+    let k = format!("{LEASE_KEY_PREFIX}vq_redis_user_key");
+    set(m.conn(), &[b"SET", k.as_bytes(), b"mine"]);
+    m.checkpoint("start").unwrap();
+    set(m.conn(), &[b"SET", k.as_bytes(), b"changed"]);
+    m.rollback("start").unwrap();
+    let v: Option<String> = redis::cmd("GET").arg(&k).query(&mut obs).unwrap();
+    assert_eq!(
+        v.as_deref(),
+        Some("mine"),
+        "snapshotted and restored, not flushed away"
+    );
+    m.disconnect().unwrap();
+}
