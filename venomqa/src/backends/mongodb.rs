@@ -83,6 +83,13 @@ pub const LEASES_DATABASE: &str = "venomqa_leases";
 
 const LEASES_COLLECTION: &str = "leases";
 
+/// The collection (in [`LEASES_DATABASE`]) holding the locks of `isolation: shared`
+/// databases, one document `shared:<database>` per locked database.
+const LOCKS_COLLECTION: &str = "locks";
+
+/// How long a checkpoint waits for another process's lock on a shared database.
+pub const DEFAULT_SHARED_LOCK_TIMEOUT: Duration = Duration::from_secs(300);
+
 /// How long a remote owner may stay silent before its databases count as abandoned.
 pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(600);
 
@@ -180,6 +187,9 @@ struct Server {
     default_database: Option<String>,
     swept: OnceLock<()>,
     heartbeat: OnceLock<()>,
+    /// The TTLs (ms) of this process's lease and lock records: the heartbeat renews each
+    /// group to `server now + its TTL`, and runs often enough for the shortest.
+    ttls: Mutex<BTreeSet<i64>>,
     templates: Mutex<HashMap<String, Arc<Vec<CollectionSnapshot>>>>,
 }
 
@@ -222,14 +232,43 @@ struct Owner {
 
 static OWNER: LazyLock<Owner> = LazyLock::new(|| {
     let pid = std::process::id();
+    let start = match process_state(pid) {
+        ProcState::Alive(start) => Some(start),
+        _ => None,
+    };
     Owner {
         token: format!("{:016x}", random_u64()),
         host: hostname(),
-        machine: machine_key(),
+        // Without our own start time, pid checks cannot tell a reused pid: leave them off.
+        machine: start.and_then(|_| machine_key()),
         pid,
-        start: process_start_time(pid),
+        start,
     }
 });
+
+impl Owner {
+    /// The fields that identify this process in a lease or lock record.
+    fn record(&self, id: &str, now: DateTime, ttl: Duration) -> Document {
+        let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+        let mut record = doc! {
+            "_id": id,
+            "owner": &self.token,
+            "host": &self.host,
+            "pid": i64::from(self.pid),
+            "created": now,
+            "heartbeat": now,
+            "ttl_ms": ttl_ms,
+            "expires_at": DateTime::from_millis(now.timestamp_millis().saturating_add(ttl_ms)),
+        };
+        if let Some(machine) = &self.machine {
+            record.insert("machine", machine);
+        }
+        if let Some(start) = self.start {
+            record.insert("start", start);
+        }
+        record
+    }
+}
 
 fn random_u64() -> u64 {
     static SEQ: AtomicU64 = AtomicU64::new(0);
@@ -253,26 +292,65 @@ fn hostname() -> String {
         .unwrap_or_else(|| "unknown".to_owned())
 }
 
-/// Boot id and pid namespace: two processes with the same key see the same pids.
+/// Boot id, pid namespace and effective uid: two processes with the same key see the same
+/// pids in `/proc`. `None` (no pid checks, only expiry) unless `/proc` is this process's own:
+/// in a pid namespace without its own `/proc` mount, `/proc/self` names another pid. The uid
+/// is part of the key because `/proc` mounted with `hidepid=` hides other users' processes,
+/// never a user's own.
 fn machine_key() -> Option<String> {
-    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
-    let ns = std::fs::read_link("/proc/self/ns/pid").ok()?;
-    Some(format!("{}/{}", boot.trim(), ns.display()))
-}
-
-/// The start time of `pid` (field 22 of `/proc/<pid>/stat`), or `None` when no such live
-/// (non-zombie) process exists or `/proc` is unavailable.
-fn process_start_time(pid: u32) -> Option<i64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may contain spaces and parentheses: fields after it
-    // start after the last ')'.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // fields[0] is field 3 (state); field 22 is fields[19].
-    if matches!(fields.first(), Some(&"Z") | Some(&"X") | Some(&"x")) {
+    let me = std::fs::read_link("/proc/self").ok()?;
+    if me.to_str()? != std::process::id().to_string() {
         return None;
     }
-    fields.get(19)?.parse().ok()
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    let ns = std::fs::read_link("/proc/self/ns/pid").ok()?;
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let uid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))?
+        .split_whitespace()
+        .nth(1)?
+        .to_owned();
+    Some(format!("{}/{}/uid{uid}", boot.trim(), ns.display()))
+}
+
+/// What `/proc` says about a process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ProcState {
+    /// Running, started at this time (clock ticks since boot).
+    Alive(i64),
+    /// No such process (or a zombie): it has exited.
+    Dead,
+    /// `/proc` could not tell (permissions, no `/proc`, unexpected format): judge by expiry.
+    Unknown,
+}
+
+fn process_state(pid: u32) -> ProcState {
+    proc_state_from(std::fs::read_to_string(format!("/proc/{pid}/stat")))
+}
+
+/// Reads `/proc/<pid>/stat` as read: only `NotFound` means the process is gone; any other
+/// error says nothing about it.
+fn proc_state_from(stat: std::io::Result<String>) -> ProcState {
+    let stat = match stat {
+        Ok(stat) => stat,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return ProcState::Dead,
+        Err(_) => return ProcState::Unknown,
+    };
+    // The command name (field 2) may contain spaces and parentheses: fields after it
+    // start after the last ')'.
+    let Some(close) = stat.rfind(')') else {
+        return ProcState::Unknown;
+    };
+    let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+    // fields[0] is field 3 (state); field 22 (start time) is fields[19].
+    if matches!(fields.first(), Some(&"Z") | Some(&"X") | Some(&"x")) {
+        return ProcState::Dead;
+    }
+    match fields.get(19).and_then(|f| f.parse().ok()) {
+        Some(start) => ProcState::Alive(start),
+        None => ProcState::Unknown,
+    }
 }
 
 /// Keeps the characters MongoDB accepts in a database name (and `_`), at most `max` bytes.
@@ -320,45 +398,72 @@ fn is_lease_database_name(name: &str) -> bool {
         && parts[2].chars().all(|c| c.is_ascii_digit())
 }
 
-/// Why a lease record counts as abandoned, or `None` while its owner may be alive.
-fn stale_reason(lease: &Document, now: DateTime, ttl: Duration) -> Option<String> {
+/// Why a lease or lock record counts as abandoned at server time `now`, or `None` while its
+/// owner may be alive.
+fn stale_reason(lease: &Document, now: DateTime) -> Option<String> {
+    stale_reason_with(lease, now, process_state)
+}
+
+/// [`stale_reason`] with the `/proc` probe passed in (tests simulate unreadable `/proc`).
+///
+/// A process on this machine (same boot, pid namespace and uid, see [`machine_key`]) is
+/// dead when `/proc` says so; when `/proc` cannot tell, or the owner is elsewhere, the
+/// record is stale once the server's clock passes the `expires_at` its owner wrote (server
+/// time + the owner's own `lease_ttl_secs`, renewed by its heartbeat). Only server time is
+/// compared, and only with the owner's TTL: local clocks and the sweeper's TTL play no part.
+fn stale_reason_with(
+    lease: &Document,
+    now: DateTime,
+    probe: impl Fn(u32) -> ProcState,
+) -> Option<String> {
     let owner = &*OWNER;
     if lease.get_str("owner").ok() == Some(owner.token.as_str()) {
         return None;
     }
-    if let (Some(mine), Ok(theirs)) = (&owner.machine, lease.get_str("machine")) {
+    let pid = lease
+        .get_i64("pid")
+        .ok()
+        .and_then(|p| u32::try_from(p).ok());
+    if let (Some(mine), Ok(theirs), Some(pid)) = (&owner.machine, lease.get_str("machine"), pid) {
         if mine == theirs {
-            let pid = lease
-                .get_i64("pid")
-                .ok()
-                .and_then(|p| u32::try_from(p).ok())?;
-            return match (process_start_time(pid), lease.get_i64("start").ok()) {
-                (None, _) => Some(format!(
-                    "its owner, process {pid} on this machine, has exited"
-                )),
-                (Some(now_start), Some(then)) if now_start != then => Some(format!(
-                    "its owner, process {pid} on this machine, has exited (the pid was reused)"
-                )),
-                _ => None,
-            };
+            match (probe(pid), lease.get_i64("start").ok()) {
+                (ProcState::Dead, _) => {
+                    return Some(format!(
+                        "its owner, process {pid} on this machine, has exited"
+                    ))
+                }
+                (ProcState::Alive(now_start), Some(then)) if now_start != then => {
+                    return Some(format!(
+                        "its owner, process {pid} on this machine, has exited (the pid was reused)"
+                    ))
+                }
+                (ProcState::Alive(_), _) => return None,
+                (ProcState::Unknown, _) => {}
+            }
         }
     }
-    match lease.get_datetime("heartbeat") {
-        Ok(beat) => {
-            let age = now
-                .timestamp_millis()
-                .saturating_sub(beat.timestamp_millis());
-            (age > ttl.as_millis() as i64).then(|| {
-                format!(
-                    "its owner on host {:?} has sent no heartbeat for {} s (lease_ttl_secs is {})",
-                    lease.get_str("host").unwrap_or("?"),
-                    age / 1000,
-                    ttl.as_secs()
-                )
-            })
-        }
-        Err(_) => Some("its lease record is malformed".to_owned()),
-    }
+    let expires = match (
+        lease.get_datetime("expires_at"),
+        lease.get_datetime("heartbeat"),
+    ) {
+        (Ok(expires), _) => *expires,
+        // A record without its own expiry (written by an older version): the default TTL.
+        (Err(_), Ok(beat)) => DateTime::from_millis(
+            beat.timestamp_millis()
+                .saturating_add(DEFAULT_LEASE_TTL.as_millis() as i64),
+        ),
+        _ => return Some("its lease record is malformed".to_owned()),
+    };
+    let late = now
+        .timestamp_millis()
+        .saturating_sub(expires.timestamp_millis());
+    (late > 0).then(|| {
+        format!(
+            "its owner on host {:?} has not renewed it: it expired {} s ago by the server's clock",
+            lease.get_str("host").unwrap_or("?"),
+            late / 1000
+        )
+    })
 }
 
 impl Server {
@@ -401,6 +506,7 @@ impl Server {
             default_database,
             swept: OnceLock::new(),
             heartbeat: OnceLock::new(),
+            ttls: Mutex::new(BTreeSet::new()),
             templates: Mutex::new(HashMap::new()),
         });
         Ok(lock(&SERVERS).entry(key).or_insert(server).clone())
@@ -424,20 +530,77 @@ impl Server {
             .collection(LEASES_COLLECTION)
     }
 
-    /// Starts the thread that refreshes this process's lease records.
+    fn locks(&self) -> ::mongodb::sync::Collection<Document> {
+        self.io_database(LEASES_DATABASE)
+            .collection(LOCKS_COLLECTION)
+    }
+
+    /// The server's clock (`localTime` of `hello`, or of `isMaster` on servers older than
+    /// 4.4.2): every expiry is written and compared in server time, never a local clock.
+    fn server_time(&self) -> Result<DateTime> {
+        let admin = self.io_database("admin");
+        let mut last = None;
+        for command in ["hello", "isMaster"] {
+            match admin.run_command(doc! { command: 1 }).run() {
+                Ok(reply) => {
+                    if let Ok(now) = reply.get_datetime("localTime") {
+                        return Ok(*now);
+                    }
+                }
+                Err(e) => last = Some(e.kind.to_string()),
+            }
+        }
+        Err(Error::backend(
+            NAME,
+            "reading the server's clock",
+            last.unwrap_or_else(|| {
+                "neither `hello` nor `isMaster` returned `localTime`; lease expiry needs it".into()
+            }),
+        ))
+    }
+
+    /// Renews every lease and lock record of this process to `server now + its TTL`.
+    fn renew(&self) -> std::result::Result<(), String> {
+        let now = self.server_time().map_err(|e| e.to_string())?;
+        let ttls: Vec<i64> = lock(&self.ttls).iter().copied().collect();
+        for ttl in ttls {
+            let expires = DateTime::from_millis(now.timestamp_millis().saturating_add(ttl));
+            for collection in [self.leases(), self.locks()] {
+                collection
+                    .update_many(
+                        doc! { "owner": &OWNER.token, "ttl_ms": ttl },
+                        doc! { "$set": { "heartbeat": now, "expires_at": expires } },
+                    )
+                    .run()
+                    .map_err(|e| e.kind.to_string())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts the thread that renews this process's lease and lock records (once), and
+    /// makes it renew records with `ttl` often enough.
     fn start_heartbeat(self: &Arc<Self>, ttl: Duration) {
+        lock(&self.ttls).insert(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX));
         self.heartbeat.get_or_init(|| {
             let server = Arc::downgrade(self);
-            let every = (ttl / 4).clamp(Duration::from_millis(500), Duration::from_secs(60));
-            let spawned = std::thread::Builder::new().name("venomqa-mongodb-heartbeat".into()).spawn(move || loop {
-                std::thread::sleep(every);
-                let Some(server) = server.upgrade() else { return };
-                let result = server
-                    .leases()
-                    .update_many(doc! { "owner": &OWNER.token }, doc! { "$set": { "heartbeat": DateTime::now() } })
-                    .run();
-                if let Err(e) = result {
-                    tracing::warn!(target: "venomqa", backend = NAME, error = %e, "could not refresh the lease heartbeat");
+            // Wakes every 250 ms (no I/O) so that a shorter TTL registered later is honoured
+            // at once; renews every TTL/4 of the shortest TTL, at least once a minute.
+            let spawned = std::thread::Builder::new().name("venomqa-mongodb-heartbeat".into()).spawn(move || {
+                let mut last = std::time::Instant::now();
+                loop {
+                    std::thread::sleep(Duration::from_millis(250));
+                    let Some(server) = server.upgrade() else { return };
+                    let shortest = lock(&server.ttls).first().copied().unwrap_or(60_000);
+                    let every = (Duration::from_millis(u64::try_from(shortest).unwrap_or(0)) / 4)
+                        .clamp(Duration::from_millis(250), Duration::from_secs(60));
+                    if last.elapsed() < every {
+                        continue;
+                    }
+                    last = std::time::Instant::now();
+                    if let Err(e) = server.renew() {
+                        tracing::warn!(target: "venomqa", backend = NAME, error = %e, "could not renew the lease records");
+                    }
                 }
             });
             if let Err(e) = spawned {
@@ -447,7 +610,7 @@ impl Server {
     }
 
     /// Drops the `vq_` databases whose owner is gone; returns their names.
-    fn sweep(&self, ttl: Duration) -> Result<Vec<String>> {
+    fn sweep(&self) -> Result<Vec<String>> {
         let op = || "dropping databases left behind by finished processes".to_owned();
         let names = self
             .client
@@ -464,11 +627,11 @@ impl Server {
             .into_iter()
             .filter_map(|d| Some((d.get_str("_id").ok()?.to_owned(), d)))
             .collect();
-        let now = DateTime::now();
+        let now = self.server_time()?;
         let mut dropped = Vec::new();
         for name in names.iter().filter(|n| is_lease_database_name(n)) {
             let reason = match leases.get(name) {
-                Some(lease) => stale_reason(lease, now, ttl),
+                Some(lease) => stale_reason(lease, now),
                 // Records are written before their database exists and deleted after it is
                 // dropped: a database without one has no owner.
                 None => Some("it has no lease record".to_owned()),
@@ -489,7 +652,7 @@ impl Server {
             .iter()
             .filter(|(name, lease)| {
                 dropped.contains(name)
-                    || (!names.contains(name) && stale_reason(lease, now, ttl).is_some())
+                    || (!names.contains(name) && stale_reason(lease, now).is_some())
             })
             .map(|(name, _)| name)
             .collect();
@@ -735,7 +898,6 @@ fn restore_collections(
 }
 
 /// The part of the manager that checkpoint I/O needs (split from the base's stack).
-#[derive(Debug)]
 struct Conn {
     server: Arc<Server>,
     /// The handle given to tests (the URL's read preference).
@@ -744,6 +906,15 @@ struct Conn {
     /// reads a lagging secondary.
     io: ::mongodb::sync::Database,
     async_database: ::mongodb::Database,
+}
+
+/// Names the database only: the driver's handles hold the client options.
+impl std::fmt::Debug for Conn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Conn")
+            .field("database", &self.database.name())
+            .finish_non_exhaustive()
+    }
 }
 
 /// MongoDB state manager: a private database per lease, checkpoints as type-exact BSON
@@ -765,7 +936,6 @@ struct Conn {
 /// m.disconnect()?; // drops the manager's database
 /// # Ok::<(), venomqa::Error>(())
 /// ```
-#[derive(Debug)]
 pub struct MongoDbStateManager {
     base: BaseStateManager,
     isolation: Isolation,
@@ -777,8 +947,30 @@ pub struct MongoDbStateManager {
     conn: Option<Conn>,
     snapshots: Vec<Snapshot>,
     state: DbState,
-    /// A handle on the database was handed out since it was last prepared.
+    /// A handle on the database (or its name) was handed out since it was last prepared.
     touched: AtomicBool,
+    /// How long a checkpoint waits for the lock of a shared database.
+    lock_timeout: Duration,
+    /// `holder` id of the shared-database lock this manager holds, if any.
+    lock_held: Option<String>,
+}
+
+/// Written by hand so that nothing can print the URL's password: the URL goes through
+/// [`redact_url`](crate::redact_url).
+impl std::fmt::Debug for MongoDbStateManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MongoDbStateManager")
+            .field("url", &crate::redact_url(self.base.url()))
+            .field("connected", &self.is_connected())
+            .field("isolation", &self.isolation)
+            .field("database", &self.conn.as_ref().map(|c| c.database.name()))
+            .field("base_database", &self.database)
+            .field("collections_to_reset", &self.collections_to_reset)
+            .field("template_database", &self.template_database)
+            .field("lease_ttl", &self.lease_ttl)
+            .field("checkpoints", &self.base.checkpoints())
+            .finish_non_exhaustive()
+    }
 }
 
 impl MongoDbStateManager {
@@ -797,6 +989,8 @@ impl MongoDbStateManager {
             snapshots: Vec::new(),
             state: DbState::Unknown,
             touched: AtomicBool::new(false),
+            lock_timeout: DEFAULT_SHARED_LOCK_TIMEOUT,
+            lock_held: None,
         }
     }
 
@@ -813,6 +1007,9 @@ impl MongoDbStateManager {
         }
         if let Some(secs) = config.option_parsed::<u64>("lease_ttl_secs")? {
             m.lease_ttl = Duration::from_secs(secs.max(1));
+        }
+        if let Some(secs) = config.option_parsed::<u64>("shared_lock_timeout_secs")? {
+            m.lock_timeout = Duration::from_secs(secs);
         }
         if m.isolation == Isolation::Shared && m.template_database.is_some() {
             return Err(Error::config(
@@ -869,6 +1066,14 @@ impl MongoDbStateManager {
         self
     }
 
+    /// With [`Isolation::Shared`]: how long the outermost checkpoint waits for another
+    /// manager (in this or any other process, on any machine) to finish with the database
+    /// before failing (default [`DEFAULT_SHARED_LOCK_TIMEOUT`]; `shared_lock_timeout_secs`).
+    pub fn shared_lock_timeout(mut self, timeout: Duration) -> Self {
+        self.lock_timeout = timeout;
+        self
+    }
+
     fn try_conn(&self) -> Result<&Conn> {
         self.conn.as_ref().ok_or_else(|| Error::NotConnected {
             backend: NAME.into(),
@@ -881,10 +1086,11 @@ impl MongoDbStateManager {
     ///
     /// When the manager is not connected.
     pub fn database_name(&self) -> &str {
-        self.try_conn()
-            .unwrap_or_else(|e| panic!("{e}"))
-            .database
-            .name()
+        let conn = self.try_conn().unwrap_or_else(|e| panic!("{e}"));
+        // Whoever has the name can write to the database: the next outermost checkpoint
+        // must look at what is there instead of assuming it fresh.
+        self.touched.store(true, Ordering::Relaxed);
+        conn.database.name()
     }
 
     /// The manager's database (sync API). Run the code under test against it.
@@ -969,7 +1175,7 @@ impl MongoDbStateManager {
     /// returns their names. Every process does this once, at its first connection.
     pub fn sweep_stale_databases(&self) -> Result<Vec<String>> {
         let conn = self.try_conn()?;
-        blocking(|| conn.server.sweep(self.lease_ttl))
+        blocking(|| conn.server.sweep())
     }
 
     fn scope(&self) -> Option<&[String]> {
@@ -1033,27 +1239,13 @@ impl MongoDbStateManager {
             Isolation::Shared => base,
             Isolation::DatabasePerLease => {
                 server.swept.get_or_init(|| {
-                    if let Err(e) = server.sweep(self.lease_ttl) {
+                    if let Err(e) = server.sweep() {
                         tracing::warn!(target: "venomqa", backend = NAME, error = %e, "could not clean up databases left behind by earlier runs");
                     }
                 });
                 let name = lease_database_name(&base);
-                let owner = &*OWNER;
-                let now = DateTime::now();
-                let mut record = doc! {
-                    "_id": &name,
-                    "owner": &owner.token,
-                    "host": &owner.host,
-                    "pid": i64::from(owner.pid),
-                    "created": now,
-                    "heartbeat": now,
-                };
-                if let Some(machine) = &owner.machine {
-                    record.insert("machine", machine);
-                }
-                if let Some(start) = owner.start {
-                    record.insert("start", start);
-                }
+                let now = server.server_time()?;
+                let record = OWNER.record(&name, now, self.lease_ttl);
                 // The record exists before the database does, so a sweep that sees the
                 // database also sees its owner.
                 server.leases().insert_one(record).run().map_err(|e| {
@@ -1086,9 +1278,132 @@ impl MongoDbStateManager {
         Ok(())
     }
 
+    /// With [`Isolation::Shared`], takes the database's lock in the shared registry (a
+    /// `shared:<database>` document in `venomqa_leases.locks`, created with `insert`: the
+    /// unique `_id` lets exactly one manager on any process or machine have it). A lock
+    /// whose holder is gone (a dead process on this machine, or an expiry in server time
+    /// passed without heartbeat) is taken over; otherwise waits up to `lock_timeout`.
+    fn acquire_shared_lock(&mut self) -> Result<()> {
+        if self.isolation != Isolation::Shared || self.lock_held.is_some() {
+            return Ok(());
+        }
+        static HOLDERS: AtomicU64 = AtomicU64::new(0);
+        let conn = self.conn.as_ref().expect("connected");
+        let server = &conn.server;
+        let database = conn.database.name();
+        let id = format!("shared:{database}");
+        let holder = format!(
+            "{}:{}",
+            OWNER.token,
+            HOLDERS.fetch_add(1, Ordering::Relaxed)
+        );
+        let op = || format!("taking the lock of shared database {database:?}");
+        server.start_heartbeat(self.lease_ttl);
+        let locks = server.locks();
+        let deadline = std::time::Instant::now() + self.lock_timeout;
+        let mut pause = Duration::from_millis(20);
+        loop {
+            let now = server.server_time()?;
+            let mut record = OWNER.record(&id, now, self.lease_ttl);
+            record.insert("holder", &holder);
+            match locks.insert_one(record).run() {
+                Ok(_) => {
+                    self.lock_held = Some(holder);
+                    return Ok(());
+                }
+                Err(e) if is_duplicate_key(&e) => {}
+                Err(e) => return Err(Error::backend(NAME, op(), e.kind)),
+            }
+            let current = locks
+                .find_one(doc! { "_id": &id })
+                .run()
+                .map_err(|e| Error::backend(NAME, op(), e.kind))?;
+            if let Some(current) = &current {
+                if let Some(reason) = stale_reason(current, now) {
+                    tracing::info!(target: "venomqa", backend = NAME, database = %database, %reason, "taking over an abandoned lock");
+                    // Only that very lock, unless it was renewed or replaced meanwhile.
+                    let mut filter = doc! { "_id": &id };
+                    for key in ["holder", "expires_at"] {
+                        if let Some(value) = current.get(key) {
+                            filter.insert(key, value.clone());
+                        }
+                    }
+                    locks
+                        .delete_one(filter)
+                        .run()
+                        .map_err(|e| Error::backend(NAME, op(), e.kind))?;
+                    continue;
+                }
+            }
+            if std::time::Instant::now() >= deadline {
+                let who = current.as_ref().map_or_else(
+                    || "another test".to_owned(),
+                    |c| {
+                        format!(
+                            "process {} on host {:?}",
+                            c.get_i64("pid").unwrap_or(0),
+                            c.get_str("host").unwrap_or("?")
+                        )
+                    },
+                );
+                return Err(Error::backend(
+                    NAME,
+                    op(),
+                    format!(
+                        "{who} is using it (isolation: shared) and did not finish within {} s. \
+                         Tests on a shared database take turns, across processes too; give each \
+                         test a database of its own with `isolation: database_per_lease` (the \
+                         default), or raise `shared_lock_timeout_secs`",
+                        self.lock_timeout.as_secs()
+                    ),
+                ));
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(500));
+        }
+    }
+
+    /// Gives the shared database's lock back, if this manager holds it.
+    fn release_shared_lock(&mut self) -> Result<()> {
+        let Some(holder) = self.lock_held.take() else {
+            return Ok(());
+        };
+        let Some(conn) = &self.conn else {
+            return Ok(());
+        };
+        conn.server
+            .locks()
+            .delete_one(
+                doc! { "_id": format!("shared:{}", conn.database.name()), "holder": &holder },
+            )
+            .run()
+            .map_err(|e| {
+                Error::backend(
+                    NAME,
+                    format!(
+                        "releasing the lock of shared database {:?}",
+                        conn.database.name()
+                    ),
+                    e.kind,
+                )
+            })?;
+        Ok(())
+    }
+
+    /// Releases the lock once the outermost checkpoint is gone; a failure only delays the
+    /// next holder until the lock expires, so it is logged, not returned.
+    fn release_lock_if_done(&mut self) {
+        if self.lock_held.is_some() && self.snapshots.is_empty() {
+            if let Err(e) = self.release_shared_lock() {
+                tracing::warn!(target: "venomqa", backend = NAME, error = %e, "could not release the shared database lock; it expires after lease_ttl_secs");
+            }
+        }
+    }
+
     fn disconnect_inner(&mut self) -> Result<()> {
         self.base.set_connected(false);
         self.snapshots.clear();
+        self.release_lock_if_done();
         let Some(conn) = self.conn.take() else {
             return Ok(());
         };
@@ -1106,6 +1421,18 @@ impl MongoDbStateManager {
     fn checkpoint_inner(&mut self, name: &str) -> Result<()> {
         self.base.ensure_connected()?;
         crate::validate_checkpoint_name(name)?;
+        let locking = self.snapshots.is_empty() && self.lock_held.is_none();
+        if locking {
+            self.acquire_shared_lock()?;
+        }
+        let result = self.checkpoint_body(name);
+        if result.is_err() && locking {
+            self.release_lock_if_done();
+        }
+        result
+    }
+
+    fn checkpoint_body(&mut self, name: &str) -> Result<()> {
         // The outermost checkpoint of a per-lease database is free when the database is
         // known to be freshly prepared, or is found to hold no collections at all.
         let mut fresh_candidate = false;
@@ -1172,7 +1499,9 @@ impl StateManager for MongoDbStateManager {
         self.base.release(name, |index, _| {
             snapshots.truncate(index);
             Ok(())
-        })
+        })?;
+        blocking(|| self.release_lock_if_done());
+        Ok(())
     }
 
     fn discard(&mut self, name: &str) -> Result<()> {
@@ -1180,7 +1509,9 @@ impl StateManager for MongoDbStateManager {
         blocking(|| {
             self.restore(index, false)?;
             self.snapshots.truncate(index);
-            self.base.discard(name, |_, _| Ok(()))
+            self.base.discard(name, |_, _| Ok(()))?;
+            self.release_lock_if_done();
+            Ok(())
         })
     }
 
@@ -1190,6 +1521,7 @@ impl StateManager for MongoDbStateManager {
         self.base.ensure_connected()?;
         self.base.clear_checkpoints();
         self.snapshots.clear();
+        blocking(|| self.release_lock_if_done());
         self.state = DbState::Unknown;
         let conn = self.conn.as_ref().expect("connected");
         let scope = self.scope();
@@ -1224,6 +1556,21 @@ impl StateManager for MongoDbStateManager {
         let Some(conn) = &self.conn else { return false };
         blocking(|| conn.io.run_command(doc! { "ping": 1 }).run().is_ok())
     }
+}
+
+/// A manager dropped while it holds a shared database's lock gives it back.
+impl Drop for MongoDbStateManager {
+    fn drop(&mut self) {
+        if self.lock_held.is_some() {
+            self.snapshots.clear();
+            blocking(|| self.release_lock_if_done());
+        }
+    }
+}
+
+fn is_duplicate_key(e: &::mongodb::error::Error) -> bool {
+    use ::mongodb::error::{ErrorKind, WriteFailure};
+    matches!(&*e.kind, ErrorKind::Write(WriteFailure::WriteError(w)) if w.code == 11000)
 }
 
 impl crate::Session<MongoDbStateManager> {
@@ -1291,35 +1638,114 @@ mod tests {
         }
     }
 
+    /// A record of another process with this machine's key, expiring at `expires`.
+    fn record(pid: u32, start: Option<i64>, machine: Option<&str>, expires: DateTime) -> Document {
+        let mut lease = doc! { "owner": "someone-else", "host": "h", "pid": i64::from(pid), "heartbeat": expires, "expires_at": expires };
+        if let Some(machine) = machine {
+            lease.insert("machine", machine);
+        }
+        if let Some(start) = start {
+            lease.insert("start", start);
+        }
+        lease
+    }
+
     #[test]
     fn own_process_is_alive_and_dead_pids_are_stale() {
         let owner = &*OWNER;
-        assert!(process_start_time(owner.pid).is_some() || owner.machine.is_none());
         let now = DateTime::now();
-        let mut lease = doc! { "owner": "someone-else", "host": "h", "pid": i64::from(owner.pid), "heartbeat": now };
-        if let Some(machine) = &owner.machine {
-            lease.insert("machine", machine);
+        let later = DateTime::from_millis(now.timestamp_millis() + 600_000);
+        let earlier = DateTime::from_millis(now.timestamp_millis() - 1_000);
+        if let Some(machine) = owner.machine.as_deref() {
+            assert!(matches!(process_state(owner.pid), ProcState::Alive(_)));
+            // Even expired, a record of a live process on this machine is kept.
+            let lease = record(owner.pid, owner.start, Some(machine), earlier);
+            assert_eq!(stale_reason(&lease, now), None);
+            let reused = record(
+                owner.pid,
+                Some(owner.start.unwrap() + 1),
+                Some(machine),
+                later,
+            );
+            assert!(stale_reason(&reused, now).unwrap().contains("reused"));
+            let gone = record(u32::MAX - 1, Some(1), Some(machine), later);
+            assert_eq!(process_state(u32::MAX - 1), ProcState::Dead);
+            assert!(stale_reason(&gone, now).unwrap().contains("exited"));
         }
-        if let Some(start) = owner.start {
-            lease.insert("start", start);
+        let remote = record(1, None, Some("elsewhere"), earlier);
+        assert!(stale_reason(&remote, now).unwrap().contains("expired"));
+        let recent = record(1, None, Some("elsewhere"), later);
+        assert_eq!(stale_reason(&recent, now), None);
+    }
+
+    #[test]
+    fn only_not_found_in_proc_means_dead() {
+        use std::io::{Error as IoError, ErrorKind};
+        assert_eq!(
+            proc_state_from(Err(IoError::from(ErrorKind::NotFound))),
+            ProcState::Dead
+        );
+        for kind in [
+            ErrorKind::PermissionDenied,
+            ErrorKind::Other,
+            ErrorKind::InvalidData,
+        ] {
+            assert_eq!(
+                proc_state_from(Err(IoError::from(kind))),
+                ProcState::Unknown
+            );
         }
-        assert_eq!(stale_reason(&lease, now, DEFAULT_LEASE_TTL), None);
-        if owner.machine.is_some() {
-            lease.insert("start", owner.start.unwrap_or(0) + 1);
-            assert!(stale_reason(&lease, now, DEFAULT_LEASE_TTL)
-                .unwrap()
-                .contains("reused"));
-            lease.insert("pid", i64::from(u32::MAX - 1));
-            assert!(stale_reason(&lease, now, DEFAULT_LEASE_TTL)
-                .unwrap()
-                .contains("exited"));
-        }
-        let old = DateTime::from_millis(now.timestamp_millis() - 3_600_000);
-        let remote = doc! { "owner": "x", "machine": "elsewhere", "host": "far", "pid": 1_i64, "heartbeat": old };
-        assert!(stale_reason(&remote, now, DEFAULT_LEASE_TTL)
+        assert_eq!(proc_state_from(Ok("garbage".into())), ProcState::Unknown);
+        let stat = "42 (a (b) c) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 12345 20";
+        assert_eq!(proc_state_from(Ok(stat.into())), ProcState::Alive(12345));
+        assert_eq!(
+            proc_state_from(Ok(stat.replace(") S ", ") Z "))),
+            ProcState::Dead
+        );
+
+        // /proc unreadable for the owner's pid (hidepid, another pid namespace, EACCES): the
+        // record is judged by its expiry, never as "exited".
+        let Some(machine) = OWNER.machine.as_deref() else {
+            return;
+        };
+        let now = DateTime::now();
+        let later = DateTime::from_millis(now.timestamp_millis() + 600_000);
+        let earlier = DateTime::from_millis(now.timestamp_millis() - 1_000);
+        let unreadable = |_| ProcState::Unknown;
+        let live = record(12345, Some(1), Some(machine), later);
+        assert_eq!(stale_reason_with(&live, now, unreadable), None);
+        let silent = record(12345, Some(1), Some(machine), earlier);
+        assert!(stale_reason_with(&silent, now, unreadable)
             .unwrap()
-            .contains("heartbeat"));
-        let recent = doc! { "owner": "x", "machine": "elsewhere", "host": "far", "pid": 1_i64, "heartbeat": now };
-        assert_eq!(stale_reason(&recent, now, DEFAULT_LEASE_TTL), None);
+            .contains("expired"));
+    }
+
+    #[test]
+    fn the_sweepers_ttl_plays_no_part_only_the_owners_expiry() {
+        // An owner with the default TTL whose last heartbeat was 45 s ago: a sweeper with a
+        // 30 s TTL (or any other) keeps it, since the record's own expiry has not passed.
+        let now = DateTime::now();
+        let mut lease = OWNER.record(
+            "vq_x_1_1_abcdef",
+            DateTime::from_millis(now.timestamp_millis() - 45_000),
+            DEFAULT_LEASE_TTL,
+        );
+        lease.insert("owner", "someone-else");
+        lease.insert("machine", "elsewhere");
+        assert_eq!(stale_reason(&lease, now), None);
+        assert_eq!(
+            lease.get_i64("ttl_ms").unwrap(),
+            DEFAULT_LEASE_TTL.as_millis() as i64
+        );
+        let later = DateTime::from_millis(now.timestamp_millis() + 600_000);
+        assert!(stale_reason(&lease, later).unwrap().contains("expired"));
+    }
+
+    #[test]
+    fn debug_never_shows_the_password() {
+        let m = MongoDbStateManager::new("mongodb://ann:s3cr3t@127.0.0.1:1/app?authSource=admin");
+        let text = format!("{m:?}");
+        assert!(!text.contains("s3cr3t"), "{text}");
+        assert!(text.contains("ann:***@127.0.0.1"), "{text}");
     }
 }
