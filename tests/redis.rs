@@ -72,9 +72,6 @@ fn config_dir() -> &'static PathBuf {
              \x20   key_prefix: \"vq_redis_par:\"\n\
              \x20   options:\n\
              \x20     isolation: prefix\n\
-             \x20 vq_redis_db8:\n\
-             \x20   backend: redis\n\
-             \x20   pool_size: 8\n\
              \x20 vq_redis_down:\n\
              \x20   backend: redis\n\
              \x20   url: \"redis://:s3cret-pw@127.0.0.1:1\"\n",
@@ -734,13 +731,28 @@ fn session_is_rolled_back_after_pass_err_and_panic() {
     assert!(!exists(&mut observer(db.unwrap()), "vq_redis_panic"));
 }
 
-/// 32 threads, each a session of the default pool: same key name, each sees only its own value.
+/// 32 tests at once on the default pool: they queue for its connections (at most
+/// `pool_size` <= 15 sessions at once, one database each, Redis having 16 with database 0
+/// for the leases), every live session in a database no other live session uses, and each
+/// sees only its own value under the same key name.
 #[test]
-fn thirty_two_parallel_sessions_in_database_isolation() {
+fn thirty_two_sessions_queue_for_the_pool_each_alone_in_its_database() {
+    let live: Arc<std::sync::Mutex<HashSet<i64>>> = Arc::default();
+    let most = Arc::new(AtomicUsize::new(0));
     let threads: Vec<_> = (0..32)
         .map(|i| {
+            let (live, most) = (live.clone(), most.clone());
             std::thread::spawn(move || {
                 let mut s = RedisSession::start("redis").unwrap();
+                let db = s.database();
+                {
+                    let mut live = live.lock().unwrap();
+                    assert!(
+                        live.insert(db),
+                        "database {db} is used by two live sessions"
+                    );
+                    most.fetch_max(live.len(), Ordering::SeqCst);
+                }
                 let me = format!("thread {i}");
                 set(s.conn(), &[b"SET", b"vq_redis_same", me.as_bytes()]);
                 std::thread::sleep(Duration::from_millis(20));
@@ -751,34 +763,58 @@ fn thirty_two_parallel_sessions_in_database_isolation() {
                 assert_eq!(mine, me);
                 let seen: String = redis::cmd("GET")
                     .arg("vq_redis_same")
-                    .query(&mut observer(s.database()))
+                    .query(&mut observer(db))
                     .unwrap();
                 assert_eq!(
                     seen, me,
                     "the observer sees this session's value in its database"
                 );
-                let db = s.database();
+                live.lock().unwrap().remove(&db);
                 s.finish().unwrap();
                 db
             })
         })
         .collect();
-    let dbs: HashSet<i64> = threads.into_iter().map(|t| t.join().unwrap()).collect();
-    for db in dbs {
+    let dbs: Vec<i64> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    assert_eq!(dbs.len(), 32, "all 32 tests ran");
+    let most = most.load(Ordering::SeqCst);
+    assert!(
+        (1..=15).contains(&most),
+        "at most 15 sessions at once (one per leasable database): {most}"
+    );
+    assert!(!dbs.contains(&0), "never database 0");
+    for db in dbs.into_iter().collect::<HashSet<_>>() {
         assert!(!exists(&mut observer(db), "vq_redis_same"), "rolled back");
     }
 }
 
 /// Holds `n` sessions of `entry` at the same time (as far as the server allows within
 /// 30 s), each writing the same key name, and returns (database, prefix) of each.
-fn hold_at_once(entry: &'static str, n: usize) -> Vec<(i64, String)> {
+fn hold_at_once(dir: PathBuf, url: String, entry: &'static str, n: usize) -> Vec<(i64, String)> {
     let arrived = Arc::new(AtomicUsize::new(0));
     let done = Arc::new(Barrier::new(n));
     let threads: Vec<_> = (0..n)
         .map(|i| {
             let (arrived, done) = (arrived.clone(), done.clone());
+            let (dir, url) = (dir.clone(), url.clone());
             std::thread::spawn(move || {
-                let mut s = open_entry(entry, "hold_at_once").unwrap();
+                let mut s = Session::open(
+                    &dir,
+                    Selection {
+                        entry: Some(entry),
+                        ..Selection::default()
+                    },
+                    "hold_at_once",
+                )
+                .unwrap();
+                let observer = |db: i64| {
+                    let mut c = redis::Client::open(url.as_str())
+                        .unwrap()
+                        .get_connection()
+                        .unwrap();
+                    redis::cmd("SELECT").arg(db).exec(&mut c).unwrap();
+                    c
+                };
                 let me = format!("session {i}");
                 let key = s.key("vq_redis_same");
                 set(s.conn(), &[b"SET", key.as_bytes(), me.as_bytes()]);
@@ -809,7 +845,7 @@ fn hold_at_once(entry: &'static str, n: usize) -> Vec<(i64, String)> {
 
 #[test]
 fn thirty_two_parallel_sessions_in_prefix_isolation() {
-    let places = hold_at_once("vq_redis_prefix", 32);
+    let places = hold_at_once(config_dir().clone(), url(), "vq_redis_prefix", 32);
     let prefixes: HashSet<&String> = places.iter().map(|(_, p)| p).collect();
     assert_eq!(
         prefixes.len(),
@@ -828,10 +864,29 @@ fn thirty_two_parallel_sessions_in_prefix_isolation() {
 
 #[test]
 fn eight_sessions_held_at_once_have_eight_databases() {
-    let places = hold_at_once("vq_redis_db8", 8);
+    // A server of this test alone: 8 of its 15 databases are free for sure.
+    let server = PrivateServer::start(&[]);
+    let dir = std::env::temp_dir().join(format!("venomqa-redis-db8-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("venomqa.yaml"),
+        format!(
+            "backends:\n  vq_redis_db8:\n    backend: redis\n    pool_size: 8\n    url: \"{}\"\n",
+            server.url()
+        ),
+    )
+    .unwrap();
+    let places = hold_at_once(dir, server.url(), "vq_redis_db8", 8);
     let dbs: HashSet<i64> = places.iter().map(|(d, _)| *d).collect();
     assert_eq!(dbs.len(), 8, "{places:?}");
     assert!(!dbs.contains(&0));
+    for db in dbs {
+        assert_eq!(
+            dbsize(&mut server.observer(db)),
+            0,
+            "rolled back and emptied"
+        );
+    }
 }
 
 // ---- leases across processes ----
@@ -858,7 +913,7 @@ fn child_process_helper() {
     m.disconnect().unwrap();
 }
 
-fn spawn_child(mode: &str) -> (Child, i64, String) {
+fn spawn_child(mode: &str, url: &str) -> (Child, i64, String) {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
@@ -867,6 +922,7 @@ fn spawn_child(mode: &str) -> (Child, i64, String) {
             "--test-threads=1",
         ])
         .env("VQ_REDIS_CHILD", mode)
+        .env("VENOMQA_REDIS_URL", url)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -890,8 +946,8 @@ fn spawn_child(mode: &str) -> (Child, i64, String) {
 #[test]
 fn two_processes_never_share_a_database() {
     let mut mine = manager();
-    let (mut a, db_a, owner_a) = spawn_child("hold");
-    let (mut b, db_b, owner_b) = spawn_child("hold");
+    let (mut a, db_a, owner_a) = spawn_child("hold", &url());
+    let (mut b, db_b, owner_b) = spawn_child("hold", &url());
     // All three hold their leases now.
     let dbs = [mine.database(), db_a, db_b];
     assert_eq!(dbs.iter().collect::<HashSet<_>>().len(), 3, "{dbs:?}");
@@ -926,11 +982,13 @@ fn two_processes_never_share_a_database() {
 
 #[test]
 fn lease_of_a_killed_process_expires_and_is_reused() {
-    let (mut child, db, owner) = spawn_child("crash");
+    // A server of this test alone: nobody else leases database 15 there.
+    let server = PrivateServer::start(&[]);
+    let (mut child, db, owner) = spawn_child("crash", &server.url());
     assert_eq!(db, 15);
     child.kill().unwrap();
     child.wait().unwrap();
-    let mut home = observer(0);
+    let mut home = server.observer(0);
     let lease_key = format!("{LEASE_KEY_PREFIX}db:15");
     let held: Option<String> = redis::cmd("GET").arg(&lease_key).query(&mut home).unwrap();
     assert_eq!(
@@ -940,7 +998,7 @@ fn lease_of_a_killed_process_expires_and_is_reused() {
     );
 
     // While the dead lease lives, nobody gets the database, and the error says why.
-    let err = RedisStateManager::new(&url())
+    let err = RedisStateManager::new(&server.url())
         .databases(15, 15)
         .lease_wait(Duration::ZERO)
         .connect()
@@ -953,7 +1011,7 @@ fn lease_of_a_killed_process_expires_and_is_reused() {
 
     // It expires (3 s), and the database is leased again, emptied.
     let mut m = connected(
-        RedisStateManager::new(&url())
+        RedisStateManager::new(&server.url())
             .databases(15, 15)
             .lease_wait(Duration::from_secs(60)),
     );
@@ -962,7 +1020,7 @@ fn lease_of_a_killed_process_expires_and_is_reused() {
     let held: String = redis::cmd("GET").arg(&lease_key).query(&mut home).unwrap();
     assert_eq!(Some(held.as_str()), m.lease_owner());
     assert!(
-        !exists(&mut observer(15), "vq_redis_child_leftover"),
+        !exists(&mut server.observer(15), "vq_redis_child_leftover"),
         "the dead holder's keys are gone"
     );
     m.disconnect().unwrap();
@@ -1000,8 +1058,9 @@ fn prefix_lease_of_a_dead_owner_expires_and_is_reused() {
 
 #[test]
 fn all_leased_waits_a_bounded_time_then_fails_clearly() {
-    let mut holder = connected(RedisStateManager::new(&url()).databases(14, 14));
-    let err = RedisStateManager::new(&url())
+    let server = PrivateServer::start(&[]);
+    let mut holder = connected(RedisStateManager::new(&server.url()).databases(14, 14));
+    let err = RedisStateManager::new(&server.url())
         .databases(14, 14)
         .lease_wait(Duration::from_millis(300))
         .connect()
@@ -1016,16 +1075,18 @@ fn all_leased_waits_a_bounded_time_then_fails_clearly() {
         "names a way out: {text}"
     );
     holder.disconnect().unwrap();
-    let m = connected(RedisStateManager::new(&url()).databases(14, 14));
+    let m = connected(RedisStateManager::new(&server.url()).databases(14, 14));
     assert_eq!(m.database(), 14, "the lease was given back on disconnect");
 }
 
 #[test]
 fn lease_is_renewed_under_a_long_test_and_loss_is_reported() {
-    let mut m = connected(RedisStateManager::new(&url()).lease_ttl(Duration::from_millis(1200)));
+    // A TTL long enough for a loaded machine (renewed every second), and a wait of more
+    // than two TTLs.
+    let mut m = connected(RedisStateManager::new(&url()).lease_ttl(Duration::from_millis(3000)));
     let key = m.lease_key().unwrap().to_owned();
     let mut home = observer(0);
-    std::thread::sleep(Duration::from_millis(3700)); // more than three TTLs
+    std::thread::sleep(Duration::from_millis(7000));
     let held: Option<String> = redis::cmd("GET").arg(&key).query(&mut home).unwrap();
     assert_eq!(
         held.as_deref(),
@@ -1040,7 +1101,7 @@ fn lease_is_renewed_under_a_long_test_and_loss_is_reported() {
         &mut home,
         &[b"SET", key.as_bytes(), b"someone-else", b"PX", b"5000"],
     );
-    // The renewer notices at its next round (every 400 ms).
+    // The renewer notices at its next round (every second).
     let deadline = Instant::now() + Duration::from_secs(20);
     while m.health_check() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
