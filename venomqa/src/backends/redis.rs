@@ -696,7 +696,16 @@ impl RedisStateManager {
                 for l in self.lease.iter().chain(self.pin.iter()) {
                     l.lost.store(true, Ordering::SeqCst);
                 }
-                Err(Self::lost_error(&e, "the server says so"))
+                let keys: Vec<&str> = self
+                    .lease
+                    .iter()
+                    .chain(self.pin.iter())
+                    .map(|l| l.key.as_str())
+                    .collect();
+                Err(Self::lost_error(
+                    &keys.join(", "),
+                    &format!("the server says: {e}"),
+                ))
             }
             Err(e) => Err(Self::redis_err(what, e)),
         }
@@ -918,7 +927,6 @@ impl RedisStateManager {
                     Some(lease.slot),
                     String::new(),
                     self.home_db,
-                    true,
                 ));
                 self.prefix.clone_from(&self.key_prefix);
                 let slot = lease.slot;
@@ -937,7 +945,6 @@ impl RedisStateManager {
                     None,
                     self.prefix.clone(),
                     self.home_db,
-                    true,
                 ));
                 self.lease = Some(lease);
             }
@@ -1182,7 +1189,6 @@ impl HeldLease {
         database: Option<i64>,
         prefix: String,
         home_db: i64,
-        _release: bool,
     ) -> Self {
         HeldLease {
             url: url.to_owned(),
@@ -1723,6 +1729,33 @@ mod tests {
             .unwrap();
         assert_eq!(ttl, -1);
         m.disconnect().unwrap();
+    }
+
+    #[test]
+    fn held_lease_debug_hides_the_password() {
+        let holder = LeaseHolder {
+            slot: 3,
+            db: 0,
+            key: "venomqa:lease:db:3".into(),
+            owner: "me".into(),
+            lost: Arc::default(),
+            deadline_ms: Arc::default(),
+            born: Instant::now(),
+            stop: None,
+            thread: None,
+        };
+        let held = HeldLease::new(
+            "redis://user:s3cret-pw@host:6379",
+            &holder,
+            Some(3),
+            String::new(),
+            0,
+        );
+        let text = format!("{held:?}");
+        assert!(
+            !text.contains("s3cret-pw") && text.contains("host"),
+            "{text}"
+        );
     }
 
     #[test]
