@@ -17,11 +17,12 @@
 //!   `template_database`), so its root checkpoint records nothing, and the end of the test is
 //!   one `dropDatabase`.
 //! - **Leftovers are cleaned.** Each leased database has an owner record in the
-//!   `venomqa_leases` database (process id, start time, host, heartbeat). The first connection
-//!   of every process drops the `vq_` databases whose owner is dead: a process on the same
-//!   machine that no longer runs, or a process elsewhere whose heartbeat is older than
-//!   `lease_ttl_secs`. A live process's heartbeat thread keeps its records fresh, so two live
-//!   processes never drop each other's databases.
+//!   `venomqa_leases` database (process id, start time, host, and `expires_at`: the server's
+//!   time plus the owner's own `lease_ttl_secs`, renewed by a heartbeat thread). The first
+//!   connection of every process drops the `vq_` databases whose owner is dead: a process on
+//!   the same machine that `/proc` says no longer runs, or any owner whose `expires_at` has
+//!   passed by the server's clock. Local clocks and the sweeper's own TTL play no part, so
+//!   two live processes never drop each other's databases.
 //!
 //! URLs: any MongoDB connection string (`mongodb://user:pass@host:27017/app?authSource=admin`,
 //! `mongodb+srv://...`); default [`DEFAULT_URL`]. Set it with `VENOMQA_MONGODB_URL` or `url:`
@@ -40,11 +41,15 @@
 //!     pool_size: 8                   # default: the number of test threads
 //!     options:
 //!       isolation: database_per_lease  # or `shared`: work in `database` itself
-//!       lease_ttl_secs: "600"          # when a silent remote owner counts as dead
+//!       lease_ttl_secs: "600"          # how long our records stay valid without a heartbeat
+//!       shared_lock_timeout_secs: "300" # isolation: shared: wait for the database this long
 //! ```
 //!
 //! With `isolation: shared` the manager works directly in the `database` (as the Python
-//! original does), snapshots it at every checkpoint, and the pool holds one manager.
+//! original does) and snapshots it at every checkpoint. Tests take turns on it, across
+//! processes and machines: the outermost checkpoint takes a lock document in
+//! `venomqa_leases.locks` (released when the outermost checkpoint ends or at disconnect),
+//! and the pool holds one manager.
 //!
 //! Async tests: MongoDB's sync API panics inside a Tokio runtime, so with venomqa's `tokio`
 //! feature every blocking call of this backend moves to a helper thread when it is made from
