@@ -485,6 +485,123 @@ fn a_commit_inside_the_test_is_reported_not_hidden() {
     }
 }
 
+#[test]
+fn an_error_on_a_nested_checkpoint_leaves_the_test_transaction_open() {
+    let mut v = verifier();
+    let label = unique("nested-err");
+    let mut pid = 0;
+    run("vq_pg_nested_err", |db: &mut PostgresSession| {
+        pid = backend_pid(db.client());
+        db.create_checkpoint("x").unwrap();
+        insert(db.client(), &label);
+        // The code under test releases a savepoint that is venomqa's checkpoint.
+        db.client().batch_execute("RELEASE SAVEPOINT x").unwrap();
+        let e = db.rollback("x").unwrap_err();
+        assert!(matches!(e, Error::StateLost { .. }), "{e}");
+        assert!(e.to_string().contains("still open"), "{e}");
+        // The test ignores the error and writes on: nothing may autocommit.
+        let _ = db
+            .client()
+            .execute("INSERT INTO vq_pg_items (label) VALUES ($1)", &[&label]);
+        assert_eq!(
+            count(&mut v, &label),
+            0,
+            "a write after the failed rollback was committed"
+        );
+        assert_eq!(
+            state(&mut v, pid).as_deref(),
+            Some("idle in transaction (aborted)")
+        );
+        // Rolling back to the root recovers, and later writes are still the test's own.
+        db.rollback(ROOT_CHECKPOINT).unwrap();
+        insert(db.client(), &label);
+        insert(db.client(), &label);
+        assert_eq!(count(db.client(), &label), 2);
+        assert_eq!(count(&mut v, &label), 0);
+    });
+    assert_eq!(
+        count(&mut v, &label),
+        0,
+        "the end-of-test rollback undid everything"
+    );
+    assert_eq!(state(&mut v, pid).as_deref(), Some("idle"));
+    assert_eq!(pool_of("vq_pg_nested_err").stats().replaced, 0);
+}
+
+#[test]
+fn session_state_does_not_leak_into_the_next_test_on_the_connection() {
+    let mut v = verifier();
+    // A pool of one, so both tests get the same connection; its URL sets a startup
+    // option that the cleanup must keep.
+    let app = "vq_pg_session_state";
+    let url = format!("{}&options=-c%20statement_timeout%3D4321", own_url(app));
+    let mut config = BackendConfig::new("postgres").with_url(url);
+    config.pool_size = Some(1);
+    let pool = venomqa::registry::pool(&config).unwrap();
+    let key = 7_345_000_000_i64 + i64::from(std::process::id());
+    let show = |c: &mut Client, setting: &str| -> String {
+        c.query_one(&format!("SHOW {setting}"), &[]).unwrap().get(0)
+    };
+
+    let mut a = PostgresSession::begin(pool.lease().unwrap(), "a").unwrap();
+    let pid = backend_pid(a.client());
+    assert_eq!(show(a.client(), "statement_timeout"), "4321ms");
+    let default_path = show(a.client(), "search_path");
+    a.client()
+        .batch_execute(&format!(
+            "SELECT pg_advisory_lock({key}); SET search_path TO pg_catalog; SET statement_timeout = 3600000; \
+             SET application_name = 'changed'; CREATE TEMP TABLE vq_pg_items (label text); \
+             INSERT INTO pg_temp.vq_pg_items VALUES ('shadow')"
+        ))
+        .unwrap();
+    let held: bool = v
+        .query_one("SELECT pg_try_advisory_lock($1)", &[&key])
+        .unwrap()
+        .get(0);
+    assert!(!held, "test A holds the lock");
+    a.finish().unwrap();
+
+    let mut b = PostgresSession::begin(pool.lease().unwrap(), "b").unwrap();
+    assert_eq!(backend_pid(b.client()), pid, "the same pooled connection");
+    assert_eq!(show(b.client(), "search_path"), default_path);
+    assert_eq!(
+        show(b.client(), "statement_timeout"),
+        "4321ms",
+        "the URL's option is kept"
+    );
+    assert_eq!(show(b.client(), "application_name"), app);
+    let temp: Option<String> = b
+        .client()
+        .query_one("SELECT to_regclass('pg_temp.vq_pg_items')::text", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(temp, None, "the temporary table is gone");
+    assert_eq!(
+        count(b.client(), "shadow"),
+        0,
+        "vq_pg_items is the real table"
+    );
+    let locks: i64 = b
+        .client()
+        .query_one(
+            "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(locks, 0);
+    b.finish().unwrap();
+
+    // Another connection can take the lock test A took.
+    let got: bool = v
+        .query_one("SELECT pg_try_advisory_lock($1)", &[&key])
+        .unwrap()
+        .get(0);
+    assert!(got, "the advisory lock of test A was released");
+    v.execute("SELECT pg_advisory_unlock($1)", &[&key]).unwrap();
+    assert_eq!(pool.stats().opened, 1);
+}
+
 // ---------------------------------------------------------------------------------------
 // Parallel tests.
 
@@ -551,6 +668,15 @@ fn thirty_two_threads_starting_sessions_on_the_default_pool() {
 // ---------------------------------------------------------------------------------------
 // reset()
 
+/// Serializes the test holding it with the same test in other processes (two runs of the
+/// suite against one server, CI shards): the tests below drop and recreate schemas and
+/// tables with fixed names. The session advisory lock lives as long as `v`'s connection,
+/// so it is released when the test ends, even by a panic.
+fn exclusive(v: &mut Client, test: &str) {
+    v.execute("SELECT pg_advisory_lock(7345002, hashtext($1))", &[&test])
+        .unwrap();
+}
+
 /// Drops and recreates `schema` with `ddl` (committed, through the verifier).
 fn fresh_schema(v: &mut Client, schema: &str, ddl: &str) {
     v.batch_execute(&format!(
@@ -568,6 +694,10 @@ fn rows(v: &mut Client, table: &str) -> i64 {
 #[test]
 fn reset_with_foreign_keys_never_empties_an_excluded_table() {
     let mut v = verifier();
+    exclusive(
+        &mut v,
+        "reset_with_foreign_keys_never_empties_an_excluded_table",
+    );
     let s = "vq_pg_reset_fk";
     let fill = "INSERT INTO vq_pg_reset_fk.parent (name) VALUES ('p1'), ('p2'); \
                 INSERT INTO vq_pg_reset_fk.child (parent_id) VALUES (1), (2); \
@@ -663,6 +793,7 @@ fn reset_with_foreign_keys_never_empties_an_excluded_table() {
 #[test]
 fn two_schemas() {
     let mut v = verifier();
+    exclusive(&mut v, "two_schemas");
     let (a, b, c) = ("vq_pg_two_a", "vq_pg_two_b", "vq_pg_two_c");
     for s in [a, b, c] {
         fresh_schema(
@@ -762,6 +893,10 @@ fn hostile_checkpoint_names_are_rejected() {
 #[test]
 fn hostile_table_and_schema_names_are_quoted_never_executed() {
     let mut v = verifier();
+    exclusive(
+        &mut v,
+        "hostile_table_and_schema_names_are_quoted_never_executed",
+    );
     let schema = "vq_pg_ho\"st;ile";
     let hostile = "vq_pg_t\"; DROP TABLE vq_pg_victim; --";
     let q = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
@@ -837,7 +972,7 @@ fn a_terminated_connection_fails_the_test_clearly_and_the_pool_heals() {
     }));
     let text = panic_text(caught.expect_err("the test must fail").as_ref());
     assert!(
-        text.contains("returned Err, but its changes could not be rolled back"),
+        text.contains("returned Err(") && text.contains("could not be rolled back"),
         "{text}"
     );
     assert!(
@@ -941,6 +1076,35 @@ fn an_unreachable_server_is_a_clear_error_without_the_password() {
     assert!(!text.contains("s3cr"), "{text}");
 }
 
+#[test]
+fn a_server_that_never_answers_the_handshake_times_out() {
+    // Accepts connections (the kernel completes the TCP handshake) and never writes.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let url = format!("postgres://postgres:s3cr%40t@127.0.0.1:{port}/test");
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut m =
+            PostgresStateManager::new(&url).connect_timeout(std::time::Duration::from_millis(500));
+        let _ = sender.send((m.connect(), m.is_connected()));
+    });
+    // A guard against the hang this test is about, not a performance assertion.
+    let (result, connected) = receiver
+        .recv_timeout(std::time::Duration::from_secs(120))
+        .expect("connect() hung on a server that never answers");
+    drop(listener);
+    let e = result.unwrap_err();
+    let text = e.to_string();
+    assert!(matches!(e, Error::Connection { .. }), "{text}");
+    assert!(text.contains(&format!("127.0.0.1:{port}")), "{text}");
+    assert!(
+        text.contains("timeout 500 ms") && text.contains("handshake"),
+        "{text}"
+    );
+    assert!(!text.contains("s3cr") && !text.contains("%40t"), "{text}");
+    assert!(!connected);
+}
+
 // ---------------------------------------------------------------------------------------
 // Sequences.
 
@@ -971,6 +1135,10 @@ fn sequences_are_not_rolled_back_by_default() {
 #[test]
 fn restore_sequences_puts_back_the_sequences_a_rolled_back_test_advanced() {
     let mut v = verifier();
+    exclusive(
+        &mut v,
+        "restore_sequences_puts_back_the_sequences_a_rolled_back_test_advanced",
+    );
     let s = "vq_pg_seq";
     fresh_schema(
         &mut v,
@@ -1071,6 +1239,7 @@ fn configuration_entries_are_honoured() {
 #[test]
 fn execute_script_runs_a_setup_file() {
     let mut v = verifier();
+    exclusive(&mut v, "execute_script_runs_a_setup_file");
     let mut m = connected(PostgresStateManager::new(&url()));
     m.execute_script(
         "CREATE TABLE IF NOT EXISTS vq_pg_script (v int); TRUNCATE vq_pg_script; INSERT INTO vq_pg_script VALUES (1), (2);",

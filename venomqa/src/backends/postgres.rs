@@ -10,7 +10,7 @@
 //! | later checkpoint `y` | `SAVEPOINT "y"` |
 //! | rollback to `y` | `ROLLBACK TO SAVEPOINT "y"` |
 //! | release `y` / release the outermost `x` | `RELEASE SAVEPOINT "y"` / `RELEASE SAVEPOINT "x"; COMMIT` |
-//! | discard `y` / discard the outermost `x` (end of test) | `ROLLBACK TO SAVEPOINT "y"; RELEASE SAVEPOINT "y"` / `ROLLBACK TO SAVEPOINT "x"; ROLLBACK` |
+//! | discard `y` / discard the outermost `x` (end of test) | `ROLLBACK TO SAVEPOINT "y"; RELEASE SAVEPOINT "y"` / `ROLLBACK TO SAVEPOINT "x"; ROLLBACK; SELECT pg_advisory_unlock_all(); RESET ALL; DISCARD TEMP` |
 //!
 //! The `ROLLBACK TO SAVEPOINT` before the final `ROLLBACK` (and the `RELEASE` before the
 //! `COMMIT`) costs no extra round trip and proves the transaction is still ours: a bare
@@ -18,6 +18,10 @@
 //! transaction silently rolls back, so without the probe a lost transaction would be
 //! reported as a successful rollback or commit. With it, venomqa reports
 //! [`Error::StateLost`] instead.
+//!
+//! The statements after the final `ROLLBACK` clear the session state a rollback leaves on
+//! the pooled connection (session advisory locks, settings, temporary tables), so the next
+//! test on it starts clean.
 //!
 //! URLs: `postgres://user:password@host:port/database` or `postgresql://...` (the
 //! `postgres` crate's URL syntax, including `?connect_timeout=`, `?application_name=` and
@@ -50,6 +54,14 @@ const NAME: &str = "postgres";
 
 /// The URL used when none is configured: the conventional local server.
 pub const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// What the discard of the outermost checkpoint runs after its `ROLLBACK` (same round
+/// trip), because a rollback does not undo it: session advisory locks
+/// (`pg_advisory_lock`), session settings made outside the transaction, and temporary
+/// tables. `RESET ALL` goes back to the session defaults, which include the URL's
+/// `options=-c ..` and `application_name`. Not `DISCARD ALL`: it would drop the prepared
+/// statements the `postgres` client caches.
+const SESSION_CLEANUP: &str = "SELECT pg_advisory_unlock_all(); RESET ALL; DISCARD TEMP";
 
 /// How long a connection attempt may take unless `connect_timeout_ms` says otherwise.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -273,7 +285,19 @@ impl PostgresStateManager {
     ) -> Result<Vec<SimpleQueryMessage>> {
         client
             .simple_query(sql)
-            .map_err(|e| classify(client, &operation(), &e))
+            .map_err(|e| classify(client, &operation(), &e, false))
+    }
+
+    /// [`run`](Self::run) for the batch that ends the transaction for good (the discard
+    /// of the outermost checkpoint): if it fails, the transaction is rolled back.
+    fn run_ending(
+        client: &mut Client,
+        operation: impl FnOnce() -> String,
+        sql: &str,
+    ) -> Result<Vec<SimpleQueryMessage>> {
+        client
+            .simple_query(sql)
+            .map_err(|e| classify(client, &operation(), &e, true))
     }
 
     /// The catalog query listing the sequences of the chosen schemas (oid, start value).
@@ -560,9 +584,16 @@ fn connection_lost(client: &Client, e: &::postgres::Error) -> bool {
 /// Maps a driver error of a checkpoint operation to the error venomqa reports.
 ///
 /// A lost connection or a transaction that ended behind venomqa's back is
-/// [`Error::StateLost`] (after a best-effort `ROLLBACK`, so the connection is left idle);
-/// a statement refused because the transaction is aborted gets a hint on how to recover.
-fn classify(client: &mut Client, operation: &str, e: &::postgres::Error) -> Error {
+/// [`Error::StateLost`]; a statement refused because the transaction is aborted gets a
+/// hint on how to recover.
+///
+/// `ending` says the failing operation was the final discard of the outermost checkpoint:
+/// only then is a best-effort `ROLLBACK` run for a missing savepoint, so the connection is
+/// left idle. For any other operation the transaction stays open (aborted by the error),
+/// so the rollback at the end of the test still undoes whatever the test writes after
+/// ignoring the error; a `ROLLBACK` there would end the root checkpoint's transaction
+/// too and let every later write autocommit.
+fn classify(client: &mut Client, operation: &str, e: &::postgres::Error, ending: bool) -> Error {
     let cause = describe(e);
     if connection_lost(client, e) {
         return Error::StateLost {
@@ -577,9 +608,24 @@ fn classify(client: &mut Client, operation: &str, e: &::postgres::Error) -> Erro
         };
     }
     let code = e.code();
+    if code == Some(&SqlState::S_E_INVALID_SPECIFICATION) && !ending {
+        return Error::StateLost {
+            backend: NAME.into(),
+            message: format!(
+                "{operation} found the checkpoint's savepoint gone ({cause}): code on the session's connection \
+                 ran ROLLBACK TO SAVEPOINT or RELEASE SAVEPOINT on it (or on an earlier savepoint). The test's \
+                 transaction is still open, so everything the test wrote is still rolled back when it ends, but \
+                 this error aborted the transaction: roll back to an earlier checkpoint (or the root, {root:?}) \
+                 to go on. Remove the savepoint control from the code under test and use venomqa checkpoints",
+                root = crate::ROOT_CHECKPOINT
+            ),
+        };
+    }
     if code == Some(&SqlState::NO_ACTIVE_SQL_TRANSACTION)
         || code == Some(&SqlState::S_E_INVALID_SPECIFICATION)
     {
+        // No transaction (harmless), or the outermost savepoint is gone at the end of
+        // the test: end the transaction so the connection is left idle.
         let _ = client.batch_execute("ROLLBACK");
         return Error::StateLost {
             backend: NAME.into(),
@@ -632,18 +678,41 @@ impl StateManager for PostgresStateManager {
             .get_connect_timeout()
             .copied()
             .unwrap_or(DEFAULT_CONNECT_TIMEOUT);
-        let client = config.connect(NoTls).map_err(|e| {
+        let failed = |cause: String| {
             Error::connection(
                 NAME,
                 &url,
                 format!(
-                    "connecting to {} (timeout {} ms) failed: {}",
+                    "connecting to {} (timeout {} ms) failed: {cause}",
                     Self::target(&config),
                     timeout.as_millis(),
-                    describe(&e)
                 ),
             )
-        })?;
+        };
+        // The driver's timeout bounds only the socket connect, not the startup and
+        // authentication exchange (a server that accepts and never answers would block
+        // forever), so the whole attempt runs on a helper thread and is abandoned when the
+        // timeout passes.
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let attempt = config.clone();
+        std::thread::Builder::new()
+            .name("venomqa-postgres-connect".into())
+            .spawn(move || {
+                let _ = sender.send(attempt.connect(NoTls));
+            })
+            .map_err(|e| failed(format!("could not start the connecting thread: {e}")))?;
+        let client = match receiver.recv_timeout(timeout) {
+            Ok(Ok(client)) => client,
+            Ok(Err(e)) => return Err(failed(describe(&e))),
+            Err(_) => {
+                return Err(failed(
+                    "no connection with a completed startup and authentication handshake within the \
+                     timeout (the host did not answer, or accepted the connection and never replied: is \
+                     it a PostgreSQL server, and is it overloaded?)"
+                        .into(),
+                ))
+            }
+        };
         self.client = Some(client);
         self.sequences.clear();
         self.sequence_list = None;
@@ -784,10 +853,14 @@ impl StateManager for PostgresStateManager {
                     sql.push_str("; ");
                     sql.push_str(&restore);
                 }
-            }
-            Self::run(client, || format!("discard checkpoint {name:?}"), &sql)?;
-            if index == 0 {
+                // Session state a ROLLBACK leaves behind, which the next test on this
+                // pooled connection would inherit; same round trip.
+                sql.push_str("; ");
+                sql.push_str(SESSION_CLEANUP);
+                Self::run_ending(client, || format!("discard checkpoint {name:?}"), &sql)?;
                 sequences.clear();
+            } else {
+                Self::run(client, || format!("discard checkpoint {name:?}"), &sql)?;
             }
             Ok(())
         })
