@@ -22,7 +22,7 @@
 //! | `options: {isolation: ..}` | what a test gets |
 //! |---|---|
 //! | `database` (default) | a logical database of its own (`SELECT n`, `n` >= 1), leased in database 0 |
-//! | `prefix` | a key prefix of its own, `<key_prefix>{vq<slot>}:` ([`RedisStateManager::prefix`]), leased in the URL's database; for servers without `SELECT` |
+//! | `prefix` | a key prefix of its own, `<key_prefix>{vq<slot>}:` ([`RedisStateManager::prefix`]), leased in the URL's database; for a single Redis server (or a proxy that passes `EVAL`, `SCAN` and `MULTI` through) without `SELECT` or with one database. Not Redis Cluster: the scripts touch keys they do not declare, and the client talks to one node |
 //! | `none` | the URL's database as it is, no lease (you guarantee that one test at a time uses it) |
 //!
 //! A lease is a key `venomqa:lease:db:<n>` in database 0 (or
@@ -30,18 +30,36 @@
 //! `SET .. NX PX <lease_ttl_ms>` and renewed every third of that by a background thread of
 //! the manager, so it never expires under a long test and expires after a crash. A leased
 //! database or prefix is emptied when it is leased and when it is given back (on
-//! `disconnect`, on drop, and at the normal exit of the process for pooled managers).
+//! `disconnect`, on drop, and at the normal exit of the process for pooled managers; never
+//! by a forked child, nor once the lease is known lost).
+//!
+//! Every destructive step (the rollback's `FLUSHDB`/`UNLINK`/`RESTORE`, `reset`, emptying on
+//! release) runs in a Lua script that first checks, on the server, that the lease key still
+//! holds this manager's owner token: a lease that expired while the process was stopped is
+//! never acted on ([`Error::StateLost`] instead). Locally, a lease counts as lost a fifth of
+//! the TTL before the server would expire it, counted from when the last renewal was sent.
+//!
+//! Prefix and none isolation on a URL database `n >= 1` also *pin* it: they keep
+//! `venomqa:lease:db:<n>` in database 0 set to [`PIN_VALUE`] (shared, renewed by each of
+//! them, left to expire after the last), so database isolation never leases and empties a
+//! database they work in; while a database-isolation test holds it, they wait
+//! `lease_wait_ms` and then fail saying so.
 //!
 //! # Checkpoints
 //!
 //! A checkpoint `SCAN`s the keys under the key prefix (never `KEYS`) and reads
 //! `DUMP` + `PEXPIRETIME` of them in pipelined batches (the next `SCAN` rides in the same
-//! round trip). A rollback deletes the keys created since and `RESTORE .. REPLACE ABSTTL`s
-//! the rest, in one `MULTI`/`EXEC`; when the manager owns the whole database it is
-//! `MULTI; SELECT n; FLUSHDB; RESTORE ..; EXEC`. Keys come back byte for byte, with their
-//! absolute expiry time to the millisecond; a key whose expiry time passed during the test
-//! stays expired, as it would have without the test. Snapshots live in the test process's
-//! memory.
+//! round trip). A rollback is one round trip (after a `SCAN` when a prefix limits it): `DISCARD` (a transaction the test left open),
+//! `UNWATCH` (keys the test watched can't abort it), `MULTI`, scripts that verify the lease
+//! and then `FLUSHDB` (the manager owns the whole database) or `UNLINK` the keys created since,
+//! and `RESTORE .. REPLACE ABSTTL` the rest, `EXEC` (a nil reply is an error), and `SELECT` of
+//! the test's database, whatever the test selected, in every isolation mode. A connection the
+//! rollback cannot use (subscribe mode, killed) is replaced by a new one. Keys come back byte
+//! for byte, with their absolute expiry time to the millisecond; a key whose expiry time
+//! passed during the test stays expired, as it would have without the test. Snapshots live in
+//! the test process's memory. Keys named `venomqa:lease:*` are skipped only where leases
+//! live (database 0 and the URL's database in prefix/none isolation), not in a leased
+//! database.
 //!
 //! # Options (`options:` in `venomqa.yaml`)
 //!
@@ -98,7 +116,8 @@ pub enum Isolation {
     /// A logical database per manager (`SELECT n`), leased in database 0.
     #[default]
     Database,
-    /// A key prefix per manager, leased in the URL's database: for servers without `SELECT`.
+    /// A key prefix per manager, leased in the URL's database: for a single server or proxy
+    /// without `SELECT` or with one database (not Redis Cluster).
     Prefix,
     /// The URL's database as it is, without a lease.
     None,
