@@ -1028,7 +1028,9 @@ fn lease_of_a_killed_process_expires_and_is_reused() {
 
 #[test]
 fn prefix_lease_of_a_dead_owner_expires_and_is_reused() {
-    let mut home = observer(0);
+    // A server of this test alone: its fixed prefix slot is nobody else's.
+    let server = PrivateServer::start(&[]);
+    let mut home = server.observer(0);
     let lease_key = format!("{LEASE_KEY_PREFIX}prefix:vq_redis_dead:{{vq0}}");
     let leftover = "vq_redis_dead:{vq0}:left";
     set(
@@ -1037,7 +1039,7 @@ fn prefix_lease_of_a_dead_owner_expires_and_is_reused() {
     );
     set(&mut home, &[b"SET", leftover.as_bytes(), b"x"]);
     let fresh = || {
-        RedisStateManager::new(&url())
+        RedisStateManager::new(&server.url())
             .isolation(Isolation::Prefix)
             .key_prefix("vq_redis_dead:")
             .prefix_slots(1)
@@ -1339,7 +1341,17 @@ fn rollback_happens_after_the_test_left_watch_multi_or_subscribe() {
     assert!(!exists(&mut obs, "vq_redis_w_after"));
     set(m.conn(), &[b"SET", b"vq_redis_w_after", b"y"]);
     assert!(exists(&mut obs, "vq_redis_w_after"));
+
+    // Left in subscribe mode at the end: the lease is still given back.
+    let key = m.lease_key().unwrap().to_owned();
+    let owner = m.lease_owner().unwrap().to_owned();
+    redis::cmd("SUBSCRIBE")
+        .arg("vq_redis_channel")
+        .exec(m.conn())
+        .unwrap();
     m.disconnect().unwrap();
+    let held: Option<String> = redis::cmd("GET").arg(&key).query(&mut observer(0)).unwrap();
+    assert_ne!(held, Some(owner), "the lease was given back");
 }
 
 #[test]

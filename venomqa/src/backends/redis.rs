@@ -1036,18 +1036,33 @@ impl RedisStateManager {
         }
         let err =
             |e: ::redis::RedisError| Self::redis_err(format!("giving back the lease {key}"), e);
-        let result = match self.isolation {
-            Isolation::Database => {
-                let home = self.home_db;
-                let conn = self.conn.as_mut().expect("connected");
-                release_db(conn, &key, &owner, slot, home).map_err(err)
+        let home = self.home_db;
+        let database = self.isolation == Isolation::Database;
+        // The scripts check the owner themselves; on a connection the test left unusable
+        // (subscribe mode, killed) they run once more on a new one.
+        let give_back = |conn: &mut Connection| {
+            if database {
+                release_db(conn, &key, &owner, slot, home)
+            } else {
+                release_key(conn, home, &key, &owner)
             }
-            _ => self.empty_prefix("giving back the lease").and_then(|()| {
-                let home = self.home_db;
-                let conn = self.conn.as_mut().expect("connected");
-                release_key(conn, home, &key, &owner).map_err(err)
-            }),
         };
+        let emptied = if database {
+            Ok(())
+        } else {
+            self.empty_prefix("giving back the lease")
+        };
+        let result = emptied.and_then(|()| {
+            let conn = self.conn.as_mut().expect("connected");
+            match give_back(conn) {
+                Err(_) if self.client.is_some() => {
+                    let client = self.client.clone().expect("checked");
+                    let mut conn = self.open_connection(&client)?;
+                    give_back(&mut conn).map_err(err)
+                }
+                other => other.map_err(err),
+            }
+        });
         self.lease = None;
         result
     }
