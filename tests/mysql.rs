@@ -18,6 +18,22 @@ fn url() -> String {
     std::env::var("VENOMQA_MYSQL_URL").unwrap_or_else(|_| venomqa::mysql::DEFAULT_URL.to_owned())
 }
 
+/// `what` suffixed with this process's id: labels and tables that a test commits or
+/// creates must not collide with another run of this file against the same server (two
+/// CI shards, two developers, `cargo nextest` processes).
+fn unique(what: &str) -> String {
+    format!("{what}_{}", std::process::id())
+}
+
+/// Holds the server-wide named lock `name` until dropped (the connection closes), so
+/// concurrent runs of this file take turns on shared objects (tables, users).
+fn named_lock(name: &str) -> Conn {
+    let mut c = other();
+    let got: Option<i64> = c.exec_first("SELECT GET_LOCK(?, 120)", (name,)).unwrap();
+    assert_eq!(got, Some(1), "GET_LOCK({name:?}) timed out");
+    c
+}
+
 /// A second connection, independent of venomqa: what it sees is what is committed.
 fn other() -> Conn {
     Conn::new(driver::Opts::from_url(&url()).unwrap()).unwrap_or_else(|e| {
@@ -39,6 +55,12 @@ fn schema() {
             "CREATE TABLE IF NOT EXISTS {ITEMS} (id INT AUTO_INCREMENT PRIMARY KEY, label VARCHAR(100) NOT NULL, \
              owner INT NOT NULL DEFAULT 0, KEY (label)) ENGINE=InnoDB"
         ))
+        .unwrap();
+        c.query_drop(
+            "CREATE TABLE IF NOT EXISTS vq_mysql_fk_parent (id INT PRIMARY KEY) ENGINE=InnoDB;
+             CREATE TABLE IF NOT EXISTS vq_mysql_fk_child (id INT AUTO_INCREMENT PRIMARY KEY, parent_id INT NOT NULL,
+                 FOREIGN KEY (parent_id) REFERENCES vq_mysql_fk_parent (id)) ENGINE=InnoDB",
+        )
         .unwrap();
         c.query_drop("DO RELEASE_LOCK('vq_mysql_schema')").unwrap();
     });
@@ -101,7 +123,7 @@ fn private_pool(entry: &str, size: usize) -> Arc<venomqa::registry::Pool> {
 #[test]
 fn rolled_back_after_a_passing_test() {
     schema();
-    let label = "rolled_back_after_a_passing_test";
+    let label = &unique("rolled_back_after_a_passing_test");
     venomqa::__private::run_test(&spec("pass"), |db: &mut MySqlSession| {
         insert(db.conn(), label);
         insert(db.conn(), label);
@@ -118,7 +140,7 @@ fn rolled_back_after_a_passing_test() {
 #[test]
 fn rolled_back_after_a_test_returning_err() {
     schema();
-    let label = "rolled_back_after_err";
+    let label = &unique("rolled_back_after_err");
     let result: Result<(), String> =
         venomqa::__private::run_test(&spec("err"), |db: &mut MySqlSession| {
             insert(db.conn(), label);
@@ -131,7 +153,7 @@ fn rolled_back_after_a_test_returning_err() {
 #[test]
 fn rolled_back_after_a_panicking_test() {
     schema();
-    let label = "rolled_back_after_panic";
+    let label = &unique("rolled_back_after_panic");
     let outcome = catch_unwind::<_, ()>(|| {
         venomqa::__private::run_test(&spec("panic"), |db: &mut MySqlSession| {
             insert(db.conn(), label);
@@ -147,7 +169,7 @@ fn rolled_back_after_a_panicking_test() {
 #[venom_test(backend = "mysql")]
 fn venom_test_attribute_gives_the_native_connection(db: &mut MySqlSession) -> Result<(), Error> {
     schema();
-    let label = "venom_test_attribute";
+    let label = &unique("venom_test_attribute");
     let id: Option<u32> = db.conn().query_first("SELECT CONNECTION_ID()").unwrap();
     assert_eq!(id, Some(db.conn().connection_id()));
     db.exec(&format!("INSERT INTO {ITEMS} (label) VALUES ('{label}'); INSERT INTO {ITEMS} (label) VALUES ('{label}')"))?;
@@ -161,7 +183,7 @@ fn venom_test_attribute_gives_the_native_connection(db: &mut MySqlSession) -> Re
 #[venom_test(backend = "mysql")]
 fn nested_checkpoint_blocks(db: &mut MySqlSession) {
     schema();
-    let label = "nested_checkpoint_blocks";
+    let label = &unique("nested_checkpoint_blocks");
     insert(db.conn(), label);
     let inner_seen = db
         .checkpoint("outer", |db| {
@@ -204,7 +226,7 @@ fn nested_checkpoint_blocks(db: &mut MySqlSession) {
 #[venom_test(backend = "mysql")]
 fn explicit_checkpoints(db: &mut MySqlSession) -> venomqa::Result<()> {
     schema();
-    let label = "explicit_checkpoints";
+    let label = &unique("explicit_checkpoints");
     insert(db.conn(), label);
     db.create_checkpoint("one")?;
     insert(db.conn(), label);
@@ -240,7 +262,7 @@ fn explicit_checkpoints(db: &mut MySqlSession) -> venomqa::Result<()> {
 #[test]
 fn standalone_manager_release_commits_and_discard_rolls_back() {
     schema();
-    let label = "standalone_release_commits";
+    let label = &unique("standalone_release_commits");
     let mut m = MySqlStateManager::new(&url());
     m.connect().unwrap();
     m.checkpoint("a").unwrap();
@@ -269,7 +291,7 @@ fn standalone_manager_release_commits_and_discard_rolls_back() {
 #[test]
 fn commit_keeps_earlier_changes_and_later_ones_still_roll_back() {
     schema();
-    let (kept, undone) = ("commit_kept", "commit_undone");
+    let (kept, undone) = (&unique("commit_kept"), &unique("commit_undone"));
     other()
         .exec_drop(format!("DELETE FROM {ITEMS} WHERE label = ?"), (kept,))
         .unwrap();
@@ -293,66 +315,92 @@ fn commit_keeps_earlier_changes_and_later_ones_still_roll_back() {
 
 // ---------------------------------------------------------------- parallel tests
 
+/// A pool of 32 and barriers: all 32 transactions are open at the same time (checked from
+/// an independent connection), and each sees only its own row.
 #[test]
 fn thirty_two_parallel_tests_on_one_table() {
     schema();
-    let label = "parallel_32";
-    let pool = private_pool("vq_mysql_parallel", 8);
-    let start = Arc::new(Barrier::new(32));
+    let label = unique("parallel_32");
+    let pool = private_pool("vq_mysql_parallel", 32);
+    // 32 sessions + this thread.
+    let (inserted, checked) = (Arc::new(Barrier::new(33)), Arc::new(Barrier::new(33)));
+    let (ids, received) = std::sync::mpsc::channel();
     let threads: Vec<_> = (0..32)
         .map(|i| {
-            let (pool, start) = (pool.clone(), start.clone());
+            let (pool, inserted, checked, ids) =
+                (pool.clone(), inserted.clone(), checked.clone(), ids.clone());
+            let label = label.clone();
             std::thread::spawn(move || {
-                start.wait();
                 let mut db = MySqlSession::begin(pool.lease().unwrap(), "parallel").unwrap();
+                ids.send(db.conn().connection_id()).unwrap();
                 db.conn()
                     .exec_drop(
                         format!("INSERT INTO {ITEMS} (label, owner) VALUES (?, ?)"),
-                        (label, i),
+                        (&label, i),
                     )
                     .unwrap();
-                std::thread::sleep(Duration::from_millis(5)); // overlap with the other sessions
+                inserted.wait(); // every session has inserted and is still open
                 let owners: Vec<i32> = db
                     .conn()
                     .exec(
                         format!("SELECT owner FROM {ITEMS} WHERE label = ?"),
-                        (label,),
+                        (&label,),
                     )
                     .unwrap();
-                assert_eq!(owners, [i], "session {i} must see only its own row");
+                checked.wait();
                 db.finish().unwrap();
+                owners
             })
         })
         .collect();
-    for t in threads {
-        t.join().unwrap();
+    inserted.wait();
+    let ids: Vec<String> = received.iter().take(32).map(|id| id.to_string()).collect();
+    let open: Option<i64> = other()
+        .query_first(format!(
+            "SELECT COUNT(*) FROM information_schema.INNODB_TRX WHERE trx_mysql_thread_id IN ({})",
+            ids.join(", ")
+        ))
+        .unwrap();
+    assert_eq!(open, Some(32), "all 32 transactions are open at once");
+    assert_eq!(
+        committed(&label),
+        0,
+        "none of the 32 rows is visible outside"
+    );
+    checked.wait();
+    for (i, t) in threads.into_iter().enumerate() {
+        assert_eq!(
+            t.join().unwrap(),
+            [i as i32],
+            "session {i} must see only its own row"
+        );
     }
-    assert_eq!(committed(label), 0);
+    assert_eq!(committed(&label), 0);
     let stats = pool.stats();
-    assert_eq!(stats.leases, 32);
-    assert!(stats.opened <= 8, "{stats:?}");
+    assert_eq!((stats.leases, stats.opened), (32, 32), "{stats:?}");
     assert_eq!(stats.replaced, 0, "{stats:?}");
 }
 
 #[test]
 fn thirty_two_sessions_started_by_name_in_parallel_threads() {
     schema();
-    let label = "parallel_by_name";
+    let label = &unique("parallel_by_name");
     let threads: Vec<_> = (0..32)
         .map(|i| {
+            let label = label.clone();
             std::thread::spawn(move || {
                 let mut db = MySqlSession::start("mysql").unwrap();
                 db.conn()
                     .exec_drop(
                         format!("INSERT INTO {ITEMS} (label, owner) VALUES (?, ?)"),
-                        (label, i),
+                        (&label, i),
                     )
                     .unwrap();
                 let owners: Vec<i32> = db
                     .conn()
                     .exec(
                         format!("SELECT owner FROM {ITEMS} WHERE label = ?"),
-                        (label,),
+                        (&label,),
                     )
                     .unwrap();
                 assert_eq!(owners, [i]);
@@ -368,15 +416,18 @@ fn thirty_two_sessions_started_by_name_in_parallel_threads() {
 
 // ---------------------------------------------------------------- reset
 
-/// Its own database: resetting "every table" must not touch other tests' tables.
-fn reset_database() -> String {
+/// Its own database: resetting "every table" must not touch other tests' tables. Returns
+/// the URL and the connection that holds the lock on that database (one test, in one
+/// process, at a time drops and re-creates its tables).
+fn reset_database() -> (String, Conn) {
+    let lock = named_lock("vq_mysql_reset_db");
     let mut c = other();
     c.query_drop("CREATE DATABASE IF NOT EXISTS vq_mysql_reset")
         .unwrap();
     c.query_drop(
         "USE vq_mysql_reset; SET FOREIGN_KEY_CHECKS = 0;
          DROP VIEW IF EXISTS vq_mysql_child_view;
-         DROP TABLE IF EXISTS vq_mysql_parent, vq_mysql_child, vq_mysql_kept, `vq_mysql_odd``name`;
+         DROP TABLE IF EXISTS vq_mysql_parent, vq_mysql_child, vq_mysql_kept, `vq_mysql_odd``name`, vq_mysql_orphan;
          SET FOREIGN_KEY_CHECKS = 1;
          CREATE TABLE vq_mysql_parent (id INT AUTO_INCREMENT PRIMARY KEY, v INT) ENGINE=InnoDB;
          CREATE TABLE vq_mysql_child (id INT AUTO_INCREMENT PRIMARY KEY, parent_id INT NOT NULL,
@@ -388,7 +439,8 @@ fn reset_database() -> String {
     .unwrap();
     let base = url();
     let base = base.split('?').next().unwrap();
-    format!("{}/vq_mysql_reset", &base[..base.rfind('/').unwrap()])
+    let db_url = format!("{}/vq_mysql_reset", &base[..base.rfind('/').unwrap()]);
+    (db_url, lock)
 }
 
 fn fill_reset_tables(c: &mut Conn) {
@@ -410,11 +462,7 @@ fn count(c: &mut Conn, table: &str) -> i64 {
 
 #[test]
 fn reset_empties_every_base_table_with_foreign_keys_and_a_view_present() {
-    // One process at a time drops and re-creates the database's tables.
-    let mut lock = other();
-    lock.query_drop("DO GET_LOCK('vq_mysql_reset_db', 60)")
-        .unwrap();
-    let db_url = reset_database();
+    let (db_url, _lock) = reset_database();
     let mut c = other();
     for strategy in [ResetStrategy::Delete, ResetStrategy::Truncate] {
         fill_reset_tables(&mut c);
@@ -467,6 +515,69 @@ fn reset_empties_every_base_table_with_foreign_keys_and_a_view_present() {
     }
 }
 
+/// reset() turns foreign key checks off, so emptying a parent whose child is not reset
+/// would leave the child's rows pointing at nothing: it refuses, changing nothing.
+#[test]
+fn reset_refuses_to_orphan_rows_of_a_table_it_does_not_reset() {
+    let (db_url, _lock) = reset_database();
+    let mut c = other();
+    c.query_drop(
+        "CREATE TABLE vq_mysql_reset.vq_mysql_orphan (parent_id INT NOT NULL, \
+         CONSTRAINT vq_mysql_orphan_fk FOREIGN KEY (parent_id) REFERENCES vq_mysql_reset.vq_mysql_parent (id)) ENGINE=InnoDB",
+    )
+    .unwrap();
+    fill_reset_tables(&mut c);
+    c.query_drop(
+        "INSERT INTO vq_mysql_reset.vq_mysql_orphan (parent_id) SELECT id FROM vq_mysql_reset.vq_mysql_parent",
+    )
+    .unwrap();
+    let before: Vec<i64> = ["vq_mysql_parent", "vq_mysql_child", "vq_mysql_orphan"]
+        .iter()
+        .map(|t| count(&mut c, t))
+        .collect();
+    let refused = [
+        MySqlStateManager::new(&db_url).exclude_tables(["vq_mysql_orphan"]),
+        MySqlStateManager::new(&db_url).tables_to_reset(["vq_mysql_child", "vq_mysql_parent"]),
+    ];
+    for mut m in refused {
+        m.connect().unwrap();
+        m.checkpoint("open").unwrap();
+        m.conn()
+            .query_drop("INSERT INTO vq_mysql_kept VALUES (42)")
+            .unwrap();
+        let e = m.reset().unwrap_err().to_string();
+        for needle in [
+            "vq_mysql_orphan",
+            "vq_mysql_parent",
+            "vq_mysql_orphan_fk",
+            "Nothing was changed",
+        ] {
+            assert!(e.contains(needle), "missing {needle:?} in: {e}");
+        }
+        // Nothing changed: the rows, and the manager's open transaction and checkpoint.
+        let after: Vec<i64> = ["vq_mysql_parent", "vq_mysql_child", "vq_mysql_orphan"]
+            .iter()
+            .map(|t| count(&mut c, t))
+            .collect();
+        assert_eq!(after, before);
+        assert_eq!(m.checkpoints(), ["open"]);
+        let own: Option<i64> = m
+            .conn()
+            .query_first("SELECT COUNT(*) FROM vq_mysql_kept WHERE v = 42")
+            .unwrap();
+        assert_eq!(own, Some(1), "the open transaction is untouched");
+        m.discard("open").unwrap();
+    }
+    // Resetting the child too is allowed.
+    let mut m = MySqlStateManager::new(&db_url).exclude_tables(["vq_mysql_kept"]);
+    m.connect().unwrap();
+    m.reset().unwrap();
+    assert_eq!(count(&mut c, "vq_mysql_orphan"), 0);
+    assert_eq!(count(&mut c, "vq_mysql_parent"), 0);
+    c.query_drop("DROP TABLE vq_mysql_reset.vq_mysql_orphan")
+        .unwrap();
+}
+
 #[test]
 fn hostile_table_names_are_quoted_never_executed() {
     schema();
@@ -475,6 +586,8 @@ fn hostile_table_names_are_quoted_never_executed() {
         "vq_mysql_q'\"; DROP TABLE vq_mysql_victim; --",
     ];
     let quoted = |t: &str| format!("`{}`", t.replace('`', "``"));
+    // Another run of this file resets the same tables: take turns.
+    let _lock = named_lock("vq_mysql_hostile");
     let mut c = other();
     c.query_drop("CREATE TABLE IF NOT EXISTS vq_mysql_victim (v INT) ENGINE=InnoDB")
         .unwrap();
@@ -507,7 +620,7 @@ fn hostile_table_names_are_quoted_never_executed() {
 #[test]
 fn hostile_checkpoint_names_are_rejected_before_any_sql() {
     schema();
-    let label = "hostile_checkpoint_names";
+    let label = &unique("hostile_checkpoint_names");
     let mut m = MySqlStateManager::new(&url());
     m.connect().unwrap();
     m.checkpoint("root").unwrap();
@@ -542,9 +655,9 @@ fn hostile_checkpoint_names_are_rejected_before_any_sql() {
 
 // ---------------------------------------------------------------- connections
 
-#[test]
-fn password_with_at_colon_and_slash() {
-    schema();
+/// The user `vq_special` with the password `p@ss:w/rd`, and its URL.
+fn special_user() -> String {
+    let _lock = named_lock("vq_mysql_special_user");
     let mut c = other();
     for host in ["%", "localhost"] {
         c.query_drop(format!(
@@ -559,13 +672,19 @@ fn password_with_at_colon_and_slash() {
             .unwrap();
     }
     let base = driver::Opts::from_url(&url()).unwrap();
-    let special = format!(
+    format!(
         "mysql://vq_special:p%40ss%3Aw%2Frd@{}:{}/{}",
         base.get_ip_or_hostname(),
         base.get_tcp_port(),
         base.get_db_name().unwrap_or("test")
-    );
-    let label = "special_password";
+    )
+}
+
+#[test]
+fn password_with_at_colon_and_slash() {
+    schema();
+    let special = special_user();
+    let label = &unique("special_password");
     let mut m = MySqlStateManager::new(&special);
     m.connect().unwrap();
     let user: Option<String> = m.conn().query_first("SELECT CURRENT_USER()").unwrap();
@@ -629,7 +748,7 @@ fn bad_url_is_a_config_error() {
 #[test]
 fn killed_connection_fails_the_test_and_the_next_test_gets_a_fresh_connection() {
     schema();
-    let label = "killed_connection";
+    let label = &unique("killed_connection");
     let pool = private_pool("vq_mysql_kill", 1);
     let mut db = MySqlSession::begin(pool.lease().unwrap(), "killed").unwrap();
     insert(db.conn(), label);
@@ -676,7 +795,7 @@ fn killed_connection_fails_the_test_and_the_next_test_gets_a_fresh_connection() 
 #[test]
 fn killed_connection_under_the_test_runtime() {
     schema();
-    let label = "killed_under_runtime";
+    let label = &unique("killed_under_runtime");
     let outcome = catch_unwind(|| {
         venomqa::__private::run_test(&spec("killed_runtime"), |db: &mut MySqlSession| {
             insert(db.conn(), label);
@@ -704,17 +823,18 @@ fn killed_connection_under_the_test_runtime() {
 #[test]
 fn create_table_mid_test_is_reported_as_an_implicit_commit() {
     schema();
-    let label = "implicit_commit_create_table";
+    let label = &unique("implicit_commit_create_table");
+    let table = &unique("vq_mysql_ddl_mid_test");
     let mut c = other();
     c.exec_drop(format!("DELETE FROM {ITEMS} WHERE label = ?"), (label,))
         .unwrap();
-    c.query_drop("DROP TABLE IF EXISTS vq_mysql_ddl_mid_test")
+    c.query_drop(format!("DROP TABLE IF EXISTS {table}"))
         .unwrap();
     let outcome = catch_unwind(|| {
         venomqa::__private::run_test(&spec("ddl"), |db: &mut MySqlSession| {
             insert(db.conn(), label);
             db.conn()
-                .query_drop("CREATE TABLE vq_mysql_ddl_mid_test (v INT)")
+                .query_drop(format!("CREATE TABLE {table} (v INT)"))
                 .unwrap();
         })
     });
@@ -735,7 +855,7 @@ fn create_table_mid_test_is_reported_as_an_implicit_commit() {
     assert_eq!(committed(label), 1);
     c.exec_drop(format!("DELETE FROM {ITEMS} WHERE label = ?"), (label,))
         .unwrap();
-    c.query_drop("DROP TABLE IF EXISTS vq_mysql_ddl_mid_test")
+    c.query_drop(format!("DROP TABLE IF EXISTS {table}"))
         .unwrap();
 
     // The following test is unaffected.
@@ -748,17 +868,20 @@ fn create_table_mid_test_is_reported_as_an_implicit_commit() {
 #[test]
 fn implicit_commit_inside_a_nested_block_fails_the_block() {
     schema();
-    let label = "implicit_commit_nested";
+    let label = &unique("implicit_commit_nested");
+    let table = &unique("vq_mysql_truncate_me");
     let mut c = other();
     c.exec_drop(format!("DELETE FROM {ITEMS} WHERE label = ?"), (label,))
         .unwrap();
-    c.query_drop("CREATE TABLE IF NOT EXISTS vq_mysql_truncate_me (v INT) ENGINE=InnoDB")
-        .unwrap();
+    c.query_drop(format!(
+        "CREATE TABLE IF NOT EXISTS {table} (v INT) ENGINE=InnoDB"
+    ))
+    .unwrap();
     let mut db = MySqlSession::start("mysql").unwrap();
     insert(db.conn(), label);
     let block = db.checkpoint("inner", |db| {
         db.conn()
-            .query_drop("TRUNCATE TABLE vq_mysql_truncate_me")
+            .query_drop(format!("TRUNCATE TABLE {table}"))
             .unwrap()
     });
     assert!(matches!(block, Err(Error::StateLost { .. })), "{block:?}");
@@ -769,12 +892,13 @@ fn implicit_commit_inside_a_nested_block_fails_the_block() {
     assert_eq!(committed(label), 1, "the TRUNCATE committed the row");
     c.exec_drop(format!("DELETE FROM {ITEMS} WHERE label = ?"), (label,))
         .unwrap();
+    c.query_drop(format!("DROP TABLE {table}")).unwrap();
 }
 
 #[test]
 fn exec_refuses_implicit_commits_before_they_run() {
     schema();
-    let label = "exec_refuses";
+    let label = &unique("exec_refuses");
     let mut c = other();
     c.query_drop("DROP TABLE IF EXISTS vq_mysql_never_created")
         .unwrap();
@@ -799,27 +923,161 @@ fn exec_refuses_implicit_commits_before_they_run() {
     assert_eq!(exists, Some(0));
 }
 
+/// The bypasses a reviewer found: executable comments (mysqldump writes them), `--`
+/// without a space, a string that ends early under NO_BACKSLASH_ESCAPES, and statements
+/// whose text hides what they run. Each is refused, and the table survives.
+#[test]
+fn exec_reads_sql_as_the_server_does() {
+    schema();
+    let label = &unique("exec_reads_sql");
+    let target = &unique("vq_mysql_exec_target");
+    let mut c = other();
+    c.query_drop(format!(
+        "CREATE TABLE IF NOT EXISTS {target} (v INT) ENGINE=InnoDB"
+    ))
+    .unwrap();
+    let tricky = format!("{label}\\'; DROP TABLE {target}; -- ");
+    venomqa::__private::run_test(&spec("exec_reads_sql"), |db: &mut MySqlSession| {
+        insert(db.conn(), label);
+        for sql in [
+            format!("/*!40000 ALTER TABLE {target} DISABLE KEYS */"),
+            format!("/*M!100000 DROP TABLE {target} */"),
+            format!("SELECT 1--1; DROP TABLE {target}"),
+            format!("SET STATEMENT max_statement_time = 10 FOR DROP TABLE {target}"),
+        ] {
+            let e = db.exec(&sql).unwrap_err().to_string();
+            assert!(e.contains("NOT run") && e.contains("commit"), "{sql}: {e}");
+        }
+        for sql in [
+            format!("PREPARE s FROM 'DROP TABLE {target}'"),
+            format!("EXECUTE IMMEDIATE 'DROP TABLE {target}'"),
+            "CALL vq_mysql_no_such_procedure()".to_owned(),
+            format!("IF 1 THEN DROP TABLE {target}; END IF"),
+        ] {
+            let e = db.exec(&sql).unwrap_err().to_string();
+            assert!(e.contains("NOT run") && e.contains("conn()"), "{sql}: {e}");
+        }
+        // By default the backslash escapes the quote: one string, a harmless INSERT.
+        let ambiguous = format!("INSERT INTO {ITEMS} (label) VALUES ('{tricky}')");
+        db.exec(&ambiguous).unwrap();
+        let inserted: Option<i64> = db
+            .conn()
+            .exec_first(
+                format!("SELECT COUNT(*) FROM {ITEMS} WHERE label = ?"),
+                (tricky.replace("\\'", "'"),),
+            )
+            .unwrap();
+        assert_eq!(inserted, Some(1));
+        // Under NO_BACKSLASH_ESCAPES the string ends at the backslash: the DROP would run.
+        db.conn()
+            .query_drop("SET SESSION sql_mode = CONCAT(@@sql_mode, ',NO_BACKSLASH_ESCAPES')")
+            .unwrap();
+        let e = db.exec(&ambiguous).unwrap_err().to_string();
+        assert!(e.contains("DROP TABLE"), "{e}");
+        assert_eq!(visible(db.conn(), label), 1);
+    });
+    assert_eq!(committed(label), 0, "nothing was committed");
+    let exists: Option<i64> = c
+        .exec_first(
+            "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
+            (target,),
+        )
+        .unwrap();
+    assert_eq!(exists, Some(1), "{target} was never dropped");
+    c.query_drop(format!("DROP TABLE {target}")).unwrap();
+}
+
+// ---------------------------------------------------------------- session state
+
+/// A test's session state (temporary tables, user and session variables, named locks,
+/// the selected database) must not reach the next test on the same pooled connection.
+#[test]
+fn session_state_does_not_leak_into_the_next_test_on_the_same_connection() {
+    schema();
+    let pool = private_pool("vq_mysql_session_state", 1);
+    let lock = unique("vq_mysql_session_lock");
+    let database: Option<String> = other().query_first("SELECT DATABASE()").unwrap();
+
+    // Test A leaves everything behind it can.
+    let mut db = MySqlSession::begin(pool.lease().unwrap(), "leaves_state").unwrap();
+    let first = db.conn().connection_id();
+    db.conn()
+        .query_drop(format!(
+            "CREATE TEMPORARY TABLE {ITEMS} (shadow INT); INSERT INTO {ITEMS} VALUES (1)"
+        ))
+        .unwrap();
+    db.conn()
+        .query_drop("SET @vq_left_over = 'A', FOREIGN_KEY_CHECKS = 0, SESSION sql_mode = 'NO_BACKSLASH_ESCAPES'")
+        .unwrap();
+    let got: Option<i64> = db
+        .conn()
+        .exec_first("SELECT GET_LOCK(?, 0)", (&lock,))
+        .unwrap();
+    assert_eq!(got, Some(1));
+    db.conn().query_drop("USE mysql").unwrap();
+    db.finish().unwrap();
+
+    // Test B, on the same connection, sees none of it.
+    let mut db = MySqlSession::begin(pool.lease().unwrap(), "sees_none").unwrap();
+    assert_eq!(
+        db.conn().connection_id(),
+        first,
+        "the same pooled connection"
+    );
+    let current: Option<String> = db.conn().query_first("SELECT DATABASE()").unwrap();
+    assert_eq!(current, database, "the URL's database is selected again");
+    db.conn()
+        .query_drop(format!("SELECT label FROM {ITEMS} LIMIT 0"))
+        .expect("the real table, not A's temporary table");
+    let (variable, checks, mode): (Option<String>, i64, String) = db
+        .conn()
+        .query_first("SELECT @vq_left_over, @@FOREIGN_KEY_CHECKS, @@SESSION.sql_mode")
+        .unwrap()
+        .unwrap();
+    assert_eq!(variable, None, "A's user variable is gone");
+    assert_eq!(checks, 1, "foreign key checks are on again");
+    assert!(!mode.contains("NO_BACKSLASH_ESCAPES"), "{mode}");
+    match db
+        .conn()
+        .query_drop("INSERT INTO vq_mysql_fk_child (parent_id) VALUES (-1)")
+    {
+        Err(driver::Error::MySqlError(e)) => assert_eq!(e.code, 1452, "{e}"),
+        other => panic!("a foreign key violation must fail: {other:?}"),
+    }
+    // A's named lock was released: an independent connection takes it at once.
+    let mut c = other();
+    let got: Option<i64> = c.exec_first("SELECT GET_LOCK(?, 0)", (&lock,)).unwrap();
+    assert_eq!(got, Some(1), "A's GET_LOCK is still held");
+    c.exec_drop("DO RELEASE_LOCK(?)", (&lock,)).unwrap();
+    db.finish().unwrap();
+    let stats = pool.stats();
+    assert_eq!((stats.opened, stats.replaced), (1, 0), "{stats:?}");
+}
+
 // ---------------------------------------------------------------- scripts and health
 
 #[test]
 fn execute_script_runs_every_statement_and_reports_a_later_error() {
+    let table = &unique("vq_mysql_script");
     let mut m = MySqlStateManager::new(&url());
     m.connect().unwrap();
-    m.execute_script(
-        "CREATE TABLE IF NOT EXISTS vq_mysql_script (v INT) ENGINE=InnoDB;\n\
-         DELETE FROM vq_mysql_script;\n\
-         INSERT INTO vq_mysql_script VALUES (1), (2);",
-    )
+    m.execute_script(&format!(
+        "CREATE TABLE IF NOT EXISTS {table} (v INT) ENGINE=InnoDB;\n\
+         DELETE FROM {table};\n\
+         INSERT INTO {table} VALUES (1), (2);"
+    ))
     .unwrap();
     let n: Option<i64> = other()
-        .query_first("SELECT COUNT(*) FROM vq_mysql_script")
+        .query_first(format!("SELECT COUNT(*) FROM {table}"))
         .unwrap();
     assert_eq!(n, Some(2));
     let e = m
-        .execute_script("DELETE FROM vq_mysql_script; SELECT * FROM vq_mysql_no_such_table")
+        .execute_script(&format!(
+            "DELETE FROM {table}; SELECT * FROM vq_mysql_no_such_table"
+        ))
         .unwrap_err();
     assert!(e.to_string().contains("vq_mysql_no_such_table"), "{e}");
-    m.execute_script("DROP TABLE vq_mysql_script").unwrap();
+    m.execute_script(&format!("DROP TABLE {table}")).unwrap();
 }
 
 #[test]
@@ -834,6 +1092,66 @@ fn health_check_is_a_real_round_trip() {
     m.disconnect().unwrap();
 }
 
+/// Debug output of a connected manager (whose driver options hold the password) and of
+/// its session never shows the password.
+#[test]
+fn debug_output_never_shows_the_password() {
+    let special = special_user();
+    let mut m = MySqlStateManager::new(&special);
+    m.connect().unwrap();
+    m.checkpoint("open").unwrap();
+    let text = format!("{m:?} {m:#?}");
+    for secret in ["p@ss:w/rd", "p%40ss%3Aw%2Frd", "p@ss"] {
+        assert!(!text.contains(secret), "{secret:?} in {text}");
+    }
+    assert!(text.contains("vq_special:***@"), "{text}");
+    assert!(text.contains("\"open\""), "{text}");
+    m.discard("open").unwrap();
+
+    let mut config = BackendConfig::new("mysql").with_url(special);
+    config.entry = "vq_mysql_debug".into();
+    let pool = venomqa::registry::pool(&config).unwrap();
+    let db = MySqlSession::begin(pool.lease().unwrap(), "debug").unwrap();
+    let text = format!("{db:?} {pool:?}");
+    assert!(!text.contains("p@ss"), "{text}");
+    db.finish().unwrap();
+}
+
+/// connect() on a manager whose connection died reconnects, whether the manager noticed
+/// the death (a failed checkpoint) or not.
+#[test]
+fn connect_again_after_the_connection_was_killed() {
+    schema();
+    let label = &unique("reconnect");
+    let mut m = MySqlStateManager::new(&url());
+    m.connect().unwrap();
+    let first = m.conn().connection_id();
+    other().query_drop(format!("KILL {first}")).unwrap();
+    let e = m.checkpoint("dead").unwrap_err();
+    assert!(matches!(e, Error::StateLost { .. }), "{e}");
+    assert!(!m.is_connected());
+    m.connect().unwrap();
+    let second = m.conn().connection_id();
+    assert_ne!(second, first);
+    assert!(m.is_connected() && m.checkpoints().is_empty());
+
+    // Killed while idle: the manager has not noticed; connect() pings and reconnects.
+    other().query_drop(format!("KILL {second}")).unwrap();
+    m.connect().unwrap();
+    assert_ne!(m.conn().connection_id(), second);
+    m.checkpoint("alive").unwrap();
+    insert(m.conn(), label);
+    assert_eq!(visible(m.conn(), label), 1);
+    m.discard("alive").unwrap();
+    assert_eq!(committed(label), 0);
+
+    // A live connection is kept.
+    let third = m.conn().connection_id();
+    m.connect().unwrap();
+    assert_eq!(m.conn().connection_id(), third);
+    m.disconnect().unwrap();
+}
+
 #[test]
 fn session_type_is_checked() {
     let e = Session::<venomqa::memory::MemoryStateManager>::start("mysql").unwrap_err();
@@ -845,7 +1163,7 @@ fn session_type_is_checked() {
 #[test]
 fn xa_mode_makes_the_server_refuse_implicit_commits_before_they_run() {
     schema();
-    let label = "xa_refuses";
+    let label = &unique("xa_refuses");
     let mut c = other();
     c.query_drop("DROP TABLE IF EXISTS vq_mysql_xa_never")
         .unwrap();
@@ -888,7 +1206,7 @@ fn xa_mode_makes_the_server_refuse_implicit_commits_before_they_run() {
     assert_eq!(exists, Some(0), "the CREATE TABLE never ran");
 
     // commit() and the outermost release commit XA transactions too.
-    let kept = "xa_commit_kept";
+    let kept = &unique("xa_commit_kept");
     c.exec_drop(format!("DELETE FROM {ITEMS} WHERE label = ?"), (kept,))
         .unwrap();
     let mut db = MySqlSession::begin(pool.lease().unwrap(), "xa_commit").unwrap();

@@ -143,8 +143,8 @@ struct TxSql {
     rollback: String,
 }
 
-/// The parts of a `mysql://` URL.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The parts of a `mysql://` URL (its `Debug` never shows the password).
+#[derive(Clone, PartialEq, Eq)]
 struct Target {
     host: String,
     port: u16,
@@ -154,6 +154,21 @@ struct Target {
     connect_timeout: Option<Duration>,
     socket: Option<String>,
     prefer_socket: Option<bool>,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("database", &self.database)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("socket", &self.socket)
+            .field("prefer_socket", &self.prefer_socket)
+            .finish()
+    }
 }
 
 fn parse_url(raw: &str) -> Result<Target> {
@@ -346,10 +361,12 @@ fn checkpoint_error(
 /// db.discard("start")?; // ROLLBACK: the transaction ends
 /// # Ok::<(), venomqa::Error>(())
 /// ```
-#[derive(Debug)]
 pub struct MySqlStateManager {
     base: BaseStateManager,
+    /// Never printed: its options hold the password.
     conn: Option<Conn>,
+    /// The database the URL names, selected again (`USE`) when a test's transaction opens.
+    database: Option<String>,
     tables_to_reset: Vec<String>,
     exclude_tables: Vec<String>,
     connect_timeout: Option<Duration>,
@@ -361,6 +378,27 @@ pub struct MySqlStateManager {
     broken: bool,
 }
 
+/// Written by hand: the connection's options hold the password, so the connection is
+/// never printed, and the URL is redacted.
+impl std::fmt::Debug for MySqlStateManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MySqlStateManager")
+            .field("url", &self.base.redacted_url())
+            .field("connected", &self.is_connected())
+            .field(
+                "connection_id",
+                &self.conn.as_ref().map(Conn::connection_id),
+            )
+            .field("checkpoints", &self.base.checkpoints())
+            .field("tables_to_reset", &self.tables_to_reset)
+            .field("exclude_tables", &self.exclude_tables)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("reset_strategy", &self.reset_strategy)
+            .field("transaction_mode", &self.transaction_mode)
+            .finish()
+    }
+}
+
 impl MySqlStateManager {
     /// A disconnected manager for `url` (see the [module docs](self) for URL forms). The
     /// URL is parsed by [`connect`](StateManager::connect).
@@ -368,6 +406,7 @@ impl MySqlStateManager {
         MySqlStateManager {
             base: BaseStateManager::new(NAME, url),
             conn: None,
+            database: None,
             tables_to_reset: Vec::new(),
             exclude_tables: Vec::new(),
             connect_timeout: None,
@@ -479,7 +518,13 @@ impl MySqlStateManager {
     /// While a checkpoint is active, a statement that would commit the transaction
     /// implicitly (DDL such as `CREATE TABLE`, `TRUNCATE`, `LOCK TABLES`, or `COMMIT`,
     /// `BEGIN`, ...) is refused **before it runs** with [`Error::Unsupported`], so the
-    /// test's isolation survives. `CREATE TEMPORARY TABLE` is allowed.
+    /// test's isolation survives. `CREATE TEMPORARY TABLE` is allowed. The text is read as
+    /// the server reads it: the bodies of executable comments (`/*!40000 ... */`) count,
+    /// `--` needs a space after it to start a comment, and when the meaning of the batch
+    /// depends on `NO_BACKSLASH_ESCAPES` or `ANSI_QUOTES` the session's `sql_mode` is asked
+    /// (one extra round trip, only then). `CALL`, `PREPARE`, `EXECUTE` and compound
+    /// statements (`IF`, `BEGIN NOT ATOMIC`, labels, loops) are refused too, since their
+    /// text does not show what they run; use [`conn`](Self::conn) for them.
     ///
     /// ```
     /// use venomqa::{mysql::MySqlStateManager, StateManager};
@@ -495,19 +540,43 @@ impl MySqlStateManager {
     /// ```
     pub fn exec(&mut self, sql: &str) -> Result<()> {
         self.base.ensure_connected()?;
-        if !self.base.checkpoints().is_empty() {
-            if let Some(statement) = implicit_commit_statement(sql) {
-                return Err(Error::unsupported(
-                    NAME,
-                    format!("`{statement}` while checkpoint {:?} is active", self.base.checkpoints().last().expect("non-empty")),
-                    format!(
-                        "the statement was NOT run. MySQL and MariaDB commit the open transaction before `{statement}`, \
-                         which would make the test's writes permanent and destroy its savepoints. Create the schema in \
-                         the setup step (`setup:` .sql files or venomqa::register_setup!), use DELETE FROM instead of \
-                         TRUNCATE, use CREATE TEMPORARY TABLE for scratch tables, or use the postgres or sqlite backend \
-                         for tests that need transactional DDL"
-                    ),
-                ));
+        if let Some(active) = self.base.checkpoints().last() {
+            let conn = self.conn.as_mut().expect("connected");
+            let server_lexing = || {
+                conn.query_first::<String, _>("SELECT @@SESSION.sql_mode")
+                    .ok()
+                    .flatten()
+                    .map(|mode| Lexing::from_sql_mode(&mode))
+            };
+            match refusal(sql, server_lexing) {
+                None => {}
+                Some(Refusal::Commits(statement)) => {
+                    return Err(Error::unsupported(
+                        NAME,
+                        format!("`{statement}` while checkpoint {active:?} is active"),
+                        format!(
+                            "the statement was NOT run. MySQL and MariaDB commit the open transaction before `{statement}`, \
+                             which would make the test's writes permanent and destroy its savepoints. Create the schema in \
+                             the setup step (`setup:` .sql files or venomqa::register_setup!), use DELETE FROM instead of \
+                             TRUNCATE, use CREATE TEMPORARY TABLE for scratch tables, or use the postgres or sqlite backend \
+                             for tests that need transactional DDL"
+                        ),
+                    ));
+                }
+                Some(Refusal::Opaque(statement)) => {
+                    return Err(Error::unsupported(
+                        NAME,
+                        format!("`{statement}` through exec() while checkpoint {active:?} is active"),
+                        format!(
+                            "the statement was NOT run. exec() refuses statements that would commit the test's \
+                             transaction, and cannot see what `{statement}` runs (a stored procedure, a prepared \
+                             statement or a compound statement may contain DDL, which commits implicitly and makes the \
+                             test's writes permanent). Run it through conn() instead (an implicit commit is then \
+                             reported as StateLost at the next checkpoint operation, after the fact), or set \
+                             `transaction: xa`, under which the server itself refuses every implicit commit"
+                        ),
+                    ));
+                }
             }
         }
         let conn = self.conn.as_mut().expect("connected");
@@ -540,6 +609,37 @@ impl MySqlStateManager {
         run_batch(conn, &sql).map_err(|e| checkpoint_error(&mut self.broken, "commit", &first, e))
     }
 
+    /// Refuses a reset that would leave orphans: with foreign key checks off, emptying a
+    /// table that a table outside the set references would leave the outside table's
+    /// rows pointing at nothing (and with them on, ON DELETE CASCADE would empty it).
+    fn refuse_orphans(conn: &mut Conn, tables: &[String]) -> Result<()> {
+        let references: Vec<(String, String, String, String, String)> = conn
+            .query(
+                "SELECT DISTINCT TABLE_SCHEMA, TABLE_NAME, CONSTRAINT_NAME, REFERENCED_TABLE_NAME, DATABASE() \
+                 FROM information_schema.KEY_COLUMN_USAGE \
+                 WHERE REFERENCED_TABLE_SCHEMA = DATABASE() AND REFERENCED_TABLE_NAME IS NOT NULL \
+                 ORDER BY TABLE_SCHEMA, TABLE_NAME, CONSTRAINT_NAME",
+            )
+            .map_err(|e| Error::backend(NAME, "reset: reading the foreign keys", e))?;
+        for (schema, child, constraint, parent, db) in references {
+            let inside = schema == db && tables.contains(&child);
+            if tables.contains(&parent) && !inside {
+                return Err(Error::backend(
+                    NAME,
+                    "reset",
+                    format!(
+                        "table `{schema}`.`{child}` references `{db}`.`{parent}` (foreign key {constraint:?}) but is \
+                         not among the tables reset() empties (it is in exclude_tables, missing from tables_to_reset, \
+                         or in another database), so emptying {parent:?} would leave its rows pointing at nothing. \
+                         Either reset {child:?} too (remove it from exclude_tables or add it to tables_to_reset), or \
+                         add {parent:?} to exclude_tables. Nothing was changed"
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     fn table_names(conn: &mut Conn) -> Result<Vec<String>> {
         let database: Option<String> = conn
             .query_first("SELECT DATABASE()")
@@ -561,9 +661,17 @@ impl MySqlStateManager {
 }
 
 impl StateManager for MySqlStateManager {
+    /// Connects; on a manager already connected, keeps the connection if it still
+    /// answers a ping, and otherwise (killed, timed out, marked broken) drops it, forgets
+    /// its checkpoints (their transaction died with it) and connects again.
     fn connect(&mut self) -> Result<()> {
-        if self.conn.is_some() {
-            return Ok(());
+        if let Some(conn) = &mut self.conn {
+            if !self.broken && conn.ping().is_ok() {
+                return Ok(());
+            }
+            self.conn = None;
+            self.base.set_connected(false);
+            self.base.clear_checkpoints();
         }
         let url = self.base.url().to_owned();
         let target = parse_url(&url)?;
@@ -614,6 +722,7 @@ impl StateManager for MySqlStateManager {
             }
         };
         self.xid = format!("'venomqa-{}'", conn.connection_id());
+        self.database = target.database;
         self.conn = Some(conn);
         self.broken = false;
         self.base.set_connected(true);
@@ -629,12 +738,19 @@ impl StateManager for MySqlStateManager {
 
     fn checkpoint(&mut self, name: &str) -> Result<()> {
         let tx = self.tx_sql();
+        // A test that ran `USE other_db` left it selected on the pooled connection
+        // (COM_RESET_CONNECTION keeps the database): select the URL's again, in the same
+        // round trip as the transaction.
+        let use_db = match &self.database {
+            Some(db) => format!("USE {}; ", quote_backtick(NAME, db)?),
+            None => String::new(),
+        };
         let (conn, broken) = (&mut self.conn, &mut self.broken);
         self.base.checkpoint(name, |name, active| {
             let conn = conn.as_mut().expect("connected");
             let q = quote_backtick(NAME, name)?;
             let sql = if active.is_empty() {
-                format!("{}; SAVEPOINT {q}", tx.begin)
+                format!("{use_db}{}; SAVEPOINT {q}", tx.begin)
             } else {
                 // Outside a transaction SAVEPOINT is a silent no-op and RELEASE fails: the
                 // pair proves the transaction is still open, in the same round trip.
@@ -705,19 +821,14 @@ impl StateManager for MySqlStateManager {
     /// Empties `tables_to_reset` (default: every base table of the current database, not
     /// views) except `exclude_tables`, with foreign key checks off for the session while
     /// it runs, and forgets every checkpoint (an open transaction is rolled back first).
+    /// Refuses, changing nothing, when a table it would not empty has a foreign key to
+    /// one it would (that table's rows would be left pointing at nothing).
     /// With [`ResetStrategy::Delete`] (the default) it is one transaction: on error
     /// nothing changes.
     fn reset(&mut self) -> Result<()> {
         self.base.ensure_connected()?;
         let tx = self.tx_sql();
         let conn = self.conn.as_mut().expect("connected");
-        if self.base.checkpoints().is_empty() {
-            run_batch(conn, "ROLLBACK")
-                .map_err(|e| Error::backend(NAME, "reset: ending the open transaction", e))?;
-        } else {
-            Self::abandon(conn, &tx);
-        }
-        self.base.clear_checkpoints();
         let tables: Vec<String> = if self.tables_to_reset.is_empty() {
             Self::table_names(conn)?
         } else {
@@ -726,6 +837,17 @@ impl StateManager for MySqlStateManager {
         .into_iter()
         .filter(|t| !self.exclude_tables.contains(t))
         .collect();
+        // Checked before anything changes (the open transaction included).
+        if !tables.is_empty() {
+            Self::refuse_orphans(conn, &tables)?;
+        }
+        if self.base.checkpoints().is_empty() {
+            run_batch(conn, "ROLLBACK")
+                .map_err(|e| Error::backend(NAME, "reset: ending the open transaction", e))?;
+        } else {
+            Self::abandon(conn, &tx);
+        }
+        self.base.clear_checkpoints();
         if tables.is_empty() {
             return Ok(());
         }
@@ -771,13 +893,27 @@ impl StateManager for MySqlStateManager {
         self.base.checkpoints()
     }
 
-    /// A real round trip (`COM_PING`) on a connection with no active checkpoint.
+    /// One round trip that proves the connection works AND wipes what the previous test
+    /// left in its session: `COM_RESET_CONNECTION` (the driver's `Conn::reset`, which
+    /// falls back to `COM_CHANGE_USER` on servers without it) drops temporary tables,
+    /// clears user variables (`@v`), puts session variables (`FOREIGN_KEY_CHECKS`,
+    /// `sql_mode`, the isolation level, `SET NAMES`, ...) back to the global values,
+    /// releases named locks (`GET_LOCK`) and table locks, rolls back an open transaction,
+    /// and empties the driver's prepared-statement cache. It keeps the selected database,
+    /// which the next test's first checkpoint selects again. The pool calls it before
+    /// every lease; a connection with an active checkpoint fails it.
     fn health_check(&mut self) -> bool {
         if self.broken || !self.base.checkpoints().is_empty() {
             return false;
         }
         match &mut self.conn {
-            Some(conn) => conn.ping().is_ok(),
+            Some(conn) => match conn.reset() {
+                Ok(()) => true,
+                Err(_) => {
+                    self.broken = true;
+                    false
+                }
+            },
             None => false,
         }
     }
@@ -808,54 +944,162 @@ impl crate::Session<MySqlStateManager> {
     }
 }
 
-/// The first statement of `sql` that would commit the open transaction implicitly, as
-/// its leading keywords (`CREATE TABLE`), if any.
-fn implicit_commit_statement(sql: &str) -> Option<String> {
-    statements(sql).into_iter().find_map(|words| {
-        let w: Vec<&str> = words.iter().map(String::as_str).collect();
-        let first = *w.first()?;
-        let second = w.get(1).copied().unwrap_or("");
-        let commits = match first {
-            "CREATE" | "DROP" => {
-                // CREATE [OR REPLACE] TEMPORARY TABLE and DROP TEMPORARY TABLE do not commit.
-                !(second == "TEMPORARY" || (second == "OR" && w.get(3) == Some(&"TEMPORARY")))
-            }
-            "ROLLBACK" => !w.contains(&"TO"),
-            "ALTER" | "RENAME" | "TRUNCATE" | "GRANT" | "REVOKE" | "LOCK" | "UNLOCK" | "BEGIN"
-            | "COMMIT" | "ANALYZE" | "CHECK" | "OPTIMIZE" | "REPAIR" | "FLUSH" | "RESET"
-            | "INSTALL" | "UNINSTALL" | "XA" => true,
-            "START" => second == "TRANSACTION",
-            "CACHE" | "LOAD" => second == "INDEX",
-            "SET" => matches!(
-                second,
-                "PASSWORD" | "AUTOCOMMIT" | "@@AUTOCOMMIT" | "@@SESSION.AUTOCOMMIT"
-            ),
-            _ => false,
-        };
-        commits.then(|| w.iter().take(2).copied().collect::<Vec<_>>().join(" "))
-    })
+/// How the server reads string literals, from `@@sql_mode`: whether a backslash escapes
+/// the next character in `'..'` and in `".."` (`NO_BACKSLASH_ESCAPES` turns both off;
+/// `ANSI_QUOTES` makes `".."` an identifier, where a backslash is literal).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Lexing {
+    backslash_in_single: bool,
+    backslash_in_double: bool,
 }
 
-/// The first few upper-cased words of each statement of `sql`, skipping comments and
-/// string literals.
-fn statements(sql: &str) -> Vec<Vec<String>> {
+impl Lexing {
+    const DEFAULT: Lexing = Lexing {
+        backslash_in_single: true,
+        backslash_in_double: true,
+    };
+    const ANSI_QUOTES: Lexing = Lexing {
+        backslash_in_single: true,
+        backslash_in_double: false,
+    };
+    const NO_BACKSLASH_ESCAPES: Lexing = Lexing {
+        backslash_in_single: false,
+        backslash_in_double: false,
+    };
+
+    fn from_sql_mode(mode: &str) -> Lexing {
+        let has = |flag: &str| mode.split(',').any(|m| m.trim().eq_ignore_ascii_case(flag));
+        if has("NO_BACKSLASH_ESCAPES") {
+            Lexing::NO_BACKSLASH_ESCAPES
+        } else if has("ANSI_QUOTES") {
+            Lexing::ANSI_QUOTES
+        } else {
+            Lexing::DEFAULT
+        }
+    }
+}
+
+/// A statement [`MySqlStateManager::exec`] refuses to run while a checkpoint is active.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Refusal {
+    /// It commits (or ends) the open transaction implicitly; its leading keywords.
+    Commits(String),
+    /// What it runs is not in its text (a stored procedure, a prepared statement, a
+    /// compound statement), so it may commit; its leading keyword.
+    Opaque(String),
+}
+
+/// The refusal of the first statement of `sql` that [`MySqlStateManager::exec`] must not
+/// run inside a transaction, if any. `sql` is read the three ways the server can read it
+/// (see [`Lexing`]); when they disagree (a backslash or a double quote inside a literal
+/// hides or shows a statement), `server_lexing` is asked for the session's actual
+/// `sql_mode`, unless the batch itself changes `sql_mode`, or the server cannot say: then
+/// the statement is refused.
+fn refusal(sql: &str, server_lexing: impl FnOnce() -> Option<Lexing>) -> Option<Refusal> {
+    let found = [
+        Lexing::DEFAULT,
+        Lexing::ANSI_QUOTES,
+        Lexing::NO_BACKSLASH_ESCAPES,
+    ]
+    .map(|lexing| (lexing, statements(sql, lexing)));
+    let verdicts = found
+        .iter()
+        .map(|(_, statements)| statements.iter().find_map(|w| refusal_of(w)))
+        .collect::<Vec<_>>();
+    if verdicts
+        .iter()
+        .all(|v| v.is_some() == verdicts[0].is_some())
+    {
+        return verdicts.into_iter().flatten().next();
+    }
+    let changes_mode = found.iter().any(|(_, statements)| {
+        statements
+            .iter()
+            .any(|w| w.iter().any(|word| word.contains("SQL_MODE")))
+    });
+    let conservative = verdicts.iter().flatten().next().cloned();
+    if changes_mode {
+        return conservative;
+    }
+    match server_lexing() {
+        Some(lexing) => statements(sql, lexing).iter().find_map(|w| refusal_of(w)),
+        None => conservative,
+    }
+}
+
+/// Whether one statement (its upper-cased words; string literals as `'`, `"` or `` ` ``,
+/// and `:` kept) must be refused.
+fn refusal_of(words: &[String]) -> Option<Refusal> {
+    let w: Vec<&str> = words.iter().map(String::as_str).collect();
+    let first = *w.first()?;
+    let second = w.get(1).copied().unwrap_or("");
+    let lead = || w.iter().take(2).copied().collect::<Vec<_>>().join(" ");
+    if second == ":" {
+        // `label: BEGIN ... END`, `label: LOOP ...`: a compound statement (MariaDB runs
+        // them outside stored programs).
+        return Some(Refusal::Opaque(format!("{first}:")));
+    }
+    let commits = match first {
+        // MariaDB's `SET STATEMENT var = value [, ...] FOR statement`: judge `statement`.
+        "SET" if second == "STATEMENT" => {
+            let at = w.iter().position(|&x| x == "FOR")?;
+            return refusal_of(&words[at + 1..]);
+        }
+        "PREPARE" | "EXECUTE" | "CALL" | "IF" | "CASE" | "WHILE" | "LOOP" | "REPEAT" | "FOR" => {
+            return Some(Refusal::Opaque(first.to_owned()))
+        }
+        "CREATE" | "DROP" => {
+            // CREATE [OR REPLACE] TEMPORARY TABLE and DROP TEMPORARY TABLE do not commit.
+            !(second == "TEMPORARY" || (second == "OR" && w.get(3) == Some(&"TEMPORARY")))
+        }
+        "ROLLBACK" => !w.contains(&"TO"),
+        "ALTER" | "RENAME" | "TRUNCATE" | "GRANT" | "REVOKE" | "LOCK" | "UNLOCK" | "BEGIN"
+        | "COMMIT" | "ANALYZE" | "CHECK" | "OPTIMIZE" | "REPAIR" | "FLUSH" | "RESET"
+        | "INSTALL" | "UNINSTALL" | "XA" | "START" | "STOP" | "CHANGE" | "IMPORT" => true,
+        "CACHE" | "LOAD" => second == "INDEX",
+        // SET PASSWORD; SET [SESSION] autocommit = 1, SET @@autocommit := 1, SET a = 1,
+        // autocommit = 1, ...
+        "SET" => {
+            second == "PASSWORD"
+                || w.iter().any(|x| {
+                    let user_variable = x.starts_with('@') && !x.starts_with("@@");
+                    x.ends_with("AUTOCOMMIT") && !user_variable
+                })
+        }
+        _ => false,
+    };
+    commits.then(lead).map(Refusal::Commits)
+}
+
+/// The upper-cased words of each statement of `sql`, read as the server reads it under
+/// `lexing`: comments are skipped, except that the body of an executable comment
+/// (`/*! ... */`, `/*!40000 ... */`, `/*M! ... */`) is read as SQL, because the server
+/// runs it; `--` starts a comment only before whitespace, a control character or the
+/// end (`1--1` is arithmetic); a string literal or quoted identifier becomes one word
+/// (`'`, `"` or `` ` ``), and `:` is kept (labels).
+fn statements(sql: &str, lexing: Lexing) -> Vec<Vec<String>> {
     let chars: Vec<char> = sql.chars().collect();
     let mut out = vec![Vec::new()];
     let mut word = String::new();
+    let mut in_executable_comment = false;
     let mut i = 0;
     let flush = |word: &mut String, out: &mut Vec<Vec<String>>| {
         if !word.is_empty() {
-            let current = out.last_mut().expect("non-empty");
-            if current.len() < 4 {
-                current.push(word.to_ascii_uppercase());
-            }
+            out.last_mut()
+                .expect("non-empty")
+                .push(word.to_ascii_uppercase());
             word.clear();
         }
     };
     while i < chars.len() {
         let c = chars[i];
         let next = chars.get(i + 1).copied();
-        if (c == '-' && next == Some('-')) || c == '#' {
+        let dash_comment = c == '-'
+            && next == Some('-')
+            && chars
+                .get(i + 2)
+                .is_none_or(|&c| c.is_whitespace() || c.is_control());
+        if c == '#' || dash_comment {
             flush(&mut word, &mut out);
             while i < chars.len() && chars[i] != '\n' {
                 i += 1;
@@ -863,17 +1107,41 @@ fn statements(sql: &str) -> Vec<Vec<String>> {
         } else if c == '/' && next == Some('*') {
             flush(&mut word, &mut out);
             i += 2;
+            let executable = match chars.get(i) {
+                Some('!') => 1,
+                Some('M') if chars.get(i + 1) == Some(&'!') => 2,
+                _ => 0,
+            };
+            if executable > 0 {
+                // The body runs (when the server is at least the version that may follow).
+                i += executable;
+                while chars.get(i).is_some_and(char::is_ascii_digit) {
+                    i += 1;
+                }
+                in_executable_comment = true;
+                continue;
+            }
             while i + 1 < chars.len() && !(chars[i] == '*' && chars[i + 1] == '/') {
                 i += 1;
             }
             i += 2;
             continue;
+        } else if in_executable_comment && c == '*' && next == Some('/') {
+            flush(&mut word, &mut out);
+            in_executable_comment = false;
+            i += 2;
+            continue;
         } else if matches!(c, '\'' | '"' | '`') {
             flush(&mut word, &mut out);
             out.last_mut().expect("non-empty").push(c.to_string());
+            let backslash = match c {
+                '\'' => lexing.backslash_in_single,
+                '"' => lexing.backslash_in_double,
+                _ => false,
+            };
             i += 1;
             while i < chars.len() {
-                if chars[i] == '\\' && c != '`' {
+                if backslash && chars[i] == '\\' {
                     i += 2;
                     continue;
                 }
@@ -889,7 +1157,10 @@ fn statements(sql: &str) -> Vec<Vec<String>> {
         } else if c == ';' {
             flush(&mut word, &mut out);
             out.push(Vec::new());
-        } else if c.is_alphanumeric() || c == '_' || c == '@' || c == '.' {
+        } else if c == ':' {
+            flush(&mut word, &mut out);
+            out.last_mut().expect("non-empty").push(":".into());
+        } else if c.is_alphanumeric() || matches!(c, '_' | '@' | '.' | '$') {
             word.push(c);
         } else {
             flush(&mut word, &mut out);
@@ -964,6 +1235,21 @@ mod tests {
         );
     }
 
+    /// The verdict on `sql` when it means the same in every sql_mode (the server is never asked).
+    fn verdict(sql: &str) -> Option<Refusal> {
+        refusal(sql, || {
+            panic!("{sql:?} is unambiguous: the server must not be asked")
+        })
+    }
+
+    fn commits(sql: &str) -> Option<String> {
+        match verdict(sql) {
+            Some(Refusal::Commits(s)) => Some(s),
+            Some(Refusal::Opaque(s)) => panic!("{sql:?}: refused as opaque {s:?}"),
+            None => None,
+        }
+    }
+
     #[test]
     fn implicit_commit_statements_are_recognized() {
         let yes = [
@@ -975,25 +1261,139 @@ mod tests {
             ("start transaction", "START TRANSACTION"),
             ("LOCK TABLES t WRITE", "LOCK TABLES"),
             ("CREATE OR REPLACE TABLE t (a INT)", "CREATE OR"),
+            ("SET autocommit = 1", "SET AUTOCOMMIT"),
+            ("SET @a = 1, @@session.autocommit := 1", "SET @A"),
+            (
+                "SET STATEMENT max_statement_time = 5 FOR CREATE TABLE t (a INT)",
+                "CREATE TABLE",
+            ),
+            ("START SLAVE", "START SLAVE"),
         ];
         for (sql, found) in yes {
-            assert_eq!(
-                implicit_commit_statement(sql).as_deref(),
-                Some(found),
-                "{sql}"
-            );
+            assert_eq!(commits(sql).as_deref(), Some(found), "{sql}");
         }
         let no = [
             "INSERT INTO t VALUES ('CREATE TABLE x; DROP TABLE y')",
             "CREATE TEMPORARY TABLE t (a INT)",
+            "CREATE OR REPLACE TEMPORARY TABLE t (a INT)",
             "DROP TEMPORARY TABLE IF EXISTS t",
             "ROLLBACK TO SAVEPOINT a",
             "SELECT 1 -- ; DROP TABLE t",
+            "SELECT 1 --\t; DROP TABLE t",
+            "SELECT 1 # ; DROP TABLE t",
+            "SELECT 1 /* ; DROP TABLE t */",
+            "SELECT 1 /*+ MAX_EXECUTION_TIME(1) */",
             "UPDATE `drop` SET v = 1",
+            "UPDATE `a``; DROP TABLE t; ` SET v = 1",
             "SET @x = 'commit'; DELETE FROM t",
+            "SET @autocommit = 1",
+            "SET STATEMENT max_statement_time = 5 FOR SELECT 1",
+            "INSERT INTO t VALUES ('it''s; DROP TABLE t')",
         ];
         for sql in no {
-            assert_eq!(implicit_commit_statement(sql), None, "{sql}");
+            assert_eq!(verdict(sql), None, "{sql}");
         }
+    }
+
+    /// mysqldump writes `/*!40000 ALTER TABLE t DISABLE KEYS */`: the server runs the body.
+    #[test]
+    fn executable_comment_bodies_are_read_as_sql() {
+        for (sql, found) in [
+            ("/*!40000 ALTER TABLE t DISABLE KEYS */", "ALTER TABLE"),
+            ("/*! DROP TABLE t */", "DROP TABLE"),
+            ("/*!50000CREATE TABLE t (a INT)*/", "CREATE TABLE"),
+            ("/*M!100100 TRUNCATE t */", "TRUNCATE T"),
+            ("INSERT INTO t VALUES (1); /*!40101 COMMIT */", "COMMIT"),
+            ("SELECT 1 /*!, 2 */; /*!40000 DROP TABLE t */", "DROP TABLE"),
+            ("/*!40000 SELECT 1 */; RENAME TABLE a TO b", "RENAME TABLE"),
+        ] {
+            assert_eq!(commits(sql).as_deref(), Some(found), "{sql}");
+        }
+        assert_eq!(verdict("/*!40101 SET @x = 1 */; SELECT 1"), None);
+        assert_eq!(verdict("/*!40101 SET NAMES utf8mb4 */"), None);
+    }
+
+    /// MySQL starts a `--` comment only before whitespace or a control character.
+    #[test]
+    fn double_dash_needs_whitespace_to_start_a_comment() {
+        assert_eq!(
+            commits("SELECT 1--1; DROP TABLE t").as_deref(),
+            Some("DROP TABLE")
+        );
+        assert_eq!(
+            commits("SELECT 1 --x\n; TRUNCATE t").as_deref(),
+            Some("TRUNCATE T")
+        );
+        assert_eq!(verdict("SELECT 1 -- ; DROP TABLE t"), None);
+        assert_eq!(verdict("SELECT 1 --\n"), None);
+        assert_eq!(verdict("SELECT 1--"), None);
+    }
+
+    /// `'a\'; DROP TABLE t; -- '` is one string by default, but under NO_BACKSLASH_ESCAPES
+    /// the string ends at the backslash and the DROP runs; with ANSI_QUOTES, `"a\"` is an
+    /// identifier that ends there too.
+    #[test]
+    fn backslashes_are_read_in_the_session_sql_mode() {
+        let single = r"INSERT INTO t VALUES ('a\'); DROP TABLE t; -- ')";
+        let double = r#"INSERT INTO t VALUES ("a\"); DROP TABLE t; -- ")"#;
+        let cases = [
+            (single, "", false),
+            (single, "STRICT_TRANS_TABLES,NO_BACKSLASH_ESCAPES", true),
+            (single, "ANSI_QUOTES", false),
+            (double, "STRICT_TRANS_TABLES", false),
+            (double, "ANSI_QUOTES", true),
+            (double, "NO_BACKSLASH_ESCAPES", true),
+        ];
+        for (sql, mode, refused) in cases {
+            let mut asked = false;
+            let found = refusal(sql, || {
+                asked = true;
+                Some(Lexing::from_sql_mode(mode))
+            });
+            assert!(asked, "{sql}: ambiguous, so the server is asked");
+            assert_eq!(found.is_some(), refused, "{sql} under {mode:?}: {found:?}");
+        }
+        // The server cannot say: refused.
+        assert!(refusal(single, || None).is_some());
+        // The batch changes sql_mode itself: refused without asking.
+        let sets_mode = format!("SET sql_mode = 'NO_BACKSLASH_ESCAPES'; {single}");
+        assert!(refusal(&sets_mode, || panic!("must not ask")).is_some());
+        // A backslash that changes nothing: not asked.
+        assert_eq!(verdict(r"INSERT INTO t VALUES ('a\b'), ('c')"), None);
+    }
+
+    /// Their text does not show what they run.
+    #[test]
+    fn procedures_prepared_and_compound_statements_are_refused() {
+        for (sql, found) in [
+            ("CALL make_tables()", "CALL"),
+            ("PREPARE s FROM 'CREATE TABLE t (a INT)'", "PREPARE"),
+            (
+                "SET @q = 'DROP TABLE t'; PREPARE s FROM @q; EXECUTE s",
+                "PREPARE",
+            ),
+            ("EXECUTE IMMEDIATE 'DROP TABLE t'", "EXECUTE"),
+            ("IF 1 THEN CREATE TABLE t (a INT); END IF", "IF"),
+            ("lbl: LOOP LEAVE lbl; END LOOP", "LBL:"),
+            ("WHILE 0 DO SELECT 1; END WHILE", "WHILE"),
+            ("/*!50000 CALL p() */", "CALL"),
+        ] {
+            assert_eq!(verdict(sql), Some(Refusal::Opaque(found.into())), "{sql}");
+        }
+        assert_eq!(
+            verdict("BEGIN NOT ATOMIC CREATE TABLE t (a INT); END"),
+            Some(Refusal::Commits("BEGIN NOT".into()))
+        );
+        assert_eq!(verdict("SELECT 'CALL p()'; DEALLOCATE PREPARE s"), None);
+    }
+
+    #[test]
+    fn debug_never_shows_the_password() {
+        let t = parse_url("mysql://u:s3cr%40t@h/db").unwrap();
+        let text = format!("{t:?}");
+        assert!(!text.contains("s3cr") && text.contains("***"), "{text}");
+        let m = MySqlStateManager::new("mysql://u:s3cr%40t@h/db");
+        let text = format!("{m:?}");
+        assert!(!text.contains("s3cr") && text.contains("u:***@h"), "{text}");
     }
 }
