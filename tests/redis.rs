@@ -1183,15 +1183,18 @@ fn not_connected_and_bad_options() {
 
 #[test]
 fn isolation_none_uses_the_url_database_and_never_touches_lease_keys() {
+    // A server of this test alone: a concurrent run of this test would roll back (or
+    // restore) this one's keys under the same prefix.
+    let server = PrivateServer::start(&[]);
     // Prefix "venomqa:" on database 0 covers the lease keys of every running test: they
     // must survive the rollback untouched.
     let mut m = connected(
-        RedisStateManager::new(&format!("{}/0", url()))
+        RedisStateManager::new(&format!("{}/0", server.url()))
             .isolation(Isolation::None)
             .key_prefix("venomqa:"),
     );
     assert_eq!((m.database(), m.lease_owner()), (0, None));
-    let mut home = observer(0);
+    let mut home = server.observer(0);
     let fake = format!("{LEASE_KEY_PREFIX}vq_redis_fake_{}", std::process::id());
     let mine = format!("venomqa:vq_redis_none_{}", std::process::id());
     m.checkpoint("start").unwrap();
