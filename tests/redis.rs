@@ -3,6 +3,10 @@
 //! `redis://127.0.0.1:6379`). Every assertion reads Redis back through an independent
 //! connection (`observer`), never through the manager under test.
 //!
+//! Tests that need specific databases, fixed key names or server settings start a
+//! `redis-server` of their own on a free port (`PrivateServer`, killed at the end), so they
+//! never race other test processes; `redis-server` must be on the PATH.
+//!
 //! Keys are named `vq_redis_*`. Special configurations (prefix isolation, a bigger pool)
 //! live in a `venomqa.yaml` this file writes to a temporary directory.
 //!
