@@ -113,7 +113,7 @@ fn panel(
             .x_desc(x_desc)
             .y_desc("median time (log scale)")
             .x_label_formatter(&|x| format!("{x:.0}"))
-            .y_label_formatter(&|y| crate::harness::fmt_us(*y))
+            .y_label_formatter(&|y| axis_label(*y))
             .draw()?;
     } else {
         // Any mesh text needs a font: draw the plotting area's frame only.
@@ -136,11 +136,29 @@ fn panel(
     }
     if text {
         ctx.configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
+            .position(match chart {
+                // The size curves rise to the right: the upper left is free.
+                Chart::Size => SeriesLabelPosition::UpperLeft,
+                Chart::Share => SeriesLabelPosition::UpperRight,
+            })
             .background_style(WHITE.mix(0.8))
             .border_style(BLACK)
             .label_font(("sans-serif", 14))
             .draw()?;
     }
     Ok(())
+}
+
+/// "10 us", "1.5 ms", "100 s": an axis label in the unit that reads best.
+fn axis_label(us: f64) -> String {
+    let (value, unit) = if us >= 1e6 {
+        (us / 1e6, "s")
+    } else if us >= 1e3 {
+        (us / 1e3, "ms")
+    } else {
+        (us, "us")
+    };
+    let text = format!("{value:.1}");
+    let text = text.strip_suffix(".0").unwrap_or(&text);
+    format!("{text} {unit}")
 }
