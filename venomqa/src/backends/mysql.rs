@@ -31,8 +31,16 @@
 //! - with `transaction: xa` the server itself refuses them (error 1399) whatever
 //!   connection API the code under test uses.
 //!
+//! **Session state.** Before every lease the pool resets the connection
+//! (`COM_RESET_CONNECTION`, see [`health_check`](MySqlStateManager::health_check)), so a
+//! test's temporary tables, user and session variables (`FOREIGN_KEY_CHECKS`, `sql_mode`),
+//! named locks and `USE` never reach the next test; the first checkpoint selects the
+//! URL's database again in the same round trip as `START TRANSACTION`.
+//!
 //! **Not rolled back:** AUTO_INCREMENT counters (InnoDB never gives ids back; a test that
-//! inserts moves the counter on), and anything committed (DDL, [`MySqlStateManager::commit`]).
+//! inserts moves the counter on), anything committed (DDL, [`MySqlStateManager::commit`]),
+//! and session state within a test (a temporary table made inside a checkpoint block
+//! outlives the block; it is gone at the next lease).
 //!
 //! ```
 //! use venomqa::mysql::{driver::prelude::Queryable, MySqlSession};
