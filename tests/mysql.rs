@@ -1054,6 +1054,41 @@ fn session_state_does_not_leak_into_the_next_test_on_the_same_connection() {
     assert_eq!((stats.opened, stats.replaced), (1, 0), "{stats:?}");
 }
 
+/// A `setup:` script that turns foreign key checks off (as a mysqldump header does) runs
+/// on the pool's first connection, which goes to the first test without a lease check:
+/// that test must still have them on.
+#[test]
+fn setup_script_session_state_does_not_reach_the_first_test() {
+    schema();
+    let dir = std::env::temp_dir().join(unique("vq_mysql_setup"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("schema.sql");
+    std::fs::write(
+        &file,
+        "/*!40014 SET FOREIGN_KEY_CHECKS = 0 */;\nSET @vq_setup = 1;\n",
+    )
+    .unwrap();
+    let mut config = BackendConfig::new("mysql").with_url(url());
+    config.entry = "vq_mysql_setup_state".into();
+    config.pool_size = Some(1);
+    config.setup = Some(file);
+    let pool = venomqa::registry::pool(&config).unwrap();
+    let mut db = MySqlSession::begin(pool.lease().unwrap(), "first").unwrap();
+    let (checks, variable): (i64, Option<i64>) = db
+        .conn()
+        .query_first("SELECT @@FOREIGN_KEY_CHECKS, @vq_setup")
+        .unwrap()
+        .unwrap();
+    assert_eq!((checks, variable), (1, None));
+    assert!(db
+        .conn()
+        .query_drop("INSERT INTO vq_mysql_fk_child (parent_id) VALUES (-1)")
+        .is_err());
+    db.finish().unwrap();
+    assert_eq!(pool.stats().opened, 1);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 // ---------------------------------------------------------------- scripts and health
 
 #[test]
@@ -1077,6 +1112,19 @@ fn execute_script_runs_every_statement_and_reports_a_later_error() {
         ))
         .unwrap_err();
     assert!(e.to_string().contains("vq_mysql_no_such_table"), "{e}");
+    // The session state a script leaves (as a dump's header does) does not outlive it.
+    m.execute_script("SET FOREIGN_KEY_CHECKS = 0, @vq_script = 1; CREATE TEMPORARY TABLE vq_mysql_script_tmp (v INT)")
+        .unwrap();
+    let (checks, variable): (i64, Option<i64>) = m
+        .conn()
+        .query_first("SELECT @@FOREIGN_KEY_CHECKS, @vq_script")
+        .unwrap()
+        .unwrap();
+    assert_eq!((checks, variable), (1, None));
+    assert!(m
+        .conn()
+        .query_drop("SELECT * FROM vq_mysql_script_tmp")
+        .is_err());
     m.execute_script(&format!("DROP TABLE {table}")).unwrap();
 }
 

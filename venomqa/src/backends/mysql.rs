@@ -926,9 +926,21 @@ impl StateManager for MySqlStateManager {
         }
     }
 
+    /// Runs `script` (statements separated by `;`), reporting an error in any of them.
+    /// Afterwards, when no checkpoint is active, the session is reset (as
+    /// [`health_check`](Self::health_check) does), so the session state a script leaves
+    /// behind (a dump's `SET FOREIGN_KEY_CHECKS = 0`, variables, temporary tables) does
+    /// not reach the first test, which the pool hands this fresh connection without a
+    /// health check. Its data and schema changes stay.
     fn execute_script(&mut self, script: &str) -> Result<()> {
+        let idle = self.base.checkpoints().is_empty();
         let conn = self.try_conn()?;
-        run_batch(conn, script).map_err(|e| Error::backend(NAME, "running a setup script", e))
+        let result =
+            run_batch(conn, script).map_err(|e| Error::backend(NAME, "running a setup script", e));
+        if idle && conn.reset().is_err() {
+            self.broken = true;
+        }
+        result
     }
 }
 
