@@ -1079,12 +1079,13 @@ fn refusal_of(words: &[String]) -> Option<Refusal> {
         "CACHE" | "LOAD" => second == "INDEX",
         // SET PASSWORD; SET [SESSION] autocommit = 1, SET @@autocommit := 1, SET a = 1,
         // autocommit = 1, ...
+        "SET" if second == "PASSWORD" => true,
         "SET" => {
-            second == "PASSWORD"
-                || w.iter().any(|x| {
-                    let user_variable = x.starts_with('@') && !x.starts_with("@@");
-                    x.ends_with("AUTOCOMMIT") && !user_variable
-                })
+            let autocommit = w.iter().any(|x| {
+                let user_variable = x.starts_with('@') && !x.starts_with("@@");
+                x.ends_with("AUTOCOMMIT") && !user_variable
+            });
+            return autocommit.then(|| Refusal::Commits("SET autocommit".into()));
         }
         _ => false,
     };
@@ -1281,8 +1282,9 @@ mod tests {
             ("start transaction", "START TRANSACTION"),
             ("LOCK TABLES t WRITE", "LOCK TABLES"),
             ("CREATE OR REPLACE TABLE t (a INT)", "CREATE OR"),
-            ("SET autocommit = 1", "SET AUTOCOMMIT"),
-            ("SET @a = 1, @@session.autocommit := 1", "SET @A"),
+            ("SET autocommit = 1", "SET autocommit"),
+            ("SET @a = 1, @@session.autocommit := 1", "SET autocommit"),
+            ("SET PASSWORD = 'x'", "SET PASSWORD"),
             (
                 "SET STATEMENT max_statement_time = 5 FOR CREATE TABLE t (a INT)",
                 "CREATE TABLE",
