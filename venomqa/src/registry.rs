@@ -379,6 +379,16 @@ impl Pool {
                     cause,
                 })?;
         }
+        // Every manager passes its health check before a test gets it, the first one too:
+        // backends use it to clear session state, such as what a setup script left.
+        if !manager.health_check() {
+            return Err(Error::backend(
+                &self.config.backend,
+                "health check of a new connection",
+                "the connection failed its health check right after it was opened (and set up); \
+                 check the server's logs and the setup step",
+            ));
+        }
         Ok(manager)
     }
 
