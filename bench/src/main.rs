@@ -223,3 +223,18 @@ fn replace_between(text: &str, name: &str, content: &str) -> String {
         _ => text.to_owned(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::replace_between;
+
+    #[test]
+    fn replaces_only_between_the_markers() {
+        let text = "a\n<!-- t:start -->\nold\n<!-- t:end -->\nb\n";
+        assert_eq!(
+            replace_between(text, "t", "new\n"),
+            "a\n<!-- t:start -->\nnew\n<!-- t:end -->\nb\n"
+        );
+        assert_eq!(replace_between(text, "other", "new\n"), text);
+    }
+}

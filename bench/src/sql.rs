@@ -578,3 +578,15 @@ mod tests {
         assert_eq!(with_db("postgres://h", "x"), "postgres://h/x");
     }
 }
+
+#[cfg(test)]
+mod growth_tests {
+    use super::describe_growth;
+
+    #[test]
+    fn words_the_growth() {
+        assert!(describe_growth(&[(100.0, 10.0), (100_000.0, 11.0)]).contains("flat"));
+        assert!(describe_growth(&[(100.0, 10.0), (100_000.0, 9_000.0)]).contains("linear"));
+        assert_eq!(describe_growth(&[]), "not measured");
+    }
+}
