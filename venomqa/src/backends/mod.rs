@@ -33,3 +33,24 @@ pub(crate) fn builtins() -> Vec<crate::registry::Backend> {
     all.push(mongodb::backend());
     all
 }
+
+/// Runs `work` (a driver's connect) on a helper thread and waits at most `timeout` for it.
+///
+/// Drivers' own timeouts bound the TCP connect but not the handshake, so a host that
+/// accepts the connection and never answers would block a test for minutes. On time-out the
+/// thread is abandoned (it ends when its socket does). `Ok(None)` means the time ran out;
+/// `Err` that the thread could not be started.
+#[cfg(any(feature = "mysql", feature = "postgres"))]
+pub(crate) fn within<T: Send + 'static>(
+    thread_name: &str,
+    timeout: std::time::Duration,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> std::io::Result<Option<T>> {
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name(thread_name.to_owned())
+        .spawn(move || {
+            let _ = sender.send(work());
+        })?;
+    Ok(receiver.recv_timeout(timeout).ok())
+}

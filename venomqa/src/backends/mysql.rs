@@ -713,17 +713,14 @@ impl StateManager for MySqlStateManager {
         // The driver's TCP timeout does not cover the handshake (a host that accepts the
         // connection and never answers would block for minutes), so the whole attempt
         // runs on a helper thread and is abandoned when the timeout passes.
-        let (sender, receiver) = std::sync::mpsc::channel();
-        std::thread::Builder::new()
-            .name("venomqa-mysql-connect".into())
-            .spawn(move || {
-                let _ = sender.send(Conn::new(opts));
-            })
+        let attempt = super::within("venomqa-mysql-connect", timeout, move || Conn::new(opts))
             .map_err(|e| failed(format!("could not start the connecting thread: {e}")))?;
-        let conn = match receiver.recv_timeout(timeout) {
-            Ok(Ok(conn)) => conn,
-            Ok(Err(e)) => return Err(failed(format!("refused the connection or the login: {e}"))),
-            Err(_) => {
+        let conn = match attempt {
+            Some(Ok(conn)) => conn,
+            Some(Err(e)) => {
+                return Err(failed(format!("refused the connection or the login: {e}")))
+            }
+            None => {
                 return Err(failed(
                     "did not complete the connection handshake in time".into(),
                 ))

@@ -693,18 +693,15 @@ impl StateManager for PostgresStateManager {
         // authentication exchange (a server that accepts and never answers would block
         // forever), so the whole attempt runs on a helper thread and is abandoned when the
         // timeout passes.
-        let (sender, receiver) = std::sync::mpsc::channel();
         let attempt = config.clone();
-        std::thread::Builder::new()
-            .name("venomqa-postgres-connect".into())
-            .spawn(move || {
-                let _ = sender.send(attempt.connect(NoTls));
-            })
-            .map_err(|e| failed(format!("could not start the connecting thread: {e}")))?;
-        let client = match receiver.recv_timeout(timeout) {
-            Ok(Ok(client)) => client,
-            Ok(Err(e)) => return Err(failed(describe(&e))),
-            Err(_) => {
+        let attempt = super::within("venomqa-postgres-connect", timeout, move || {
+            attempt.connect(NoTls)
+        })
+        .map_err(|e| failed(format!("could not start the connecting thread: {e}")))?;
+        let client = match attempt {
+            Some(Ok(client)) => client,
+            Some(Err(e)) => return Err(failed(describe(&e))),
+            None => {
                 return Err(failed(
                     "no connection with a completed startup and authentication handshake within the \
                      timeout (the host did not answer, or accepted the connection and never replied: is \
