@@ -241,35 +241,15 @@ fn measured(report: &mut Report, url: &'static str, db: &Database, quick: bool) 
         })?;
         R::Ok((floor, empty, write))
     });
-    let mut floor = raw_floor;
-    match per_test {
-        Ok(Ok((conn_floor, empty, write))) => {
-            floor = conn_floor;
-            let in_rt = |s: &Stats| format!("{:.1} round trips", s.median_us() / floor.median_us());
-            report.add(NAME, section, FLOOR, floor, "the floor");
-            report.add(
-                NAME,
-                section,
-                "venomqa test, empty body",
-                empty,
-                in_rt(&empty),
-            );
-            report.add(
-                NAME,
-                section,
-                "venomqa test, writes 1 document",
-                write,
-                in_rt(&write),
-            );
-        }
-        Ok(Err(err)) => report.skip(NAME, section, "venomqa test", err),
-        Err(_) => report.skip(
+    let floor = report
+        .per_test(
             NAME,
             section,
-            "venomqa test",
-            "the venomqa test panicked (see above)",
-        ),
-    }
+            FLOOR,
+            "venomqa test, writes 1 document",
+            per_test,
+        )
+        .unwrap_or(raw_floor);
     let write_us = report.median_us(NAME, "venomqa test, writes 1 document");
 
     // Baseline: drop the database after each test.

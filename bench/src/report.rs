@@ -110,6 +110,39 @@ impl Report {
     }
 
     /// Prints a line saying a whole backend is skipped.
+    /// Records the per-test rows of a backend: the round trip measured on the test's own
+    /// connection (`floor_case`), and the venomqa test with an empty body and with one write
+    /// (`write_case`), each in round trips of that floor. `measured` is the outcome of
+    /// measuring them (under `catch_unwind`); on failure both test rows say why. Returns the
+    /// floor measured, if any.
+    pub fn per_test(
+        &mut self,
+        backend: &str,
+        section: &'static str,
+        floor_case: &str,
+        write_case: &str,
+        measured: std::thread::Result<Result<(Stats, Stats, Stats), String>>,
+    ) -> Option<Stats> {
+        let empty_case = "venomqa test, empty body";
+        let measured =
+            measured.unwrap_or_else(|_| Err("the venomqa test panicked (see above)".to_owned()));
+        match measured {
+            Ok((floor, empty, write)) => {
+                let in_rt =
+                    |s: &Stats| format!("{:.1} round trips", s.median_us() / floor.median_us());
+                self.add(backend, section, floor_case, floor, "the floor");
+                self.add(backend, section, empty_case, empty, in_rt(&empty));
+                self.add(backend, section, write_case, write, in_rt(&write));
+                Some(floor)
+            }
+            Err(why) => {
+                self.skip(backend, section, empty_case, why.clone());
+                self.skip(backend, section, write_case, why);
+                None
+            }
+        }
+    }
+
     pub fn note(&mut self, line: impl Into<String>) {
         let line = line.into();
         println!("{line}");

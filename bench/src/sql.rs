@@ -236,28 +236,7 @@ impl SqlBench {
             .expect("infallible");
             (floor, empty, write)
         });
-        match outcome {
-            Ok((floor, empty, write)) => {
-                let in_rt = |us: f64| format!("{:.1} round trips", us / floor.median_us());
-                report.add(name, section, FLOOR, floor, "the floor");
-                report.add(name, section, VQ_EMPTY, empty, in_rt(empty.median_us()));
-                report.add(name, section, VQ_WRITE, write, in_rt(write.median_us()));
-            }
-            Err(_) => {
-                report.skip(
-                    name,
-                    section,
-                    VQ_EMPTY,
-                    "the venomqa test panicked (see above)",
-                );
-                report.skip(
-                    name,
-                    section,
-                    VQ_WRITE,
-                    "the venomqa test panicked (see above)",
-                );
-            }
-        }
+        report.per_test(name, section, FLOOR, VQ_WRITE, outcome.map(Ok));
     }
 
     fn add_baseline(
