@@ -4,19 +4,20 @@
 use std::panic;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use venomqa::__private::{run_test, TestSpec};
-use venomqa::config::{Config, Selection};
+use venomqa::checkpoint::{Name, Stack};
 use venomqa::{
-    registry, venom_test, BackendConfig, BaseStateManager, Error, Result, Session, StateManager,
+    registry, venom_test, BackendConfig, Error, Result, Session, SessionManager, StateManager,
+    TestOutcome,
 };
 
-/// A small user backend: a list of strings whose checkpoints remember its length. It can
-/// be told to fail its next health check or its next rollback.
+/// A small hand-written backend (the reference document's way): a list of strings whose
+/// checkpoints remember its length, on a [`Stack`] that keeps the rules. It can be told
+/// to fail its next health check or its next rollback.
 struct Journal {
-    base: BaseStateManager,
+    stack: Stack<usize>,
+    connected: bool,
     id: usize,
     entries: Vec<String>,
-    marks: Vec<usize>,
     fail_health: &'static AtomicBool,
     fail_discard: &'static AtomicBool,
 }
@@ -27,46 +28,54 @@ static NEVER: AtomicBool = AtomicBool::new(false);
 impl Journal {
     fn new(fail_health: &'static AtomicBool, fail_discard: &'static AtomicBool) -> Self {
         Journal {
-            base: BaseStateManager::new("journal", "journal://"),
+            stack: Stack::new("journal"),
+            connected: false,
             id: IDS.fetch_add(1, Ordering::SeqCst),
             entries: Vec::new(),
-            marks: Vec::new(),
             fail_health,
             fail_discard,
+        }
+    }
+
+    fn ensure_connected(&self) -> Result<()> {
+        if self.connected {
+            Ok(())
+        } else {
+            Err(Error::NotConnected {
+                backend: "journal".into(),
+            })
         }
     }
 }
 
 impl StateManager for Journal {
     fn connect(&mut self) -> Result<()> {
-        self.base.set_connected(true);
+        self.connected = true;
         Ok(())
     }
     fn disconnect(&mut self) -> Result<()> {
-        self.base.set_connected(false);
+        self.connected = false;
+        self.stack.clear();
         Ok(())
     }
     fn checkpoint(&mut self, name: &str) -> Result<()> {
-        let (len, marks) = (self.entries.len(), &mut self.marks);
-        self.base.checkpoint(name, |_, _| {
-            marks.push(len);
-            Ok(())
-        })
+        self.ensure_connected()?;
+        let len = self.entries.len();
+        self.stack.push(name, |_| Ok(len))
     }
     fn rollback(&mut self, name: &str) -> Result<()> {
-        let (entries, marks) = (&mut self.entries, &mut self.marks);
-        self.base.rollback(name, |i, _| {
-            entries.truncate(marks[i]);
-            marks.truncate(i + 1);
-            Ok(())
-        })
+        self.ensure_connected()?;
+        let entries = &mut self.entries;
+        self.stack
+            .rollback(name, |_, &len| {
+                entries.truncate(len);
+                Ok(())
+            })
+            .map(drop)
     }
     fn release(&mut self, name: &str) -> Result<()> {
-        let marks = &mut self.marks;
-        self.base.release(name, |i, _| {
-            marks.truncate(i);
-            Ok(())
-        })
+        self.ensure_connected()?;
+        self.stack.release(name, |_, _| Ok(())).map(drop)
     }
     fn discard(&mut self, name: &str) -> Result<()> {
         if self.fail_discard.swap(false, Ordering::SeqCst) {
@@ -80,16 +89,16 @@ impl StateManager for Journal {
         self.release(name)
     }
     fn reset(&mut self) -> Result<()> {
+        self.ensure_connected()?;
         self.entries.clear();
-        self.marks.clear();
-        self.base.clear_checkpoints();
+        self.stack.clear();
         Ok(())
     }
     fn is_connected(&self) -> bool {
-        self.base.is_connected()
+        self.connected
     }
-    fn checkpoints(&self) -> &[String] {
-        self.base.checkpoints()
+    fn checkpoints(&self) -> &[Name] {
+        self.stack.names()
     }
     fn health_check(&mut self) -> bool {
         self.is_connected() && !self.fail_health.swap(false, Ordering::SeqCst)
@@ -127,7 +136,7 @@ venomqa::register_setup!("journal_setup", |m: &mut dyn StateManager| {
 });
 venomqa::register_backend!("unreachable", |config: &BackendConfig| -> Result<Journal> {
     let url = config.url_or("journal://admin:hunter2@10.255.255.1:9/x");
-    Err(Error::connection(
+    Err(Error::connect(
         "unreachable",
         url,
         format!("timed out talking to {url}"),
@@ -142,35 +151,30 @@ venomqa::register_backend!("journal_panicky", |_: &BackendConfig| {
     Ok(Journal::new(&NEVER, &NEVER))
 });
 
-fn spec(backend: &'static str) -> TestSpec {
-    TestSpec {
-        test: "core",
-        backend: Some(backend),
-        url: None,
-        config: None,
-        manifest_dir: env!("CARGO_MANIFEST_DIR"),
-    }
+/// Runs `body` on `backend` as `#[venom_test(backend = ..)]` does.
+fn test<M: ?Sized + SessionManager, R: TestOutcome>(
+    backend: &str,
+    body: impl FnOnce(&mut Session<M>) -> R,
+) -> R {
+    Session::<M>::builder()
+        .backend(backend)
+        .name("core")
+        .run(body)
 }
 
 /// Runs a test body on `backend` and returns what it computed.
 fn inside<R>(backend: &'static str, body: impl FnOnce(&mut Session<Journal>) -> R) -> R {
     let mut out = None;
-    run_test(&spec(backend), |j: &mut Session<Journal>| {
-        out = Some(body(j))
-    });
+    test(backend, |j: &mut Session<Journal>| out = Some(body(j)));
     out.expect("the body ran")
 }
 
 /// The counters of the pool the runner uses for `backend` (resolved the same way).
-fn pool_stats(backend: &str) -> registry::PoolStats {
-    let config = Config::discover(std::path::Path::new(env!("CARGO_MANIFEST_DIR")))
+fn pool_stats(backend: &str) -> venomqa::pool::PoolStats {
+    Session::<dyn StateManager>::builder()
+        .backend(backend)
+        .pool_stats()
         .unwrap()
-        .resolve(Selection {
-            backend: Some(backend),
-            ..Default::default()
-        })
-        .unwrap();
-    registry::pool(&config).unwrap().stats()
 }
 
 #[test]
@@ -201,19 +205,18 @@ fn a_user_backend_is_rolled_back_after_pass_err_and_panic() {
     // The journal pool has one manager (the default for user backends), so each test
     // below gets the same manager back, and what it holds is what the last test left.
     let leftover = |s: &mut Session<Journal>| s.manager().entries.len();
-    run_test(&spec("journal"), |j: &mut Session<Journal>| {
+    test("journal", |j: &mut Session<Journal>| {
         j.manager().entries.push("pass".into())
     });
     assert_eq!(inside("journal", leftover), 0);
-    let r: std::result::Result<(), &str> =
-        run_test(&spec("journal"), |j: &mut Session<Journal>| {
-            j.manager().entries.push("err".into());
-            Err("failed")
-        });
+    let r: std::result::Result<(), &str> = test("journal", |j: &mut Session<Journal>| {
+        j.manager().entries.push("err".into());
+        Err("failed")
+    });
     assert_eq!(r, Err("failed"));
     assert_eq!(inside("journal", leftover), 0);
     let caught = panic::catch_unwind(|| {
-        run_test::<_, ()>(&spec("journal"), |j: &mut Session<Journal>| {
+        test::<_, ()>("journal", |j: &mut Session<Journal>| {
             j.manager().entries.push("panic".into());
             panic!("boom");
         })
@@ -242,7 +245,7 @@ fn a_manager_failing_its_health_check_is_replaced() {
 fn a_manager_that_cannot_roll_back_fails_the_test_and_is_dropped() {
     let first = inside("journal_discard", |j| j.manager().id);
     let caught = panic::catch_unwind(|| {
-        run_test(&spec("journal_discard"), |j: &mut Session<Journal>| {
+        test("journal_discard", |j: &mut Session<Journal>| {
             DISCARD_FAILS.store(true, Ordering::SeqCst);
             j.manager().entries.push("stuck".into());
         })
@@ -252,7 +255,8 @@ fn a_manager_that_cannot_roll_back_fails_the_test_and_is_dropped() {
         .downcast::<String>()
         .unwrap();
     assert!(
-        message.contains("passed, but its changes could not be rolled back"),
+        message
+            .contains("failed: the rollback at its end failed (its body finished without error)"),
         "{message}"
     );
     assert!(
@@ -260,7 +264,7 @@ fn a_manager_that_cannot_roll_back_fails_the_test_and_is_dropped() {
         "{message}"
     );
     let caught = panic::catch_unwind(|| {
-        run_test(&spec("journal_discard"), |_: &mut Session<Journal>| {
+        test("journal_discard", |_: &mut Session<Journal>| {
             DISCARD_FAILS.store(true, Ordering::SeqCst);
             Err::<(), _>("the body's own error")
         })
@@ -270,10 +274,13 @@ fn a_manager_that_cannot_roll_back_fails_the_test_and_is_dropped() {
         .downcast::<String>()
         .unwrap();
     assert!(
-        message.contains("returned Err(\"the body's own error\")"),
+        message.contains("its body returned Err(\"the body's own error\")"),
         "{message}"
     );
-    assert!(message.contains("could not be rolled back"), "{message}");
+    assert!(
+        message.contains("the rollback at its end failed"),
+        "{message}"
+    );
     let next = inside("journal_discard", |j| {
         (j.manager().id, j.manager().entries.len())
     });
@@ -284,19 +291,24 @@ fn a_manager_that_cannot_roll_back_fails_the_test_and_is_dropped() {
 
 #[test]
 fn a_panicking_factory_does_not_use_up_the_pool() {
-    let mut config = BackendConfig::new("journal_panicky");
-    config.lease_timeout = Some(std::time::Duration::from_secs(5));
-    let pool = registry::pool(&config).unwrap();
-    assert_eq!(pool.stats().size, 1);
-    assert!(panic::catch_unwind(panic::AssertUnwindSafe(|| pool.lease())).is_err());
+    let open = || {
+        Session::<Journal>::builder()
+            .backend("journal_panicky")
+            .open()
+    };
+    assert_eq!(pool_stats("journal_panicky").size, 1);
+    assert!(
+        panic::catch_unwind(open).is_err(),
+        "the factory's panic goes on"
+    );
     assert_eq!(
-        pool.stats().live,
+        pool_stats("journal_panicky").live,
         0,
         "the slot came back when the factory panicked"
     );
-    let lease = pool.lease().expect("a new manager in the freed slot");
-    assert_eq!(pool.stats().live, 1);
-    drop(lease);
+    let session = open().expect("a new manager in the freed slot");
+    assert_eq!(pool_stats("journal_panicky").live, 1);
+    drop(session);
 }
 
 #[test]
@@ -308,7 +320,7 @@ fn setup_runs_once_per_process_before_the_first_lease() {
         for _ in 0..6 {
             scope.spawn(|| {
                 for _ in 0..5 {
-                    run_test(&spec("journal_setup"), |j: &mut Session<Journal>| {
+                    test("journal_setup", |j: &mut Session<Journal>| {
                         // Only the first manager was seeded; the others start empty.
                         assert!(j.manager().entries.len() <= 1);
                         j.manager().entries.push("x".into());
@@ -345,7 +357,7 @@ fn a_mistyped_session_parameter_is_a_clear_error() {
 
 #[test]
 fn connection_errors_never_show_the_password() {
-    let caught = panic::catch_unwind(|| run_test(&spec("unreachable"), |_: &mut Session| ()));
+    let caught = panic::catch_unwind(|| test("unreachable", |_: &mut Session| ()));
     let message = *caught
         .expect_err("cannot start")
         .downcast::<String>()
@@ -365,16 +377,31 @@ fn a_bad_configuration_file_names_the_file_and_the_key() {
     std::fs::create_dir_all(dir.join("crate/src")).unwrap();
     std::fs::write(
         dir.join("venomqa.yaml"),
-        "backends:\n  mysql:\n    pool_sise: 4\n",
+        "backends:\n  sqlite:\n    pool_sise: 4\n",
     )
     .unwrap();
-    let err = Config::discover(&dir.join("crate/src")).unwrap_err();
+    let err = Session::<dyn StateManager>::builder()
+        .config_dir(dir.join("crate/src"))
+        .backend("sqlite")
+        .open()
+        .unwrap_err();
     let text = err.to_string();
     assert!(
         text.contains(&dir.join("venomqa.yaml").display().to_string()),
         "{text}"
     );
-    assert!(text.contains("backends.mysql.pool_sise"), "{text}");
+    assert!(text.contains("backends.sqlite.pool_sise"), "{text}");
+    assert!(
+        text.contains("pool_size"),
+        "the valid keys are listed: {text}"
+    );
+    assert!(text.len() < 400, "{text}");
+    std::fs::write(dir.join("venomqa.yaml"), "db_backnd: sqlite\n").unwrap();
+    let err = Session::<dyn StateManager>::builder()
+        .config_dir(dir.join("crate"))
+        .open()
+        .unwrap_err();
+    assert!(err.to_string().contains("`db_backnd`"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -383,12 +410,9 @@ fn a_bad_configuration_file_names_the_file_and_the_key() {
 #[test]
 fn environment_overrides_the_file() {
     if let Ok(expected) = std::env::var("VENOMQA_TEST_EXPECT") {
-        let config = Config::discover(std::path::Path::new(env!("CARGO_MANIFEST_DIR"))).unwrap();
-        let resolved = config
-            .resolve(Selection {
-                entry: Some("sqlite_file"),
-                ..Default::default()
-            })
+        let resolved = Session::<dyn StateManager>::builder()
+            .entry("sqlite_file")
+            .config()
             .unwrap();
         let fields = format!(
             "{}|{:?}|{}",
@@ -429,4 +453,55 @@ fn environment_overrides_the_file() {
         ],
         "sqlite|Some(\"sqlite::memory:\")|5",
     );
+}
+
+/// The hand-written route passes the checkpoint-semantics suite too.
+#[test]
+fn a_hand_written_backend_passes_the_conformance_suite() {
+    struct Entries;
+    impl venomqa::conformance::Probe for Entries {
+        fn insert(&self, m: &mut dyn StateManager, value: i64) -> Result<()> {
+            m.downcast_mut::<Journal>()
+                .unwrap()
+                .entries
+                .push(value.to_string());
+            Ok(())
+        }
+        fn values(&self, m: &mut dyn StateManager) -> Result<Vec<i64>> {
+            let journal = m.downcast_mut::<Journal>().unwrap();
+            Ok(journal
+                .entries
+                .iter()
+                .filter_map(|e| e.parse().ok())
+                .collect())
+        }
+    }
+    venomqa::conformance::run("journal", Entries);
+}
+
+/// The in-memory backend passes the suite, and keeps the stack on failed hooks.
+#[test]
+fn the_memory_backend_passes_the_conformance_suite() {
+    struct Keys;
+    impl venomqa::conformance::Probe for Keys {
+        fn insert(&self, m: &mut dyn StateManager, value: i64) -> Result<()> {
+            let m = m
+                .downcast_mut::<venomqa::memory::MemoryStateManager>()
+                .unwrap();
+            m.connection()?.set(format!("probe:{value}"), "");
+            Ok(())
+        }
+        fn values(&self, m: &mut dyn StateManager) -> Result<Vec<i64>> {
+            let m = m
+                .downcast_mut::<venomqa::memory::MemoryStateManager>()
+                .unwrap();
+            Ok(m.connection()?
+                .data()
+                .keys()
+                .filter_map(|k| k.strip_prefix("probe:")?.parse().ok())
+                .collect())
+        }
+    }
+    venomqa::conformance::run("memory", Keys);
+    venomqa::conformance::faults(venomqa::memory::Memory);
 }

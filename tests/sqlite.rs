@@ -7,20 +7,14 @@
 use std::panic::{self, AssertUnwindSafe};
 use std::time::Duration;
 
-use venomqa::__private::{run_test, TestSpec};
-use venomqa::sqlite::SqliteSession;
-use venomqa::{venom_test, Error, Session};
+use venomqa::sqlite::{Sqlite, SqliteSession, SqliteStateManager};
+use venomqa::{venom_test, Error, Manager, Session, SessionBuilder};
 
 const FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/target/venomqa-tests.sqlite");
 
-fn spec(test: &'static str) -> TestSpec {
-    TestSpec {
-        test,
-        backend: None,
-        url: None,
-        config: Some("sqlite_file"),
-        manifest_dir: env!("CARGO_MANIFEST_DIR"),
-    }
+/// A test on the shared file, run as `#[venom_test(config = "sqlite_file")]` runs it.
+fn file(test: &str) -> SessionBuilder<SqliteStateManager> {
+    SqliteSession::builder().entry("sqlite_file").name(test)
 }
 
 /// An independent connection to the shared file: it sees only committed data.
@@ -58,7 +52,7 @@ fn visible(db: &SqliteSession, marker: &str) -> i64 {
 
 #[test]
 fn rolled_back_after_pass() {
-    run_test(&spec("pass"), |db: &mut SqliteSession| {
+    file("pass").run(|db: &mut SqliteSession| {
         insert(db, "after_pass");
         assert_eq!(visible(db, "after_pass"), 1);
         assert_eq!(
@@ -72,7 +66,7 @@ fn rolled_back_after_pass() {
 
 #[test]
 fn rolled_back_after_err_and_the_err_is_returned() {
-    let result: Result<(), String> = run_test(&spec("err"), |db: &mut SqliteSession| {
+    let result: Result<(), String> = file("err").run(|db: &mut SqliteSession| {
         insert(db, "after_err");
         Err("the test failed".to_owned())
     });
@@ -83,7 +77,7 @@ fn rolled_back_after_err_and_the_err_is_returned() {
 #[test]
 fn rolled_back_after_panic_and_the_panic_is_reraised() {
     let caught = panic::catch_unwind(|| {
-        run_test::<_, ()>(&spec("panic"), |db: &mut SqliteSession| {
+        file("panic").run(|db: &mut SqliteSession| -> () {
             insert(db, "after_panic");
             panic!("the original message");
         })
@@ -127,7 +121,7 @@ fn attribute_tests_leave_nothing_behind() {
 
 #[test]
 fn nested_blocks_including_a_panicking_one() {
-    run_test(&spec("nested"), |db: &mut SqliteSession| {
+    file("nested").run(|db: &mut SqliteSession| {
         insert(db, "outer");
         let inner = db
             .checkpoint("inner", |db| {
@@ -161,7 +155,7 @@ fn nested_blocks_including_a_panicking_one() {
 
 #[test]
 fn explicit_branch_exploration() {
-    run_test(&spec("branches"), |db: &mut SqliteSession| {
+    file("branches").run(|db: &mut SqliteSession| {
         insert(db, "base");
         db.create_checkpoint("fork").unwrap();
 
@@ -207,7 +201,7 @@ fn explicit_branch_exploration() {
 
 #[test]
 fn hostile_checkpoint_names_are_rejected_and_change_nothing() {
-    run_test(&spec("hostile"), |db: &mut SqliteSession| {
+    file("hostile").run(|db: &mut SqliteSession| {
         insert(db, "hostile");
         for name in [
             "x\"; DROP TABLE items; --",
@@ -242,7 +236,7 @@ fn hostile_checkpoint_names_are_rejected_and_change_nothing() {
 #[test]
 fn ending_the_transaction_inside_a_test_is_reported() {
     let caught = panic::catch_unwind(|| {
-        run_test(&spec("commit_inside"), |db: &mut SqliteSession| {
+        file("commit_inside").run(|db: &mut SqliteSession| {
             insert(db, "committed_by_test");
             db.conn().execute_batch("COMMIT").unwrap();
         })
@@ -252,7 +246,10 @@ fn ending_the_transaction_inside_a_test_is_reported() {
         .downcast::<String>()
         .map(|s| *s)
         .unwrap_or_default();
-    assert!(message.contains("could not be rolled back"), "{message}");
+    assert!(
+        message.contains("the rollback at its end failed"),
+        "{message}"
+    );
     assert!(message.contains("COMMIT"), "{message}");
     // Honest report: the row was committed by the test itself. Clean it up.
     observer()
@@ -263,7 +260,7 @@ fn ending_the_transaction_inside_a_test_is_reported() {
 #[test]
 fn committing_and_beginning_again_inside_a_test_is_reported() {
     let caught = panic::catch_unwind(|| {
-        run_test(&spec("commit_begin_inside"), |db: &mut SqliteSession| {
+        file("commit_begin_inside").run(|db: &mut SqliteSession| {
             insert(db, "committed_then_reopened");
             db.conn().execute_batch("COMMIT; BEGIN").unwrap();
             insert(db, "after_reopening");
@@ -274,7 +271,10 @@ fn committing_and_beginning_again_inside_a_test_is_reported() {
         .downcast::<String>()
         .map(|s| *s)
         .unwrap_or_default();
-    assert!(message.contains("could not be rolled back"), "{message}");
+    assert!(
+        message.contains("the rollback at its end failed"),
+        "{message}"
+    );
     assert!(message.contains("savepoint gone"), "{message}");
     assert_eq!(
         committed("committed_then_reopened"),
@@ -303,11 +303,8 @@ fn thirty_two_parallel_tests_on_one_table() {
         std::thread::scope(|scope| {
             for i in 0..32 {
                 scope.spawn(move || {
-                    let spec = TestSpec {
-                        config: Some(entry),
-                        ..spec("parallel")
-                    };
-                    run_test(&spec, |db: &mut SqliteSession| {
+                    let test = SqliteSession::builder().entry(entry).name("parallel");
+                    test.run(|db: &mut SqliteSession| {
                         let marker = format!("parallel_{i}");
                         insert(db, &marker);
                         let rows: i64 = db
@@ -359,15 +356,16 @@ parallel_attribute_tests!(
 
 #[venom_test]
 fn the_default_backend_is_in_memory_sqlite(db: &mut Session) {
-    assert_eq!(db.backend(), "sqlite");
+    assert_eq!(db.backend_name(), "sqlite");
     let manager = db
         .state_manager()
-        .downcast_mut::<venomqa::sqlite::SqliteStateManager>()
+        .downcast_mut::<SqliteStateManager>()
         .unwrap();
-    assert!(manager.is_memory());
+    assert!(manager.backend().is_memory());
     // The entry named after the backend applies: its setup created the schema.
     let n: i64 = manager
-        .conn()
+        .connection()
+        .unwrap()
         .query_row("SELECT COUNT(*) FROM items", [], |r| r.get(0))
         .unwrap();
     assert_eq!(n, 0);
@@ -375,31 +373,20 @@ fn the_default_backend_is_in_memory_sqlite(db: &mut Session) {
 
 #[test]
 fn the_pool_is_built_once_and_reused() {
-    let spec = TestSpec {
-        config: Some("pool_counting"),
-        ..spec("pool")
-    };
+    let test = || SqliteSession::builder().entry("pool_counting").name("pool");
     for _ in 0..50 {
-        run_test(&spec, |db: &mut SqliteSession| insert(db, "pooled"));
+        test().run(|db: &mut SqliteSession| insert(db, "pooled"));
     }
     std::thread::scope(|scope| {
         for _ in 0..8 {
             scope.spawn(|| {
                 for _ in 0..10 {
-                    run_test(&spec, |db: &mut SqliteSession| insert(db, "pooled"));
+                    test().run(|db: &mut SqliteSession| insert(db, "pooled"));
                 }
             });
         }
     });
-    let config =
-        venomqa::config::Config::discover(std::path::Path::new(env!("CARGO_MANIFEST_DIR")))
-            .unwrap()
-            .resolve(venomqa::config::Selection {
-                entry: Some("pool_counting"),
-                ..Default::default()
-            })
-            .unwrap();
-    let stats = venomqa::registry::pool(&config).unwrap().stats();
+    let stats = test().pool_stats().unwrap();
     assert_eq!(stats.size, 2);
     assert_eq!(stats.leases, 130);
     assert!(stats.opened >= 1 && stats.opened <= 2, "{stats:?}");
@@ -408,14 +395,14 @@ fn the_pool_is_built_once_and_reused() {
 
 #[test]
 fn reset_empties_chosen_tables_and_keeps_excluded_ones() {
-    use venomqa::sqlite::SqliteStateManager;
     use venomqa::StateManager;
     let path = std::env::temp_dir().join(format!("venomqa-reset-{}.sqlite", std::process::id()));
     let _ = std::fs::remove_file(&path);
     let url = format!("sqlite://{}", path.display());
-    let mut m = SqliteStateManager::new(&url).exclude_tables(["keep"]);
+    let mut m = Manager::new(Sqlite::from_url(&url).unwrap().exclude_tables(["keep"]));
     m.connect().unwrap();
-    m.conn()
+    m.connection()
+        .unwrap()
         .execute_batch(
             "PRAGMA foreign_keys = ON;
              CREATE TABLE parent (id INTEGER PRIMARY KEY AUTOINCREMENT);
@@ -429,27 +416,84 @@ fn reset_empties_chosen_tables_and_keeps_excluded_ones() {
         .unwrap();
     m.reset().unwrap();
     let count = |t: &str| -> i64 {
-        m.conn()
+        m.connection_ref()
+            .unwrap()
             .query_row(&format!("SELECT COUNT(*) FROM {t}"), [], |r| r.get(0))
             .unwrap()
     };
     assert_eq!((count("parent"), count("child"), count("keep")), (0, 0, 1));
     assert_eq!(count("\"we\"\"ird; DROP TABLE keep; --\""), 0);
-    m.conn()
+    m.connection_ref()
+        .unwrap()
         .execute("INSERT INTO parent DEFAULT VALUES", [])
         .unwrap();
     let id: i64 = m
-        .conn()
+        .connection_ref()
+        .unwrap()
         .query_row("SELECT MAX(id) FROM parent", [], |r| r.get(0))
         .unwrap();
     assert_eq!(id, 1, "AUTOINCREMENT counters are reset");
 
     // A table that does not exist: an error, and nothing changed.
-    let mut bad = SqliteStateManager::new(&url).tables_to_reset(["parent", "missing"]);
+    let mut bad = Manager::new(
+        Sqlite::from_url(&url)
+            .unwrap()
+            .tables_to_reset(["parent", "missing"]),
+    );
     bad.connect().unwrap();
     let err = bad.reset().unwrap_err();
     assert!(err.to_string().contains("missing"), "{err}");
     assert_eq!(count("parent"), 1, "a failed reset changes nothing");
     drop((m, bad));
     let _ = std::fs::remove_file(&path);
+}
+
+/// The checkpoint-semantics suite, on the shared file and on the in-memory default.
+struct Items;
+
+impl venomqa::conformance::Probe for Items {
+    fn insert(&self, m: &mut dyn venomqa::StateManager, value: i64) -> venomqa::Result<()> {
+        let conn = m
+            .downcast_mut::<SqliteStateManager>()
+            .unwrap()
+            .connection()?;
+        conn.execute(
+            "INSERT INTO items (marker) VALUES (?1)",
+            [format!("conformance_{value}")],
+        )
+        .map_err(|e| Error::backend("sqlite", "probe insert", e))?;
+        Ok(())
+    }
+    fn values(&self, m: &mut dyn venomqa::StateManager) -> venomqa::Result<Vec<i64>> {
+        let conn = m
+            .downcast_mut::<SqliteStateManager>()
+            .unwrap()
+            .connection()?;
+        let mut stmt = conn
+            .prepare("SELECT marker FROM items WHERE marker LIKE 'conformance_%'")
+            .map_err(|e| Error::backend("sqlite", "probe read", e))?;
+        let markers = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+            .map_err(|e| Error::backend("sqlite", "probe read", e))?;
+        Ok(markers
+            .iter()
+            .filter_map(|m| m.strip_prefix("conformance_")?.parse().ok())
+            .collect())
+    }
+}
+
+#[test]
+fn conformance_on_the_shared_file() {
+    venomqa::conformance::run("sqlite_file", Items);
+}
+
+#[test]
+fn conformance_in_memory() {
+    venomqa::conformance::run("sqlite", Items);
+}
+
+#[test]
+fn failed_hooks_leave_the_stack_unchanged() {
+    venomqa::conformance::faults(Sqlite::from_url("sqlite::memory:").unwrap());
 }

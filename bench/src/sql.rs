@@ -8,8 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use venomqa::__private::{run_test, TestSpec};
-use venomqa::{BackendConfig, Session, StateManager, ROOT_CHECKPOINT};
+use venomqa::{BackendConfig, Session, SessionBuilder, StateManager, ROOT_CHECKPOINT};
 
 use crate::harness::{
     fmt_us, interleaved, measure, measure_op, measure_parts, timed, Budget, Stats,
@@ -109,13 +108,13 @@ fn with_db(url: &str, db: &str) -> String {
     format!("{base}/{db}{query}")
 }
 
-fn spec(backend: &'static str, url: &'static str) -> TestSpec {
-    TestSpec {
-        test: "venomqa_bench::per_test",
-        backend: Some(backend),
-        url: Some(url),
-        config: None,
-        manifest_dir: env!("CARGO_MANIFEST_DIR"),
+/// A test as `#[venom_test(backend = .., url = ..)]` runs it.
+fn spec(backend: &'static str, url: &'static str) -> impl Fn() -> SessionBuilder<dyn StateManager> {
+    move || {
+        Session::builder()
+            .backend(backend)
+            .url(url)
+            .name("venomqa_bench::per_test")
     }
 }
 
@@ -162,8 +161,7 @@ impl SqlBench {
             Err(e) => report.skip(name, section, RAW_WRITE, e),
         }
 
-        if let Ok(mut m) = venomqa::registry::backend(name)
-            .and_then(|b| b.connect(&BackendConfig::new(name).with_url(self.url)))
+        if let Ok(mut m) = venomqa::registry::connect(&BackendConfig::new(name).with_url(self.url))
         {
             crate::harness::breakdown(report, name, m.as_mut(), floor, quick);
         }
@@ -190,8 +188,7 @@ impl SqlBench {
         let name = self.backend;
         let section = "per test";
         // A backend that is not available yet (or cannot connect) is reported, not fatal.
-        let probe = venomqa::registry::backend(name)
-            .and_then(|b| b.connect(&BackendConfig::new(name).with_url(self.url)));
+        let probe = venomqa::registry::connect(&BackendConfig::new(name).with_url(self.url));
         if let Err(e) = probe {
             let why = format!(
                 "venomqa backend unavailable: {}",
@@ -209,12 +206,12 @@ impl SqlBench {
                 quick,
                 || -> Result<Duration, String> {
                     let t = Instant::now();
-                    run_test::<dyn StateManager, ()>(&spec, |_db: &mut Session| {});
+                    spec().run(|_db: &mut Session| {});
                     Ok(t.elapsed())
                 },
                 || {
                     let mut d = Duration::ZERO;
-                    run_test::<dyn StateManager, ()>(&spec, |db: &mut Session| {
+                    spec().run(|db: &mut Session| {
                         let t = Instant::now();
                         db.state_manager()
                             .execute_script("SELECT 1")
@@ -226,7 +223,7 @@ impl SqlBench {
             )
             .expect("infallible");
             let write = measure_op(quick, || -> Result<(), String> {
-                run_test::<dyn StateManager, ()>(&spec, |db: &mut Session| {
+                spec().run(|db: &mut Session| {
                     db.state_manager()
                         .execute_script(INSERT_ONE)
                         .expect("insert");
@@ -332,23 +329,22 @@ impl SqlBench {
     fn scaling(&self, report: &mut Report, quick: bool) {
         let name = self.backend;
         let section = "scaling";
-        let mut manager = match venomqa::registry::backend(name)
-            .and_then(|b| b.connect(&BackendConfig::new(name).with_url(self.url)))
-        {
-            Ok(m) => m,
-            Err(e) => {
-                report.skip(
-                    name,
-                    section,
-                    "checkpoint + rollback",
-                    format!(
-                        "venomqa backend unavailable: {}",
-                        first_line(&e.to_string())
-                    ),
-                );
-                return;
-            }
-        };
+        let mut manager =
+            match venomqa::registry::connect(&BackendConfig::new(name).with_url(self.url)) {
+                Ok(m) => m,
+                Err(e) => {
+                    report.skip(
+                        name,
+                        section,
+                        "checkpoint + rollback",
+                        format!(
+                            "venomqa backend unavailable: {}",
+                            first_line(&e.to_string())
+                        ),
+                    );
+                    return;
+                }
+            };
         let m = manager.as_mut();
         if let Err(e) = m.execute_script(&schema(self.dialect)) {
             report.skip(name, section, "checkpoint + rollback", e.to_string());

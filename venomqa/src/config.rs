@@ -25,22 +25,28 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
+use parking_lot::Mutex;
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
+use serde_yaml_ng::{Mapping, Value};
 
 use crate::error::{env_key, Error, Result};
+use crate::redact::SecretUrl;
 
 /// File names looked for, in each directory from the test crate's upward.
-pub const CONFIG_FILE_NAMES: &[&str] = &["venomqa.yaml", "venomqa.yml"];
+pub(crate) const CONFIG_FILE_NAMES: &[&str] = &["venomqa.yaml", "venomqa.yml"];
 
 /// The backend used when nothing is configured.
-pub const DEFAULT_BACKEND: &str = "sqlite";
+pub(crate) const DEFAULT_BACKEND: &str = "sqlite";
 
-/// One entry of the file's `backends:` map.
+/// The keys every entry has; the others belong to its backend's options.
+const COMMON_KEYS: &str = "backend, url, pool_size, connect_timeout_ms, lease_timeout_ms, setup";
+
+/// One entry of the file's `backends:` map: the common keys, and the backend's own.
 #[derive(Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct EntryFile {
     backend: Option<String>,
     url: Option<String>,
@@ -48,19 +54,10 @@ struct EntryFile {
     connect_timeout_ms: Option<u64>,
     lease_timeout_ms: Option<u64>,
     setup: Option<PathBuf>,
-    #[serde(default)]
-    tables_to_reset: Vec<String>,
-    #[serde(default)]
-    exclude_tables: Vec<String>,
-    #[serde(default)]
-    schemas: Vec<String>,
-    key_prefix: Option<String>,
-    database: Option<String>,
-    #[serde(default)]
-    collections_to_reset: Vec<String>,
-    template_database: Option<String>,
-    #[serde(default)]
-    options: BTreeMap<String, String>,
+    /// Everything else: the backend's options, checked against its `Options` type when
+    /// its pool is built.
+    #[serde(flatten)]
+    settings: Mapping,
 }
 
 #[derive(Clone, Default, Deserialize)]
@@ -72,11 +69,12 @@ struct FileConfig {
     backends: BTreeMap<String, EntryFile>,
 }
 
-/// Everything a backend factory needs to build a manager: the resolved configuration of
-/// one entry (file values with environment overrides applied).
+/// The resolved configuration of one entry (file values with environment overrides
+/// applied): what a backend is built from.
 ///
-/// Backends read the fields that concern them and ignore the rest.
-#[derive(Clone, Default, PartialEq, Eq, Hash)]
+/// The common keys are fields; the backend's own keys are read, typed, with
+/// [`options`](Self::options).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub struct BackendConfig {
     /// The entry's name: the backend's name, or a named entry of `backends:`.
@@ -84,7 +82,7 @@ pub struct BackendConfig {
     /// The registered backend that builds the managers.
     pub backend: String,
     /// Connection URL; `None` lets the backend use its default.
-    pub url: Option<String>,
+    pub url: Option<SecretUrl>,
     /// Connections in this entry's pool; `None` lets the backend choose.
     pub pool_size: Option<usize>,
     /// How long a connection attempt may take.
@@ -95,48 +93,9 @@ pub struct BackendConfig {
     /// process before the first lease. Relative paths are resolved against the file's
     /// directory.
     pub setup: Option<PathBuf>,
-    /// SQL: tables `reset()` empties (default: every base table).
-    pub tables_to_reset: Vec<String>,
-    /// SQL: tables `reset()` never touches.
-    pub exclude_tables: Vec<String>,
-    /// PostgreSQL: schemas whose tables `reset()` covers (default `public`).
-    pub schemas: Vec<String>,
-    /// Redis: the key prefix the backend owns.
-    pub key_prefix: Option<String>,
-    /// MongoDB: the database name.
-    pub database: Option<String>,
-    /// MongoDB: collections to snapshot and reset (default: all).
-    pub collections_to_reset: Vec<String>,
-    /// MongoDB: a database every test's database starts as a copy of.
-    pub template_database: Option<String>,
-    /// Backend-specific settings (`options:` in the file), strings by key.
-    pub options: BTreeMap<String, String>,
     /// Where the values came from, for error messages: the file's path, or `defaults`.
     pub source: String,
-}
-
-/// Shows the URL with its password replaced by `***`.
-impl std::fmt::Debug for BackendConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BackendConfig")
-            .field("entry", &self.entry)
-            .field("backend", &self.backend)
-            .field("url", &self.url.as_deref().map(crate::redact_url))
-            .field("pool_size", &self.pool_size)
-            .field("connect_timeout", &self.connect_timeout)
-            .field("lease_timeout", &self.lease_timeout)
-            .field("setup", &self.setup)
-            .field("tables_to_reset", &self.tables_to_reset)
-            .field("exclude_tables", &self.exclude_tables)
-            .field("schemas", &self.schemas)
-            .field("key_prefix", &self.key_prefix)
-            .field("database", &self.database)
-            .field("collections_to_reset", &self.collections_to_reset)
-            .field("template_database", &self.template_database)
-            .field("options", &self.options)
-            .field("source", &self.source)
-            .finish()
-    }
+    settings: Mapping,
 }
 
 impl BackendConfig {
@@ -152,37 +111,90 @@ impl BackendConfig {
 
     /// The same configuration with `url` set.
     pub fn with_url(mut self, url: impl Into<String>) -> Self {
-        self.url = Some(url.into());
+        self.url = Some(SecretUrl::new(url));
         self
     }
 
-    /// The URL, or `default` when none is configured.
+    /// The same configuration with the backend option `key` set to `value` (as if written
+    /// in the entry).
+    ///
+    /// ```
+    /// use venomqa::BackendConfig;
+    ///
+    /// let config = BackendConfig::new("sqlite").with_option("busy_timeout_ms", 500);
+    /// #[derive(serde::Deserialize, Default)]
+    /// struct Options { busy_timeout_ms: u64 }
+    /// assert_eq!(config.options::<Options>()?.busy_timeout_ms, 500);
+    /// # Ok::<(), venomqa::Error>(())
+    /// ```
+    pub fn with_option(mut self, key: &str, value: impl Into<Value>) -> Self {
+        self.settings.insert(Value::from(key), value.into());
+        self
+    }
+
+    /// The URL, or `default` when none is configured. It may hold a password: never print it.
     pub fn url_or<'a>(&'a self, default: &'a str) -> &'a str {
-        self.url.as_deref().unwrap_or(default)
+        self.url.as_ref().map_or(default, SecretUrl::expose)
     }
 
-    /// A backend-specific option from the entry's `options:` map.
-    pub fn option(&self, key: &str) -> Option<&str> {
-        self.options.get(key).map(String::as_str)
+    /// The entry's backend options as `T`: the entry's keys other than the common ones
+    /// (and those under a legacy `options:` map). A key `T` does not know, or a value of
+    /// the wrong type, is an [`Error::Config`] naming the file and the key.
+    pub fn options<T: DeserializeOwned>(&self) -> Result<T> {
+        let mut merged = Mapping::new();
+        let mut legacy = Vec::new();
+        for (key, value) in &self.settings {
+            if key.as_str() == Some("options") {
+                if let Value::Mapping(options) = value {
+                    for (k, v) in options {
+                        legacy.push(k.as_str().unwrap_or_default().to_owned());
+                        if merged.insert(k.clone(), coerce(v)).is_some() {
+                            return Err(self.key_error(
+                                &format!("options.{}", k.as_str().unwrap_or("?")),
+                                "is also set outside `options:`; keep one",
+                            ));
+                        }
+                    }
+                    continue;
+                }
+            }
+            if merged.insert(key.clone(), value.clone()).is_some() {
+                return Err(self.key_error(
+                    key.as_str().unwrap_or("?"),
+                    "is also set under `options:`; keep one",
+                ));
+            }
+        }
+        serde_path_to_error::deserialize(Value::Mapping(merged)).map_err(|e| {
+            let path = e.path().to_string();
+            let message = e.inner().to_string();
+            let field = message
+                .strip_prefix("unknown field `")
+                .and_then(|rest| rest.split('`').next());
+            let key = match field {
+                Some(field) if path == "." => field.to_owned(),
+                Some(field) => format!("{path}.{field}"),
+                None => path,
+            };
+            let key = match key.split('.').next() {
+                Some(first) if legacy.iter().any(|l| l == first) => format!("options.{key}"),
+                _ => key,
+            };
+            let message = if field.is_some() {
+                format!("{message}; or a common key: {COMMON_KEYS}")
+            } else {
+                message
+            };
+            self.key_error(&key, &message)
+        })
     }
 
-    /// A backend-specific option parsed as `T`; a value that does not parse is a
-    /// [`Error::Config`] naming the file and the key.
-    pub fn option_parsed<T: std::str::FromStr>(&self, key: &str) -> Result<Option<T>>
-    where
-        T::Err: std::fmt::Display,
-    {
-        self.option(key)
-            .map(|v| {
-                v.parse::<T>().map_err(|e| {
-                    Error::config(
-                        &self.source,
-                        format!("backends.{}.options.{key}", self.entry),
-                        format!("{v:?} is not valid: {e}"),
-                    )
-                })
-            })
-            .transpose()
+    fn key_error(&self, key: &str, message: &str) -> Error {
+        Error::config(
+            &self.source,
+            format!("backends.{}.{key}", self.entry),
+            message,
+        )
     }
 
     /// The environment variable that overrides this entry's URL.
@@ -191,9 +203,26 @@ impl BackendConfig {
     }
 }
 
+/// A value of the legacy `options:` map, where every value was written as a string:
+/// `"60000"` is read as the number it spells, `"true"` as a boolean.
+fn coerce(value: &Value) -> Value {
+    let Some(text) = value.as_str() else {
+        return value.clone();
+    };
+    if let Ok(n) = text.parse::<u64>() {
+        Value::from(n)
+    } else if let Ok(n) = text.parse::<i64>() {
+        Value::from(n)
+    } else if let Ok(b) = text.parse::<bool>() {
+        Value::from(b)
+    } else {
+        value.clone()
+    }
+}
+
 /// What a test asks for: the arguments of `#[venom_test(..)]`.
 #[derive(Clone, Copy, Default)]
-pub struct Selection<'a> {
+pub(crate) struct Selection<'a> {
     /// `backend = ".."`.
     pub backend: Option<&'a str>,
     /// `config = ".."`: a named entry of the file's `backends:` map.
@@ -202,20 +231,9 @@ pub struct Selection<'a> {
     pub url: Option<&'a str>,
 }
 
-/// Shows the URL with its password replaced by `***`.
-impl std::fmt::Debug for Selection<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Selection")
-            .field("backend", &self.backend)
-            .field("entry", &self.entry)
-            .field("url", &self.url.map(crate::redact_url))
-            .finish()
-    }
-}
-
 /// A parsed `venomqa.yaml` (or the empty configuration when there is none).
 #[derive(Clone, Default)]
-pub struct Config {
+pub(crate) struct Config {
     file: FileConfig,
     path: Option<PathBuf>,
 }
@@ -234,12 +252,27 @@ impl std::fmt::Debug for Config {
 impl Config {
     /// Parses YAML text; `source` names it in error messages.
     pub fn from_yaml(text: &str, source: &Path) -> Result<Self> {
+        let source_name = source.display().to_string();
         let file: FileConfig = if text.trim().is_empty() {
             FileConfig::default()
         } else {
-            serde_yaml_ng::from_str(text).map_err(|e| yaml_error(source, &e))?
+            let deserializer = serde_yaml_ng::Deserializer::from_str(text);
+            serde_path_to_error::deserialize(deserializer).map_err(|e| {
+                let path = e.path().to_string();
+                let message = e.inner().to_string();
+                // serde_yaml_ng appends " at line L column C"; keep it, it helps.
+                let field = message
+                    .strip_prefix("unknown field `")
+                    .and_then(|rest| rest.split('`').next());
+                let key = match (path.as_str(), field) {
+                    (".", Some(f)) => f.to_owned(),
+                    (".", None) => "(document)".to_owned(),
+                    (p, Some(f)) => format!("{p}.{f}"),
+                    (p, None) => p.to_owned(),
+                };
+                Error::config(&source_name, key, message)
+            })?
         };
-        let source_name = source.display().to_string();
         for (name, entry) in &file.backends {
             if entry.pool_size == Some(0) {
                 return Err(Error::config(
@@ -302,20 +335,12 @@ impl Config {
     pub fn discover_cached(start: &Path) -> Result<Arc<Self>> {
         static CACHE: LazyLock<Mutex<HashMap<PathBuf, Arc<Config>>>> =
             LazyLock::new(Default::default);
-        if let Some(hit) = CACHE.lock().unwrap_or_else(|p| p.into_inner()).get(start) {
+        if let Some(hit) = CACHE.lock().get(start) {
             return Ok(hit.clone());
         }
         let config = Arc::new(Self::discover(start)?);
-        CACHE
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(start.to_owned(), config.clone());
+        CACHE.lock().insert(start.to_owned(), config.clone());
         Ok(config)
-    }
-
-    /// The file this configuration came from, if any.
-    pub fn path(&self) -> Option<&Path> {
-        self.path.as_deref()
     }
 
     /// Resolves a selection against the file and the process environment.
@@ -343,7 +368,7 @@ impl Config {
                         &source,
                         format!("backends.{entry}"),
                         format!(
-                            "#[venom_test(config = {entry:?})] names an entry that does not exist; entries: {}",
+                            "no such entry (entries: {}); add it, or fix #[venom_test(config = {entry:?})]",
                             if known.is_empty() { "none".to_owned() } else { known.join(", ") }
                         ),
                     ));
@@ -371,10 +396,7 @@ impl Config {
                 return Err(Error::config(
                     &source,
                     format!("backends.{entry}.backend"),
-                    format!(
-                        "#[venom_test(config = {entry:?}, backend = {asked:?})] asks for backend {asked:?}, \
-                         but the entry is for {backend:?}; drop one of the two arguments"
-                    ),
+                    format!("the test asks for backend {asked:?}, but the entry is for {backend:?}; drop one of the two"),
                 ));
             }
         }
@@ -417,20 +439,13 @@ impl Config {
         Ok(BackendConfig {
             entry: entry_name,
             backend,
-            url,
+            url: url.map(SecretUrl::new),
             pool_size,
             connect_timeout: file_entry.connect_timeout_ms.map(Duration::from_millis),
             lease_timeout: file_entry.lease_timeout_ms.map(Duration::from_millis),
             setup,
-            tables_to_reset: file_entry.tables_to_reset,
-            exclude_tables: file_entry.exclude_tables,
-            schemas: file_entry.schemas,
-            key_prefix: file_entry.key_prefix,
-            database: file_entry.database,
-            collections_to_reset: file_entry.collections_to_reset,
-            template_database: file_entry.template_database,
-            options: file_entry.options,
             source,
+            settings: file_entry.settings,
         })
     }
 
@@ -440,27 +455,6 @@ impl Config {
             .map(|p| p.display().to_string())
             .unwrap_or_else(|| "defaults".to_owned())
     }
-}
-
-/// Turns a YAML error into [`Error::Config`] naming the offending key.
-fn yaml_error(source: &Path, e: &serde_yaml_ng::Error) -> Error {
-    let text = e.to_string();
-    // serde_yaml_ng prefixes nested errors with their path: "backends.mysql: unknown field ..".
-    let (path, message) = match text.split_once(": ") {
-        Some((p, m)) if !p.contains(' ') => (p.to_owned(), m.to_owned()),
-        _ => (String::new(), text.clone()),
-    };
-    let field = message
-        .split('`')
-        .nth(1)
-        .filter(|_| message.starts_with("unknown field") || message.starts_with("missing field"));
-    let key = match (path.is_empty(), field) {
-        (true, Some(f)) => f.to_owned(),
-        (false, Some(f)) if message.starts_with("unknown field") => format!("{path}.{f}"),
-        (false, _) => path,
-        (true, None) => "(document)".to_owned(),
-    };
-    Error::config(source.display().to_string(), key, message)
 }
 
 #[cfg(test)]
@@ -491,7 +485,11 @@ mod tests {
         );
         let r = c.resolve_with_env(Selection::default(), no_env).unwrap();
         assert_eq!(
-            (r.backend.as_str(), r.url.as_deref(), r.pool_size),
+            (
+                r.backend.as_str(),
+                r.url.as_ref().map(SecretUrl::expose),
+                r.pool_size
+            ),
             ("mysql", Some("mysql://file/db"), Some(3))
         );
 
@@ -503,7 +501,8 @@ mod tests {
             c.resolve_with_env(Selection::default(), env)
                 .unwrap()
                 .url
-                .as_deref(),
+                .as_ref()
+                .map(SecretUrl::expose),
             Some("mysql://db-url/x")
         );
 
@@ -515,13 +514,16 @@ mod tests {
         };
         let r = c.resolve_with_env(Selection::default(), env).unwrap();
         assert_eq!(
-            (r.url.as_deref(), r.pool_size),
+            (r.url.as_ref().map(SecretUrl::expose), r.pool_size),
             (Some("mysql://specific/x"), Some(7))
         );
 
         let env = |k: &str| (k == "VENOMQA_DB_BACKEND").then(|| "redis".to_owned());
         let r = c.resolve_with_env(Selection::default(), env).unwrap();
-        assert_eq!((r.backend.as_str(), r.url.as_deref()), ("redis", None));
+        assert_eq!(
+            (r.backend.as_str(), r.url.as_ref().map(SecretUrl::expose)),
+            ("redis", None)
+        );
     }
 
     #[test]
@@ -533,12 +535,20 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            c.resolve_with_env(sel, no_env).unwrap().url.as_deref(),
+            c.resolve_with_env(sel, no_env)
+                .unwrap()
+                .url
+                .as_ref()
+                .map(SecretUrl::expose),
             Some("postgres://macro/x")
         );
         let env = |k: &str| (k == "VENOMQA_POSTGRES_URL").then(|| "postgres://env/x".to_owned());
         assert_eq!(
-            c.resolve_with_env(sel, env).unwrap().url.as_deref(),
+            c.resolve_with_env(sel, env)
+                .unwrap()
+                .url
+                .as_ref()
+                .map(SecretUrl::expose),
             Some("postgres://env/x")
         );
     }
@@ -556,7 +566,12 @@ mod tests {
             )
             .unwrap();
         assert_eq!(r.backend, "postgres");
-        assert_eq!(r.schemas, ["public", "reporting"]);
+        #[derive(Deserialize, Default)]
+        #[serde(deny_unknown_fields)]
+        struct Pg {
+            schemas: Vec<String>,
+        }
+        assert_eq!(r.options::<Pg>().unwrap().schemas, ["public", "reporting"]);
         assert_eq!(r.setup.as_deref(), Some(Path::new("/proj/schema/")));
         let env = |k: &str| (k == "VENOMQA_ANALYTICS_URL").then(|| "postgres://env/b".to_owned());
         let r = c
@@ -568,7 +583,10 @@ mod tests {
                 env,
             )
             .unwrap();
-        assert_eq!(r.url.as_deref(), Some("postgres://env/b"));
+        assert_eq!(
+            r.url.as_ref().map(SecretUrl::expose),
+            Some("postgres://env/b")
+        );
         let e = c
             .resolve_with_env(
                 Selection {
@@ -602,15 +620,6 @@ mod tests {
 
     #[test]
     fn unknown_keys_name_the_file_and_key() {
-        let e = Config::from_yaml(
-            "backends:\n  mysql:\n    tabels_to_reset: [a]\n",
-            Path::new("/p/venomqa.yaml"),
-        )
-        .unwrap_err();
-        let text = e.to_string();
-        assert!(text.contains("/p/venomqa.yaml"), "{text}");
-        assert!(text.contains("backends.mysql.tabels_to_reset"), "{text}");
-
         let e = Config::from_yaml("db_backnd: mysql\n", Path::new("/p/venomqa.yaml")).unwrap_err();
         assert!(e.to_string().contains("`db_backnd`"), "{e}");
 
@@ -627,6 +636,77 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("backends.mysql.pool_size"), "{e}");
+    }
+
+    #[derive(Debug, Deserialize, Default)]
+    #[serde(deny_unknown_fields, default)]
+    struct Sql {
+        tables_to_reset: Vec<String>,
+        busy_timeout_ms: u64,
+        strict: bool,
+    }
+
+    #[test]
+    fn backend_keys_are_typed_by_the_backend() {
+        let c = cfg("backends:\n  mysql:\n    tabels_to_reset: [a]\n");
+        let r = c
+            .resolve_with_env(
+                Selection {
+                    backend: Some("mysql"),
+                    ..Default::default()
+                },
+                no_env,
+            )
+            .unwrap();
+        let e = r.options::<Sql>().unwrap_err().to_string();
+        assert!(e.contains("/proj/venomqa.yaml"), "{e}");
+        assert!(e.contains("backends.mysql.tabels_to_reset"), "{e}");
+        assert!(
+            e.contains("tables_to_reset") && e.contains("pool_size"),
+            "lists valid keys: {e}"
+        );
+
+        let c = cfg("backends:\n  mysql:\n    busy_timeout_ms: soon\n");
+        let r = c
+            .resolve_with_env(
+                Selection {
+                    backend: Some("mysql"),
+                    ..Default::default()
+                },
+                no_env,
+            )
+            .unwrap();
+        let e = r.options::<Sql>().unwrap_err().to_string();
+        assert!(e.contains("backends.mysql.busy_timeout_ms"), "{e}");
+
+        let c = cfg("backends:\n  mysql:\n    tables_to_reset: [a]\n    options: {busy_timeout_ms: \"500\", strict: \"true\"}\n");
+        let r = c
+            .resolve_with_env(
+                Selection {
+                    backend: Some("mysql"),
+                    ..Default::default()
+                },
+                no_env,
+            )
+            .unwrap();
+        let o = r.options::<Sql>().unwrap();
+        assert_eq!(
+            (o.tables_to_reset, o.busy_timeout_ms, o.strict),
+            (vec!["a".to_owned()], 500, true)
+        );
+
+        let c = cfg("backends:\n  mysql:\n    options: {nope: \"1\"}\n");
+        let r = c
+            .resolve_with_env(
+                Selection {
+                    backend: Some("mysql"),
+                    ..Default::default()
+                },
+                no_env,
+            )
+            .unwrap();
+        let e = r.options::<Sql>().unwrap_err().to_string();
+        assert!(e.contains("backends.mysql.options.nope"), "{e}");
     }
 
     #[test]

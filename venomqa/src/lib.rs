@@ -25,22 +25,35 @@
 //!
 //! The pieces, each in its module:
 //!
-//! - [`StateManager`]: the protocol every backend implements, and [`BaseStateManager`],
-//!   the reusable base that keeps the checkpoint stack;
-//! - [`registry`]: backends by name and the shared, lazily built connection pools;
-//! - [`Session`]: what a test receives, with nested checkpoint blocks;
+//! - [`StateManager`]: the reference document's protocol (connect, checkpoint, rollback,
+//!   release, reset, ...), object safe;
+//! - [`Backend`]: the typed contract a backend implements (hooks over its own connection
+//!   type), and [`Manager`], which turns any backend into a `StateManager`;
+//! - [`checkpoint`]: checkpoint names and the stack rules every backend shares;
+//! - [`registry`]: backends by name; [`Session`]: what a test receives, leased from a
+//!   lazily built pool, with nested checkpoint blocks;
 //! - [`config`]: `venomqa.yaml` and the `VENOMQA_*` environment variables;
 //! - the backends: [`sqlite`] (default), [`memory`], and behind cargo features `mysql`,
-//!   `postgres`, `redis` and `mongodb`.
+//!   `postgres`, `redis` and `mongodb`;
+//! - [`conformance`] (feature `conformance`): the checkpoint-semantics suite any backend
+//!   can run.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 
 #[doc(hidden)]
 #[path = "private.rs"]
 pub mod __private;
+mod backend;
 mod backends;
+pub mod checkpoint;
 pub mod config;
+#[cfg(feature = "conformance")]
+#[cfg_attr(docsrs, doc(cfg(feature = "conformance")))]
+pub mod conformance;
 mod error;
+#[doc(hidden)]
+pub mod pool;
+mod redact;
 pub mod registry;
 mod session;
 #[cfg_attr(
@@ -50,40 +63,51 @@ mod session;
 mod sql;
 mod state;
 
+pub use backend::Backend;
 pub use backends::*;
+pub use checkpoint::validate_checkpoint_name;
 pub use config::BackendConfig;
-pub use error::{redact_url, Error, Result};
-pub use registry::Backend;
-pub use session::{Session, SessionManager, ROOT_CHECKPOINT};
-pub use state::{
-    validate_checkpoint_name, BaseStateManager, Connected, StateManager, MAX_CHECKPOINT_NAME_LEN,
-};
+pub use error::{BoxError, Error, Result, Scrubbed};
+pub use redact::{redact_url, SecretUrl};
+pub use session::{Session, SessionBuilder, SessionManager, TestOutcome, ROOT_CHECKPOINT};
+pub use state::{Manager, StateManager};
 pub use venomqa_macros::venom_test;
 
 /// Registers a backend at program start-up, before `main` and before any test runs (the
 /// equivalent of the Python original's entry points), using `ctor`.
 ///
-/// The factory receives the resolved [`BackendConfig`] and returns
-/// `Result<impl StateManager>`; the registry connects what it returns. An optional third
-/// argument sets the pool size used when the configuration sets none (default 1: tests
-/// that share one manager run one at a time).
+/// - `register_backend!(MyBackend)`: a typed [`Backend`], under its
+///   [`NAME`](Backend::NAME);
+/// - `register_backend!("name", factory)`: a hand-written [`StateManager`]; the factory
+///   receives the resolved [`BackendConfig`] and returns `Result<impl StateManager>`, and
+///   the registry connects what it returns. An optional third argument sets the pool size
+///   used when the configuration sets none (default 1: tests that share one manager run
+///   one at a time).
 ///
 /// ```
-/// use venomqa::memory::MemoryStateManager;
+/// use venomqa::{memory::Memory, Manager};
 ///
-/// venomqa::register_backend!("notes", |_config| Ok(MemoryStateManager::new()));
-/// venomqa::register_backend!("wide_notes", |_config| Ok(MemoryStateManager::new()), 8);
+/// venomqa::register_backend!(Memory); // a typed backend (this one replaces the built-in)
+/// venomqa::register_backend!("notes", |_config| Ok(Manager::new(Memory)));
+/// venomqa::register_backend!("wide_notes", |_config| Ok(Manager::new(Memory)), 8);
 ///
 /// assert!(venomqa::registry::backends().contains(&"notes".to_owned()));
 /// ```
 #[macro_export]
 macro_rules! register_backend {
+    ($backend:ty $(,)?) => {
+        $crate::register_backend!(@ctor $crate::registry::register(
+            $crate::registry::Registration::of::<$backend>()
+        ));
+    };
     ($name:expr, $factory:expr $(,)?) => {
-        $crate::register_backend!(@ctor $crate::registry::register($crate::Backend::new($name, $factory)));
+        $crate::register_backend!(@ctor $crate::registry::register(
+            $crate::registry::Registration::factory($name, 1, $factory)
+        ));
     };
     ($name:expr, $factory:expr, $pool_size:expr $(,)?) => {
         $crate::register_backend!(@ctor $crate::registry::register(
-            $crate::Backend::new($name, $factory).default_pool_size($pool_size)
+            $crate::registry::Registration::factory($name, $pool_size, $factory)
         ));
     };
     (@ctor $register:expr) => {
@@ -105,7 +129,7 @@ macro_rules! register_backend {
 ///
 /// venomqa::register_setup!("memory", |manager: &mut dyn StateManager| {
 ///     if let Some(store) = manager.downcast_mut::<MemoryStateManager>() {
-///         store.set("greeting", "hello");
+///         store.connection()?.set("greeting", "hello");
 ///     }
 ///     Ok(())
 /// });

@@ -1,10 +1,8 @@
 //! What `#[venom_test]` expands to calls into this module. Not a public API: it changes
 //! without notice.
 
-use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::path::Path;
 
-use crate::config::Selection;
 use crate::session::{Session, SessionManager};
 
 pub use ctor;
@@ -36,31 +34,7 @@ impl std::fmt::Debug for TestSpec {
     }
 }
 
-/// The return types a `#[venom_test]` function may have: `()` and `Result<T, E>`.
-#[diagnostic::on_unimplemented(
-    message = "a #[venom_test] function must return `()` or a `Result`, not `{Self}`",
-    label = "this return type",
-    note = "return `()`, or `Result<(), E>` with `E: Debug` to fail the test with an error"
-)]
-pub trait TestOutcome {
-    /// How the test ended, for a message: `passed`, or `returned Err(..)`.
-    fn describe(&self) -> String;
-}
-
-impl TestOutcome for () {
-    fn describe(&self) -> String {
-        "passed".to_owned()
-    }
-}
-
-impl<T, E: std::fmt::Debug> TestOutcome for Result<T, E> {
-    fn describe(&self) -> String {
-        match self {
-            Ok(_) => "passed".to_owned(),
-            Err(e) => format!("returned Err({e:?})"),
-        }
-    }
-}
+pub use crate::session::TestOutcome;
 
 /// Runs one test: lease, root checkpoint, body under `catch_unwind`, rollback (always),
 /// then the body's value, or its panic re-raised. A failed rollback fails the test.
@@ -69,38 +43,22 @@ where
     M: ?Sized + SessionManager,
     R: TestOutcome,
 {
-    let selection = Selection {
-        backend: spec.backend,
-        entry: spec.config,
-        url: spec.url,
-    };
     // The directory cargo runs the test in, else where it was compiled (an archived test
     // binary run elsewhere, as `cargo nextest archive` does, has only the former).
     let dir = std::env::var_os("CARGO_MANIFEST_DIR")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| Path::new(spec.manifest_dir).to_owned());
-    let mut session = match Session::<M>::open(&dir, selection, spec.test) {
-        Ok(session) => session,
-        Err(e) => panic!("venomqa could not start test {}: {e}", spec.test),
-    };
-    let outcome = catch_unwind(AssertUnwindSafe(|| body(&mut session)));
-    let rolled_back = session.finish();
-    match (outcome, rolled_back) {
-        (Ok(value), Ok(())) => value,
-        (Ok(value), Err(e)) => panic!(
-            "test {} {}, but its changes could not be rolled back: {e}",
-            spec.test,
-            value.describe()
-        ),
-        (Err(panic), Ok(())) => resume_unwind(panic),
-        (Err(panic), Err(e)) => {
-            eprintln!(
-                "venomqa: test {} panicked, and its changes could not be rolled back: {e}",
-                spec.test
-            );
-            resume_unwind(panic)
-        }
+    let mut builder = Session::<M>::builder().name(spec.test).config_dir(dir);
+    if let Some(backend) = spec.backend {
+        builder = builder.backend(backend);
     }
+    if let Some(entry) = spec.config {
+        builder = builder.entry(entry);
+    }
+    if let Some(url) = spec.url {
+        builder = builder.url(url);
+    }
+    builder.run(body)
 }
 
 /// Implemented when venomqa can run `async fn` tests.

@@ -3,12 +3,15 @@
 
 use std::marker::PhantomData;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
-use std::path::Path;
+use std::path::PathBuf;
 
+use crate::backend::Backend;
+use crate::checkpoint::Name;
 use crate::config::{Config, Selection};
 use crate::error::{Error, Result};
-use crate::registry::{self, Lease};
-use crate::state::StateManager;
+use crate::pool::Lease;
+use crate::registry;
+use crate::state::{Manager, StateManager};
 
 /// The checkpoint every session opens first and discards last. Tests may roll back to
 /// it (undoing everything so far) but not release it.
@@ -28,6 +31,9 @@ pub trait SessionManager: 'static {
     /// The type's name, for messages.
     #[doc(hidden)]
     fn type_name() -> &'static str;
+    /// The backend a session of this type runs on when the test names none.
+    #[doc(hidden)]
+    fn default_backend() -> Option<&'static str>;
 }
 
 impl SessionManager for dyn StateManager {
@@ -40,6 +46,9 @@ impl SessionManager for dyn StateManager {
     fn type_name() -> &'static str {
         "venomqa::Session"
     }
+    fn default_backend() -> Option<&'static str> {
+        None
+    }
 }
 
 impl<M: StateManager> SessionManager for M {
@@ -51,6 +60,9 @@ impl<M: StateManager> SessionManager for M {
     }
     fn type_name() -> &'static str {
         std::any::type_name::<M>()
+    }
+    fn default_backend() -> Option<&'static str> {
+        M::registered_name()
     }
 }
 
@@ -96,19 +108,47 @@ impl<M: ?Sized + SessionManager> std::fmt::Debug for Session<M> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Session")
             .field("test", &self.test)
-            .field("backend", &self.backend())
+            .field("backend", &self.backend_name())
             .field("checkpoints", &self.checkpoints())
             .finish()
     }
 }
 
 impl<M: ?Sized + SessionManager> Session<M> {
-    /// Opens a session outside `#[venom_test]`: resolves `selection` against the
-    /// configuration found from `dir` upward (and the environment), leases a manager from
-    /// the shared pool and opens the root checkpoint. Dropping the session rolls back.
-    pub fn open(dir: &Path, selection: Selection<'_>, test: &str) -> Result<Self> {
-        let config = Config::discover_cached(dir)?.resolve(selection)?;
-        let pool = registry::pool(&config)?;
+    /// A builder for a session outside `#[venom_test]`: on a backend, a named entry of
+    /// `venomqa.yaml`, a URL.
+    ///
+    /// ```
+    /// use venomqa::sqlite::SqliteSession;
+    ///
+    /// let mut db = SqliteSession::builder().url("sqlite::memory:").name("by_hand").open()?;
+    /// db.conn().execute_batch("CREATE TABLE t (v INTEGER)").unwrap();
+    /// assert_eq!(db.test_name(), "by_hand");
+    /// db.finish()?; // rolled back, as at the end of a test
+    /// # Ok::<(), venomqa::Error>(())
+    /// ```
+    pub fn builder() -> SessionBuilder<M> {
+        SessionBuilder {
+            backend: None,
+            entry: None,
+            url: None,
+            name: None,
+            dir: None,
+            _manager: PhantomData,
+        }
+    }
+
+    /// Opens a session on `backend` outside `#[venom_test]`, configured as a test of the
+    /// current crate would be (the environment, and the `venomqa.yaml` found from
+    /// `CARGO_MANIFEST_DIR` or the current directory upward). Dropping or
+    /// [finishing](Self::finish) it rolls back.
+    pub fn start(backend: &str) -> Result<Self> {
+        Self::builder().backend(backend).open()
+    }
+
+    /// Opens a session on `config`'s pool.
+    pub(crate) fn lease(config: &crate::BackendConfig, test: &str) -> Result<Self> {
+        let pool = registry::pool(config)?;
         // A pooled connection can die between a health check and its first statement (a
         // server restart); one retry on a fresh lease makes that invisible to the test.
         let mut attempts = 0;
@@ -123,22 +163,8 @@ impl<M: ?Sized + SessionManager> Session<M> {
         }
     }
 
-    /// Opens a session on `backend` outside `#[venom_test]`, configured from the
-    /// environment and the `venomqa.yaml` found from `CARGO_MANIFEST_DIR` (or the current
-    /// directory) upward. Dropping or [finishing](Self::finish) it rolls back.
-    pub fn start(backend: &str) -> Result<Self> {
-        let dir = std::env::var_os("CARGO_MANIFEST_DIR")
-            .map(std::path::PathBuf::from)
-            .or_else(|| std::env::current_dir().ok())
-            .unwrap_or_default();
-        let selection = Selection {
-            backend: Some(backend),
-            ..Selection::default()
-        };
-        Self::open(&dir, selection, backend)
-    }
-
     /// Starts a session on a leased manager: checks its type and opens the root checkpoint.
+    #[doc(hidden)]
     pub fn begin(mut lease: Lease, test: &str) -> Result<Self> {
         if M::cast(lease.manager()).is_none() {
             return Err(Error::SessionType {
@@ -175,7 +201,7 @@ impl<M: ?Sized + SessionManager> Session<M> {
     }
 
     /// The backend's registered name.
-    pub fn backend(&self) -> &str {
+    pub fn backend_name(&self) -> &str {
         &self.lease.config().backend
     }
 
@@ -190,7 +216,7 @@ impl<M: ?Sized + SessionManager> Session<M> {
     }
 
     /// The active checkpoints, oldest first; the first is [`ROOT_CHECKPOINT`].
-    pub fn checkpoints(&self) -> &[String] {
+    pub fn checkpoints(&self) -> &[Name] {
         self.lease.manager_ref().checkpoints()
     }
 
@@ -202,11 +228,18 @@ impl<M: ?Sized + SessionManager> Session<M> {
     pub fn checkpoint<R>(&mut self, name: &str, block: impl FnOnce(&mut Self) -> R) -> Result<R> {
         self.lease.manager().checkpoint(name)?;
         let outcome = catch_unwind(AssertUnwindSafe(|| block(self)));
+        if !self.checkpoints().iter().any(|c| c == name) {
+            // The block released its checkpoint (keeping its changes) or rolled back past
+            // it (undoing them): nothing is left to undo.
+            return match outcome {
+                Ok(value) => Ok(value),
+                Err(panic) => resume_unwind(panic),
+            };
+        }
         let undone = self.lease.manager().discard(name);
-        // If the block released its own checkpoint (or rolled back past it), the discard
-        // fails with UnknownCheckpoint and the manager is fine; any other failure leaves
-        // the connection in an unknown state, so the pool must not reuse it.
-        if undone.is_err() && self.checkpoints().iter().any(|c| c == name) {
+        // A failed discard leaves the connection in an unknown state: the pool must not
+        // reuse it.
+        if undone.is_err() {
             self.lease.mark_broken();
         }
         match (outcome, undone) {
@@ -238,9 +271,9 @@ impl<M: ?Sized + SessionManager> Session<M> {
     pub fn release(&mut self, name: &str) -> Result<()> {
         if name == ROOT_CHECKPOINT {
             return Err(Error::unsupported(
-                self.backend(),
+                self.backend_name(),
                 "releasing the root checkpoint",
-                "the session owns it and rolls it back when the test ends; release your own checkpoints",
+                "the session rolls it back when the test ends; release your own checkpoints",
             ));
         }
         self.lease.manager().release(name)
@@ -259,13 +292,10 @@ impl<M: ?Sized + SessionManager> Session<M> {
         self.finished = true;
         let result = match self.lease.manager_ref().checkpoints().first() {
             Some(first) if first == ROOT_CHECKPOINT => self.lease.manager().discard(ROOT_CHECKPOINT),
-            _ => Err(Error::StateLost {
-                backend: self.backend().to_owned(),
-                message: format!(
-                    "the root checkpoint {ROOT_CHECKPOINT:?} is gone (released or reset inside the test), so the \
-                     test's changes were not rolled back; do not call release() on it or reset() inside a test"
-                ),
-            }),
+            _ => Err(Error::state_lost(
+                self.backend_name(),
+                format!("the root checkpoint {ROOT_CHECKPOINT:?} is gone (released or reset inside the test), so the test's changes were not rolled back; do not release it or reset() inside a test"),
+            )),
         };
         if result.is_err() {
             self.lease.mark_broken();
@@ -278,6 +308,207 @@ impl<M: ?Sized + SessionManager> Drop for Session<M> {
     fn drop(&mut self) {
         if let Err(e) = self.end() {
             tracing::error!(target: "venomqa", test = %self.test, error = %e, "rollback at the end of the session failed");
+        }
+    }
+}
+
+impl<B: Backend> Session<Manager<B>> {
+    /// The test's connection: run the code under test through it.
+    pub fn connection(&mut self) -> &mut B::Conn {
+        self.manager()
+            .connection()
+            .expect("a session's manager is connected")
+    }
+
+    /// The test's connection.
+    pub fn connection_ref(&self) -> &B::Conn {
+        self.manager_ref()
+            .connection_ref()
+            .expect("a session's manager is connected")
+    }
+
+    /// The backend the session runs on.
+    pub fn backend(&self) -> &B {
+        self.manager_ref().backend()
+    }
+}
+
+/// Opens a [`Session`] outside `#[venom_test]`; see [`Session::builder`].
+///
+/// Without [`backend`](Self::backend) or [`entry`](Self::entry), a typed session runs on
+/// its own backend (`SqliteSession` on `sqlite`), and `Session` on the configured default.
+#[must_use = "call open() to start the session"]
+pub struct SessionBuilder<M: ?Sized> {
+    backend: Option<String>,
+    entry: Option<String>,
+    url: Option<String>,
+    name: Option<String>,
+    dir: Option<PathBuf>,
+    _manager: PhantomData<fn(&mut M)>,
+}
+
+impl<M: ?Sized> std::fmt::Debug for SessionBuilder<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionBuilder")
+            .field("backend", &self.backend)
+            .field("entry", &self.entry)
+            .field("url", &self.url.as_deref().map(crate::redact_url))
+            .field("name", &self.name)
+            .field("dir", &self.dir)
+            .finish()
+    }
+}
+
+impl<M: ?Sized + SessionManager> SessionBuilder<M> {
+    /// The registered backend to run on, as `#[venom_test(backend = "..")]`.
+    pub fn backend(mut self, backend: impl Into<String>) -> Self {
+        self.backend = Some(backend.into());
+        self
+    }
+
+    /// A named entry of `venomqa.yaml`, as `#[venom_test(config = "..")]`.
+    pub fn entry(mut self, entry: impl Into<String>) -> Self {
+        self.entry = Some(entry.into());
+        self
+    }
+
+    /// The URL, as `#[venom_test(url = "..")]` (`VENOMQA_<ENTRY>_URL` still wins).
+    pub fn url(mut self, url: impl Into<String>) -> Self {
+        self.url = Some(url.into());
+        self
+    }
+
+    /// The session's name, for messages (default: the backend or entry name).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Where to look for `venomqa.yaml` (and its parents); default `CARGO_MANIFEST_DIR`,
+    /// else the current directory.
+    pub fn config_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.dir = Some(dir.into());
+        self
+    }
+
+    /// The configuration the session will run on: the entry chosen, resolved against
+    /// `venomqa.yaml` and the environment (URL with its password masked when printed).
+    ///
+    /// ```
+    /// let config = venomqa::Session::builder().backend("memory").config()?;
+    /// assert_eq!((config.entry.as_str(), config.backend.as_str()), ("memory", "memory"));
+    /// # Ok::<(), venomqa::Error>(())
+    /// ```
+    pub fn config(&self) -> Result<crate::BackendConfig> {
+        Config::discover_cached(&self.dir())?.resolve(self.selection())
+    }
+
+    /// The counters of the pool this builder's sessions lease from.
+    #[doc(hidden)]
+    pub fn pool_stats(&self) -> Result<crate::pool::PoolStats> {
+        Ok(registry::pool(&self.config()?)?.stats())
+    }
+
+    fn dir(&self) -> PathBuf {
+        self.dir
+            .clone()
+            .or_else(|| std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from))
+            .or_else(|| std::env::current_dir().ok())
+            .unwrap_or_default()
+    }
+
+    fn selection(&self) -> Selection<'_> {
+        let selection = Selection {
+            backend: self.backend.as_deref(),
+            entry: self.entry.as_deref(),
+            url: self.url.as_deref(),
+        };
+        match (selection.backend, selection.entry) {
+            (None, None) => Selection {
+                backend: M::default_backend(),
+                ..selection
+            },
+            _ => selection,
+        }
+    }
+
+    fn session_name(&self) -> String {
+        self.name
+            .as_deref()
+            .or(self.entry.as_deref())
+            .or(self.backend.as_deref())
+            .or(M::default_backend())
+            .unwrap_or("session")
+            .to_owned()
+    }
+
+    /// Leases a connection from the shared pool of the chosen entry and opens the root
+    /// checkpoint.
+    pub fn open(self) -> Result<Session<M>> {
+        let config = Config::discover_cached(&self.dir())?.resolve(self.selection())?;
+        Session::lease(&config, &self.session_name())
+    }
+
+    /// Runs `body` as `#[venom_test]` runs a test: opens the session, runs the body, rolls
+    /// back (always), and returns the body's value, or re-raises its panic. Panics, as a
+    /// failing test does, when the session cannot start or the rollback fails.
+    ///
+    /// ```
+    /// use venomqa::sqlite::SqliteSession;
+    ///
+    /// let rows = SqliteSession::builder().run(|db| {
+    ///     db.conn().execute_batch("CREATE TABLE t (v INTEGER); INSERT INTO t VALUES (1)").unwrap();
+    ///     db.conn().query_row("SELECT COUNT(*) FROM t", [], |r| r.get::<_, i64>(0)).unwrap()
+    /// });
+    /// assert_eq!(rows, 1); // and the table is gone again
+    /// ```
+    pub fn run<R: TestOutcome>(self, body: impl FnOnce(&mut Session<M>) -> R) -> R {
+        let name = self.session_name();
+        let mut session = match self.open() {
+            Ok(session) => session,
+            Err(e) => panic!("venomqa could not start test {name}: {e}"),
+        };
+        let outcome = catch_unwind(AssertUnwindSafe(|| body(&mut session)));
+        let rolled_back = session.finish();
+        match (outcome, rolled_back) {
+            (Ok(value), Ok(())) => value,
+            (Ok(value), Err(e)) => panic!(
+                "test {name} failed: the rollback at its end failed ({}): {e}",
+                value.describe()
+            ),
+            (Err(panic), Ok(())) => resume_unwind(panic),
+            (Err(panic), Err(e)) => {
+                eprintln!(
+                    "venomqa: test {name} panicked, and the rollback at its end failed too: {e}"
+                );
+                resume_unwind(panic)
+            }
+        }
+    }
+}
+
+/// The return types a test body may have: `()` and `Result<T, E>`.
+#[diagnostic::on_unimplemented(
+    message = "a #[venom_test] function must return `()` or a `Result`, not `{Self}`",
+    label = "this return type",
+    note = "return `()`, or `Result<(), E>` with `E: Debug` to fail the test with an error"
+)]
+pub trait TestOutcome {
+    /// How the test body ended, for a message.
+    fn describe(&self) -> String;
+}
+
+impl TestOutcome for () {
+    fn describe(&self) -> String {
+        "its body finished without error".to_owned()
+    }
+}
+
+impl<T, E: std::fmt::Debug> TestOutcome for std::result::Result<T, E> {
+    fn describe(&self) -> String {
+        match self {
+            Ok(_) => "its body returned Ok".to_owned(),
+            Err(e) => format!("its body returned Err({e:?})"),
         }
     }
 }

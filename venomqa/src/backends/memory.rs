@@ -1,57 +1,56 @@
 //! The in-memory backend: a key-value store with snapshots, as in the Python original.
-//! Each connection is its own store, so parallel tests never share data.
+//! Each connection is its own store, so parallel tests never share data. It is also the
+//! smallest complete [`Backend`].
 
 use std::collections::BTreeMap;
 
+use serde::Deserialize;
+
+use crate::backend::Backend;
+use crate::checkpoint::Point;
+use crate::config::BackendConfig;
 use crate::error::Result;
-use crate::registry::{test_threads, Backend};
-use crate::state::{BaseStateManager, StateManager};
+use crate::registry::test_threads;
+use crate::state::Manager;
+
+/// The in-memory backend, registered as `"memory"`: each connection is a [`MemoryStore`]
+/// and each checkpoint a copy of it.
+///
+/// ```
+/// use venomqa::{memory::Memory, Manager, StateManager};
+///
+/// let mut m = Manager::open(Memory)?;
+/// m.connection()?.set("user:1", "ann");
+/// m.checkpoint("start")?;
+/// m.connection()?.set("user:2", "bob");
+/// m.connection()?.remove("user:1");
+/// m.rollback("start")?;
+/// assert_eq!(m.connection()?.get("user:1"), Some("ann"));
+/// assert_eq!(m.connection()?.get("user:2"), None);
+/// # Ok::<(), venomqa::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Memory;
+
+/// The in-memory backend's options: it has none.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct MemoryOptions {}
+
+/// The in-memory backend's [`StateManager`](crate::StateManager).
+pub type MemoryStateManager = Manager<Memory>;
 
 /// A session on the in-memory backend.
 pub type MemorySession = crate::Session<MemoryStateManager>;
 
-/// A key-value store whose checkpoints are snapshots (copies) of the whole map.
-///
-/// Registered as backend `"memory"`. Useful for code whose state you keep in memory, and
-/// as the smallest complete example of a [`StateManager`].
-///
-/// ```
-/// use venomqa::{memory::MemoryStateManager, StateManager};
-///
-/// let mut store = MemoryStateManager::new();
-/// store.connect()?;
-/// store.set("user:1", "ann");
-/// store.checkpoint("start")?;
-/// store.set("user:2", "bob");
-/// store.remove("user:1");
-/// store.rollback("start")?;
-/// assert_eq!(store.get("user:1"), Some("ann"));
-/// assert_eq!(store.get("user:2"), None);
-/// # Ok::<(), venomqa::Error>(())
-/// ```
-#[derive(Debug, Clone)]
-pub struct MemoryStateManager {
-    base: BaseStateManager,
+/// A key-value store of strings: one connection of the in-memory backend.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MemoryStore {
     data: BTreeMap<String, String>,
-    snapshots: Vec<BTreeMap<String, String>>,
 }
 
-impl Default for MemoryStateManager {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl MemoryStateManager {
-    /// An empty, disconnected store.
-    pub fn new() -> Self {
-        MemoryStateManager {
-            base: BaseStateManager::new("memory", "memory://"),
-            data: BTreeMap::new(),
-            snapshots: Vec::new(),
-        }
-    }
-
+impl MemoryStore {
     /// Sets `key` to `value`.
     pub fn set(&mut self, key: impl Into<String>, value: impl Into<String>) {
         self.data.insert(key.into(), value.into());
@@ -73,81 +72,50 @@ impl MemoryStateManager {
     }
 }
 
-impl StateManager for MemoryStateManager {
-    fn connect(&mut self) -> Result<()> {
-        self.base.set_connected(true);
+impl Backend for Memory {
+    const NAME: &'static str = "memory";
+    type Options = MemoryOptions;
+    type Conn = MemoryStore;
+    type Mark = MemoryStore;
+
+    fn new(_: &BackendConfig, _: MemoryOptions) -> Result<Self> {
+        Ok(Memory)
+    }
+
+    fn connect(&self) -> Result<MemoryStore> {
+        Ok(MemoryStore::default())
+    }
+
+    fn checkpoint(&self, store: &mut MemoryStore, _: Point<'_>) -> Result<MemoryStore> {
+        Ok(store.clone())
+    }
+
+    fn rollback(&self, store: &mut MemoryStore, _: Point<'_>, saved: &MemoryStore) -> Result<()> {
+        store.clone_from(saved);
         Ok(())
     }
 
-    fn disconnect(&mut self) -> Result<()> {
-        self.snapshots.clear();
-        self.base.set_connected(false);
+    fn release(&self, _: &mut MemoryStore, _: Point<'_>, _: &MemoryStore) -> Result<()> {
         Ok(())
     }
 
-    fn checkpoint(&mut self, name: &str) -> Result<()> {
-        let (data, snapshots) = (&self.data, &mut self.snapshots);
-        self.base.checkpoint(name, |_, _| {
-            snapshots.push(data.clone());
-            Ok(())
-        })
-    }
-
-    fn rollback(&mut self, name: &str) -> Result<()> {
-        let (data, snapshots) = (&mut self.data, &mut self.snapshots);
-        self.base.rollback(name, |index, _| {
-            snapshots.truncate(index + 1);
-            data.clone_from(&snapshots[index]);
-            Ok(())
-        })
-    }
-
-    fn release(&mut self, name: &str) -> Result<()> {
-        let snapshots = &mut self.snapshots;
-        self.base.release(name, |index, _| {
-            snapshots.truncate(index);
-            Ok(())
-        })
-    }
-
-    fn discard(&mut self, name: &str) -> Result<()> {
-        let (data, snapshots) = (&mut self.data, &mut self.snapshots);
-        self.base.discard(name, |index, _| {
-            snapshots.truncate(index + 1);
-            *data = snapshots.pop().expect("a snapshot per checkpoint");
-            Ok(())
-        })
-    }
-
-    fn reset(&mut self) -> Result<()> {
-        self.base.ensure_connected()?;
-        self.data.clear();
-        self.snapshots.clear();
-        self.base.clear_checkpoints();
+    fn reset(&self, store: &mut MemoryStore) -> Result<()> {
+        store.data.clear();
         Ok(())
-    }
-
-    fn is_connected(&self) -> bool {
-        self.base.is_connected()
-    }
-
-    fn checkpoints(&self) -> &[String] {
-        self.base.checkpoints()
     }
 
     fn setup_per_connection(&self) -> bool {
         true
     }
+
+    fn pool_size(&self) -> usize {
+        test_threads()
+    }
 }
 
 impl crate::Session<MemoryStateManager> {
     /// The test's store.
-    pub fn store(&mut self) -> &mut MemoryStateManager {
-        self.manager()
+    pub fn store(&mut self) -> &mut MemoryStore {
+        self.connection()
     }
-}
-
-pub(crate) fn backend() -> Backend {
-    Backend::new("memory", |_| Ok(MemoryStateManager::new()))
-        .default_pool_size_with(|_| test_threads())
 }

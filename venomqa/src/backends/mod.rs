@@ -18,19 +18,20 @@ pub mod redis;
 pub mod sqlite;
 
 /// The built-in backends, registered when the registry is first used.
-pub(crate) fn builtins() -> Vec<crate::registry::Backend> {
+pub(crate) fn builtins() -> Vec<crate::registry::Registration> {
+    use crate::registry::Registration;
     #[allow(unused_mut)]
-    let mut all = vec![memory::backend()];
+    let mut all = vec![Registration::of::<memory::Memory>()];
     #[cfg(feature = "sqlite")]
-    all.push(sqlite::backend());
+    all.push(Registration::of::<sqlite::Sqlite>());
     #[cfg(feature = "mysql")]
-    all.push(mysql::backend());
+    all.push(Registration::of::<mysql::MySql>());
     #[cfg(feature = "postgres")]
-    all.push(postgres::backend());
+    all.push(Registration::of::<postgres::Postgres>());
     #[cfg(feature = "redis")]
-    all.push(redis::backend());
+    all.push(Registration::of::<redis::Redis>());
     #[cfg(feature = "mongodb")]
-    all.push(mongodb::backend());
+    all.push(Registration::of::<mongodb::MongoDb>());
     all
 }
 

@@ -7,20 +7,30 @@
 //! | none, `sqlite::memory:`, `:memory:` | a private in-memory database per connection (the default): tests run in parallel, and the setup step runs on every new connection |
 //! | `sqlite://path/to/app.db`, `sqlite:///abs/app.db`, `sqlite:app.db`, `app.db` | a file shared by every connection: tests that use it take turns (pool size 1, `BEGIN IMMEDIATE`, and a busy timeout for other processes) |
 //!
-//! Options (`options:` in `venomqa.yaml`): `busy_timeout_ms` (default 60000).
+//! Keys of its `venomqa.yaml` entry: see [`SqliteOptions`].
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use rusqlite::Connection;
+use serde::Deserialize;
 
+use crate::backend::Backend;
+use crate::checkpoint::Point;
 use crate::config::BackendConfig;
 use crate::error::{Error, Result};
-use crate::registry::{test_threads, Backend};
+use crate::redact::SecretUrl;
+use crate::registry::test_threads;
 use crate::sql::quote_double;
-use crate::state::{BaseStateManager, StateManager};
+use crate::state::Manager;
 
 const NAME: &str = "sqlite";
+
+/// The busy timeout unless `busy_timeout_ms` says otherwise.
+pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The SQLite backend's [`StateManager`](crate::StateManager).
+pub type SqliteStateManager = Manager<Sqlite>;
 
 /// A session on the SQLite backend; [`conn`](crate::Session::conn) gives the test the
 /// `rusqlite::Connection` its changes must go through.
@@ -43,123 +53,72 @@ fn parse_target(url: &str) -> Target {
     }
 }
 
-/// SQLite state manager: transaction + SAVEPOINT isolation on one `rusqlite::Connection`.
+/// The keys of a `sqlite` entry in `venomqa.yaml`, besides the common ones.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct SqliteOptions {
+    /// Tables `reset()` empties (default: every table).
+    pub tables_to_reset: Vec<String>,
+    /// Tables `reset()` never touches.
+    pub exclude_tables: Vec<String>,
+    /// How long a connection waits for another process's write lock on a file database
+    /// (default [`DEFAULT_BUSY_TIMEOUT`]).
+    pub busy_timeout_ms: Option<u64>,
+}
+
+/// The SQLite backend: a transaction per test and a SAVEPOINT per checkpoint on one
+/// `rusqlite::Connection`.
 ///
 /// ```
-/// use venomqa::{sqlite::SqliteStateManager, StateManager};
+/// use venomqa::{sqlite::Sqlite, Manager, StateManager};
 ///
-/// let mut db = SqliteStateManager::new("sqlite::memory:");
-/// db.connect()?;
-/// db.conn().execute_batch("CREATE TABLE t (v INTEGER); INSERT INTO t VALUES (1)").unwrap();
+/// let mut db = Manager::open(Sqlite::from_url("sqlite::memory:")?)?;
+/// db.connection()?.execute_batch("CREATE TABLE t (v INTEGER); INSERT INTO t VALUES (1)").unwrap();
 /// db.checkpoint("start")?;
-/// db.conn().execute("DELETE FROM t", []).unwrap();
+/// db.connection()?.execute("DELETE FROM t", []).unwrap();
 /// db.rollback("start")?;
-/// let n: i64 = db.conn().query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0)).unwrap();
+/// let n: i64 = db.connection()?.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0)).unwrap();
 /// assert_eq!(n, 1);
 /// # Ok::<(), venomqa::Error>(())
 /// ```
-#[derive(Debug)]
-pub struct SqliteStateManager {
-    base: BaseStateManager,
+#[derive(Debug, Clone)]
+pub struct Sqlite {
+    url: SecretUrl,
     target: Target,
-    conn: Option<Connection>,
-    tables_to_reset: Vec<String>,
-    exclude_tables: Vec<String>,
-    busy_timeout: Duration,
+    options: SqliteOptions,
 }
 
-impl SqliteStateManager {
-    /// A disconnected manager for `url` (see the [module docs](self) for URL forms).
-    pub fn new(url: &str) -> Self {
-        SqliteStateManager {
-            base: BaseStateManager::new(NAME, url),
-            target: parse_target(url),
-            conn: None,
-            tables_to_reset: Vec::new(),
-            exclude_tables: Vec::new(),
-            busy_timeout: Duration::from_secs(60),
-        }
-    }
-
-    /// A disconnected manager from a resolved configuration entry.
-    pub fn from_config(config: &BackendConfig) -> Result<Self> {
-        let mut m = Self::new(config.url_or("sqlite::memory:"));
-        m.tables_to_reset.clone_from(&config.tables_to_reset);
-        m.exclude_tables.clone_from(&config.exclude_tables);
-        if let Some(ms) = config.option_parsed::<u64>("busy_timeout_ms")? {
-            m.busy_timeout = Duration::from_millis(ms);
-        }
-        Ok(m)
+impl Sqlite {
+    /// The backend for `url` (see the [module docs](self) for URL forms), default options.
+    pub fn from_url(url: &str) -> Result<Self> {
+        Self::new(
+            &BackendConfig::new(NAME).with_url(url),
+            SqliteOptions::default(),
+        )
     }
 
     /// Tables `reset()` empties (default: every table).
     pub fn tables_to_reset(mut self, tables: impl IntoIterator<Item = impl Into<String>>) -> Self {
-        self.tables_to_reset = tables.into_iter().map(Into::into).collect();
+        self.options.tables_to_reset = tables.into_iter().map(Into::into).collect();
         self
     }
 
     /// Tables `reset()` never touches.
     pub fn exclude_tables(mut self, tables: impl IntoIterator<Item = impl Into<String>>) -> Self {
-        self.exclude_tables = tables.into_iter().map(Into::into).collect();
+        self.options.exclude_tables = tables.into_iter().map(Into::into).collect();
         self
     }
 
-    /// Whether this manager's database is a private in-memory one.
+    /// Whether this backend's databases are private in-memory ones.
     pub fn is_memory(&self) -> bool {
         self.target == Target::Memory
     }
 
-    /// The native connection.
-    ///
-    /// # Panics
-    ///
-    /// When the manager is not connected; [`try_conn`](Self::try_conn) returns an error instead.
-    pub fn conn(&self) -> &Connection {
-        self.try_conn().unwrap_or_else(|e| panic!("{e}"))
-    }
-
-    /// The native connection, or [`Error::NotConnected`].
-    pub fn try_conn(&self) -> Result<&Connection> {
-        self.conn.as_ref().ok_or_else(|| Error::NotConnected {
-            backend: NAME.into(),
-        })
-    }
-
-    /// Runs SQL as one batch, mapping errors to [`Error::Backend`].
-    fn batch(conn: &Connection, operation: impl FnOnce() -> String, sql: &str) -> Result<()> {
-        conn.execute_batch(sql).map_err(|e| {
-            if e.to_string().contains("no such savepoint") {
-                // The code under test ended our transaction and began another one: what it
-                // did before that is committed. End the stray transaction too.
-                if !conn.is_autocommit() {
-                    let _ = conn.execute_batch("ROLLBACK");
-                }
-                Error::StateLost {
-                    backend: NAME.into(),
-                    message: format!(
-                        "{} found its savepoint gone: the code under test ran COMMIT/ROLLBACK/END and then                          BEGIN, so what it wrote before that was committed or lost. Remove the explicit                          transaction control from the test, or use savepoints instead",
-                        operation()
-                    ),
-                }
-            } else {
-                Error::backend(NAME, operation(), e)
-            }
-        })
-    }
-
-    /// The transaction ended although checkpoints are active: a COMMIT, ROLLBACK or END
-    /// ran inside the test, so there is nothing left to roll back to.
-    fn check_transaction(conn: &Connection, active: bool) -> Result<()> {
-        if active && conn.is_autocommit() {
-            return Err(Error::StateLost {
-                backend: NAME.into(),
-                message: "the transaction the checkpoints live in has ended: the code under test ran COMMIT, \
-                          ROLLBACK or END, so its changes were committed or lost. Remove the explicit \
-                          transaction control from the test, or use savepoints instead"
-                    .into(),
-            });
-        }
-        Ok(())
+    fn busy_timeout(&self) -> Duration {
+        self.options
+            .busy_timeout_ms
+            .map_or(DEFAULT_BUSY_TIMEOUT, Duration::from_millis)
     }
 
     fn table_names(conn: &Connection) -> Result<Vec<String>> {
@@ -174,134 +133,166 @@ impl SqliteStateManager {
     }
 }
 
-impl StateManager for SqliteStateManager {
-    fn connect(&mut self) -> Result<()> {
-        if self.conn.is_some() {
-            return Ok(());
+/// Runs SQL as one batch. A savepoint that is gone means the code under test ended the
+/// transaction and began another: that is reported as lost state, not as a driver error.
+fn batch(conn: &Connection, operation: impl FnOnce() -> String, sql: &str) -> Result<()> {
+    conn.execute_batch(sql).map_err(|e| {
+        if e.to_string().contains("no such savepoint") {
+            // End the stray transaction too.
+            if !conn.is_autocommit() {
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+            Error::state_lost(
+                NAME,
+                format!("{} found its savepoint gone: the code under test ran COMMIT, ROLLBACK or END and then BEGIN, so what it wrote before was committed or lost; remove the transaction control from the test", operation()),
+            )
+        } else {
+            Error::backend(NAME, operation(), e)
         }
-        let url = self.base.url().to_owned();
+    })
+}
+
+/// The transaction ended although checkpoints are active: a COMMIT, ROLLBACK or END ran
+/// inside the test, so there is nothing left to roll back to.
+fn check_transaction(conn: &Connection) -> Result<()> {
+    if conn.is_autocommit() {
+        return Err(Error::state_lost(
+            NAME,
+            "the transaction holding the checkpoints has ended: the code under test ran COMMIT, ROLLBACK or END, so its changes were committed or lost; remove the transaction control from the test",
+        ));
+    }
+    Ok(())
+}
+
+impl Backend for Sqlite {
+    const NAME: &'static str = NAME;
+    type Options = SqliteOptions;
+    type Conn = Connection;
+    type Mark = ();
+
+    fn new(config: &BackendConfig, options: SqliteOptions) -> Result<Self> {
+        let url = config
+            .url
+            .clone()
+            .unwrap_or_else(|| SecretUrl::from("sqlite::memory:"));
+        Ok(Sqlite {
+            target: parse_target(url.expose()),
+            url,
+            options,
+        })
+    }
+
+    fn connect(&self) -> Result<Connection> {
+        let url = self.url.expose();
         let conn = match &self.target {
             Target::Memory => Connection::open_in_memory(),
             Target::File(path) => {
                 if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(dir).map_err(|e| {
-                        Error::connection(
-                            NAME,
-                            &url,
-                            format!("cannot create directory {}: {e}", dir.display()),
-                        )
-                    })?;
+                    std::fs::create_dir_all(dir).map_err(|e| Error::connect(NAME, url, e))?;
                 }
                 Connection::open(path)
             }
         }
-        .map_err(|e| Error::connection(NAME, &url, e))?;
-        conn.busy_timeout(self.busy_timeout)
-            .map_err(|e| Error::connection(NAME, &url, e))?;
+        .map_err(|e| Error::connect(NAME, url, e))?;
+        conn.busy_timeout(self.busy_timeout())
+            .map_err(|e| Error::connect(NAME, url, e))?;
         if let Target::File(_) = self.target {
             // WAL lets readers of other processes proceed while a test holds the write lock.
             conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))
-                .map_err(|e| Error::connection(NAME, &url, e))?;
+                .map_err(|e| Error::connect(NAME, url, e))?;
         }
-        self.conn = Some(conn);
-        self.base.set_connected(true);
-        Ok(())
+        Ok(conn)
     }
 
-    fn disconnect(&mut self) -> Result<()> {
-        self.base.set_connected(false);
-        if let Some(conn) = self.conn.take() {
-            conn.close()
-                .map_err(|(_, e)| Error::backend(NAME, "closing the connection", e))?;
+    /// A connection is handed out only outside a transaction, after a `SELECT 1`.
+    fn recycle(&self, conn: &mut Connection) -> Result<()> {
+        if !conn.is_autocommit() {
+            return Err(Error::state_lost(
+                NAME,
+                "the connection is still inside a transaction",
+            ));
         }
-        Ok(())
+        conn.query_row("SELECT 1", [], |_| Ok(()))
+            .map_err(|e| Error::backend(NAME, "the health check", e))
     }
 
-    fn checkpoint(&mut self, name: &str) -> Result<()> {
-        let conn = self.conn.as_ref();
-        let immediate = !self.is_memory();
-        self.base.checkpoint(name, |name, active| {
-            let conn = conn.expect("connected");
-            let savepoint = quote_double(NAME, name)?;
-            let sql = if active.is_empty() {
-                // IMMEDIATE takes the write lock now, so two tests on one file wait for
-                // each other here instead of deadlocking on a lock upgrade later.
-                let begin = if immediate {
-                    "BEGIN IMMEDIATE"
-                } else {
-                    "BEGIN"
-                };
-                format!("{begin}; SAVEPOINT {savepoint}")
+    fn checkpoint(&self, conn: &mut Connection, at: Point<'_>) -> Result<()> {
+        let savepoint = quote_double(NAME, at.name())?;
+        let sql = if at.is_outermost() {
+            // IMMEDIATE takes the write lock now, so two tests on one file wait for each
+            // other here instead of deadlocking on a lock upgrade later.
+            let begin = if self.is_memory() {
+                "BEGIN"
             } else {
-                Self::check_transaction(conn, true)?;
-                format!("SAVEPOINT {savepoint}")
+                "BEGIN IMMEDIATE"
             };
-            Self::batch(conn, || format!("checkpoint {name:?}"), &sql)
-        })
+            format!("{begin}; SAVEPOINT {savepoint}")
+        } else {
+            check_transaction(conn)?;
+            format!("SAVEPOINT {savepoint}")
+        };
+        batch(conn, || format!("checkpoint {:?}", at.name()), &sql)
     }
 
-    fn rollback(&mut self, name: &str) -> Result<()> {
-        let conn = self.conn.as_ref();
-        self.base.rollback(name, |_, _| {
-            let conn = conn.expect("connected");
-            Self::check_transaction(conn, true)?;
-            let sql = format!("ROLLBACK TO SAVEPOINT {}", quote_double(NAME, name)?);
-            Self::batch(conn, || format!("rollback to checkpoint {name:?}"), &sql)
-        })
+    fn rollback(&self, conn: &mut Connection, at: Point<'_>, _: &()) -> Result<()> {
+        check_transaction(conn)?;
+        let sql = format!("ROLLBACK TO SAVEPOINT {}", quote_double(NAME, at.name())?);
+        batch(
+            conn,
+            || format!("rollback to checkpoint {:?}", at.name()),
+            &sql,
+        )
     }
 
-    fn release(&mut self, name: &str) -> Result<()> {
-        let conn = self.conn.as_ref();
-        self.base.release(name, |index, _| {
-            let conn = conn.expect("connected");
-            Self::check_transaction(conn, true)?;
-            let sql = if index == 0 {
-                "COMMIT".to_owned()
-            } else {
-                format!("RELEASE SAVEPOINT {}", quote_double(NAME, name)?)
-            };
-            Self::batch(conn, || format!("release checkpoint {name:?}"), &sql)
-        })
+    fn release(&self, conn: &mut Connection, at: Point<'_>, _: &()) -> Result<()> {
+        check_transaction(conn)?;
+        let sql = if at.is_outermost() {
+            "COMMIT".to_owned()
+        } else {
+            format!("RELEASE SAVEPOINT {}", quote_double(NAME, at.name())?)
+        };
+        batch(
+            conn,
+            || format!("release of checkpoint {:?}", at.name()),
+            &sql,
+        )
     }
 
-    fn discard(&mut self, name: &str) -> Result<()> {
-        let conn = self.conn.as_ref();
-        self.base.discard(name, |index, _| {
-            let conn = conn.expect("connected");
-            Self::check_transaction(conn, true)?;
-            let q = quote_double(NAME, name)?;
-            // For the outermost checkpoint, the ROLLBACK TO first proves the transaction is
-            // still ours (a bare ROLLBACK would also end one the test began itself).
-            let sql = if index == 0 {
-                format!("ROLLBACK TO SAVEPOINT {q}; ROLLBACK")
-            } else {
-                format!("ROLLBACK TO SAVEPOINT {q}; RELEASE SAVEPOINT {q}")
-            };
-            Self::batch(conn, || format!("discard checkpoint {name:?}"), &sql)
-        })
+    fn discard(&self, conn: &mut Connection, at: Point<'_>, _: &()) -> Result<()> {
+        check_transaction(conn)?;
+        let q = quote_double(NAME, at.name())?;
+        // For the outermost checkpoint, the ROLLBACK TO first proves the transaction is
+        // still ours (a bare ROLLBACK would also end one the test began itself).
+        let sql = if at.is_outermost() {
+            format!("ROLLBACK TO SAVEPOINT {q}; ROLLBACK")
+        } else {
+            format!("ROLLBACK TO SAVEPOINT {q}; RELEASE SAVEPOINT {q}")
+        };
+        batch(
+            conn,
+            || format!("rollback of checkpoint {:?}", at.name()),
+            &sql,
+        )
     }
 
     /// Empties `tables_to_reset` (default: every table) except `exclude_tables`, in one
     /// transaction with foreign keys deferred, and resets their AUTOINCREMENT counters.
     /// An open transaction is rolled back first. On error nothing changes.
-    fn reset(&mut self) -> Result<()> {
-        self.base.ensure_connected()?;
-        let conn = self.conn.as_ref().expect("connected");
+    fn reset(&self, conn: &mut Connection) -> Result<()> {
         if !conn.is_autocommit() {
-            Self::batch(
+            batch(
                 conn,
                 || "ending the open transaction before reset".into(),
                 "ROLLBACK",
             )?;
         }
-        self.base.clear_checkpoints();
-        let tables: Vec<String> = if self.tables_to_reset.is_empty() {
+        let tables: Vec<String> = if self.options.tables_to_reset.is_empty() {
             Self::table_names(conn)?
         } else {
-            self.tables_to_reset.clone()
+            self.options.tables_to_reset.clone()
         }
         .into_iter()
-        .filter(|t| !self.exclude_tables.contains(t))
+        .filter(|t| !self.options.exclude_tables.contains(t))
         .collect();
         let mut sql = String::from("BEGIN IMMEDIATE; PRAGMA defer_foreign_keys = ON;");
         for table in &tables {
@@ -339,47 +330,32 @@ impl StateManager for SqliteStateManager {
         Ok(())
     }
 
-    fn is_connected(&self) -> bool {
-        self.base.is_connected() && self.conn.is_some()
-    }
-
-    fn checkpoints(&self) -> &[String] {
-        self.base.checkpoints()
-    }
-
-    fn health_check(&mut self) -> bool {
-        match &self.conn {
-            Some(conn) => {
-                conn.is_autocommit() && conn.query_row("SELECT 1", [], |_| Ok(())).is_ok()
-            }
-            None => false,
-        }
-    }
-
-    fn execute_script(&mut self, script: &str) -> Result<()> {
-        let conn = self.try_conn()?;
-        Self::batch(conn, || "running a setup script".into(), script)
+    fn execute_script(&self, conn: &mut Connection, script: &str) -> Result<()> {
+        batch(conn, || "a setup script".into(), script)
     }
 
     fn setup_per_connection(&self) -> bool {
         self.is_memory()
+    }
+
+    fn pool_size(&self) -> usize {
+        match self.target {
+            Target::Memory => test_threads(),
+            Target::File(_) => 1,
+        }
+    }
+
+    fn close(&self, conn: Connection) -> Result<()> {
+        conn.close()
+            .map_err(|(_, e)| Error::backend(NAME, "closing the connection", e))
     }
 }
 
 impl crate::Session<SqliteStateManager> {
     /// The test's `rusqlite::Connection`: run the code under test through it.
     pub fn conn(&self) -> &Connection {
-        self.manager_ref().conn()
+        self.connection_ref()
     }
-}
-
-pub(crate) fn backend() -> Backend {
-    Backend::new(NAME, SqliteStateManager::from_config).default_pool_size_with(|config| {
-        match parse_target(config.url_or("")) {
-            Target::Memory => test_threads(),
-            Target::File(_) => 1,
-        }
-    })
 }
 
 #[cfg(test)]

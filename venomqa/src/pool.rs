@@ -1,0 +1,330 @@
+//! The lazily built pools of connected managers that every test of a process shares.
+//!
+//! A pool opens connections on demand, up to its size, and hands each test one connected
+//! manager at a time (a [`Lease`]). A manager that fails its
+//! [`health_check`](StateManager::health_check) before a lease, or whose test could not
+//! roll back, is dropped and replaced by a new connection. Not a public API: sessions are.
+
+use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::config::BackendConfig;
+use crate::error::{BoxError, Error, Result};
+use crate::registry::{setup_of, Connector};
+use crate::state::StateManager;
+
+/// How long a test waits for a free pooled connection unless `lease_timeout_ms` says otherwise.
+pub const DEFAULT_LEASE_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Counters of one pool, for tests and benchmarks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PoolStats {
+    /// The most managers the pool holds at once.
+    pub size: usize,
+    /// Managers built and connected since the pool was created.
+    pub opened: usize,
+    /// Managers that exist now (idle or leased).
+    pub live: usize,
+    /// Managers waiting in the pool now.
+    pub idle: usize,
+    /// Leases handed out since the pool was created.
+    pub leases: usize,
+    /// Managers dropped because they failed a health check or could not roll back.
+    pub replaced: usize,
+}
+
+#[derive(Default)]
+struct PoolState {
+    idle: Vec<Box<dyn StateManager>>,
+    live: usize,
+}
+
+/// A setup failure, kept so every later lease of the pool reports it.
+#[derive(Clone)]
+struct SetupFailure {
+    step: String,
+    message: String,
+}
+
+/// Connected managers of one backend + configuration, shared by every test of the process.
+pub struct Pool {
+    config: BackendConfig,
+    connector: Arc<dyn Connector>,
+    size: usize,
+    state: Mutex<PoolState>,
+    returned: Condvar,
+    setup: OnceLock<std::result::Result<(), SetupFailure>>,
+    opened: AtomicUsize,
+    leases: AtomicUsize,
+    replaced: AtomicUsize,
+}
+
+impl fmt::Debug for Pool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pool")
+            .field("entry", &self.config.entry)
+            .field("backend", &self.config.backend)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl Pool {
+    pub(crate) fn new(config: BackendConfig, connector: Arc<dyn Connector>) -> Self {
+        let size = config.pool_size.unwrap_or_else(|| connector.pool_size());
+        Pool {
+            config,
+            connector,
+            size: size.max(1),
+            state: Mutex::new(PoolState::default()),
+            returned: Condvar::new(),
+            setup: OnceLock::new(),
+            opened: AtomicUsize::new(0),
+            leases: AtomicUsize::new(0),
+            replaced: AtomicUsize::new(0),
+        }
+    }
+
+    /// The configuration the pool's managers are built from.
+    pub fn config(&self) -> &BackendConfig {
+        &self.config
+    }
+
+    /// The pool's counters.
+    pub fn stats(&self) -> PoolStats {
+        let state = self.state.lock();
+        PoolStats {
+            size: self.size,
+            opened: self.opened.load(Ordering::Relaxed),
+            live: state.live,
+            idle: state.idle.len(),
+            leases: self.leases.load(Ordering::Relaxed),
+            replaced: self.replaced.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Takes a healthy connected manager, opening one if the pool has room, else waiting
+    /// for one to come back (up to the lease timeout).
+    pub fn lease(self: &Arc<Self>) -> Result<Lease> {
+        let timeout = self.config.lease_timeout.unwrap_or(DEFAULT_LEASE_TIMEOUT);
+        let deadline = Instant::now() + timeout;
+        let mut state = self.state.lock();
+        loop {
+            if let Some(mut manager) = state.idle.pop() {
+                drop(state);
+                // A health check that panics counts as failed; the slot is never lost.
+                let healthy =
+                    catch_unwind(AssertUnwindSafe(|| manager.health_check())).unwrap_or(false);
+                if healthy {
+                    return Ok(self.hand_out(manager));
+                }
+                tracing::warn!(target: "venomqa", backend = %self.config.backend, "pooled manager failed its health check; replacing it");
+                self.forget(manager);
+                state = self.state.lock();
+                continue;
+            }
+            if state.live < self.size {
+                state.live += 1;
+                drop(state);
+                // The slot goes back if opening fails or panics (a factory, connect() or a
+                // setup function of the user's); otherwise the new manager keeps it.
+                let slot = Slot(self);
+                let manager = self.open()?;
+                std::mem::forget(slot);
+                return Ok(self.hand_out(manager));
+            }
+            if self.returned.wait_until(&mut state, deadline).timed_out() {
+                return Err(Error::PoolTimeout {
+                    backend: self.config.backend.clone(),
+                    pool_size: self.size,
+                    waited_ms: timeout.as_millis(),
+                });
+            }
+        }
+    }
+
+    fn hand_out(self: &Arc<Self>, manager: Box<dyn StateManager>) -> Lease {
+        self.leases.fetch_add(1, Ordering::Relaxed);
+        Lease {
+            manager: Some(manager),
+            pool: self.clone(),
+            broken: false,
+        }
+    }
+
+    /// Drops a manager that must not be reused, making room for a new one.
+    fn forget(&self, mut manager: Box<dyn StateManager>) {
+        let _slot = Slot(self);
+        self.replaced.fetch_add(1, Ordering::Relaxed);
+        if manager.is_connected() {
+            let _ = catch_unwind(AssertUnwindSafe(|| manager.disconnect()));
+        }
+    }
+
+    fn open(&self) -> Result<Box<dyn StateManager>> {
+        let mut manager = self.connector.open().map_err(|e| match e {
+            // Name the variable that overrides this entry, not the backend's.
+            Error::Connect {
+                backend,
+                url,
+                source,
+                ..
+            } => Error::Connect {
+                backend,
+                url,
+                source,
+                env_var: self.config.url_env_var(),
+            },
+            other => other,
+        })?;
+        self.opened.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(target: "venomqa", backend = %self.config.backend, entry = %self.config.entry, "connection opened");
+        if manager.setup_per_connection() {
+            self.run_setup(manager.as_mut())?;
+        } else {
+            self.setup
+                .get_or_init(|| {
+                    self.run_setup(manager.as_mut()).map_err(|e| match e {
+                        Error::Setup { step, source, .. } => SetupFailure {
+                            step,
+                            message: source.to_string(),
+                        },
+                        other => SetupFailure {
+                            step: "setup".into(),
+                            message: other.to_string(),
+                        },
+                    })
+                })
+                .clone()
+                .map_err(|failure| Error::Setup {
+                    entry: self.config.entry.clone(),
+                    step: failure.step,
+                    source: failure.message.into(),
+                })?;
+        }
+        // Every manager passes its health check before a test gets it, the first one too:
+        // backends use it to clear session state, such as what a setup script left.
+        if !manager.health_check() {
+            return Err(Error::backend(
+                &self.config.backend,
+                "the health check of a new connection",
+                "it failed right after the connection was opened and set up; check the server's log and the setup step",
+            ));
+        }
+        Ok(manager)
+    }
+
+    fn run_setup(&self, manager: &mut dyn StateManager) -> Result<()> {
+        let failed = |step: String, source: BoxError| Error::Setup {
+            entry: self.config.entry.clone(),
+            step,
+            source,
+        };
+        if let Some(path) = &self.config.setup {
+            for file in setup_files(path).map_err(|e| failed(path.display().to_string(), e))? {
+                let step = file.display().to_string();
+                let script =
+                    std::fs::read_to_string(&file).map_err(|e| failed(step.clone(), e.into()))?;
+                manager
+                    .execute_script(&script)
+                    .map_err(|e| failed(step, e.into()))?;
+            }
+        }
+        if let Some(function) = setup_of(&self.config.entry) {
+            function(manager)
+                .map_err(|e| failed("the registered setup function".into(), e.into()))?;
+        }
+        Ok(())
+    }
+}
+
+/// One place in a pool's count of live managers, given back (and a waiting lease woken)
+/// when dropped, including while a panic unwinds.
+struct Slot<'a>(&'a Pool);
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.0.state.lock().live -= 1;
+        self.0.returned.notify_one();
+    }
+}
+
+/// The `.sql` files a `setup:` path names: the file itself, or a directory's `*.sql` files
+/// in name order.
+fn setup_files(path: &Path) -> std::result::Result<Vec<std::path::PathBuf>, BoxError> {
+    if path.is_file() {
+        return Ok(vec![path.to_owned()]);
+    }
+    let entries = std::fs::read_dir(path)?;
+    let mut files: Vec<_> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "sql"))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err("the directory holds no .sql files".into());
+    }
+    Ok(files)
+}
+
+/// One test's exclusive use of a pooled manager. Dropping it returns the manager to the
+/// pool, or drops it if it was [marked broken](Self::mark_broken) or still has checkpoints.
+pub struct Lease {
+    manager: Option<Box<dyn StateManager>>,
+    pool: Arc<Pool>,
+    broken: bool,
+}
+
+impl fmt::Debug for Lease {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Lease")
+            .field("backend", &self.pool.config.backend)
+            .field("broken", &self.broken)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Lease {
+    /// The leased manager.
+    pub fn manager(&mut self) -> &mut dyn StateManager {
+        self.manager
+            .as_deref_mut()
+            .expect("manager present until drop")
+    }
+
+    /// The leased manager.
+    pub fn manager_ref(&self) -> &dyn StateManager {
+        self.manager.as_deref().expect("manager present until drop")
+    }
+
+    /// The configuration of the pool the manager came from.
+    pub fn config(&self) -> &BackendConfig {
+        &self.pool.config
+    }
+
+    /// Makes the pool drop this manager instead of handing it to the next test.
+    pub fn mark_broken(&mut self) {
+        self.broken = true;
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        let Some(manager) = self.manager.take() else {
+            return;
+        };
+        if self.broken || !manager.checkpoints().is_empty() || !manager.is_connected() {
+            self.pool.forget(manager);
+        } else {
+            self.pool.state.lock().idle.push(manager);
+            self.pool.returned.notify_one();
+        }
+    }
+}
