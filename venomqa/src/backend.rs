@@ -9,9 +9,11 @@
 
 use serde::de::DeserializeOwned;
 
+use crate::capture::Diff;
 use crate::checkpoint::Point;
 use crate::config::BackendConfig;
 use crate::error::{Error, Result};
+use crate::redact::SecretUrl;
 
 /// A database or store that venomqa can checkpoint and roll back.
 ///
@@ -153,6 +155,36 @@ pub trait Backend: Send + Sync + Sized + 'static {
     /// Defaults to 1: tests that share one store must take turns.
     fn pool_size(&self) -> usize {
         1
+    }
+
+    /// Whether a rollback also undoes what other connections and processes wrote (capture
+    /// isolation), so code under test may use connections of its own. Defaults to `false`:
+    /// only the test's own connection is rolled back.
+    fn captures(&self, conn: &Self::Conn) -> bool {
+        let _ = conn;
+        false
+    }
+
+    /// The URL code under test must connect with for its writes to be rolled back with
+    /// this connection's checkpoints (capture isolation). The default refuses.
+    fn url(&self, conn: &Self::Conn) -> Result<SecretUrl> {
+        let _ = conn;
+        Err(Error::unsupported(
+            Self::NAME,
+            "a URL for other connections",
+            "the test's changes live in its own connection, which other connections do not see; use `isolation: capture`",
+        ))
+    }
+
+    /// What changed since checkpoint `at`, row by row (capture isolation). The default
+    /// refuses.
+    fn diff(&self, conn: &mut Self::Conn, at: Point<'_>, mark: &Self::Mark) -> Result<Diff> {
+        let _ = (conn, at, mark);
+        Err(Error::unsupported(
+            Self::NAME,
+            "diff()",
+            "only capture isolation keeps a record of changes; use `isolation: capture`",
+        ))
     }
 
     /// Closes a connection for good (the reference's `disconnect()`). The default drops it.

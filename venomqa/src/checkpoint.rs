@@ -278,6 +278,12 @@ impl<M> Stack<M> {
             })
     }
 
+    /// Checkpoint `name` and its mark, without changing anything.
+    pub fn get(&self, name: &str) -> Result<(Point<'_>, &M)> {
+        let index = self.position(name)?;
+        Ok((self.point(index), &self.marks[index]))
+    }
+
     /// Creates checkpoint `name`: validates it, refuses a duplicate, then pushes the mark
     /// `hook` returns for it.
     pub fn push(&mut self, name: &str, hook: impl FnOnce(Point<'_>) -> Result<M>) -> Result<()> {

@@ -45,6 +45,7 @@
 pub mod __private;
 mod backend;
 mod backends;
+pub mod capture;
 pub mod checkpoint;
 pub mod config;
 #[cfg(feature = "conformance")]

@@ -255,6 +255,32 @@ impl<M: ?Sized + SessionManager> Session<M> {
         }
     }
 
+    /// The URL code under test must connect with (an API server in another process, an
+    /// app's own pool) for its writes to be rolled back with this test's checkpoints.
+    /// Only capture isolation (`isolation: capture`) hands one out; other isolations
+    /// return an error saying why, since the app's writes would not be rolled back.
+    pub fn url(&self) -> Result<crate::SecretUrl> {
+        self.lease.manager_ref().url()
+    }
+
+    /// Whether the session's rollbacks also undo what other connections and processes
+    /// wrote (capture isolation).
+    pub fn captures(&self) -> bool {
+        self.lease.manager_ref().captures()
+    }
+
+    /// What changed since the test began, row by row, by any connection (capture
+    /// isolation).
+    pub fn diff(&mut self) -> Result<crate::capture::Diff> {
+        self.diff_since(ROOT_CHECKPOINT)
+    }
+
+    /// What changed since checkpoint `name`, row by row, by any connection (capture
+    /// isolation).
+    pub fn diff_since(&mut self, name: &str) -> Result<crate::capture::Diff> {
+        self.lease.manager().diff(name)
+    }
+
     /// Creates checkpoint `name` (explicit form, for exploring branches).
     pub fn create_checkpoint(&mut self, name: &str) -> Result<()> {
         self.lease.manager().checkpoint(name)

@@ -6,9 +6,11 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::backend::Backend;
+use crate::capture::Diff;
 use crate::checkpoint::{Name, Stack};
 use crate::config::BackendConfig;
 use crate::error::{Error, Result};
+use crate::redact::SecretUrl;
 
 /// The protocol of the reference document: connect, disconnect, checkpoint, rollback,
 /// release, reset and is_connected, plus what the pool needs (a health check, a one-step
@@ -87,6 +89,33 @@ pub trait StateManager: Any + Send {
     /// new connection instead of once per process. Defaults to `false`.
     fn setup_per_connection(&self) -> bool {
         false
+    }
+
+    /// Whether a rollback also undoes what other connections and processes wrote
+    /// (capture isolation). Defaults to `false`.
+    fn captures(&self) -> bool {
+        false
+    }
+
+    /// The URL code under test must connect with for its writes to be rolled back
+    /// (capture isolation). The default refuses.
+    fn url(&self) -> Result<SecretUrl> {
+        Err(Error::unsupported(
+            std::any::type_name::<Self>(),
+            "a URL for other connections",
+            "use a backend with `isolation: capture`",
+        ))
+    }
+
+    /// What changed since checkpoint `name`, row by row (capture isolation). The default
+    /// refuses.
+    fn diff(&mut self, name: &str) -> Result<Diff> {
+        let _ = name;
+        Err(Error::unsupported(
+            std::any::type_name::<Self>(),
+            "diff()",
+            "use a backend with `isolation: capture`",
+        ))
     }
 
     /// The backend a session of this type runs on when a test names none (`Some("mysql")`
@@ -373,6 +402,25 @@ impl<B: Backend> StateManager for Manager<B> {
 
     fn setup_per_connection(&self) -> bool {
         self.backend.setup_per_connection()
+    }
+
+    fn captures(&self) -> bool {
+        self.conn
+            .as_ref()
+            .is_some_and(|conn| self.backend.captures(conn))
+    }
+
+    fn url(&self) -> Result<SecretUrl> {
+        self.backend.url(self.connection_ref()?)
+    }
+
+    fn diff(&mut self, name: &str) -> Result<Diff> {
+        let conn = self.conn.as_mut().ok_or_else(|| Error::NotConnected {
+            backend: B::NAME.to_owned(),
+        })?;
+        let (at, mark) = self.stack.get(name)?;
+        let result = self.backend.diff(conn, at, mark);
+        self.note(result)
     }
 
     fn registered_name() -> Option<&'static str> {
