@@ -497,3 +497,169 @@ fn conformance_in_memory() {
 fn failed_hooks_leave_the_stack_unchanged() {
     venomqa::conformance::faults(Sqlite::from_url("sqlite::memory:").unwrap());
 }
+
+// Capture isolation: another process writes to the file, and the rollback undoes it.
+
+const CAPTURE_FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/target/venomqa-capture.sqlite");
+
+/// Runs the writer binary: another process with its own connection to the file.
+fn other_process(sql: &str, hold_ms: Option<u64>) -> std::process::Child {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_venomqa-writer"));
+    cmd.args(["sqlite", CAPTURE_FILE, sql]);
+    if let Some(ms) = hold_ms {
+        cmd.args(["--hold", &ms.to_string()]);
+    }
+    cmd.stdout(std::process::Stdio::piped()).spawn().unwrap()
+}
+
+fn write_from_another_process(sql: &str) {
+    let out = other_process(sql, None).wait_with_output().unwrap();
+    assert!(out.status.success(), "the writer failed");
+}
+
+/// Everything in the capture file, read by an independent connection: schema, rows of
+/// every table, AUTOINCREMENT counters.
+fn dump() -> Vec<String> {
+    let conn = rusqlite::Connection::open(CAPTURE_FILE).unwrap();
+    conn.busy_timeout(Duration::from_secs(60)).unwrap();
+    let mut out = Vec::new();
+    let mut stmt = conn
+        .prepare("SELECT type, name, sql FROM sqlite_master ORDER BY name")
+        .unwrap();
+    let schema: Vec<(String, String, Option<String>)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    for (kind, name, sql) in schema {
+        out.push(format!("{kind} {name}: {sql:?}"));
+        if kind != "table" {
+            continue;
+        }
+        let mut stmt = conn
+            .prepare(&format!("SELECT * FROM \"{name}\" ORDER BY 1"))
+            .unwrap();
+        let n = stmt.column_count();
+        let rows: Vec<String> = stmt
+            .query_map([], |r| {
+                (0..n)
+                    .map(|i| {
+                        r.get::<_, rusqlite::types::Value>(i)
+                            .map(|v| format!("{v:?}"))
+                    })
+                    .collect::<rusqlite::Result<Vec<_>>>()
+                    .map(|v| format!("{name}: {}", v.join(", ")))
+            })
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        out.extend(rows);
+    }
+    out
+}
+
+fn capture(test: &str) -> SessionBuilder<SqliteStateManager> {
+    SqliteSession::builder().entry("sqlite_capture").name(test)
+}
+
+#[test]
+fn capture_undoes_what_another_process_wrote() {
+    capture("capture").run(|db: &mut SqliteSession| {
+        assert!(db.captures());
+        insert(db, "mine");
+        let at_checkpoint = dump();
+        db.create_checkpoint("before_the_app").unwrap();
+        write_from_another_process(
+            "INSERT INTO items (marker) VALUES ('app'), ('app2');
+             UPDATE items SET marker = 'changed' WHERE marker = 'mine';
+             INSERT INTO orders (item_id, note) VALUES (1, 'new order');
+             DELETE FROM orders WHERE note = 'new order';
+             INSERT INTO orders (item_id, note) VALUES (1, 'another');
+             CREATE TABLE app_made (v TEXT); INSERT INTO app_made VALUES ('ddl too');",
+        );
+        assert_ne!(
+            dump(),
+            at_checkpoint,
+            "the other process's writes are in the file"
+        );
+        let diff = db.diff_since("before_the_app").unwrap();
+        let items = diff.table("items").expect("items changed");
+        assert_eq!(
+            (items.inserted, items.updated, items.deleted),
+            (2, 1, 0),
+            "{diff}"
+        );
+        let changed = items.rows.iter().find(|r| !r.columns.is_empty()).unwrap();
+        assert_eq!(
+            (
+                changed.columns[0].column.as_str(),
+                changed.columns[0].old.as_str(),
+                changed.columns[0].new.as_str()
+            ),
+            ("marker", "mine", "changed"),
+            "{diff}"
+        );
+        assert!(diff.table("app_made").is_some(), "{diff}");
+        db.rollback("before_the_app").unwrap();
+        assert_eq!(
+            dump(),
+            at_checkpoint,
+            "rows, schema and AUTOINCREMENT counters are back"
+        );
+        assert_eq!(visible(db, "mine"), 1);
+    });
+    assert!(
+        dump().iter().all(|row| !row.contains("mine")),
+        "the test's own write is gone too"
+    );
+}
+
+#[test]
+fn capture_hands_out_the_url_and_transaction_mode_refuses() {
+    capture("url").run(|db: &mut SqliteSession| {
+        assert_eq!(
+            db.url().unwrap().expose(),
+            "sqlite://target/venomqa-capture.sqlite"
+        );
+    });
+    file("no_url").run(|db: &mut SqliteSession| {
+        let e = db.url().unwrap_err();
+        assert!(e.to_string().contains("isolation: capture"), "{e}");
+        assert!(!db.captures());
+        assert!(db.diff().is_err());
+    });
+}
+
+#[test]
+fn capture_waits_for_a_writer_inside_a_transaction() {
+    capture("wait").run(|db: &mut SqliteSession| {
+        let at_checkpoint = dump();
+        db.create_checkpoint("c").unwrap();
+        let mut writer = other_process("INSERT INTO items (marker) VALUES ('slow')", Some(300));
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(writer.stdout.as_mut().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        assert_eq!(line.trim(), "holding", "the writer's transaction is open");
+        db.rollback("c").unwrap();
+        assert!(writer.wait().unwrap().success());
+        // The rollback waited for the writer's commit, then undid it.
+        assert_eq!(dump(), at_checkpoint);
+    });
+}
+
+#[test]
+fn capture_needs_a_file() {
+    let config = venomqa::BackendConfig::new("sqlite")
+        .with_url("sqlite::memory:")
+        .with_option("isolation", "capture");
+    let e = Manager::<Sqlite>::from_config(&config).unwrap_err();
+    assert!(e.to_string().contains("file URL"), "{e}");
+}
+
+#[test]
+fn conformance_with_capture() {
+    venomqa::conformance::run("sqlite_capture", Items);
+}

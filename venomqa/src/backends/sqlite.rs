@@ -9,13 +9,18 @@
 //!
 //! Keys of its `venomqa.yaml` entry: see [`SqliteOptions`].
 
-use std::path::PathBuf;
-use std::time::Duration;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
+use rusqlite::backup::{Backup, StepResult};
+use rusqlite::types::Value;
 use rusqlite::Connection;
 use serde::Deserialize;
 
 use crate::backend::Backend;
+use crate::capture::{ChangeKind, ColumnChange, Diff, RowChange, TableDiff};
 use crate::checkpoint::Point;
 use crate::config::BackendConfig;
 use crate::error::{Error, Result};
@@ -65,6 +70,40 @@ pub struct SqliteOptions {
     /// How long a connection waits for another process's write lock on a file database
     /// (default [`DEFAULT_BUSY_TIMEOUT`]).
     pub busy_timeout_ms: Option<u64>,
+    /// How a test's changes are isolated (default [`SqliteIsolation::Transaction`]).
+    pub isolation: SqliteIsolation,
+}
+
+/// How the SQLite backend isolates a test's changes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum SqliteIsolation {
+    /// A transaction per test and a SAVEPOINT per checkpoint on the test's connection: only
+    /// what goes through that connection is rolled back (the default).
+    #[default]
+    Transaction,
+    /// Snapshots of a file database through SQLite's online backup API: a checkpoint
+    /// copies the database into memory, a rollback copies it back, so whatever any
+    /// connection of any process wrote to the file is undone, schema and AUTOINCREMENT
+    /// counters included. Needs a file URL; the code under test connects to
+    /// [`Session::url`](crate::Session::url). Sessions on one file take turns, across
+    /// processes too (a lock file next to the database).
+    Capture,
+}
+
+/// A checkpoint of the SQLite backend: a savepoint, or a snapshot of the database.
+pub struct SqliteMark(MarkKind);
+
+enum MarkKind {
+    Savepoint,
+    Snapshot {
+        /// An in-memory database (shared cache, so a diff can attach it by name).
+        copy: Connection,
+        name: String,
+        /// Held by the outermost checkpoint: sessions on the same file take turns.
+        _lock: Option<File>,
+    },
 }
 
 /// The SQLite backend: a transaction per test and a SAVEPOINT per checkpoint on one
@@ -115,10 +154,93 @@ impl Sqlite {
         self.target == Target::Memory
     }
 
+    fn capture(&self) -> bool {
+        self.options.isolation == SqliteIsolation::Capture
+    }
+
     fn busy_timeout(&self) -> Duration {
         self.options
             .busy_timeout_ms
             .map_or(DEFAULT_BUSY_TIMEOUT, Duration::from_millis)
+    }
+
+    /// A capture checkpoint: waits for writers, copies the database into memory. The
+    /// outermost one first takes the file's lock, so sessions on it take turns.
+    fn snapshot(&self, conn: &mut Connection, at: Point<'_>) -> Result<SqliteMark> {
+        let lock = if at.is_outermost() {
+            Some(self.lock_file()?)
+        } else {
+            None
+        };
+        // No write transaction of another connection is open once we hold the write lock.
+        batch(
+            conn,
+            || "waiting for other writers".into(),
+            "BEGIN IMMEDIATE; ROLLBACK",
+        )?;
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let name = format!(
+            "venomqa_snapshot_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut copy = Connection::open(format!("file:{name}?mode=memory&cache=shared"))
+            .map_err(|e| Error::backend(NAME, "opening a snapshot", e))?;
+        copy_database(conn, &mut copy, self.busy_timeout())
+            .map_err(|e| Error::backend(NAME, format!("checkpoint {:?}", at.name()), e))?;
+        Ok(SqliteMark(MarkKind::Snapshot {
+            copy,
+            name,
+            _lock: lock,
+        }))
+    }
+
+    /// A capture rollback: copies the snapshot back over the file, whatever wrote to it.
+    fn restore(&self, copy: &Connection, conn: &mut Connection, at: Point<'_>) -> Result<()> {
+        if !conn.is_autocommit() {
+            // The test's own connection left a transaction open: end it first.
+            batch(
+                conn,
+                || "ending the test's open transaction".into(),
+                "ROLLBACK",
+            )?;
+        }
+        copy_database(copy, conn, self.busy_timeout())
+            .map_err(|e| Error::backend(NAME, format!("rollback to checkpoint {:?}", at.name()), e))
+    }
+
+    /// The lock file next to the database, locked: the outermost capture checkpoint holds
+    /// it, so sessions of every process on this file take turns.
+    fn lock_file(&self) -> Result<File> {
+        let Target::File(path) = &self.target else {
+            unreachable!("capture needs a file; checked in new()")
+        };
+        let lock_path = lock_path(path);
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| Error::backend(NAME, format!("opening {}", lock_path.display()), e))?;
+        let started = Instant::now();
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(file),
+                Err(std::fs::TryLockError::WouldBlock) if started.elapsed() < Duration::from_secs(300) => {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(Error::backend(
+                        NAME,
+                        format!("locking {}", lock_path.display()),
+                        "another session held the database for 300 s; look for a test that never finishes",
+                    ))
+                }
+                Err(std::fs::TryLockError::Error(e)) => {
+                    return Err(Error::backend(NAME, format!("locking {}", lock_path.display()), e))
+                }
+            }
+        }
     }
 
     fn table_names(conn: &Connection) -> Result<Vec<String>> {
@@ -152,6 +274,239 @@ fn batch(conn: &Connection, operation: impl FnOnce() -> String, sql: &str) -> Re
     })
 }
 
+/// The lock file of the database at `path`.
+fn lock_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".venomqa-lock");
+    PathBuf::from(name)
+}
+
+/// Copies the whole database of `from` over `to` with the online backup API, retrying
+/// while the destination is busy, for at most `timeout`.
+fn copy_database(
+    from: &Connection,
+    to: &mut Connection,
+    timeout: Duration,
+) -> rusqlite::Result<()> {
+    let started = Instant::now();
+    let backup = Backup::new(from, to)?;
+    loop {
+        match backup.step(-1)? {
+            StepResult::Done => return Ok(()),
+            StepResult::More => {}
+            StepResult::Busy | StepResult::Locked if started.elapsed() < timeout => {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            StepResult::Busy | StepResult::Locked => {
+                return Err(rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+                    Some(format!(
+                        "the database stayed locked by another connection for {} ms",
+                        timeout.as_millis()
+                    )),
+                ))
+            }
+            _ => {}
+        }
+    }
+}
+
+/// How many changed rows of each table a diff lists.
+const DIFF_ROWS: usize = 20;
+
+/// What changed in `conn`'s database since the snapshot named `snapshot`, row by row.
+fn diff(conn: &Connection, snapshot: &str) -> Result<Diff> {
+    let failed = |e: rusqlite::Error| Error::backend(NAME, "diff", e);
+    conn.execute(
+        "ATTACH DATABASE ?1 AS venomqa_snapshot",
+        [format!("file:{snapshot}?mode=memory&cache=shared")],
+    )
+    .map_err(failed)?;
+    let result = diff_attached(conn);
+    let _ = conn.execute_batch("DETACH DATABASE venomqa_snapshot");
+    result
+}
+
+fn diff_attached(conn: &Connection) -> Result<Diff> {
+    let failed = |e: rusqlite::Error| Error::backend(NAME, "diff", e);
+    let names = |schema: &str| -> Result<Vec<String>> {
+        let sql = format!("SELECT name FROM {schema}.sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name");
+        let mut stmt = conn.prepare(&sql).map_err(failed)?;
+        let rows = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(failed)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(failed)
+    };
+    let (then, now) = (names("venomqa_snapshot")?, names("main")?);
+    let mut tables = Vec::new();
+    for table in now.iter().filter(|t| then.contains(t)) {
+        tables.push(table_diff(conn, table)?);
+    }
+    for table in now.iter().filter(|t| !then.contains(t)) {
+        let mut created = TableDiff::new(table.clone());
+        let rows: i64 = conn
+            .query_row(
+                &format!("SELECT COUNT(*) FROM main.{}", quote_double(NAME, table)?),
+                [],
+                |r| r.get(0),
+            )
+            .map_err(failed)?;
+        for i in 0..rows.max(1) {
+            created.push(
+                RowChange::new(
+                    ChangeKind::Inserted,
+                    format!("row {} (table created)", i + 1),
+                ),
+                1,
+            );
+        }
+        tables.push(created);
+    }
+    for table in then.iter().filter(|t| !now.contains(t)) {
+        let mut dropped = TableDiff::new(table.clone());
+        dropped.push(RowChange::new(ChangeKind::Deleted, "table dropped"), 1);
+        tables.push(dropped);
+    }
+    Ok(Diff::from_tables(tables))
+}
+
+fn table_diff(conn: &Connection, table: &str) -> Result<TableDiff> {
+    let failed = |e: rusqlite::Error| Error::backend(NAME, format!("diff of {table}"), e);
+    let t = quote_double(NAME, table)?;
+    let mut stmt = conn
+        .prepare(&format!(
+            "SELECT name, pk FROM main.pragma_table_info({})",
+            lit(table)
+        ))
+        .map_err(failed)?;
+    let info: Vec<(String, i64)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .and_then(|rows| rows.collect())
+        .map_err(failed)?;
+    let columns: Vec<String> = info.iter().map(|(n, _)| n.clone()).collect();
+    let mut pk: Vec<(i64, String)> = info
+        .iter()
+        .filter(|(_, k)| *k > 0)
+        .map(|(n, k)| (*k, n.clone()))
+        .collect();
+    pk.sort();
+    let key: Vec<String> = if pk.is_empty() {
+        vec!["rowid".to_owned()]
+    } else {
+        pk.into_iter().map(|(_, n)| n).collect()
+    };
+    let quoted = |names: &[String], alias: &str| -> Result<String> {
+        Ok(names
+            .iter()
+            .map(|n| {
+                Ok(format!(
+                    "{alias}.{}",
+                    if n == "rowid" {
+                        n.clone()
+                    } else {
+                        quote_double(NAME, n)?
+                    }
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?
+            .join(", "))
+    };
+    let (km, ks, cm, cs) = (
+        quoted(&key, "m")?,
+        quoted(&key, "s")?,
+        quoted(&columns, "m")?,
+        quoted(&columns, "s")?,
+    );
+    let sql = format!(
+        "SELECT 'I', {km}, NULL FROM main.{t} m WHERE NOT EXISTS (SELECT 1 FROM venomqa_snapshot.{t} s WHERE ({ks}) = ({km}))
+         UNION ALL SELECT 'D', {ks}, NULL FROM venomqa_snapshot.{t} s WHERE NOT EXISTS (SELECT 1 FROM main.{t} m WHERE ({km}) = ({ks}))
+         UNION ALL SELECT 'U', {km}, NULL FROM main.{t} m JOIN venomqa_snapshot.{t} s ON ({ks}) = ({km}) WHERE ({cm}) IS NOT ({cs})"
+    );
+    let mut stmt = conn.prepare(&sql).map_err(failed)?;
+    let n = key.len();
+    let rows: Vec<(String, Vec<Value>)> = stmt
+        .query_map([], |r| {
+            let keys = (0..n)
+                .map(|i| r.get::<_, Value>(i + 1))
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok((r.get(0)?, keys))
+        })
+        .and_then(|rows| rows.collect())
+        .map_err(failed)?;
+    let mut diff = TableDiff::new(table);
+    let cond = key
+        .iter()
+        .map(|k| {
+            Ok(format!(
+                "{} = ?",
+                if k == "rowid" {
+                    k.clone()
+                } else {
+                    quote_double(NAME, k)?
+                }
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?
+        .join(" AND ");
+    let row_of = |schema: &str, keys: &[Value]| -> Result<Vec<Value>> {
+        conn.query_row(
+            &format!(
+                "SELECT {} FROM {schema}.{t} AS x WHERE {cond}",
+                quoted(&columns, "x")?
+            ),
+            rusqlite::params_from_iter(keys.iter()),
+            |r| (0..columns.len()).map(|i| r.get::<_, Value>(i)).collect(),
+        )
+        .map_err(failed)
+    };
+    for (op, keys) in rows {
+        let key_text = key
+            .iter()
+            .zip(&keys)
+            .map(|(k, v)| format!("{k}={}", show(v)))
+            .collect::<Vec<_>>()
+            .join(",");
+        let kind = match op.as_str() {
+            "I" => ChangeKind::Inserted,
+            "D" => ChangeKind::Deleted,
+            _ => ChangeKind::Updated,
+        };
+        let mut change = RowChange::new(kind, key_text);
+        if kind == ChangeKind::Updated && diff.rows.len() < DIFF_ROWS {
+            let (then, now) = (row_of("venomqa_snapshot", &keys)?, row_of("main", &keys)?);
+            for (i, c) in columns.iter().enumerate() {
+                if then[i] != now[i] {
+                    change.columns.push(ColumnChange::new(
+                        c.clone(),
+                        show(&then[i]),
+                        show(&now[i]),
+                    ));
+                }
+            }
+        }
+        diff.push(change, DIFF_ROWS);
+    }
+    Ok(diff)
+}
+
+fn show(v: &Value) -> String {
+    match v {
+        Value::Null => "NULL".to_owned(),
+        Value::Integer(i) => i.to_string(),
+        Value::Real(f) => f.to_string(),
+        Value::Text(s) => s.clone(),
+        Value::Blob(b) => format!(
+            "x'{}'",
+            b.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        ),
+    }
+}
+
+/// An SQL string literal.
+fn lit(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
 /// The transaction ended although checkpoints are active: a COMMIT, ROLLBACK or END ran
 /// inside the test, so there is nothing left to roll back to.
 fn check_transaction(conn: &Connection) -> Result<()> {
@@ -168,15 +523,23 @@ impl Backend for Sqlite {
     const NAME: &'static str = NAME;
     type Options = SqliteOptions;
     type Conn = Connection;
-    type Mark = ();
+    type Mark = SqliteMark;
 
     fn new(config: &BackendConfig, options: SqliteOptions) -> Result<Self> {
         let url = config
             .url
             .clone()
             .unwrap_or_else(|| SecretUrl::from("sqlite::memory:"));
+        let target = parse_target(url.expose());
+        if options.isolation == SqliteIsolation::Capture && target == Target::Memory {
+            return Err(Error::config(
+                &config.source,
+                format!("backends.{}.isolation", config.entry),
+                "capture needs a database file that other connections can open; give the entry a file URL such as sqlite://target/app.db",
+            ));
+        }
         Ok(Sqlite {
-            target: parse_target(url.expose()),
+            target,
             url,
             options,
         })
@@ -216,7 +579,10 @@ impl Backend for Sqlite {
             .map_err(|e| Error::backend(NAME, "the health check", e))
     }
 
-    fn checkpoint(&self, conn: &mut Connection, at: Point<'_>) -> Result<()> {
+    fn checkpoint(&self, conn: &mut Connection, at: Point<'_>) -> Result<SqliteMark> {
+        if self.capture() {
+            return self.snapshot(conn, at);
+        }
         let savepoint = quote_double(NAME, at.name())?;
         let sql = if at.is_outermost() {
             // IMMEDIATE takes the write lock now, so two tests on one file wait for each
@@ -231,10 +597,14 @@ impl Backend for Sqlite {
             check_transaction(conn)?;
             format!("SAVEPOINT {savepoint}")
         };
-        batch(conn, || format!("checkpoint {:?}", at.name()), &sql)
+        batch(conn, || format!("checkpoint {:?}", at.name()), &sql)?;
+        Ok(SqliteMark(MarkKind::Savepoint))
     }
 
-    fn rollback(&self, conn: &mut Connection, at: Point<'_>, _: &()) -> Result<()> {
+    fn rollback(&self, conn: &mut Connection, at: Point<'_>, mark: &SqliteMark) -> Result<()> {
+        if let MarkKind::Snapshot { copy, .. } = &mark.0 {
+            return self.restore(copy, conn, at);
+        }
         check_transaction(conn)?;
         let sql = format!("ROLLBACK TO SAVEPOINT {}", quote_double(NAME, at.name())?);
         batch(
@@ -244,7 +614,10 @@ impl Backend for Sqlite {
         )
     }
 
-    fn release(&self, conn: &mut Connection, at: Point<'_>, _: &()) -> Result<()> {
+    fn release(&self, conn: &mut Connection, at: Point<'_>, mark: &SqliteMark) -> Result<()> {
+        if let MarkKind::Snapshot { .. } = mark.0 {
+            return Ok(());
+        }
         check_transaction(conn)?;
         let sql = if at.is_outermost() {
             "COMMIT".to_owned()
@@ -258,7 +631,10 @@ impl Backend for Sqlite {
         )
     }
 
-    fn discard(&self, conn: &mut Connection, at: Point<'_>, _: &()) -> Result<()> {
+    fn discard(&self, conn: &mut Connection, at: Point<'_>, mark: &SqliteMark) -> Result<()> {
+        if let MarkKind::Snapshot { copy, .. } = &mark.0 {
+            return self.restore(copy, conn, at);
+        }
         check_transaction(conn)?;
         let q = quote_double(NAME, at.name())?;
         // For the outermost checkpoint, the ROLLBACK TO first proves the transaction is
@@ -342,6 +718,33 @@ impl Backend for Sqlite {
         match self.target {
             Target::Memory => test_threads(),
             Target::File(_) => 1,
+        }
+    }
+
+    fn captures(&self, _: &Connection) -> bool {
+        self.capture()
+    }
+
+    fn url(&self, _: &Connection) -> Result<SecretUrl> {
+        if self.capture() {
+            Ok(self.url.clone())
+        } else {
+            Err(Error::unsupported(
+                NAME,
+                "a URL for other connections",
+                "the test's changes live in its own connection's transaction, which other connections do not see; use `isolation: capture` with a file URL",
+            ))
+        }
+    }
+
+    fn diff(&self, conn: &mut Connection, at: Point<'_>, mark: &SqliteMark) -> Result<Diff> {
+        match &mark.0 {
+            MarkKind::Snapshot { name, .. } => diff(conn, name),
+            MarkKind::Savepoint => Err(Error::unsupported(
+                NAME,
+                format!("diff() since checkpoint {:?}", at.name()),
+                "only capture isolation keeps a copy to compare with; use `isolation: capture`",
+            )),
         }
     }
 

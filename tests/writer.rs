@@ -1,0 +1,46 @@
+//! `venomqa-writer`: the "other process" of the capture tests. It writes to a database on
+//! a connection of its own, as an app server would, and exits non-zero on any error.
+//!
+//! ```text
+//! venomqa-writer sqlite <file> <sql>              run a batch of SQL
+//! venomqa-writer sqlite <file> <sql> --hold <ms>  run it inside a transaction held open for <ms>
+//! ```
+//!
+//! Integration tests find it through `env!("CARGO_BIN_EXE_venomqa-writer")`.
+
+use std::time::Duration;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let hold = args
+        .iter()
+        .position(|a| a == "--hold")
+        .and_then(|i| args.get(i + 1))
+        .map(|ms| Duration::from_millis(ms.parse().expect("--hold takes milliseconds")));
+    let result = match args.first().map(String::as_str) {
+        Some("sqlite") => sqlite(&args[1], &args[2], hold),
+        _ => Err(format!(
+            "usage: venomqa-writer sqlite <file> <sql> [--hold <ms>]; got {args:?}"
+        )),
+    };
+    if let Err(e) = result {
+        eprintln!("venomqa-writer: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn sqlite(path: &str, sql: &str, hold: Option<Duration>) -> Result<(), String> {
+    let conn = rusqlite::Connection::open(path).map_err(|e| e.to_string())?;
+    conn.busy_timeout(Duration::from_secs(30))
+        .map_err(|e| e.to_string())?;
+    match hold {
+        None => conn.execute_batch(sql).map_err(|e| e.to_string()),
+        Some(hold) => {
+            conn.execute_batch(&format!("BEGIN IMMEDIATE; {sql}"))
+                .map_err(|e| e.to_string())?;
+            println!("holding");
+            std::thread::sleep(hold);
+            conn.execute_batch("COMMIT").map_err(|e| e.to_string())
+        }
+    }
+}
