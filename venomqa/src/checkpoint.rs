@@ -443,3 +443,31 @@ mod tests {
         assert_eq!(s.iter().map(|(_, m)| *m).collect::<Vec<_>>(), [1, 2]);
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 1024, rng_seed: proptest::test_runner::RngSeed::Fixed(7), failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// A name is accepted exactly when it follows the rule; nothing panics, and an
+        /// accepted name is returned unchanged.
+        #[test]
+        fn names_follow_the_rule(raw in "\\PC{0,70}") {
+            let valid = !raw.is_empty()
+                && raw.len() <= MAX_NAME_LEN
+                && raw.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && raw.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            match Name::new(&raw) {
+                Ok(name) => prop_assert!(valid && name == raw.as_str(), "{:?} accepted", raw),
+                Err(e) => {
+                    let invalid_error = matches!(e, Error::InvalidCheckpoint { .. });
+                    prop_assert!(!valid && invalid_error, "{:?} refused with {}", raw, e);
+                    prop_assert!(!e.to_string().contains('\n'));
+                }
+            }
+        }
+    }
+}

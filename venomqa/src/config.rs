@@ -728,3 +728,46 @@ mod tests {
         assert!(e.to_string().contains("VENOMQA_SQLITE_POOL_SIZE"), "{e}");
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, rng_seed: proptest::test_runner::RngSeed::Fixed(7), failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// Any text: a configuration or an error naming the file, never a panic.
+        #[test]
+        fn any_text_parses_or_errs(text in "\\PC{0,120}") {
+            if let Err(e) = Config::from_yaml(&text, Path::new("/p/venomqa.yaml")) {
+                let is_config = matches!(e, Error::Config { .. });
+                prop_assert!(is_config, "{}", e);
+                prop_assert!(e.to_string().contains("/p/venomqa.yaml"), "{}", e);
+            }
+        }
+
+        /// Yaml-shaped input with random keys and values: resolves or errs cleanly, and
+        /// a backend's typed options never panic either.
+        #[test]
+        fn entries_resolve_or_err(
+            key in "[a-z_]{1,12}",
+            value in prop_oneof!["[a-z0-9:/@._-]{0,20}".prop_map(|s| format!("{s:?}")), "-?[0-9]{1,6}".prop_map(String::from), Just("[a, b]".to_owned()), Just("{x: 1}".to_owned())],
+            entry in "[a-z_]{1,8}",
+        ) {
+            let text = format!("backends:\n  {entry}:\n    {key}: {value}\n");
+            if let Ok(config) = Config::from_yaml(&text, Path::new("/p/venomqa.yaml")) {
+                let env = |_: &str| None;
+                if let Ok(resolved) = config.resolve_with_env(Selection { backend: Some(&entry), ..Default::default() }, env) {
+                    #[derive(Debug, Deserialize, Default)]
+                    #[serde(deny_unknown_fields, default)]
+                    #[allow(dead_code)]
+                    struct Options { tables_to_reset: Vec<String>, busy_timeout_ms: Option<u64>, isolation: Option<String> }
+                    if let Err(e) = resolved.options::<Options>() {
+                        prop_assert!(e.to_string().contains(&format!("backends.{entry}")), "{}", e);
+                    }
+                }
+            }
+        }
+    }
+}

@@ -522,3 +522,268 @@ pub fn faults<B: Backend>(backend: B) {
     );
     m.disconnect().unwrap();
 }
+
+/// The names random programs use: few, so they collide (duplicates, unknown names).
+const PROGRAM_NAMES: [&str; 4] = ["a", "b", "c", "d"];
+
+/// One step of a random checkpoint program, for property tests (see [`run_program`]).
+/// Names are indexes into a small fixed set, so programs collide on names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Op {
+    /// Adds a fresh value through the probe.
+    Insert,
+    /// `create_checkpoint(name)`.
+    Checkpoint(usize),
+    /// `rollback(name)`.
+    Rollback(usize),
+    /// `release(name)`.
+    Release(usize),
+    /// `discard(name)`: rollback and release in one step.
+    Discard(usize),
+    /// A checkpoint operation with a hostile name: refused, nothing changes.
+    Hostile(usize),
+    /// A checkpoint block `name` running `body`, then panicking if `panics`.
+    Block {
+        /// The block's checkpoint name.
+        name: usize,
+        /// What runs inside it.
+        body: Vec<Op>,
+        /// Whether the block panics after its body.
+        panics: bool,
+    },
+}
+
+/// How a random program's test ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Ending {
+    /// The test returns.
+    Return,
+    /// The test returns `Err`.
+    Err,
+    /// The test panics.
+    Panic,
+}
+
+/// What the model expects: the data and the stack of (name, data at the checkpoint).
+#[derive(Debug, Clone, Default)]
+struct Model {
+    data: Vec<i64>,
+    stack: Vec<(usize, Vec<i64>)>,
+}
+
+impl Model {
+    fn find(&self, name: usize) -> Option<usize> {
+        self.stack.iter().position(|(n, _)| *n == name)
+    }
+}
+
+/// Runs `ops` as one test on `entry` and checks every step against a model of the
+/// checkpoint rules: the session's checkpoints and the probe's values after each
+/// operation, every operation's success or error kind, and that the test's end (return,
+/// `Err` or panic) leaves the baseline. Returns a description of the first difference.
+pub fn run_program(
+    entry: &str,
+    probe: &impl Probe,
+    ops: &[Op],
+    ending: Ending,
+) -> std::result::Result<(), String> {
+    let check = Check { entry, probe };
+    let base = check.baseline();
+    let failure: Mutex<Option<String>> = Mutex::new(None);
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        check.test(
+            "program",
+            |s: &mut Session| -> std::result::Result<(), String> {
+                let mut model = Model::default();
+                for (i, op) in ops.iter().enumerate() {
+                    if let Err(e) = check.apply(s, op, &mut model, &base) {
+                        *failure.lock() = Some(format!("step {i} ({op:?}): {e}"));
+                        return Ok(());
+                    }
+                }
+                match ending {
+                    Ending::Return => Ok(()),
+                    Ending::Err => Err("the program ends with Err".to_owned()),
+                    Ending::Panic => panic!("the program ends with a panic"),
+                }
+            },
+        )
+    }));
+    if let Some(failure) = failure.lock().take() {
+        return Err(failure);
+    }
+    match (ending, outcome) {
+        (Ending::Return, Ok(Ok(()))) | (Ending::Err, Ok(Err(_))) | (Ending::Panic, Err(_)) => {}
+        (_, Err(panic)) => {
+            let text = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            return Err(format!("the test failed unexpectedly: {text}"));
+        }
+        (ending, Ok(result)) => return Err(format!("ending {ending:?} gave {result:?}")),
+    }
+    let after = check.baseline();
+    if after != base {
+        return Err(format!(
+            "after the test the data is {after:?}, not the baseline {base:?}"
+        ));
+    }
+    Ok(())
+}
+
+impl<P: Probe> Check<'_, P> {
+    /// Applies one operation to the session and the model, then compares them.
+    fn apply(
+        &self,
+        s: &mut Session,
+        op: &Op,
+        model: &mut Model,
+        base: &[i64],
+    ) -> std::result::Result<(), String> {
+        let expect =
+            |result: Result<()>, ok: bool, what: &str| -> std::result::Result<(), String> {
+                match (result, ok) {
+                    (Ok(()), true) => Ok(()),
+                    (
+                        Err(Error::UnknownCheckpoint { .. } | Error::DuplicateCheckpoint { .. }),
+                        false,
+                    ) => Ok(()),
+                    (other, _) => Err(format!(
+                        "{what}: expected {}, got {other:?}",
+                        if ok {
+                            "Ok"
+                        } else {
+                            "an unknown or duplicate checkpoint error"
+                        }
+                    )),
+                }
+            };
+        match op {
+            Op::Insert => {
+                let v = unique();
+                self.probe
+                    .insert(s.state_manager(), v)
+                    .map_err(|e| e.to_string())?;
+                model.data.push(v);
+            }
+            Op::Checkpoint(n) => {
+                let name = PROGRAM_NAMES[*n % PROGRAM_NAMES.len()];
+                let ok = model.find(*n % PROGRAM_NAMES.len()).is_none();
+                expect(s.create_checkpoint(name), ok, "checkpoint")?;
+                if ok {
+                    model
+                        .stack
+                        .push((*n % PROGRAM_NAMES.len(), model.data.clone()));
+                }
+            }
+            Op::Rollback(n) | Op::Discard(n) => {
+                let n = *n % PROGRAM_NAMES.len();
+                let name = PROGRAM_NAMES[n];
+                let found = model.find(n);
+                let discard = matches!(op, Op::Discard(_));
+                let result = if discard {
+                    s.state_manager().discard(name)
+                } else {
+                    s.rollback(name)
+                };
+                expect(
+                    result,
+                    found.is_some(),
+                    if discard { "discard" } else { "rollback" },
+                )?;
+                if let Some(i) = found {
+                    model.data = model.stack[i].1.clone();
+                    model.stack.truncate(if discard { i } else { i + 1 });
+                }
+            }
+            Op::Release(n) => {
+                let n = *n % PROGRAM_NAMES.len();
+                let found = model.find(n);
+                expect(s.release(PROGRAM_NAMES[n]), found.is_some(), "release")?;
+                if let Some(i) = found {
+                    model.stack.truncate(i);
+                }
+            }
+            Op::Hostile(n) => {
+                let name = HOSTILE_NAMES[*n % HOSTILE_NAMES.len()];
+                for result in [s.create_checkpoint(name), s.rollback(name), s.release(name)] {
+                    if !matches!(result, Err(Error::InvalidCheckpoint { .. })) {
+                        return Err(format!(
+                            "hostile name {name:?}: expected InvalidCheckpoint, got {result:?}"
+                        ));
+                    }
+                }
+            }
+            Op::Block { name, body, panics } => {
+                let n = *name % PROGRAM_NAMES.len();
+                if model.find(n).is_some() {
+                    let result = s.checkpoint(PROGRAM_NAMES[n], |_| ());
+                    expect(result, false, "block on an active name")?;
+                } else {
+                    model.stack.push((n, model.data.clone()));
+                    let inner: Mutex<std::result::Result<(), String>> = Mutex::new(Ok(()));
+                    let result = catch_unwind(AssertUnwindSafe(|| {
+                        s.checkpoint(PROGRAM_NAMES[n], |s| {
+                            for op in body {
+                                if let Err(e) = self.apply(s, op, model, base) {
+                                    *inner.lock() = Err(format!("in block: {op:?}: {e}"));
+                                    return;
+                                }
+                            }
+                            if *panics {
+                                panic!("the block panics");
+                            }
+                        })
+                    }));
+                    inner.into_inner()?;
+                    match (result, panics) {
+                        (Ok(Ok(())), false) | (Err(_), true) => {}
+                        (other, _) => {
+                            return Err(format!(
+                                "block: expected {}, got {:?}",
+                                if *panics { "a panic" } else { "Ok" },
+                                other.map(|r| r.map_err(|e| e.to_string()))
+                            ))
+                        }
+                    }
+                    // The block's checkpoint is undone unless its body released it or
+                    // rolled back past it.
+                    if let Some(i) = model.find(n) {
+                        model.data = model.stack[i].1.clone();
+                        model.stack.truncate(i);
+                    }
+                }
+            }
+        }
+        let names: Vec<String> = s
+            .checkpoints()
+            .iter()
+            .skip(1)
+            .map(|n| n.to_string())
+            .collect();
+        let expected: Vec<String> = model
+            .stack
+            .iter()
+            .map(|(n, _)| PROGRAM_NAMES[*n].to_owned())
+            .collect();
+        if names != expected {
+            return Err(format!(
+                "checkpoints are {names:?}, the model says {expected:?}"
+            ));
+        }
+        let values = self.values(s);
+        let mut expected = base.to_vec();
+        expected.extend(&model.data);
+        expected.sort_unstable();
+        if values != expected {
+            return Err(format!(
+                "the data is {values:?}, the model says {expected:?}"
+            ));
+        }
+        Ok(())
+    }
+}

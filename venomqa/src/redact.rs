@@ -337,3 +337,31 @@ mod tests {
         assert_eq!(percent_decode("%4"), "%4");
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, rng_seed: proptest::test_runner::RngSeed::Fixed(7), failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// Any password, with any characters a URL gives meaning to, is masked whole.
+        #[test]
+        fn no_password_survives(password in "[^\\x00]{3,24}", user in "[a-z_]{1,8}") {
+            let url = format!("mysql://{user}:{password}@127.0.0.1:3306/db");
+            let shown = redact_url(&url);
+            prop_assert!(!shown.contains(&password), "{} -> {}", url, shown);
+            let text = scrub(&url, &format!("failed: {password} ({url})"));
+            prop_assert!(!text.contains(&password), "{}", text);
+        }
+
+        /// Whatever the input, redaction never panics and never grows a secret.
+        #[test]
+        fn never_panics(raw in "\\PC{0,64}") {
+            let _ = redact_url(&raw);
+            let _ = scrub(&raw, &raw);
+            let _ = percent_decode(&raw);
+        }
+    }
+}
