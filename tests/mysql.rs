@@ -1,7 +1,11 @@
 #![cfg(feature = "mysql")]
 //! The MySQL / MariaDB backend against the real server (127.0.0.1:3306, root, database
-//! `test` unless VENOMQA_MYSQL_URL says otherwise). Every check reads the data back from a
-//! second, independent connection opened with the driver directly.
+//! `test` unless VENOMQA_MYSQL_URL says otherwise). Checks read the data back from a
+//! second, independent connection opened with the driver directly; the checkpoint rules
+//! shared by every backend are checked by `venomqa::conformance` at the end of the file.
+//!
+//! Sessions use the entries of `tests/venomqa.yaml`: `mysql` (whose setup creates the
+//! shared tables) and private pools (`mysql_kill`, `mysql_xa`, ...).
 
 use std::error::Error as _;
 use std::panic::catch_unwind;
