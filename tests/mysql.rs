@@ -1,16 +1,21 @@
 #![cfg(feature = "mysql")]
 //! The MySQL / MariaDB backend against the real server (127.0.0.1:3306, root, database
-//! `test` unless VENOMQA_MYSQL_URL says otherwise). Every check reads the data back from a
-//! second, independent connection opened with the driver directly.
+//! `test` unless VENOMQA_MYSQL_URL says otherwise). Checks read the data back from a
+//! second, independent connection opened with the driver directly; the checkpoint rules
+//! shared by every backend are checked by `venomqa::conformance` at the end of the file.
+//!
+//! Sessions use the entries of `tests/venomqa.yaml`: `mysql` (whose setup creates the
+//! shared tables) and private pools (`mysql_kill`, `mysql_xa`, ...).
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{Arc, Barrier, Once};
+use std::error::Error as _;
+use std::panic::catch_unwind;
+use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use venomqa::mysql::driver::prelude::Queryable;
 use venomqa::mysql::driver::{self, Conn};
-use venomqa::mysql::{MySqlSession, MySqlStateManager, ResetStrategy};
-use venomqa::{venom_test, BackendConfig, Error, Session, StateManager};
+use venomqa::mysql::{MySql, MySqlSession, MySqlStateManager, ResetStrategy, TransactionMode};
+use venomqa::{venom_test, Error, Manager, Session, SessionBuilder, StateManager};
 
 const ITEMS: &str = "vq_mysql_items";
 
@@ -44,26 +49,10 @@ fn other() -> Conn {
     })
 }
 
-/// Creates the shared table once per process; GET_LOCK keeps concurrent processes
-/// (cargo nextest) from racing.
+/// The shared tables exist: the `mysql` entry's setup (`tests/sql/mysql/`) creates them
+/// once per process, before its pool's first lease.
 fn schema() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let mut c = other();
-        c.query_drop("DO GET_LOCK('vq_mysql_schema', 60)").unwrap();
-        c.query_drop(format!(
-            "CREATE TABLE IF NOT EXISTS {ITEMS} (id INT AUTO_INCREMENT PRIMARY KEY, label VARCHAR(100) NOT NULL, \
-             owner INT NOT NULL DEFAULT 0, KEY (label)) ENGINE=InnoDB"
-        ))
-        .unwrap();
-        c.query_drop(
-            "CREATE TABLE IF NOT EXISTS vq_mysql_fk_parent (id INT PRIMARY KEY) ENGINE=InnoDB;
-             CREATE TABLE IF NOT EXISTS vq_mysql_fk_child (id INT AUTO_INCREMENT PRIMARY KEY, parent_id INT NOT NULL,
-                 FOREIGN KEY (parent_id) REFERENCES vq_mysql_fk_parent (id)) ENGINE=InnoDB",
-        )
-        .unwrap();
-        c.query_drop("DO RELEASE_LOCK('vq_mysql_schema')").unwrap();
-    });
+    MySqlSession::builder().name("schema").run(|_| ());
 }
 
 /// Committed rows with `label`, seen from a second connection.
@@ -92,14 +81,27 @@ fn visible(conn: &mut Conn, label: &str) -> i64 {
     .unwrap()
 }
 
-fn spec(test: &'static str) -> venomqa::__private::TestSpec {
-    venomqa::__private::TestSpec {
-        test,
-        backend: Some("mysql"),
-        url: None,
-        config: None,
-        manifest_dir: env!("CARGO_MANIFEST_DIR"),
-    }
+/// A test on the default `mysql` entry, run as `#[venom_test(backend = "mysql")]` runs it.
+fn test(name: &str) -> SessionBuilder<MySqlStateManager> {
+    MySqlSession::builder().name(name)
+}
+
+/// A session on a private pool (an entry of `tests/venomqa.yaml`), so counters, kills and
+/// session state touch no other test.
+fn private(entry: &str) -> SessionBuilder<MySqlStateManager> {
+    MySqlSession::builder().entry(entry).url(url()).name(entry)
+}
+
+/// A standalone manager (not pooled) on `backend`, connected.
+fn standalone(backend: MySql) -> MySqlStateManager {
+    let mut m = Manager::new(backend);
+    m.connect().unwrap();
+    m
+}
+
+/// The connection of a standalone manager.
+fn conn(m: &mut MySqlStateManager) -> &mut Conn {
+    m.connection().unwrap().driver()
 }
 
 fn panic_text(payload: Box<dyn std::any::Any + Send>) -> String {
@@ -110,21 +112,13 @@ fn panic_text(payload: Box<dyn std::any::Any + Send>) -> String {
         .unwrap_or_default()
 }
 
-/// A private pool (its own entry), so counters and kills do not touch other tests.
-fn private_pool(entry: &str, size: usize) -> Arc<venomqa::registry::Pool> {
-    let mut config = BackendConfig::new("mysql").with_url(url());
-    config.entry = entry.to_owned();
-    config.pool_size = Some(size);
-    venomqa::registry::pool(&config).unwrap()
-}
-
 // ---------------------------------------------------------------- rollback at test end
 
 #[test]
 fn rolled_back_after_a_passing_test() {
     schema();
     let label = &unique("rolled_back_after_a_passing_test");
-    venomqa::__private::run_test(&spec("pass"), |db: &mut MySqlSession| {
+    test("pass").run(|db: &mut MySqlSession| {
         insert(db.conn(), label);
         insert(db.conn(), label);
         assert_eq!(visible(db.conn(), label), 2);
@@ -141,11 +135,10 @@ fn rolled_back_after_a_passing_test() {
 fn rolled_back_after_a_test_returning_err() {
     schema();
     let label = &unique("rolled_back_after_err");
-    let result: Result<(), String> =
-        venomqa::__private::run_test(&spec("err"), |db: &mut MySqlSession| {
-            insert(db.conn(), label);
-            Err("the test failed".to_owned())
-        });
+    let result: Result<(), String> = test("err").run(|db: &mut MySqlSession| {
+        insert(db.conn(), label);
+        Err("the test failed".to_owned())
+    });
     assert_eq!(result, Err("the test failed".to_owned()));
     assert_eq!(committed(label), 0);
 }
@@ -154,8 +147,8 @@ fn rolled_back_after_a_test_returning_err() {
 fn rolled_back_after_a_panicking_test() {
     schema();
     let label = &unique("rolled_back_after_panic");
-    let outcome = catch_unwind::<_, ()>(|| {
-        venomqa::__private::run_test(&spec("panic"), |db: &mut MySqlSession| {
+    let outcome = catch_unwind(|| {
+        test("panic").run(|db: &mut MySqlSession| -> () {
             insert(db.conn(), label);
             assert_eq!(visible(db.conn(), label), 1);
             panic!("boom in the test body");
@@ -165,10 +158,10 @@ fn rolled_back_after_a_panicking_test() {
     assert_eq!(committed(label), 0);
 }
 
-/// The attribute form end to end; the checks after it in `rolled_back_*` prove rollback.
+/// The attribute form end to end (its entry's setup made the tables); the checks after it
+/// in `rolled_back_*` prove rollback.
 #[venom_test(backend = "mysql")]
 fn venom_test_attribute_gives_the_native_connection(db: &mut MySqlSession) -> Result<(), Error> {
-    schema();
     let label = &unique("venom_test_attribute");
     let id: Option<u32> = db.conn().query_first("SELECT CONNECTION_ID()").unwrap();
     assert_eq!(id, Some(db.conn().connection_id()));
@@ -179,109 +172,31 @@ fn venom_test_attribute_gives_the_native_connection(db: &mut MySqlSession) -> Re
 }
 
 // ---------------------------------------------------------------- checkpoints
-
-#[venom_test(backend = "mysql")]
-fn nested_checkpoint_blocks(db: &mut MySqlSession) {
-    schema();
-    let label = &unique("nested_checkpoint_blocks");
-    insert(db.conn(), label);
-    let inner_seen = db
-        .checkpoint("outer", |db| {
-            insert(db.conn(), label);
-            db.checkpoint("inner", |db| {
-                insert(db.conn(), label);
-                db.conn()
-                    .exec_drop(
-                        format!("DELETE FROM {ITEMS} WHERE label = ? LIMIT 1"),
-                        (label,),
-                    )
-                    .unwrap();
-                insert(db.conn(), label);
-                assert_eq!(db.checkpoints(), ["venomqa_root", "outer", "inner"]);
-                visible(db.conn(), label)
-            })
-            .unwrap()
-        })
-        .unwrap();
-    assert_eq!(inner_seen, 3);
-    assert_eq!(
-        visible(db.conn(), label),
-        1,
-        "both blocks undone, the test's own row kept"
-    );
-    assert_eq!(db.checkpoints(), ["venomqa_root"]);
-
-    // A block that panics is undone too, and the panic continues.
-    let panicked = catch_unwind(AssertUnwindSafe(|| {
-        db.checkpoint("panics", |db| {
-            insert(db.conn(), label);
-            panic!("inside the block");
-        })
-    }));
-    assert!(panicked.is_err());
-    assert_eq!(visible(db.conn(), label), 1);
-    assert_eq!(committed(label), 0);
-}
-
-#[venom_test(backend = "mysql")]
-fn explicit_checkpoints(db: &mut MySqlSession) -> venomqa::Result<()> {
-    schema();
-    let label = &unique("explicit_checkpoints");
-    insert(db.conn(), label);
-    db.create_checkpoint("one")?;
-    insert(db.conn(), label);
-    db.create_checkpoint("two")?;
-    insert(db.conn(), label);
-    assert_eq!(visible(db.conn(), label), 3);
-
-    db.rollback("one")?; // drops "two" as well
-    assert_eq!(db.checkpoints(), ["venomqa_root", "one"]);
-    assert_eq!(visible(db.conn(), label), 1);
-    assert!(matches!(
-        db.rollback("two"),
-        Err(Error::UnknownCheckpoint { .. })
-    ));
-
-    insert(db.conn(), label);
-    db.create_checkpoint("three")?;
-    insert(db.conn(), label);
-    db.release("one")?; // keeps the changes, forgets "one" and "three"
-    assert_eq!(db.checkpoints(), ["venomqa_root"]);
-    assert_eq!(visible(db.conn(), label), 3);
-    assert!(matches!(
-        db.create_checkpoint("venomqa_root"),
-        Err(Error::DuplicateCheckpoint { .. })
-    ));
-
-    db.rollback(venomqa::ROOT_CHECKPOINT)?;
-    assert_eq!(visible(db.conn(), label), 0);
-    assert_eq!(committed(label), 0);
-    Ok(())
-}
+// Nesting, blocks, explicit checkpoints, the stack rules and hostile checkpoint names are
+// checked by the conformance suite (`conformance` at the end of this file).
 
 #[test]
 fn standalone_manager_release_commits_and_discard_rolls_back() {
     schema();
     let label = &unique("standalone_release_commits");
-    let mut m = MySqlStateManager::new(&url());
-    m.connect().unwrap();
+    let mut m = standalone(MySql::from_url(&url()).unwrap());
     m.checkpoint("a").unwrap();
-    insert(m.conn(), label);
+    insert(conn(&mut m), label);
     m.checkpoint("b").unwrap();
-    insert(m.conn(), label);
+    insert(conn(&mut m), label);
     m.discard("b").unwrap();
-    assert_eq!(visible(m.conn(), label), 1);
+    assert_eq!(visible(conn(&mut m), label), 1);
     assert_eq!(committed(label), 0);
     m.release("a").unwrap(); // outermost: COMMIT
     assert_eq!(committed(label), 1);
 
     m.checkpoint("c").unwrap();
-    m.conn()
+    conn(&mut m)
         .exec_drop(format!("DELETE FROM {ITEMS} WHERE label = ?"), (label,))
         .unwrap();
     m.discard("c").unwrap(); // outermost: ROLLBACK
     assert_eq!(committed(label), 1);
-    m.conn()
+    conn(&mut m)
         .exec_drop(format!("DELETE FROM {ITEMS} WHERE label = ?"), (label,))
         .unwrap();
     assert_eq!(committed(label), 0);
@@ -295,7 +210,7 @@ fn commit_keeps_earlier_changes_and_later_ones_still_roll_back() {
     other()
         .exec_drop(format!("DELETE FROM {ITEMS} WHERE label = ?"), (kept,))
         .unwrap();
-    venomqa::__private::run_test(&spec("commit"), |db: &mut MySqlSession| {
+    test("commit").run(|db: &mut MySqlSession| {
         insert(db.conn(), kept);
         db.create_checkpoint("before_commit").unwrap();
         db.commit().unwrap();
@@ -321,17 +236,15 @@ fn commit_keeps_earlier_changes_and_later_ones_still_roll_back() {
 fn thirty_two_parallel_tests_on_one_table() {
     schema();
     let label = unique("parallel_32");
-    let pool = private_pool("vq_mysql_parallel", 32);
     // 32 sessions + this thread.
     let (inserted, checked) = (Arc::new(Barrier::new(33)), Arc::new(Barrier::new(33)));
     let (ids, received) = std::sync::mpsc::channel();
     let threads: Vec<_> = (0..32)
         .map(|i| {
-            let (pool, inserted, checked, ids) =
-                (pool.clone(), inserted.clone(), checked.clone(), ids.clone());
+            let (inserted, checked, ids) = (inserted.clone(), checked.clone(), ids.clone());
             let label = label.clone();
             std::thread::spawn(move || {
-                let mut db = MySqlSession::begin(pool.lease().unwrap(), "parallel").unwrap();
+                let mut db = private("mysql_parallel").open().unwrap();
                 ids.send(db.conn().connection_id()).unwrap();
                 db.conn()
                     .exec_drop(
@@ -376,7 +289,7 @@ fn thirty_two_parallel_tests_on_one_table() {
         );
     }
     assert_eq!(committed(&label), 0);
-    let stats = pool.stats();
+    let stats = private("mysql_parallel").pool_stats().unwrap();
     assert_eq!((stats.leases, stats.opened), (32, 32), "{stats:?}");
     assert_eq!(stats.replaced, 0, "{stats:?}");
 }
@@ -466,10 +379,12 @@ fn reset_empties_every_base_table_with_foreign_keys_and_a_view_present() {
     let mut c = other();
     for strategy in [ResetStrategy::Delete, ResetStrategy::Truncate] {
         fill_reset_tables(&mut c);
-        let mut m = MySqlStateManager::new(&db_url)
-            .exclude_tables(["vq_mysql_kept"])
-            .reset_strategy(strategy);
-        m.connect().unwrap();
+        let mut m = standalone(
+            MySql::from_url(&db_url)
+                .unwrap()
+                .exclude_tables(["vq_mysql_kept"])
+                .reset_strategy(strategy),
+        );
         m.checkpoint("open").unwrap(); // reset ends an open transaction first
         m.reset().unwrap();
         assert!(m.checkpoints().is_empty());
@@ -486,7 +401,9 @@ fn reset_empties_every_base_table_with_foreign_keys_and_a_view_present() {
             1,
             "{strategy:?}: excluded table untouched"
         );
-        let checks: Option<i64> = m.conn().query_first("SELECT @@FOREIGN_KEY_CHECKS").unwrap();
+        let checks: Option<i64> = conn(&mut m)
+            .query_first("SELECT @@FOREIGN_KEY_CHECKS")
+            .unwrap();
         assert_eq!(checks, Some(1), "foreign key checks are back on");
         let views: Option<i64> = c
             .query_first("SELECT COUNT(*) FROM information_schema.VIEWS WHERE TABLE_SCHEMA = 'vq_mysql_reset'")
@@ -535,14 +452,15 @@ fn reset_refuses_to_orphan_rows_of_a_table_it_does_not_reset() {
         .iter()
         .map(|t| count(&mut c, t))
         .collect();
+    let backend = || MySql::from_url(&db_url).unwrap();
     let refused = [
-        MySqlStateManager::new(&db_url).exclude_tables(["vq_mysql_orphan"]),
-        MySqlStateManager::new(&db_url).tables_to_reset(["vq_mysql_child", "vq_mysql_parent"]),
+        backend().exclude_tables(["vq_mysql_orphan"]),
+        backend().tables_to_reset(["vq_mysql_child", "vq_mysql_parent"]),
     ];
-    for mut m in refused {
-        m.connect().unwrap();
+    for refused in refused {
+        let mut m = standalone(refused);
         m.checkpoint("open").unwrap();
-        m.conn()
+        conn(&mut m)
             .query_drop("INSERT INTO vq_mysql_kept VALUES (42)")
             .unwrap();
         let e = m.reset().unwrap_err().to_string();
@@ -561,16 +479,14 @@ fn reset_refuses_to_orphan_rows_of_a_table_it_does_not_reset() {
             .collect();
         assert_eq!(after, before);
         assert_eq!(m.checkpoints(), ["open"]);
-        let own: Option<i64> = m
-            .conn()
+        let own: Option<i64> = conn(&mut m)
             .query_first("SELECT COUNT(*) FROM vq_mysql_kept WHERE v = 42")
             .unwrap();
         assert_eq!(own, Some(1), "the open transaction is untouched");
         m.discard("open").unwrap();
     }
     // Resetting the child too is allowed.
-    let mut m = MySqlStateManager::new(&db_url).exclude_tables(["vq_mysql_kept"]);
-    m.connect().unwrap();
+    let mut m = standalone(backend().exclude_tables(["vq_mysql_kept"]));
     m.reset().unwrap();
     assert_eq!(count(&mut c, "vq_mysql_orphan"), 0);
     assert_eq!(count(&mut c, "vq_mysql_parent"), 0);
@@ -602,8 +518,7 @@ fn hostile_table_names_are_quoted_never_executed() {
         c.query_drop(format!("INSERT INTO {} VALUES (1), (2)", quoted(t)))
             .unwrap();
     }
-    let mut m = MySqlStateManager::new(&url()).tables_to_reset(hostile);
-    m.connect().unwrap();
+    let mut m = standalone(MySql::from_url(&url()).unwrap().tables_to_reset(hostile));
     m.reset().unwrap();
     for t in hostile {
         let n: Option<i64> = c
@@ -615,42 +530,6 @@ fn hostile_table_names_are_quoted_never_executed() {
         .query_first("SELECT COUNT(*) FROM vq_mysql_victim")
         .unwrap();
     assert!(victim >= Some(1), "vq_mysql_victim survives");
-}
-
-#[test]
-fn hostile_checkpoint_names_are_rejected_before_any_sql() {
-    schema();
-    let label = &unique("hostile_checkpoint_names");
-    let mut m = MySqlStateManager::new(&url());
-    m.connect().unwrap();
-    m.checkpoint("root").unwrap();
-    insert(m.conn(), label);
-    for name in [
-        "x`; DROP TABLE vq_mysql_items; --",
-        "x'; COMMIT; --",
-        "a b",
-        "a;b",
-        "",
-        "a-b",
-    ] {
-        let e = m.checkpoint(name).unwrap_err();
-        assert!(
-            matches!(e, Error::InvalidCheckpoint { .. }),
-            "{name:?}: {e}"
-        );
-        assert!(matches!(
-            m.rollback(name),
-            Err(Error::InvalidCheckpoint { .. })
-        ));
-    }
-    assert_eq!(m.checkpoints(), ["root"]);
-    assert_eq!(committed(label), 0, "nothing committed");
-    m.discard("root").unwrap();
-    assert_eq!(visible(m.conn(), label), 0);
-    let items: Option<i64> = other()
-        .query_first(format!("SELECT COUNT(*) FROM {ITEMS}"))
-        .unwrap();
-    assert!(items.is_some(), "the table still exists");
 }
 
 // ---------------------------------------------------------------- connections
@@ -685,34 +564,84 @@ fn password_with_at_colon_and_slash() {
     schema();
     let special = special_user();
     let label = &unique("special_password");
-    let mut m = MySqlStateManager::new(&special);
-    m.connect().unwrap();
-    let user: Option<String> = m.conn().query_first("SELECT CURRENT_USER()").unwrap();
+    let mut m = standalone(MySql::from_url(&special).unwrap());
+    let user: Option<String> = conn(&mut m).query_first("SELECT CURRENT_USER()").unwrap();
     assert!(user.unwrap().starts_with("vq_special@"));
     m.checkpoint("start").unwrap();
-    insert(m.conn(), label);
+    insert(conn(&mut m), label);
     m.discard("start").unwrap();
     assert_eq!(committed(label), 0);
 
     // A wrong password is refused without showing it.
     let wrong = special.replace("p%40ss%3Aw%2Frd", "wr%40ng%3Apw");
-    let e = MySqlStateManager::new(&wrong)
+    let e = MySqlStateManager::from_url(&wrong)
+        .unwrap()
         .connect()
-        .unwrap_err()
-        .to_string();
-    assert!(!e.contains("wr@ng:pw") && !e.contains("wr%40ng"), "{e}");
-    assert!(e.contains("vq_special:***@"), "{e}");
+        .unwrap_err();
+    let text = e.to_string();
+    assert!(matches!(e, Error::Connect { .. }), "{text}");
+    assert!(
+        !text.contains("wr@ng:pw") && !text.contains("wr%40ng"),
+        "{text}"
+    );
+    assert!(text.contains("vq_special:***@"), "{text}");
+    // The driver's error is the source: the server refused the login (1045).
+    match e.driver::<driver::Error>() {
+        Some(driver::Error::MySqlError(server)) => assert_eq!(server.code, 1045, "{server}"),
+        other => panic!("expected the server's access denied, got {other:?}"),
+    }
+}
+
+/// `mariadb://` URLs, `socket` and `prefer_socket`: the URL reaches the driver's own
+/// parser (after venomqa takes out the scheme and `connect_timeout_ms`).
+#[test]
+fn url_forms_reach_the_server() {
+    schema();
+    let via = |url: &str| -> String {
+        let mut m = standalone(MySql::from_url(url).unwrap());
+        let host: Option<String> = conn(&mut m)
+            .query_first(
+                "SELECT HOST FROM information_schema.PROCESSLIST WHERE ID = CONNECTION_ID()",
+            )
+            .unwrap();
+        m.checkpoint("probe").unwrap();
+        m.discard("probe").unwrap();
+        host.unwrap()
+    };
+    let base = url();
+    let with = |query: &str| {
+        let sep = if base.contains('?') { '&' } else { '?' };
+        format!("{base}{sep}{query}")
+    };
+    let tcp = via(&with("prefer_socket=false&connect_timeout_ms=5000"));
+    assert!(
+        tcp.contains(':'),
+        "a TCP connection shows host:port, got {tcp:?}"
+    );
+    let mariadb = via(&with("prefer_socket=false").replacen("mysql://", "mariadb://", 1));
+    assert!(mariadb.contains(':'), "{mariadb:?}");
+    let socket: Option<String> = other().query_first("SELECT @@socket").unwrap();
+    let socket = socket.expect("the server has a Unix socket");
+    let encoded = socket.replace('/', "%2F");
+    assert_eq!(
+        via(&with(&format!("socket={encoded}&prefer_socket=false"))),
+        "localhost",
+        "a socket connection"
+    );
 }
 
 #[test]
 fn unreachable_server_fails_clearly_within_the_timeout() {
     let started = Instant::now();
-    let mut m = MySqlStateManager::new("mysql://root:s3cr%40t@127.0.0.1:1/test")
-        .connect_timeout(Duration::from_secs(2));
+    let mut m = Manager::new(
+        MySql::from_url("mysql://root:s3cr%40t@127.0.0.1:1/test")
+            .unwrap()
+            .connect_timeout(Duration::from_secs(2)),
+    );
     let e = m.connect().unwrap_err();
     let text = e.to_string();
     println!("{text} (after {:?})", started.elapsed());
-    assert!(matches!(e, Error::Connection { .. }), "{text}");
+    assert!(matches!(e, Error::Connect { .. }), "{text}");
     assert!(text.contains("127.0.0.1:1"), "names host and port: {text}");
     assert!(
         !text.contains("s3cr@t") && !text.contains("s3cr%40t"),
@@ -721,46 +650,52 @@ fn unreachable_server_fails_clearly_within_the_timeout() {
     assert!(text.contains("VENOMQA_MYSQL_URL"), "{text}");
     assert!(!m.is_connected());
 
-    // A host that never answers: the connect timeout (from the URL here) applies. The
-    // bound only guards against a hang; it is not a performance assertion.
+    // A host that never answers: the connect timeout (from the URL here) applies, the
+    // handshake included. The bound only guards against a hang; it is not a performance
+    // assertion.
     let started = Instant::now();
-    let e = MySqlStateManager::new("mysql://root@10.255.255.1:3306/test?connect_timeout_ms=300")
-        .connect()
-        .unwrap_err()
-        .to_string();
-    println!("{e} (after {:?})", started.elapsed());
-    assert!(e.contains("10.255.255.1:3306"), "{e}");
+    let e =
+        MySqlStateManager::from_url("mysql://root@10.255.255.1:3306/test?connect_timeout_ms=300")
+            .unwrap()
+            .connect()
+            .unwrap_err();
+    let text = e.to_string();
+    println!("{text} (after {:?})", started.elapsed());
+    assert!(text.contains("10.255.255.1:3306"), "{text}");
     assert!(
         started.elapsed() < Duration::from_secs(30),
-        "the connect timeout was ignored: {e}"
+        "the connect timeout was ignored: {text}"
     );
 }
 
 #[test]
 fn bad_url_is_a_config_error() {
-    let config = BackendConfig::new("mysql").with_url("mysql://u:pw@h/db?nonsense=1");
-    let e = MySqlStateManager::from_config(&config)
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("nonsense") && !e.contains("pw@"), "{e}");
+    let e = MySqlStateManager::from_url("mysql://u:pw@h/db?nonsense=1").unwrap_err();
+    let text = e.to_string();
+    assert!(matches!(e, Error::Config { .. }), "{text}");
+    assert!(text.contains("nonsense") && !text.contains("pw@"), "{text}");
 }
 
 #[test]
 fn killed_connection_fails_the_test_and_the_next_test_gets_a_fresh_connection() {
     schema();
     let label = &unique("killed_connection");
-    let pool = private_pool("vq_mysql_kill", 1);
-    let mut db = MySqlSession::begin(pool.lease().unwrap(), "killed").unwrap();
+    let kill = || private("mysql_kill");
+    let mut db = kill().name("killed").open().unwrap();
     insert(db.conn(), label);
     let victim = db.conn().connection_id();
     other().query_drop(format!("KILL {victim}")).unwrap();
-    assert!(db
+    let e = db
         .exec(&format!("INSERT INTO {ITEMS} (label) VALUES ('{label}')"))
-        .is_err());
+        .unwrap_err();
+    assert!(matches!(e, Error::ConnectionLost { .. }), "{e}");
     let e = db.finish().unwrap_err();
     let text = e.to_string();
-    assert!(matches!(e, Error::StateLost { .. }), "{text}");
-    assert!(text.contains("connection to the server was lost"), "{text}");
+    assert!(matches!(e, Error::ConnectionLost { .. }), "{text}");
+    assert!(
+        text.contains("connection was lost") && text.contains("rolled back"),
+        "{text}"
+    );
     assert_eq!(
         committed(label),
         0,
@@ -768,28 +703,28 @@ fn killed_connection_fails_the_test_and_the_next_test_gets_a_fresh_connection() 
     );
 
     // The next test on the same pool gets a new, working connection.
-    let mut db = MySqlSession::begin(pool.lease().unwrap(), "after_kill").unwrap();
+    let mut db = kill().name("after_kill").open().unwrap();
     assert_ne!(db.conn().connection_id(), victim);
     insert(db.conn(), label);
     assert_eq!(visible(db.conn(), label), 1);
     db.finish().unwrap();
     assert_eq!(committed(label), 0);
-    let stats = pool.stats();
+    let stats = kill().pool_stats().unwrap();
     assert_eq!((stats.opened, stats.replaced), (2, 1), "{stats:?}");
 
-    // A connection killed while idle in the pool fails its health check (a real ping)
-    // and is replaced at lease time.
+    // A connection killed while idle in the pool fails its lease check (a real round
+    // trip) and is replaced at lease time.
     let idle_id = {
-        let mut db = MySqlSession::begin(pool.lease().unwrap(), "idle").unwrap();
+        let mut db = kill().name("idle").open().unwrap();
         let id = db.conn().connection_id();
         db.finish().unwrap();
         id
     };
     other().query_drop(format!("KILL {idle_id}")).unwrap();
-    let mut db = MySqlSession::begin(pool.lease().unwrap(), "after_idle_kill").unwrap();
+    let mut db = kill().name("after_idle_kill").open().unwrap();
     assert_ne!(db.conn().connection_id(), idle_id);
     db.finish().unwrap();
-    assert_eq!(pool.stats().replaced, 2);
+    assert_eq!(kill().pool_stats().unwrap().replaced, 2);
 }
 
 #[test]
@@ -797,7 +732,7 @@ fn killed_connection_under_the_test_runtime() {
     schema();
     let label = &unique("killed_under_runtime");
     let outcome = catch_unwind(|| {
-        venomqa::__private::run_test(&spec("killed_runtime"), |db: &mut MySqlSession| {
+        test("killed_runtime").run(|db: &mut MySqlSession| {
             insert(db.conn(), label);
             let id = db.conn().connection_id();
             other().query_drop(format!("KILL {id}")).unwrap();
@@ -805,13 +740,12 @@ fn killed_connection_under_the_test_runtime() {
     });
     let text = panic_text(outcome.unwrap_err());
     assert!(
-        text.contains("could not be rolled back")
-            && text.contains("connection to the server was lost"),
+        text.contains("the rollback at its end failed") && text.contains("connection was lost"),
         "{text}"
     );
     assert_eq!(committed(label), 0);
     // The following tests pass: a fresh session works.
-    venomqa::__private::run_test(&spec("after_killed_runtime"), |db: &mut MySqlSession| {
+    test("after_killed_runtime").run(|db: &mut MySqlSession| {
         insert(db.conn(), label);
         assert_eq!(visible(db.conn(), label), 1);
     });
@@ -831,7 +765,7 @@ fn create_table_mid_test_is_reported_as_an_implicit_commit() {
     c.query_drop(format!("DROP TABLE IF EXISTS {table}"))
         .unwrap();
     let outcome = catch_unwind(|| {
-        venomqa::__private::run_test(&spec("ddl"), |db: &mut MySqlSession| {
+        test("ddl").run(|db: &mut MySqlSession| {
             insert(db.conn(), label);
             db.conn()
                 .query_drop(format!("CREATE TABLE {table} (v INT)"))
@@ -840,7 +774,7 @@ fn create_table_mid_test_is_reported_as_an_implicit_commit() {
     });
     let text = panic_text(outcome.unwrap_err());
     for needle in [
-        "could not be rolled back",
+        "the rollback at its end failed",
         "committed",
         "PERMANENT",
         "nothing was rolled back",
@@ -859,9 +793,7 @@ fn create_table_mid_test_is_reported_as_an_implicit_commit() {
         .unwrap();
 
     // The following test is unaffected.
-    venomqa::__private::run_test(&spec("after_ddl"), |db: &mut MySqlSession| {
-        insert(db.conn(), label)
-    });
+    test("after_ddl").run(|db: &mut MySqlSession| insert(db.conn(), label));
     assert_eq!(committed(label), 0);
 }
 
@@ -902,7 +834,7 @@ fn exec_refuses_implicit_commits_before_they_run() {
     let mut c = other();
     c.query_drop("DROP TABLE IF EXISTS vq_mysql_never_created")
         .unwrap();
-    venomqa::__private::run_test(&spec("exec_refuses"), |db: &mut MySqlSession| {
+    test("exec_refuses").run(|db: &mut MySqlSession| {
         insert(db.conn(), label);
         for sql in [
             "CREATE TABLE vq_mysql_never_created (v INT)",
@@ -937,7 +869,7 @@ fn exec_reads_sql_as_the_server_does() {
     ))
     .unwrap();
     let tricky = format!("{label}\\'; DROP TABLE {target}; -- ");
-    venomqa::__private::run_test(&spec("exec_reads_sql"), |db: &mut MySqlSession| {
+    test("exec_reads_sql").run(|db: &mut MySqlSession| {
         insert(db.conn(), label);
         for sql in [
             format!("/*!40000 ALTER TABLE {target} DISABLE KEYS */"),
@@ -994,12 +926,12 @@ fn exec_reads_sql_as_the_server_does() {
 #[test]
 fn session_state_does_not_leak_into_the_next_test_on_the_same_connection() {
     schema();
-    let pool = private_pool("vq_mysql_session_state", 1);
+    let state = || private("mysql_session_state");
     let lock = unique("vq_mysql_session_lock");
     let database: Option<String> = other().query_first("SELECT DATABASE()").unwrap();
 
     // Test A leaves everything behind it can.
-    let mut db = MySqlSession::begin(pool.lease().unwrap(), "leaves_state").unwrap();
+    let mut db = state().name("leaves_state").open().unwrap();
     let first = db.conn().connection_id();
     db.conn()
         .query_drop(format!(
@@ -1018,7 +950,7 @@ fn session_state_does_not_leak_into_the_next_test_on_the_same_connection() {
     db.finish().unwrap();
 
     // Test B, on the same connection, sees none of it.
-    let mut db = MySqlSession::begin(pool.lease().unwrap(), "sees_none").unwrap();
+    let mut db = state().name("sees_none").open().unwrap();
     assert_eq!(
         db.conn().connection_id(),
         first,
@@ -1050,30 +982,18 @@ fn session_state_does_not_leak_into_the_next_test_on_the_same_connection() {
     assert_eq!(got, Some(1), "A's GET_LOCK is still held");
     c.exec_drop("DO RELEASE_LOCK(?)", (&lock,)).unwrap();
     db.finish().unwrap();
-    let stats = pool.stats();
+    let stats = state().pool_stats().unwrap();
     assert_eq!((stats.opened, stats.replaced), (1, 0), "{stats:?}");
 }
 
-/// A `setup:` script that turns foreign key checks off (as a mysqldump header does) runs
-/// on the pool's first connection, which goes to the first test without a lease check:
-/// that test must still have them on.
+/// A `setup:` script that turns foreign key checks off (as a mysqldump header does,
+/// `tests/sql/mysql_setup_state/`) runs on the pool's first connection, which then goes to
+/// the first test: that test must still have them on.
 #[test]
 fn setup_script_session_state_does_not_reach_the_first_test() {
     schema();
-    let dir = std::env::temp_dir().join(unique("vq_mysql_setup"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("schema.sql");
-    std::fs::write(
-        &file,
-        "/*!40014 SET FOREIGN_KEY_CHECKS = 0 */;\nSET @vq_setup = 1;\n",
-    )
-    .unwrap();
-    let mut config = BackendConfig::new("mysql").with_url(url());
-    config.entry = "vq_mysql_setup_state".into();
-    config.pool_size = Some(1);
-    config.setup = Some(file);
-    let pool = venomqa::registry::pool(&config).unwrap();
-    let mut db = MySqlSession::begin(pool.lease().unwrap(), "first").unwrap();
+    let setup_state = || private("mysql_setup_state");
+    let mut db = setup_state().name("first").open().unwrap();
     let (checks, variable): (i64, Option<i64>) = db
         .conn()
         .query_first("SELECT @@FOREIGN_KEY_CHECKS, @vq_setup")
@@ -1085,8 +1005,7 @@ fn setup_script_session_state_does_not_reach_the_first_test() {
         .query_drop("INSERT INTO vq_mysql_fk_child (parent_id) VALUES (-1)")
         .is_err());
     db.finish().unwrap();
-    assert_eq!(pool.stats().opened, 1);
-    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(setup_state().pool_stats().unwrap().opened, 1);
 }
 
 // ---------------------------------------------------------------- scripts and health
@@ -1094,8 +1013,7 @@ fn setup_script_session_state_does_not_reach_the_first_test() {
 #[test]
 fn execute_script_runs_every_statement_and_reports_a_later_error() {
     let table = &unique("vq_mysql_script");
-    let mut m = MySqlStateManager::new(&url());
-    m.connect().unwrap();
+    let mut m = standalone(MySql::from_url(&url()).unwrap());
     m.execute_script(&format!(
         "CREATE TABLE IF NOT EXISTS {table} (v INT) ENGINE=InnoDB;\n\
          DELETE FROM {table};\n\
@@ -1115,14 +1033,12 @@ fn execute_script_runs_every_statement_and_reports_a_later_error() {
     // The session state a script leaves (as a dump's header does) does not outlive it.
     m.execute_script("SET FOREIGN_KEY_CHECKS = 0, @vq_script = 1; CREATE TEMPORARY TABLE vq_mysql_script_tmp (v INT)")
         .unwrap();
-    let (checks, variable): (i64, Option<i64>) = m
-        .conn()
+    let (checks, variable): (i64, Option<i64>) = conn(&mut m)
         .query_first("SELECT @@FOREIGN_KEY_CHECKS, @vq_script")
         .unwrap()
         .unwrap();
     assert_eq!((checks, variable), (1, None));
-    assert!(m
-        .conn()
+    assert!(conn(&mut m)
         .query_drop("SELECT * FROM vq_mysql_script_tmp")
         .is_err());
     m.execute_script(&format!("DROP TABLE {table}")).unwrap();
@@ -1130,13 +1046,13 @@ fn execute_script_runs_every_statement_and_reports_a_later_error() {
 
 #[test]
 fn health_check_is_a_real_round_trip() {
-    let mut m = MySqlStateManager::new(&url());
+    let mut m = MySqlStateManager::from_url(&url()).unwrap();
     assert!(!m.health_check());
     m.connect().unwrap();
     assert!(m.health_check());
-    let id = m.conn().connection_id();
+    let id = conn(&mut m).connection_id();
     other().query_drop(format!("KILL {id}")).unwrap();
-    assert!(!m.health_check(), "a killed connection fails the ping");
+    assert!(!m.health_check(), "a killed connection fails the reset");
     m.disconnect().unwrap();
 }
 
@@ -1145,10 +1061,9 @@ fn health_check_is_a_real_round_trip() {
 #[test]
 fn debug_output_never_shows_the_password() {
     let special = special_user();
-    let mut m = MySqlStateManager::new(&special);
-    m.connect().unwrap();
+    let mut m = standalone(MySql::from_url(&special).unwrap());
     m.checkpoint("open").unwrap();
-    let text = format!("{m:?} {m:#?}");
+    let text = format!("{m:?} {m:#?} {:?} {:#?}", m.backend(), m.backend());
     for secret in ["p@ss:w/rd", "p%40ss%3Aw%2Frd", "p@ss"] {
         assert!(!text.contains(secret), "{secret:?} in {text}");
     }
@@ -1156,47 +1071,54 @@ fn debug_output_never_shows_the_password() {
     assert!(text.contains("\"open\""), "{text}");
     m.discard("open").unwrap();
 
-    let mut config = BackendConfig::new("mysql").with_url(special);
-    config.entry = "vq_mysql_debug".into();
-    let pool = venomqa::registry::pool(&config).unwrap();
-    let db = MySqlSession::begin(pool.lease().unwrap(), "debug").unwrap();
-    let text = format!("{db:?} {pool:?}");
-    assert!(!text.contains("p@ss"), "{text}");
+    let debug = || MySqlSession::builder().entry("mysql_debug").url(&special);
+    let db = debug().name("debug").open().unwrap();
+    let text = format!(
+        "{db:?} {:?} {:?} {:?} {:?}",
+        db.backend(),
+        db.config(),
+        debug(),
+        debug().pool_stats().unwrap()
+    );
+    assert!(!text.contains("p@ss") && !text.contains("p%40ss"), "{text}");
+    assert!(text.contains("vq_special:***@"), "{text}");
     db.finish().unwrap();
 }
 
-/// connect() on a manager whose connection died reconnects, whether the manager noticed
-/// the death (a failed checkpoint) or not.
+/// connect() on a manager whose connection died reconnects once the manager has noticed
+/// the death: a failed operation, or a failed health check (which the pool runs before
+/// every lease). A live connection is kept.
 #[test]
 fn connect_again_after_the_connection_was_killed() {
     schema();
     let label = &unique("reconnect");
-    let mut m = MySqlStateManager::new(&url());
-    m.connect().unwrap();
-    let first = m.conn().connection_id();
+    let mut m = standalone(MySql::from_url(&url()).unwrap());
+    let first = conn(&mut m).connection_id();
     other().query_drop(format!("KILL {first}")).unwrap();
     let e = m.checkpoint("dead").unwrap_err();
-    assert!(matches!(e, Error::StateLost { .. }), "{e}");
+    assert!(matches!(e, Error::ConnectionLost { .. }), "{e}");
     assert!(!m.is_connected());
     m.connect().unwrap();
-    let second = m.conn().connection_id();
+    let second = conn(&mut m).connection_id();
     assert_ne!(second, first);
     assert!(m.is_connected() && m.checkpoints().is_empty());
 
-    // Killed while idle: the manager has not noticed; connect() pings and reconnects.
+    // Killed while idle: the health check notices (a real round trip); connect()
+    // reconnects.
     other().query_drop(format!("KILL {second}")).unwrap();
+    assert!(!m.health_check());
     m.connect().unwrap();
-    assert_ne!(m.conn().connection_id(), second);
+    assert_ne!(conn(&mut m).connection_id(), second);
     m.checkpoint("alive").unwrap();
-    insert(m.conn(), label);
-    assert_eq!(visible(m.conn(), label), 1);
+    insert(conn(&mut m), label);
+    assert_eq!(visible(conn(&mut m), label), 1);
     m.discard("alive").unwrap();
     assert_eq!(committed(label), 0);
 
     // A live connection is kept.
-    let third = m.conn().connection_id();
+    let third = conn(&mut m).connection_id();
     m.connect().unwrap();
-    assert_eq!(m.conn().connection_id(), third);
+    assert_eq!(conn(&mut m).connection_id(), third);
     m.disconnect().unwrap();
 }
 
@@ -1215,13 +1137,16 @@ fn xa_mode_makes_the_server_refuse_implicit_commits_before_they_run() {
     let mut c = other();
     c.query_drop("DROP TABLE IF EXISTS vq_mysql_xa_never")
         .unwrap();
-    let mut config = BackendConfig::new("mysql").with_url(url());
-    config.entry = "vq_mysql_xa".into();
-    config.pool_size = Some(2);
-    config.options.insert("transaction".into(), "xa".into());
-    let pool = venomqa::registry::pool(&config).unwrap();
-
-    let mut db = MySqlSession::begin(pool.lease().unwrap(), "xa").unwrap();
+    let xa = || private("mysql_xa");
+    assert_eq!(
+        xa().config()
+            .unwrap()
+            .options::<venomqa::mysql::MySqlOptions>()
+            .unwrap()
+            .transaction,
+        TransactionMode::Xa
+    );
+    let mut db = xa().name("xa").open().unwrap();
     insert(db.conn(), label);
     for sql in [
         "CREATE TABLE vq_mysql_xa_never (v INT)",
@@ -1257,20 +1182,150 @@ fn xa_mode_makes_the_server_refuse_implicit_commits_before_they_run() {
     let kept = &unique("xa_commit_kept");
     c.exec_drop(format!("DELETE FROM {ITEMS} WHERE label = ?"), (kept,))
         .unwrap();
-    let mut db = MySqlSession::begin(pool.lease().unwrap(), "xa_commit").unwrap();
+    let mut db = xa().name("xa_commit").open().unwrap();
     insert(db.conn(), kept);
     db.commit().unwrap();
     insert(db.conn(), label);
     db.finish().unwrap();
     assert_eq!((committed(kept), committed(label)), (1, 0));
-    let mut m =
-        MySqlStateManager::new(&url()).transaction_mode(venomqa::mysql::TransactionMode::Xa);
-    m.connect().unwrap();
+    let mut m = standalone(
+        MySql::from_url(&url())
+            .unwrap()
+            .transaction_mode(TransactionMode::Xa),
+    );
     m.checkpoint("outer").unwrap();
-    m.conn()
+    conn(&mut m)
         .exec_drop(format!("DELETE FROM {ITEMS} WHERE label = ?"), (kept,))
         .unwrap();
     m.release("outer").unwrap();
     assert_eq!(committed(kept), 0);
-    assert_eq!(pool.stats().replaced, 0);
+    assert_eq!(xa().pool_stats().unwrap().replaced, 0);
+}
+
+// ---------------------------------------------------------------- errors
+
+/// A driver error reaches the test as the error's source: a duplicate key (1062) from
+/// `exec`, matched through `Error::driver` and through `source()` + downcast.
+#[test]
+fn a_duplicate_key_error_is_the_drivers_own() {
+    test("duplicate_key").run(|db: &mut MySqlSession| {
+        db.exec("CREATE TEMPORARY TABLE vq_mysql_unique (k INT PRIMARY KEY)")
+            .unwrap();
+        db.exec("INSERT INTO vq_mysql_unique VALUES (1)").unwrap();
+        let e = db
+            .exec("INSERT INTO vq_mysql_unique VALUES (1)")
+            .unwrap_err();
+        assert!(matches!(e, Error::Backend { .. }), "{e}");
+        match e.driver::<driver::Error>() {
+            Some(driver::Error::MySqlError(server)) => assert_eq!(server.code, 1062, "{server}"),
+            other => panic!("expected the server's duplicate key error, got {other:?}"),
+        }
+        let source = e.source().expect("the driver's error is the source");
+        match source.downcast_ref::<driver::Error>() {
+            Some(driver::Error::MySqlError(server)) => assert_eq!(server.code, 1062, "{server}"),
+            other => panic!("expected the driver's error as the source, got {other:?}"),
+        }
+        check_shape(&e.to_string());
+        // The failed statement did not end the test's transaction.
+        db.exec("INSERT INTO vq_mysql_unique VALUES (2)").unwrap();
+        assert_eq!(db.checkpoints(), [venomqa::ROOT_CHECKPOINT]);
+    });
+}
+
+/// One line, at most 300 characters, no runs of spaces.
+fn check_shape(text: &str) {
+    println!("{} chars: {text}", text.len());
+    assert!(!text.contains('\n') && !text.contains("  "), "{text}");
+    assert!(text.len() <= 300, "{} chars: {text}", text.len());
+}
+
+/// The backend's main errors, each produced for real, are one short line.
+#[test]
+fn main_error_messages_are_one_short_line() {
+    schema();
+    let mut texts = Vec::new();
+    // An implicit commit inside a test, found at the next checkpoint operation.
+    let table = unique("vq_mysql_shape_ddl");
+    let mut db = test("shape").open().unwrap();
+    db.conn()
+        .query_drop(format!("CREATE TABLE IF NOT EXISTS {table} (v INT)"))
+        .unwrap();
+    let e = db.create_checkpoint("after_ddl").unwrap_err();
+    assert!(matches!(e, Error::StateLost { .. }), "{e}");
+    texts.push(e.to_string());
+    let e = db.finish().unwrap_err();
+    assert!(matches!(e, Error::StateLost { .. }), "{e}");
+    texts.push(e.to_string());
+    other().query_drop(format!("DROP TABLE {table}")).unwrap();
+    // exec() refusals, of both kinds.
+    test("shape_exec").run(|db: &mut MySqlSession| {
+        for sql in [
+            "TRUNCATE TABLE vq_mysql_items",
+            "CALL vq_mysql_no_such_procedure()",
+        ] {
+            let e = db.exec(sql).unwrap_err();
+            assert!(matches!(e, Error::Unsupported { .. }), "{e}");
+            texts.push(e.to_string());
+        }
+    });
+    // A killed connection.
+    let mut m = standalone(MySql::from_url(&url()).unwrap());
+    m.checkpoint("venomqa_root").unwrap();
+    let id = conn(&mut m).connection_id();
+    other().query_drop(format!("KILL {id}")).unwrap();
+    let e = m.discard("venomqa_root").unwrap_err();
+    assert!(matches!(e, Error::ConnectionLost { .. }), "{e}");
+    texts.push(e.to_string());
+    // A server that refuses the connection, and a URL that is not one.
+    let e = MySqlStateManager::from_url("mysql://root:s3cret@127.0.0.1:1/test")
+        .unwrap()
+        .connect()
+        .unwrap_err();
+    texts.push(e.to_string());
+    texts.push(
+        MySqlStateManager::from_url("mysql://root:s3cret@127.0.0.1/test?conect_timeout_ms=1")
+            .unwrap_err()
+            .to_string(),
+    );
+    for text in &texts {
+        check_shape(text);
+        assert!(!text.contains("s3cret"), "{text}");
+    }
+}
+
+// ---------------------------------------------------------------- conformance
+
+/// The checkpoint-semantics suite sees the data through `vq_mysql_probe`, a table of one
+/// BIGINT column that the `mysql` entry's setup creates.
+struct Probe;
+
+fn probe_conn(m: &mut dyn StateManager) -> venomqa::Result<&mut Conn> {
+    Ok(m.downcast_mut::<MySqlStateManager>()
+        .expect("a MySQL manager")
+        .connection()?
+        .driver())
+}
+
+impl venomqa::conformance::Probe for Probe {
+    fn insert(&self, m: &mut dyn StateManager, value: i64) -> venomqa::Result<()> {
+        probe_conn(m)?
+            .exec_drop("INSERT INTO vq_mysql_probe (v) VALUES (?)", (value,))
+            .map_err(|e| Error::backend("mysql", "probe insert", e))
+    }
+
+    fn values(&self, m: &mut dyn StateManager) -> venomqa::Result<Vec<i64>> {
+        probe_conn(m)?
+            .query("SELECT v FROM vq_mysql_probe")
+            .map_err(|e| Error::backend("mysql", "probe read", e))
+    }
+}
+
+#[test]
+fn conformance() {
+    venomqa::conformance::run("mysql", Probe);
+}
+
+#[test]
+fn failed_hooks_leave_the_stack_unchanged() {
+    venomqa::conformance::faults(MySql::from_url(&url()).unwrap());
 }

@@ -121,9 +121,18 @@ pub trait Backend: Send + Sync + Sized + 'static {
         Ok(())
     }
 
+    /// Checks, before anything changes, that [`reset`](Self::reset) may run: called
+    /// first by [`StateManager::reset`](crate::StateManager::reset), while the test's
+    /// checkpoints are still active, so a refusal leaves them and their data as they were.
+    /// The default accepts.
+    fn check_reset(&self, conn: &mut Self::Conn) -> Result<()> {
+        let _ = conn;
+        Ok(())
+    }
+
     /// Empties the store for real (committed), as the reference's `reset()` does. Called
-    /// with no checkpoint active; the connection may still be inside a transaction the
-    /// code under test opened. The default refuses.
+    /// with no checkpoint active, after [`check_reset`](Self::check_reset); the connection
+    /// may still be inside a transaction the code under test opened. The default refuses.
     fn reset(&self, conn: &mut Self::Conn) -> Result<()> {
         let _ = conn;
         Err(Error::unsupported(

@@ -421,7 +421,7 @@ impl<M: ?Sized + SessionManager> SessionBuilder<M> {
     /// `venomqa.yaml` and the environment (URL with its password masked when printed).
     ///
     /// ```
-    /// let config = venomqa::Session::builder().backend("memory").config()?;
+    /// let config = <venomqa::Session>::builder().backend("memory").config()?;
     /// assert_eq!((config.entry.as_str(), config.backend.as_str()), ("memory", "memory"));
     /// # Ok::<(), venomqa::Error>(())
     /// ```
@@ -483,10 +483,10 @@ impl<M: ?Sized + SessionManager> SessionBuilder<M> {
     /// use venomqa::sqlite::SqliteSession;
     ///
     /// let rows = SqliteSession::builder().run(|db| {
-    ///     db.conn().execute_batch("CREATE TABLE t (v INTEGER); INSERT INTO t VALUES (1)").unwrap();
-    ///     db.conn().query_row("SELECT COUNT(*) FROM t", [], |r| r.get::<_, i64>(0)).unwrap()
+    ///     db.conn().execute_batch("CREATE TABLE t (v INTEGER); INSERT INTO t VALUES (1)")?;
+    ///     db.conn().query_row("SELECT COUNT(*) FROM t", [], |r| r.get::<_, i64>(0))
     /// });
-    /// assert_eq!(rows, 1); // and the table is gone again
+    /// assert_eq!(rows.unwrap(), 1); // and the table is gone again
     /// ```
     pub fn run<R: TestOutcome>(self, body: impl FnOnce(&mut Session<M>) -> R) -> R {
         let name = self.session_name();

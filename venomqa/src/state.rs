@@ -348,9 +348,14 @@ impl<B: Backend> StateManager for Manager<B> {
         })
     }
 
-    /// Undoes and forgets every checkpoint, then lets the backend empty the store.
+    /// Lets the backend refuse first (changing nothing), then undoes and forgets every
+    /// checkpoint and lets the backend empty the store.
     fn reset(&mut self) -> Result<()> {
-        self.connection()?;
+        let conn = self.conn.as_mut().ok_or_else(|| Error::NotConnected {
+            backend: B::NAME.to_owned(),
+        })?;
+        let checked = self.backend.check_reset(conn);
+        self.note(checked)?;
         if let Some(outermost) = self.stack.names().first().cloned() {
             if let Err(e) = self.discard(&outermost) {
                 tracing::warn!(target: "venomqa", backend = B::NAME, error = %e, "undoing the checkpoints before reset failed");
@@ -433,5 +438,62 @@ impl<B: Backend> Manager<B> {
     fn drop_connection(&mut self) {
         self.stack.clear();
         self.conn = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checkpoint::Point;
+
+    /// A counter whose reset is refused while it is negative.
+    struct Picky;
+
+    impl Backend for Picky {
+        const NAME: &'static str = "picky";
+        type Options = std::collections::BTreeMap<String, String>;
+        type Conn = i64;
+        type Mark = i64;
+
+        fn new(_: &BackendConfig, _: Self::Options) -> Result<Self> {
+            Ok(Picky)
+        }
+        fn connect(&self) -> Result<i64> {
+            Ok(0)
+        }
+        fn checkpoint(&self, value: &mut i64, _: Point<'_>) -> Result<i64> {
+            Ok(*value)
+        }
+        fn rollback(&self, value: &mut i64, _: Point<'_>, saved: &i64) -> Result<()> {
+            *value = *saved;
+            Ok(())
+        }
+        fn release(&self, _: &mut i64, _: Point<'_>, _: &i64) -> Result<()> {
+            Ok(())
+        }
+        fn check_reset(&self, value: &mut i64) -> Result<()> {
+            if *value < 0 {
+                return Err(Error::unsupported("picky", "reset()", "not now"));
+            }
+            Ok(())
+        }
+        fn reset(&self, value: &mut i64) -> Result<()> {
+            *value = 100;
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_refused_reset_changes_nothing() {
+        let mut m = Manager::open(Picky).unwrap();
+        m.checkpoint("a").unwrap();
+        *m.connection().unwrap() = -1;
+        assert!(m.reset().is_err());
+        assert_eq!(m.checkpoints(), ["a"], "the checkpoints are still active");
+        assert_eq!(*m.connection().unwrap(), -1, "the data is untouched");
+        *m.connection().unwrap() = 5;
+        m.reset().unwrap();
+        assert!(m.checkpoints().is_empty());
+        assert_eq!(*m.connection().unwrap(), 100);
     }
 }
