@@ -4,6 +4,7 @@
 //! ```text
 //! venomqa-writer sqlite <file> <sql>              run a batch of SQL
 //! venomqa-writer sqlite <file> <sql> --hold <ms>  run it inside a transaction held open for <ms>
+//! venomqa-writer mysql <url> <sql> [--hold <ms>]    the same on MySQL / MariaDB (feature mysql)
 //! ```
 //!
 //! Integration tests find it through `env!("CARGO_BIN_EXE_venomqa-writer")`.
@@ -19,8 +20,10 @@ fn main() {
         .map(|ms| Duration::from_millis(ms.parse().expect("--hold takes milliseconds")));
     let result = match args.first().map(String::as_str) {
         Some("sqlite") => sqlite(&args[1], &args[2], hold),
+        #[cfg(feature = "mysql")]
+        Some("mysql") => mysql(&args[1], &args[2], hold),
         _ => Err(format!(
-            "usage: venomqa-writer sqlite <file> <sql> [--hold <ms>]; got {args:?}"
+            "usage: venomqa-writer sqlite|mysql <url> <sql> [--hold <ms>]; got {args:?}"
         )),
     };
     if let Err(e) = result {
@@ -41,6 +44,32 @@ fn sqlite(path: &str, sql: &str, hold: Option<Duration>) -> Result<(), String> {
             println!("holding");
             std::thread::sleep(hold);
             conn.execute_batch("COMMIT").map_err(|e| e.to_string())
+        }
+    }
+}
+
+#[cfg(feature = "mysql")]
+fn mysql(url: &str, sql: &str, hold: Option<Duration>) -> Result<(), String> {
+    use venomqa::mysql::driver::prelude::Queryable;
+    use venomqa::mysql::driver::{Conn, Opts};
+    let mut conn =
+        Conn::new(Opts::from_url(url).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+    let run = |conn: &mut Conn, sql: &str| -> Result<(), String> {
+        let mut result = conn.query_iter(sql).map_err(|e| e.to_string())?;
+        while let Some(set) = result.iter() {
+            for row in set {
+                row.map_err(|e| e.to_string())?;
+            }
+        }
+        Ok(())
+    };
+    match hold {
+        None => run(&mut conn, sql),
+        Some(hold) => {
+            run(&mut conn, &format!("START TRANSACTION; {sql}"))?;
+            println!("holding");
+            std::thread::sleep(hold);
+            run(&mut conn, "COMMIT")
         }
     }
 }

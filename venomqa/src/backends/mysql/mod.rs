@@ -41,6 +41,35 @@
 //! and session state within a test (a temporary table made inside a checkpoint block
 //! outlives the block; it is gone at the next lease).
 //!
+//! # Capture
+//!
+//! With `isolation: capture` the test opens no transaction: venomqa installs (once, under
+//! the reserved prefix `_vq_`) row triggers that log every change any connection makes to
+//! the URL's database into undo tables, and a rollback replays them back to the
+//! checkpoint. So an API server in another process, or the app's own pool, can write, and
+//! [`Session::url`](crate::Session::url) tells it where. What is restored: every row of
+//! every base table (foreign-key cascades included, logged by triggers on the parent since
+//! InnoDB cascades fire none; tables without a primary key through an invisible
+//! `_vq_rowid` column), and the AUTO_INCREMENT counters. After each rollback venomqa
+//! proves it: the log past the checkpoint is empty, the counters and the schema are as
+//! they were, or the rollback runs again until `quiescence_timeout_ms` and then fails
+//! naming what is wrong. [`Session::diff`](crate::Session::diff) reads the log as a
+//! row-level diff.
+//!
+//! - Checkpoints and rollbacks wait (up to `quiescence_timeout_ms`, default 5000) for
+//!   other sessions' uncommitted changes, and then name them.
+//! - Sessions on one database take turns, across processes too (`GET_LOCK`); the pool of a
+//!   capture entry holds one connection.
+//! - DDL belongs in setup: a schema change (or a `TRUNCATE`) between a checkpoint and its
+//!   rollback fails the rollback, saying what changed, and restores nothing. Between
+//!   tests it is fine: the next session installs capture again.
+//! - A test process killed mid-session leaves a record; the next session restores its
+//!   first checkpoint before it starts.
+//! - Needs the TRIGGER, CREATE, ALTER and DROP privileges on the database (and
+//!   `log_bin_trust_function_creators` when binary logging is on); a missing one is named,
+//!   and nothing is left half-installed. [`MySql::uninstall_capture`] removes everything.
+//! - The app's own triggers fire again while venomqa restores rows.
+//!
 //! ```
 //! use venomqa::mysql::{driver::prelude::Queryable, MySqlSession};
 //!
@@ -56,6 +85,7 @@
 //! # Ok::<(), venomqa::Error>(())
 //! ```
 
+mod capture;
 mod statements;
 
 use std::ops::{Deref, DerefMut};
@@ -73,6 +103,7 @@ use crate::redact::SecretUrl;
 use crate::registry::test_threads;
 use crate::sql::quote_backtick;
 use crate::state::Manager;
+use capture::Capture;
 use statements::{refusal, Lexing, Refusal};
 
 /// The `mysql` driver crate this backend is built on, for the native API
@@ -170,7 +201,33 @@ pub struct MySqlOptions {
     /// the entry's common key `connect_timeout_ms` instead; this one wins over it, and the
     /// URL's `connect_timeout_ms` wins over both.
     pub connect_timeout_ms: Option<u64>,
+    /// How a test's changes are isolated (default [`MySqlIsolation::Transaction`]).
+    pub isolation: MySqlIsolation,
+    /// Capture: how long a checkpoint or a rollback waits for other sessions of the
+    /// database to finish their write transactions (default 5000).
+    pub quiescence_timeout_ms: Option<u64>,
 }
+
+/// How the MySQL backend isolates a test's changes (`isolation:`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum MySqlIsolation {
+    /// A transaction per test and a SAVEPOINT per checkpoint on the test's connection:
+    /// only what goes through that connection is rolled back (the default).
+    #[default]
+    Transaction,
+    /// Generated triggers log every change any connection of any process makes to the
+    /// URL's database into undo tables, and a rollback replays them: an API server or an
+    /// app's own pool can write, and its writes are rolled back too (foreign-key
+    /// cascades, keyless tables and AUTO_INCREMENT counters included). The code under
+    /// test connects to [`Session::url`](crate::Session::url). Sessions on one database
+    /// take turns, across processes too. See the [capture section](self#capture).
+    Capture,
+}
+
+/// A checkpoint of the MySQL backend: a savepoint, or a mark in the capture log.
+pub struct MySqlMark(Option<capture::Mark>);
 
 /// The MySQL / MariaDB backend: a transaction per test and a SAVEPOINT per checkpoint on
 /// one `mysql::Conn`.
@@ -197,6 +254,8 @@ pub struct MySql {
     database: Option<String>,
     /// The timeout unless the URL sets `connect_timeout_ms`.
     connect_timeout: Duration,
+    /// Capture: how long a session waits for another to finish with the database.
+    lock_timeout: Duration,
     options: MySqlOptions,
 }
 
@@ -208,6 +267,9 @@ pub struct MySqlConn {
     /// by the backend: a setup script must not reset the session, and `reset()` must end
     /// it the way it was opened.
     transaction_open: bool,
+    /// Capture isolation: the installation found (or made) by the last session's first
+    /// checkpoint.
+    capture: Option<Capture>,
 }
 
 impl MySqlConn {
@@ -445,6 +507,83 @@ impl MySql {
         &self.options
     }
 
+    fn capture(&self) -> bool {
+        self.options.isolation == MySqlIsolation::Capture
+    }
+
+    fn quiescence(&self) -> Duration {
+        Duration::from_millis(self.options.quiescence_timeout_ms.unwrap_or(5000))
+    }
+
+    /// The captured database (checked in `new`).
+    fn captured(&self) -> &str {
+        self.database
+            .as_deref()
+            .expect("capture needs a database; checked in new()")
+    }
+
+    /// Removes everything capture installed in the URL's database (triggers, undo tables,
+    /// the invisible row ids of keyless tables, bookkeeping), leaving the app's data as it
+    /// is. Capture installs itself again on its next use.
+    pub fn uninstall_capture(&self) -> Result<()> {
+        let database = self.database.as_deref().ok_or_else(|| {
+            Error::unsupported(
+                NAME,
+                "uninstall_capture() without a database in the URL",
+                "put the database in the URL",
+            )
+        })?;
+        let mut conn = self.connect()?;
+        Capture::lock(&mut conn, database, self.lock_timeout)?;
+        let result = Capture::uninstall_from(&mut conn, database);
+        let _ = Capture::unlock(&mut conn, database);
+        result
+    }
+
+    /// A capture session's first checkpoint: the lock, then the root mark.
+    fn begin_capture(&self, conn: &mut MySqlConn) -> Result<capture::Mark> {
+        let database = self.captured();
+        Capture::lock(conn, database, self.lock_timeout)?;
+        let MySqlConn {
+            conn: driver,
+            capture,
+            ..
+        } = conn;
+        Capture::begin(driver, capture, database, self.quiescence()).inspect_err(|_| {
+            let _ = Capture::unlock(driver, database);
+        })
+    }
+
+    /// A capture session's end: forget the root, give the lock back.
+    fn end_capture(&self, conn: &mut MySqlConn) -> Result<()> {
+        let MySqlConn {
+            conn: driver,
+            capture,
+            ..
+        } = conn;
+        let cleared = match capture {
+            Some(capture) => capture.clear_root(driver),
+            None => Ok(()),
+        };
+        let unlocked = Capture::unlock(driver, self.captured());
+        cleared.and(unlocked)
+    }
+
+    fn installed(conn: &mut MySqlConn) -> Result<(&mut driver::Conn, &Capture)> {
+        let MySqlConn {
+            conn: driver,
+            capture,
+            ..
+        } = conn;
+        let capture = capture.as_ref().ok_or_else(|| {
+            Error::state_lost(
+                NAME,
+                "capture is not attached: the session's first checkpoint did not complete",
+            )
+        })?;
+        Ok((driver, capture))
+    }
+
     fn tx_sql(&self, conn: &MySqlConn) -> TxSql {
         match self.options.transaction {
             TransactionMode::Standard => TxSql {
@@ -497,13 +636,13 @@ impl MySql {
         };
         Ok(tables
             .into_iter()
-            .filter(|t| !self.options.exclude_tables.contains(t))
+            .filter(|t| !self.options.exclude_tables.contains(t) && !t.starts_with(capture::PREFIX))
             .collect())
     }
 
     /// `exec()`: refuses, before it runs, SQL that would commit the transaction of an
     /// active checkpoint.
-    fn exec(&self, conn: &mut MySqlConn, stack: &Stack<()>, sql: &str) -> Result<()> {
+    fn exec(&self, conn: &mut MySqlConn, stack: &Stack<MySqlMark>, sql: &str) -> Result<()> {
         if let Some(active) = stack.names().last() {
             let server_lexing = || {
                 conn.query_first::<String, _>("SELECT @@SESSION.sql_mode")
@@ -520,7 +659,14 @@ impl MySql {
 
     /// `commit()`: commits, then re-opens the transaction and every active savepoint in
     /// the same round trip.
-    fn commit(&self, conn: &mut MySqlConn, stack: &Stack<()>) -> Result<()> {
+    fn commit(&self, conn: &mut MySqlConn, stack: &Stack<MySqlMark>) -> Result<()> {
+        if self.capture() {
+            return Err(Error::unsupported(
+                NAME,
+                "commit() with capture isolation",
+                "capture opens no transaction: every write is committed and visible at once, and the rollback undoes it",
+            ));
+        }
         let Some(first) = stack.names().first() else {
             return run_batch(conn, "COMMIT").map_err(|e| plain_failure("commit", e));
         };
@@ -565,7 +711,7 @@ impl Backend for MySql {
     const NAME: &'static str = NAME;
     type Options = MySqlOptions;
     type Conn = MySqlConn;
-    type Mark = ();
+    type Mark = MySqlMark;
 
     /// Parses the URL (a bad one is an [`Error::Config`] naming it, password masked).
     fn new(config: &BackendConfig, options: MySqlOptions) -> Result<Self> {
@@ -585,10 +731,19 @@ impl Backend for MySql {
             .map(Duration::from_millis)
             .or(config.connect_timeout)
             .unwrap_or(DEFAULT_CONNECT_TIMEOUT);
+        let database = parsed.opts.get_db_name().map(str::to_owned);
+        if options.isolation == MySqlIsolation::Capture && database.is_none() {
+            return Err(Error::config(
+                &config.source,
+                format!("backends.{}.url", config.entry),
+                "capture needs the database in the URL (mysql://user@host/database): it is the one whose writes are rolled back",
+            ));
+        }
         Ok(MySql {
-            database: parsed.opts.get_db_name().map(str::to_owned),
+            database,
             url,
             connect_timeout,
+            lock_timeout: config.lease_timeout.unwrap_or(Duration::from_secs(300)),
             options,
         })
     }
@@ -609,6 +764,7 @@ impl Backend for MySql {
             Some(Ok(conn)) => Ok(MySqlConn {
                 conn,
                 transaction_open: false,
+                capture: None,
             }),
             Some(Err(e)) => Err(Error::connect(NAME, url, e)),
             None => Err(Error::connect(
@@ -641,7 +797,16 @@ impl Backend for MySql {
         Ok(())
     }
 
-    fn checkpoint(&self, conn: &mut MySqlConn, at: Point<'_>) -> Result<()> {
+    fn checkpoint(&self, conn: &mut MySqlConn, at: Point<'_>) -> Result<MySqlMark> {
+        if self.capture() {
+            let mark = if at.is_outermost() {
+                self.begin_capture(conn)?
+            } else {
+                let (driver, capture) = Self::installed(conn)?;
+                capture.mark(driver, &format!("checkpoint {:?}", at.name()))?
+            };
+            return Ok(MySqlMark(Some(mark)));
+        }
         let q = quote_backtick(NAME, at.name())?;
         let sql = if at.is_outermost() {
             // A test that ran `USE other_db` left it selected on the pooled connection
@@ -663,10 +828,18 @@ impl Backend for MySql {
         if at.is_outermost() {
             conn.transaction_open = true;
         }
-        Ok(())
+        Ok(MySqlMark(None))
     }
 
-    fn rollback(&self, conn: &mut MySqlConn, at: Point<'_>, _: &()) -> Result<()> {
+    fn rollback(&self, conn: &mut MySqlConn, at: Point<'_>, mark: &MySqlMark) -> Result<()> {
+        if let Some(mark) = &mark.0 {
+            let (driver, capture) = Self::installed(conn)?;
+            return capture.rollback(
+                driver,
+                mark,
+                &format!("rollback to checkpoint {:?}", at.name()),
+            );
+        }
         let sql = format!("ROLLBACK TO SAVEPOINT {}", quote_backtick(NAME, at.name())?);
         run_batch(conn, &sql).map_err(|e| {
             failure(
@@ -679,7 +852,14 @@ impl Backend for MySql {
 
     /// At depth 0 it commits: `RELEASE SAVEPOINT ..; COMMIT` (the RELEASE fails if the
     /// transaction is gone, and then the COMMIT does not run).
-    fn release(&self, conn: &mut MySqlConn, at: Point<'_>, _: &()) -> Result<()> {
+    fn release(&self, conn: &mut MySqlConn, at: Point<'_>, mark: &MySqlMark) -> Result<()> {
+        if mark.0.is_some() {
+            return if at.is_outermost() {
+                self.end_capture(conn)
+            } else {
+                Ok(())
+            };
+        }
         let q = quote_backtick(NAME, at.name())?;
         let sql = if at.is_outermost() {
             format!("RELEASE SAVEPOINT {q}; {}", self.tx_sql(conn).commit)
@@ -702,7 +882,15 @@ impl Backend for MySql {
     /// One round trip: `ROLLBACK TO SAVEPOINT ..; ROLLBACK` at depth 0 (the `ROLLBACK TO`
     /// fails if the savepoint is gone, so a lost transaction is reported instead of a
     /// `ROLLBACK` that undid nothing), `ROLLBACK TO ..; RELEASE ..` deeper.
-    fn discard(&self, conn: &mut MySqlConn, at: Point<'_>, _: &()) -> Result<()> {
+    fn discard(&self, conn: &mut MySqlConn, at: Point<'_>, mark: &MySqlMark) -> Result<()> {
+        if mark.0.is_some() {
+            self.rollback(conn, at, mark)?;
+            return if at.is_outermost() {
+                self.end_capture(conn)
+            } else {
+                Ok(())
+            };
+        }
         let q = quote_backtick(NAME, at.name())?;
         let sql = if at.is_outermost() {
             format!("ROLLBACK TO SAVEPOINT {q}; {}", self.tx_sql(conn).rollback)
@@ -762,7 +950,8 @@ impl Backend for MySql {
         if tables.is_empty() {
             return Ok(());
         }
-        let mut sql = String::from("SET FOREIGN_KEY_CHECKS = 0;");
+        // With capture installed, the reset itself is not logged (its deletes are final).
+        let mut sql = String::from("SET @venomqa_replay = 1, FOREIGN_KEY_CHECKS = 0;");
         match self.options.reset_strategy {
             ResetStrategy::Delete => {
                 sql.push_str(" START TRANSACTION;");
@@ -780,10 +969,13 @@ impl Backend for MySql {
                 }
             }
         }
-        sql.push_str(" SET FOREIGN_KEY_CHECKS = 1");
+        sql.push_str(" SET FOREIGN_KEY_CHECKS = 1, @venomqa_replay = NULL");
         run_batch(conn, &sql).map_err(|e| {
             if !is_connection_lost(&e) {
-                let _ = run_batch(conn, "ROLLBACK; SET FOREIGN_KEY_CHECKS = 1");
+                let _ = run_batch(
+                    conn,
+                    "ROLLBACK; SET FOREIGN_KEY_CHECKS = 1, @venomqa_replay = NULL",
+                );
             }
             plain_failure(format!("reset of tables {tables:?}"), e)
         })
@@ -807,7 +999,47 @@ impl Backend for MySql {
     }
 
     fn pool_size(&self) -> usize {
-        test_threads()
+        if self.capture() {
+            // One session at a time rolls the shared database back.
+            1
+        } else {
+            test_threads()
+        }
+    }
+
+    fn captures(&self, _: &MySqlConn) -> bool {
+        self.capture()
+    }
+
+    fn url(&self, _: &MySqlConn) -> Result<SecretUrl> {
+        if self.capture() {
+            Ok(self.url.clone())
+        } else {
+            Err(Error::unsupported(
+                NAME,
+                "a URL for other connections",
+                "the test's changes live in its own connection's transaction, which other connections do not see; use `isolation: capture`",
+            ))
+        }
+    }
+
+    fn diff(
+        &self,
+        conn: &mut MySqlConn,
+        at: Point<'_>,
+        mark: &MySqlMark,
+    ) -> Result<crate::capture::Diff> {
+        match &mark.0 {
+            Some(mark) => {
+                let (driver, capture) = Self::installed(conn)?;
+                capture.diff(driver, mark)
+            }
+            None => Err(Error::unsupported(
+                NAME,
+                format!("diff() since checkpoint {:?}", at.name()),
+                "only capture isolation keeps a record of changes; use `isolation: capture`",
+            )),
+        }
     }
 }
 
