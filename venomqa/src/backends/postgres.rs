@@ -53,10 +53,12 @@
 //! ```
 
 use std::fmt::{self, Write as _};
+use std::sync::Arc;
 use std::time::Duration;
 
 use ::postgres::error::{DbError, SqlState};
 use ::postgres::{Client, Config, NoTls, SimpleQueryMessage};
+use parking_lot::Mutex;
 use serde::Deserialize;
 
 use crate::backend::Backend;
@@ -154,13 +156,17 @@ impl Default for PostgresOptions {
 /// let db: PostgresStateManager = Manager::open(backend)?;
 /// # Ok::<(), venomqa::Error>(())
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Postgres {
     url: SecretUrl,
     /// The parsed URL, with the connect timeout set (its `Debug` hides the password).
     config: Config,
     timeout: Duration,
     options: PostgresOptions,
+    /// The sequences `restore_sequences` covers, as (oid, start value): read on the first
+    /// outermost checkpoint and shared by the pool's connections (sequences belong to the
+    /// database), read again when a snapshot fails and after `reset()`.
+    sequence_list: Mutex<Option<Arc<[(u32, i64)]>>>,
 }
 
 /// What a checkpoint keeps: for the outermost one when
@@ -251,24 +257,101 @@ impl Postgres {
         }
     }
 
-    /// The query (appended to the outermost checkpoint's `BEGIN`) that reads the position
-    /// of every sequence of the chosen schemas the session may read and set.
-    fn sequence_snapshot_sql(&self) -> Result<String> {
+    /// The catalog query listing the sequences of the chosen schemas that the session may
+    /// read and set, as (oid, start value).
+    fn sequence_list_sql(&self) -> Result<String> {
         let schemas = self
             .schema_list()
             .iter()
             .map(|s| quote_literal(s))
             .collect::<Result<Vec<_>>>()?;
         Ok(format!(
-            // The CASE keeps has_sequence_privilege away from other relations: the planner
-            // may evaluate a plain AND in any order, and it fails on a non-sequence. The
-            // select list is computed only for the rows that pass.
-            "SELECT c.oid, s.seqstart, pg_sequence_last_value(c.oid::regclass) FROM pg_class c \
-             JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_sequence s ON s.seqrelid = c.oid \
-             WHERE c.relkind = 'S' AND n.nspname IN ({}) \
-             AND CASE WHEN c.relkind = 'S' THEN has_sequence_privilege(c.oid, 'SELECT,UPDATE') ELSE false END",
+            // Every row of pg_sequence is a sequence, so has_sequence_privilege never sees
+            // another kind of relation (on which it fails).
+            "SELECT s.seqrelid, s.seqstart FROM pg_sequence s \
+             JOIN pg_class c ON c.oid = s.seqrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname IN ({}) AND has_sequence_privilege(s.seqrelid, 'SELECT,UPDATE')",
             schemas.join(", ")
         ))
+    }
+
+    /// The sequences `restore_sequences` covers: the pool's list, read now if it was
+    /// not read yet (or `fresh` asks for it again).
+    fn sequences(&self, client: &mut Client, fresh: bool) -> Result<Arc<[(u32, i64)]>> {
+        if !fresh {
+            if let Some(list) = self.sequence_list.lock().clone() {
+                return Ok(list);
+            }
+        }
+        let messages = run(
+            client,
+            || "listing the sequences to restore".into(),
+            &self.sequence_list_sql()?,
+            Stage::Other,
+        )?;
+        let list = messages
+            .iter()
+            .filter_map(|m| match m {
+                SimpleQueryMessage::Row(row) => Some(row),
+                _ => None,
+            })
+            .map(|row| Ok((parse(row.get(0), "oid")?, parse(row.get(1), "start value")?)))
+            .collect::<Result<Arc<[(u32, i64)]>>>()?;
+        *self.sequence_list.lock() = Some(list.clone());
+        Ok(list)
+    }
+
+    /// Opens the test's transaction with `BEGIN; SAVEPOINT` and, in the same round trip,
+    /// reads the position of every sequence of `list`. On failure the connection is left
+    /// idle.
+    fn begin(
+        &self,
+        client: &mut Client,
+        at: Point<'_>,
+        list: &[(u32, i64)],
+    ) -> Result<PostgresMark> {
+        let mut sql = format!("BEGIN; SAVEPOINT {}", quote_double(NAME, at.name())?);
+        if !list.is_empty() {
+            let reads: Vec<String> = list
+                .iter()
+                .map(|(oid, _)| format!("pg_sequence_last_value({oid}::oid::regclass)"))
+                .collect();
+            let _ = write!(sql, "; SELECT {}", reads.join(", "));
+        }
+        let operation = || format!("checkpoint {:?}", at.name().as_str());
+        let result = run(client, operation, &sql, Stage::Begin).and_then(|messages| {
+            if list.is_empty() {
+                return Ok(PostgresMark::default());
+            }
+            let row = messages
+                .iter()
+                .find_map(|m| match m {
+                    SimpleQueryMessage::Row(row) => Some(row),
+                    _ => None,
+                })
+                .ok_or_else(|| {
+                    Error::backend(NAME, "reading the sequences", "no row in the reply")
+                })?;
+            let sequences = list
+                .iter()
+                .enumerate()
+                .map(|(i, &(oid, start_value))| {
+                    Ok(SequenceState {
+                        oid,
+                        last_value: row
+                            .get(i)
+                            .map(|v| parse(Some(v), "sequence value"))
+                            .transpose()?,
+                        start_value,
+                    })
+                })
+                .collect::<Result<_>>()?;
+            Ok(PostgresMark { sequences })
+        });
+        if result.is_err() && !client.is_closed() {
+            let _ = client.batch_execute("ROLLBACK");
+        }
+        result
     }
 
     /// The tables `reset()` empties, as `(oid, schema, table)`, after checking that no
@@ -403,6 +486,7 @@ impl Backend for Postgres {
             config: parsed,
             timeout,
             options,
+            sequence_list: Mutex::new(None),
         })
     }
 
@@ -453,63 +537,24 @@ impl Backend for Postgres {
     }
 
     fn checkpoint(&self, client: &mut Client, at: Point<'_>) -> Result<PostgresMark> {
-        let savepoint = quote_double(NAME, at.name())?;
-        let operation = || format!("checkpoint {:?}", at.name().as_str());
         if !at.is_outermost() {
-            run(
-                client,
-                operation,
-                &format!("SAVEPOINT {savepoint}"),
-                Stage::Nested,
-            )?;
+            let sql = format!("SAVEPOINT {}", quote_double(NAME, at.name())?);
+            let operation = || format!("checkpoint {:?}", at.name().as_str());
+            run(client, operation, &sql, Stage::Nested)?;
             return Ok(PostgresMark::default());
         }
-        let mut sql = format!("BEGIN; SAVEPOINT {savepoint}");
-        if self.options.restore_sequences {
-            sql.push_str("; ");
-            sql.push_str(&self.sequence_snapshot_sql()?);
+        if !self.options.restore_sequences {
+            return self.begin(client, at, &[]);
         }
-        let result = run(client, operation, &sql, Stage::Begin).and_then(|messages| {
-            messages
-                .iter()
-                .filter_map(|m| match m {
-                    SimpleQueryMessage::Row(row) => Some(row),
-                    _ => None,
-                })
-                .map(|row| {
-                    let field = |i| -> Result<Option<i64>> {
-                        row.get(i)
-                            .map(|v| {
-                                v.parse().map_err(|_| {
-                                    Error::backend(
-                                        NAME,
-                                        "reading the sequences",
-                                        format!("unexpected value {v:?}"),
-                                    )
-                                })
-                            })
-                            .transpose()
-                    };
-                    let missing = || Error::backend(NAME, "reading the sequences", "a NULL oid");
-                    Ok(SequenceState {
-                        oid: field(0)?
-                            .and_then(|v| u32::try_from(v).ok())
-                            .ok_or_else(missing)?,
-                        start_value: field(1)?.ok_or_else(missing)?,
-                        last_value: field(2)?,
-                    })
-                })
-                .collect::<Result<Vec<_>>>()
-        });
-        match result {
-            Ok(sequences) => Ok(PostgresMark { sequences }),
-            Err(e) => {
-                // Leave the connection idle, not in a half-opened transaction.
-                if !client.is_closed() {
-                    let _ = client.batch_execute("ROLLBACK");
-                }
-                Err(e)
+        let list = self.sequences(client, false)?;
+        match self.begin(client, at, &list) {
+            // A listed sequence may have been dropped since the list was read: read it
+            // again and retry once.
+            Err(e) if !e.is_connection_lost() && !list.is_empty() => {
+                let list = self.sequences(client, true)?;
+                self.begin(client, at, &list)
             }
+            other => other,
         }
     }
 
@@ -562,8 +607,13 @@ impl Backend for Postgres {
         // next test on this pooled connection would otherwise inherit.
         let mut sql = format!("ROLLBACK TO SAVEPOINT {savepoint}; ROLLBACK");
         if let Some(restore) = sequence_restore_sql(&mark.sequences) {
-            sql.push_str("; ");
-            sql.push_str(&restore);
+            // After the ROLLBACK, so a sequence the test reset (a new relfilenode, which
+            // the ROLLBACK throws away) is set too. Committed without waiting for the WAL
+            // flush: a crash could only lose the restore itself.
+            let _ = write!(
+                sql,
+                "; BEGIN; SET LOCAL synchronous_commit TO off; {restore}; COMMIT"
+            );
         }
         sql.push_str("; ");
         sql.push_str(SESSION_CLEANUP);
@@ -575,6 +625,7 @@ impl Backend for Postgres {
     /// the code under test left open. If a table outside the set has a foreign key to a
     /// table in it, fails naming both and changes nothing.
     fn reset(&self, client: &mut Client) -> Result<()> {
+        *self.sequence_list.lock() = None;
         // Outside a transaction this only warns.
         client.batch_execute("ROLLBACK").map_err(|e| {
             fail(
@@ -840,6 +891,17 @@ fn sequence_restore_sql(sequences: &[SequenceState]) -> Option<String> {
     ))
 }
 
+/// A value of a simple-query row.
+fn parse<T: std::str::FromStr>(value: Option<&str>, what: &str) -> Result<T> {
+    value.and_then(|v| v.parse().ok()).ok_or_else(|| {
+        Error::backend(
+            NAME,
+            "reading the sequences",
+            format!("unexpected {what} {value:?} in the reply"),
+        )
+    })
+}
+
 /// `s` as a string literal that means the same whatever `standard_conforming_strings` is.
 fn quote_literal(s: &str) -> Result<String> {
     if s.contains('\0') {
@@ -977,7 +1039,7 @@ mod tests {
         let sql = Postgres::from_url("postgres://h/db")
             .unwrap()
             .schemas(["x'; DROP TABLE t; --"])
-            .sequence_snapshot_sql()
+            .sequence_list_sql()
             .unwrap();
         assert!(sql.contains("IN (E'x''; DROP TABLE t; --')"), "{sql}");
     }
