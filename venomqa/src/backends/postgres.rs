@@ -166,8 +166,11 @@ pub struct Postgres {
     /// The sequences `restore_sequences` covers, as (oid, start value): read on the first
     /// outermost checkpoint and shared by the pool's connections (sequences belong to the
     /// database), read again when a snapshot fails and after `reset()`.
-    sequence_list: Mutex<Option<Arc<[(u32, i64)]>>>,
+    sequence_list: Mutex<Option<SequenceList>>,
 }
+
+/// The sequences `restore_sequences` covers, as (oid, start value).
+type SequenceList = Arc<[(u32, i64)]>;
 
 /// What a checkpoint keeps: for the outermost one when
 /// [`restore_sequences`](Postgres::restore_sequences) is on, the position of every sequence
@@ -200,6 +203,7 @@ impl Postgres {
     /// [`restore_sequences`](Self::restore_sequences) restores (default `["public"]`).
     pub fn schemas(mut self, schemas: impl IntoIterator<Item = impl Into<String>>) -> Self {
         self.options.schemas = schemas.into_iter().map(Into::into).collect();
+        *self.sequence_list.get_mut() = None;
         self
     }
 
@@ -233,6 +237,10 @@ impl Postgres {
     /// every sequence (in the same round trip as its `BEGIN`) and the rollback at the end
     /// of the test puts back the ones that moved (in the same round trip as its
     /// `ROLLBACK`).
+    ///
+    /// The list of sequences is read once per pool, on the first test (one more round
+    /// trip, once), and again after `reset()` or when a listed sequence is gone, so a
+    /// sequence created later outside the tests is restored only after that.
     ///
     /// Only turn it on when tests that use the same sequences run one at a time
     /// (`pool_size: 1`, and one test process at a time): sequences are shared by every
@@ -277,7 +285,7 @@ impl Postgres {
 
     /// The sequences `restore_sequences` covers: the pool's list, read now if it was
     /// not read yet (or `fresh` asks for it again).
-    fn sequences(&self, client: &mut Client, fresh: bool) -> Result<Arc<[(u32, i64)]>> {
+    fn sequences(&self, client: &mut Client, fresh: bool) -> Result<SequenceList> {
         if !fresh {
             if let Some(list) = self.sequence_list.lock().clone() {
                 return Ok(list);
@@ -296,7 +304,7 @@ impl Postgres {
                 _ => None,
             })
             .map(|row| Ok((parse(row.get(0), "oid")?, parse(row.get(1), "start value")?)))
-            .collect::<Result<Arc<[(u32, i64)]>>>()?;
+            .collect::<Result<SequenceList>>()?;
         *self.sequence_list.lock() = Some(list.clone());
         Ok(list)
     }
