@@ -1,7 +1,7 @@
 //! The PostgreSQL backend, through the `postgres` crate (synchronous client, no TLS).
 //!
 //! Isolation is one transaction per test with a SAVEPOINT per checkpoint, on one
-//! `postgres::Client` per pooled manager. PostgreSQL DDL is transactional, so tables,
+//! `postgres::Client` per pooled connection. PostgreSQL DDL is transactional, so tables,
 //! indexes and schemas a test creates are rolled back with its rows.
 //!
 //! | operation | SQL (one round trip each) |
@@ -26,34 +26,63 @@
 //! URLs: `postgres://user:password@host:port/database` or `postgresql://...` (the
 //! `postgres` crate's URL syntax, including `?connect_timeout=`, `?application_name=` and
 //! Unix socket hosts such as `postgresql:///test?host=/var/run/postgresql`). The default is
-//! [`DEFAULT_URL`]. Key/value connection strings (`host=.. password=..`) are refused,
-//! because venomqa could not keep their password out of error messages.
+//! [`DEFAULT_URL`]. Key/value connection strings (`host=.. password=..`) are refused.
 //!
-//! Configuration (`backends: postgres:` in `venomqa.yaml`): `url`, `pool_size` (default: the
-//! number of test threads), `connect_timeout_ms` (default 10000), `tables_to_reset`,
-//! `exclude_tables`, `schemas` (default `[public]`), and `options: { restore_sequences:
-//! "true" }` (see [`PostgresStateManager::restore_sequences`]).
+//! Keys of its `venomqa.yaml` entry: the common ones (`url`, `pool_size`, default one
+//! connection per test thread, `connect_timeout_ms`, default 10000, ...) and those of
+//! [`PostgresOptions`].
+//!
+//! ```
+//! use venomqa::postgres::{Postgres, PostgresStateManager};
+//! use venomqa::{Manager, StateManager};
+//!
+//! let mut db: PostgresStateManager = Manager::new(Postgres::from_url("postgres://postgres@127.0.0.1:5432/test")?);
+//! db.connect()?;
+//! db.checkpoint("start")?;
+//! db.connection()?.batch_execute("CREATE TABLE vq_pg_doc (v INT); INSERT INTO vq_pg_doc VALUES (1)").unwrap();
+//! db.checkpoint("inner")?;
+//! db.connection()?.execute("DELETE FROM vq_pg_doc", &[]).unwrap();
+//! db.rollback("inner")?; // the row is back
+//! let n: i64 = db.connection()?.query_one("SELECT COUNT(*) FROM vq_pg_doc", &[]).unwrap().get(0);
+//! assert_eq!(n, 1);
+//! db.discard("start")?; // one ROLLBACK: the table is gone too (DDL is transactional)
+//! let gone: Option<String> = db.connection()?
+//!     .query_one("SELECT to_regclass('vq_pg_doc')::text", &[]).unwrap().get(0);
+//! assert_eq!(gone, None);
+//! # Ok::<(), venomqa::Error>(())
+//! ```
 
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
+use std::sync::Arc;
 use std::time::Duration;
 
 use ::postgres::error::{DbError, SqlState};
 use ::postgres::{Client, Config, NoTls, SimpleQueryMessage};
+use parking_lot::Mutex;
+use serde::Deserialize;
 
+use crate::backend::Backend;
+use crate::checkpoint::Point;
 use crate::config::BackendConfig;
 use crate::error::{Error, Result};
-use crate::registry::{test_threads, Backend};
+use crate::redact::SecretUrl;
+use crate::registry::test_threads;
 use crate::sql::quote_double;
-use crate::state::{BaseStateManager, StateManager};
+use crate::state::Manager;
 
 /// The `postgres` crate venomqa is built with, so your tests can name its types (such as
-/// `driver::Client` or `driver::GenericClient`) without depending on a matching version.
+/// `driver::Client`, `driver::GenericClient` or `driver::error::SqlState`) without
+/// depending on a matching version.
 pub use ::postgres as driver;
 
 const NAME: &str = "postgres";
 
 /// The URL used when none is configured: the conventional local server.
 pub const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// How long a connection attempt may take unless `connect_timeout_ms` (or the URL's
+/// `connect_timeout`) says otherwise.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What the discard of the outermost checkpoint runs after its `ROLLBACK` (same round
 /// trip), because a rollback does not undo it: session advisory locks
@@ -63,14 +92,95 @@ pub const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 /// statements the `postgres` client caches.
 const SESSION_CLEANUP: &str = "SELECT pg_advisory_unlock_all(); RESET ALL; DISCARD TEMP";
 
-/// How long a connection attempt may take unless `connect_timeout_ms` says otherwise.
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The PostgreSQL backend's [`StateManager`](crate::StateManager): one `postgres::Client`
+/// (its [`connection`](Manager::connection)) and its checkpoints.
+pub type PostgresStateManager = Manager<Postgres>;
 
 /// A session on the PostgreSQL backend; [`client`](crate::Session::client) gives the test
 /// the `postgres::Client` its changes must go through.
 pub type PostgresSession = crate::Session<PostgresStateManager>;
 
-/// One sequence's position at the outermost checkpoint (for `restore_sequences`).
+/// The keys of a `postgres` entry in `venomqa.yaml`, besides the common ones.
+///
+/// ```yaml
+/// backends:
+///   postgres:
+///     schemas: [public, billing]
+///     tables_to_reset: [users, billing.invoices]
+///     exclude_tables: [schema_migrations]
+///     restore_sequences: false
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct PostgresOptions {
+    /// Schemas whose tables `reset()` covers and whose sequences `restore_sequences`
+    /// restores (default `[public]`; an empty list means the default).
+    pub schemas: Vec<String>,
+    /// Tables `reset()` empties: names (`users`, matched in every chosen schema) or
+    /// schema-qualified names (`billing.invoices`). Default: every table of `schemas`.
+    pub tables_to_reset: Vec<String>,
+    /// Tables `reset()` never touches (names or schema-qualified names).
+    pub exclude_tables: Vec<String>,
+    /// Put back the sequences of `schemas` that a test advanced, when its outermost
+    /// checkpoint is rolled back (default `false`); see [`Postgres::restore_sequences`].
+    pub restore_sequences: bool,
+}
+
+impl Default for PostgresOptions {
+    fn default() -> Self {
+        PostgresOptions {
+            schemas: vec!["public".to_owned()],
+            tables_to_reset: Vec::new(),
+            exclude_tables: Vec::new(),
+            restore_sequences: false,
+        }
+    }
+}
+
+/// The PostgreSQL backend: a transaction per test and a SAVEPOINT per checkpoint on one
+/// `postgres::Client` (see the [module docs](self)).
+///
+/// Built from a configuration entry by the pool, or by hand with [`from_url`](Self::from_url)
+/// and the builder methods:
+///
+/// ```
+/// use std::time::Duration;
+/// use venomqa::postgres::{Postgres, PostgresStateManager};
+/// use venomqa::Manager;
+///
+/// let backend = Postgres::from_url("postgresql://postgres@127.0.0.1:5432/test")?
+///     .schemas(["public"])
+///     .exclude_tables(["schema_migrations"])
+///     .connect_timeout(Duration::from_secs(2));
+/// let db: PostgresStateManager = Manager::open(backend)?;
+/// # Ok::<(), venomqa::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Postgres {
+    url: SecretUrl,
+    /// The parsed URL, with the connect timeout set (its `Debug` hides the password).
+    config: Config,
+    timeout: Duration,
+    options: PostgresOptions,
+    /// The sequences `restore_sequences` covers, as (oid, start value): read on the first
+    /// outermost checkpoint and shared by the pool's connections (sequences belong to the
+    /// database), read again when a snapshot fails and after `reset()`.
+    sequence_list: Mutex<Option<SequenceList>>,
+}
+
+/// The sequences `restore_sequences` covers, as (oid, start value).
+type SequenceList = Arc<[(u32, i64)]>;
+
+/// What a checkpoint keeps: for the outermost one when
+/// [`restore_sequences`](Postgres::restore_sequences) is on, the position of every sequence
+/// of the chosen schemas; otherwise nothing (the savepoint lives on the server).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PostgresMark {
+    sequences: Vec<SequenceState>,
+}
+
+/// One sequence's position at a checkpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct SequenceState {
     oid: u32,
@@ -79,267 +189,136 @@ struct SequenceState {
     start_value: i64,
 }
 
-/// PostgreSQL state manager: transaction + SAVEPOINT isolation on one `postgres::Client`.
-///
-/// ```
-/// use venomqa::{postgres::PostgresStateManager, StateManager};
-///
-/// let mut db = PostgresStateManager::new("postgres://postgres@127.0.0.1:5432/test");
-/// db.connect()?;
-/// db.checkpoint("start")?;
-/// db.client().batch_execute("CREATE TABLE vq_pg_doc (v INT); INSERT INTO vq_pg_doc VALUES (1)").unwrap();
-/// db.checkpoint("inner")?;
-/// db.client().execute("DELETE FROM vq_pg_doc", &[]).unwrap();
-/// db.rollback("inner")?; // the row is back
-/// let n: i64 = db.client().query_one("SELECT COUNT(*) FROM vq_pg_doc", &[]).unwrap().get(0);
-/// assert_eq!(n, 1);
-/// db.discard("start")?; // one ROLLBACK: the table is gone too (DDL is transactional)
-/// let gone: Option<String> = db.client()
-///     .query_one("SELECT to_regclass('vq_pg_doc')::text", &[]).unwrap().get(0);
-/// assert_eq!(gone, None);
-/// # Ok::<(), venomqa::Error>(())
-/// ```
-pub struct PostgresStateManager {
-    base: BaseStateManager,
-    client: Option<Client>,
-    connect_timeout: Option<Duration>,
-    tables_to_reset: Vec<String>,
-    exclude_tables: Vec<String>,
-    schemas: Vec<String>,
-    restore_sequences: bool,
-    /// The sequences `restore_sequences` covers (oid, start value), read once per connection.
-    sequence_list: Option<Vec<(u32, i64)>>,
-    sequences: Vec<SequenceState>,
-}
-
-impl std::fmt::Debug for PostgresStateManager {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PostgresStateManager")
-            .field("url", &self.base.redacted_url())
-            .field("connected", &self.is_connected())
-            .field("checkpoints", &self.base.checkpoints())
-            .field("schemas", &self.schemas)
-            .field("tables_to_reset", &self.tables_to_reset)
-            .field("exclude_tables", &self.exclude_tables)
-            .field("restore_sequences", &self.restore_sequences)
-            .finish_non_exhaustive()
-    }
-}
-
-impl PostgresStateManager {
-    /// A disconnected manager for `url` (`postgres://` or `postgresql://`; see the
-    /// [module docs](self)). The URL is checked by [`connect`](StateManager::connect).
-    pub fn new(url: &str) -> Self {
-        PostgresStateManager {
-            base: BaseStateManager::new(NAME, url),
-            client: None,
-            connect_timeout: None,
-            tables_to_reset: Vec::new(),
-            exclude_tables: Vec::new(),
-            schemas: vec!["public".to_owned()],
-            restore_sequences: false,
-            sequence_list: None,
-            sequences: Vec::new(),
-        }
+impl Postgres {
+    /// The backend for `url` (`postgres://` or `postgresql://`), default options. The URL
+    /// is parsed now; nothing connects until [`connect`](crate::StateManager::connect).
+    pub fn from_url(url: &str) -> Result<Self> {
+        Self::new(
+            &BackendConfig::new(NAME).with_url(url),
+            PostgresOptions::default(),
+        )
     }
 
-    /// A disconnected manager from a resolved configuration entry.
-    pub fn from_config(config: &BackendConfig) -> Result<Self> {
-        let mut m = Self::new(config.url_or(DEFAULT_URL));
-        m.connect_timeout = config.connect_timeout;
-        m.tables_to_reset.clone_from(&config.tables_to_reset);
-        m.exclude_tables.clone_from(&config.exclude_tables);
-        if !config.schemas.is_empty() {
-            m.schemas.clone_from(&config.schemas);
-        }
-        if let Some(on) = config.option_parsed::<bool>("restore_sequences")? {
-            m.restore_sequences = on;
-        }
-        Ok(m)
+    /// Schemas whose tables `reset()` covers and whose sequences
+    /// [`restore_sequences`](Self::restore_sequences) restores (default `["public"]`).
+    pub fn schemas(mut self, schemas: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.options.schemas = schemas.into_iter().map(Into::into).collect();
+        *self.sequence_list.get_mut() = None;
+        self
     }
 
     /// Tables `reset()` empties: names (`users`) or schema-qualified names
     /// (`billing.invoices`) of tables in the chosen [`schemas`](Self::schemas). Default:
     /// every table of those schemas.
     pub fn tables_to_reset(mut self, tables: impl IntoIterator<Item = impl Into<String>>) -> Self {
-        self.tables_to_reset = tables.into_iter().map(Into::into).collect();
+        self.options.tables_to_reset = tables.into_iter().map(Into::into).collect();
         self
     }
 
     /// Tables `reset()` never touches (names or schema-qualified names).
     pub fn exclude_tables(mut self, tables: impl IntoIterator<Item = impl Into<String>>) -> Self {
-        self.exclude_tables = tables.into_iter().map(Into::into).collect();
+        self.options.exclude_tables = tables.into_iter().map(Into::into).collect();
         self
     }
 
-    /// Schemas whose tables `reset()` covers and whose sequences
-    /// [`restore_sequences`](Self::restore_sequences) restores (default `["public"]`).
-    pub fn schemas(mut self, schemas: impl IntoIterator<Item = impl Into<String>>) -> Self {
-        self.schemas = schemas.into_iter().map(Into::into).collect();
-        self
-    }
-
-    /// How long a connection attempt may take (default [`DEFAULT_CONNECT_TIMEOUT`], or the
-    /// URL's `connect_timeout` parameter).
+    /// How long a connection attempt may take, the startup and authentication handshake
+    /// included (default [`DEFAULT_CONNECT_TIMEOUT`], or the URL's `connect_timeout`).
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = Some(timeout);
+        self.timeout = timeout;
+        self.config.connect_timeout(timeout);
         self
     }
 
     /// Restores the sequences of the chosen schemas when the outermost checkpoint is
-    /// rolled back (default off; `options: { restore_sequences: "true" }` in the file).
+    /// rolled back (default off; `restore_sequences: true` in the entry).
     ///
     /// PostgreSQL never rolls a sequence back: a test that inserts into a `serial` column
-    /// advances it for good. With this on, the outermost checkpoint snapshots every
-    /// sequence (in the same round trip as its `BEGIN`) and the rollback at the end of the
-    /// test puts back the ones that moved (in the same round trip as its `ROLLBACK`).
+    /// advances it for good. With this on, the outermost checkpoint reads the position of
+    /// every sequence (in the same round trip as its `BEGIN`) and the rollback at the end
+    /// of the test puts back the ones that moved (in the same round trip as its
+    /// `ROLLBACK`).
     ///
-    /// The list of sequences is read once per connection (and again after `reset()`), so
-    /// a sequence created later, outside a test, is restored only from the next connection.
+    /// The list of sequences is read once per pool, on the first test (one more round
+    /// trip, once), and again after `reset()` or when a listed sequence is gone, so a
+    /// sequence created later outside the tests is restored only after that.
     ///
     /// Only turn it on when tests that use the same sequences run one at a time
     /// (`pool_size: 1`, and one test process at a time): sequences are shared by every
     /// connection, so restoring one while another test is still running hands that test
     /// ids it already used, and its next insert fails with a duplicate key.
     pub fn restore_sequences(mut self, on: bool) -> Self {
-        self.restore_sequences = on;
+        self.options.restore_sequences = on;
         self
     }
 
-    /// The native client: run the code under test through it.
-    ///
-    /// Do not end the transaction on it (`COMMIT`, `ROLLBACK`, or
-    /// `postgres::Client::transaction()`, whose commit or drop ends the test's transaction
-    /// too): venomqa then reports [`Error::StateLost`]. Write the code under test against
-    /// `&mut impl postgres::GenericClient` and use checkpoints for nested undo instead.
-    ///
-    /// # Panics
-    ///
-    /// When the manager is not connected; [`try_client`](Self::try_client) returns an error instead.
-    pub fn client(&mut self) -> &mut Client {
-        self.try_client().unwrap_or_else(|e| panic!("{e}"))
+    /// The options in effect.
+    pub fn options(&self) -> &PostgresOptions {
+        &self.options
     }
 
-    /// The native client, or [`Error::NotConnected`].
-    pub fn try_client(&mut self) -> Result<&mut Client> {
-        self.client.as_mut().ok_or_else(|| Error::NotConnected {
-            backend: NAME.into(),
-        })
-    }
-
-    /// The host(s) and port(s) the URL names, for messages (never the password).
-    fn target(config: &Config) -> String {
-        let ports = config.get_ports();
-        let hosts: Vec<String> = config
-            .get_hosts()
-            .iter()
-            .enumerate()
-            .map(|(i, host)| {
-                let port = ports.get(i).or(ports.first()).copied().unwrap_or(5432);
-                match host {
-                    ::postgres::config::Host::Tcp(h) => format!("{h}:{port}"),
-                    #[cfg(unix)]
-                    ::postgres::config::Host::Unix(dir) => {
-                        format!("socket {}/.s.PGSQL.{port}", dir.display())
-                    }
-                }
-            })
-            .collect();
-        if hosts.is_empty() {
-            format!(
-                "the default host, port {}",
-                ports.first().copied().unwrap_or(5432)
-            )
+    /// The chosen schemas (an empty list means the default, `public`).
+    fn schema_list(&self) -> Vec<String> {
+        if self.options.schemas.is_empty() {
+            PostgresOptions::default().schemas
         } else {
-            hosts.join(", ")
+            self.options.schemas.clone()
         }
     }
 
-    fn parse_url(url: &str) -> Result<Config> {
-        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-            // Not a URL, so redaction cannot find its password: never show it.
-            return Err(Error::connection(
-                NAME,
-                "(a connection string that is not a URL; not shown)",
-                "the URL must start with postgres:// or postgresql:// (key=value connection strings are \
-                 not accepted, so that a password in them can never reach an error message)",
-            ));
-        }
-        url.parse::<Config>().map_err(|e| {
-            Error::connection(
-                NAME,
-                url,
-                format!(
-                    "it is not a valid PostgreSQL URL ({}); the form is postgres://user:password@host:port/database",
-                    describe(&e)
-                ),
-            )
-        })
-    }
-
-    /// Runs `sql` as one simple-query batch; maps errors through [`classify`].
-    fn run(
-        client: &mut Client,
-        operation: impl FnOnce() -> String,
-        sql: &str,
-    ) -> Result<Vec<SimpleQueryMessage>> {
-        client
-            .simple_query(sql)
-            .map_err(|e| classify(client, &operation(), &e, false))
-    }
-
-    /// [`run`](Self::run) for the batch that ends the transaction for good (the discard
-    /// of the outermost checkpoint): if it fails, the transaction is rolled back.
-    fn run_ending(
-        client: &mut Client,
-        operation: impl FnOnce() -> String,
-        sql: &str,
-    ) -> Result<Vec<SimpleQueryMessage>> {
-        client
-            .simple_query(sql)
-            .map_err(|e| classify(client, &operation(), &e, true))
-    }
-
-    /// The catalog query listing the sequences of the chosen schemas (oid, start value).
+    /// The catalog query listing the sequences of the chosen schemas that the session may
+    /// read and set, as (oid, start value).
     fn sequence_list_sql(&self) -> Result<String> {
         let schemas = self
-            .schemas
+            .schema_list()
             .iter()
             .map(|s| quote_literal(s))
             .collect::<Result<Vec<_>>>()?;
         Ok(format!(
-            // The CASE keeps has_sequence_privilege away from other relations: the planner
-            // may evaluate a plain AND in any order, and it fails on a non-sequence.
-            "SELECT c.oid, s.seqstart FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-             JOIN pg_sequence s ON s.seqrelid = c.oid WHERE c.relkind = 'S' AND n.nspname IN ({}) \
-             AND CASE WHEN c.relkind = 'S' THEN has_sequence_privilege(c.oid, 'SELECT,UPDATE') ELSE false END",
+            // Every row of pg_sequence is a sequence, so has_sequence_privilege never sees
+            // another kind of relation (on which it fails).
+            "SELECT s.seqrelid, s.seqstart FROM pg_sequence s \
+             JOIN pg_class c ON c.oid = s.seqrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname IN ({}) AND has_sequence_privilege(s.seqrelid, 'SELECT,UPDATE')",
             schemas.join(", ")
         ))
     }
 
-    fn load_sequence_list(client: &mut Client, sql: &str) -> Result<Vec<(u32, i64)>> {
-        let messages = Self::run(client, || "listing sequences".into(), sql)?;
-        let bad = || Error::backend(NAME, "listing sequences", "unexpected reply");
-        let mut out = Vec::new();
-        for m in &messages {
-            if let SimpleQueryMessage::Row(row) = m {
-                let oid = row.get(0).and_then(|v| v.parse().ok()).ok_or_else(bad)?;
-                let start = row.get(1).and_then(|v| v.parse().ok()).ok_or_else(bad)?;
-                out.push((oid, start));
+    /// The sequences `restore_sequences` covers: the pool's list, read now if it was
+    /// not read yet (or `fresh` asks for it again).
+    fn sequences(&self, client: &mut Client, fresh: bool) -> Result<SequenceList> {
+        if !fresh {
+            if let Some(list) = self.sequence_list.lock().clone() {
+                return Ok(list);
             }
         }
-        Ok(out)
+        let messages = run(
+            client,
+            || "listing the sequences to restore".into(),
+            &self.sequence_list_sql()?,
+            Stage::Other,
+        )?;
+        let list = messages
+            .iter()
+            .filter_map(|m| match m {
+                SimpleQueryMessage::Row(row) => Some(row),
+                _ => None,
+            })
+            .map(|row| Ok((parse(row.get(0), "oid")?, parse(row.get(1), "start value")?)))
+            .collect::<Result<SequenceList>>()?;
+        *self.sequence_list.lock() = Some(list.clone());
+        Ok(list)
     }
 
-    /// Opens the transaction with `begin` and, in the same round trip, reads the current
-    /// value of every sequence of `list`. On failure the connection is left idle.
+    /// Opens the test's transaction with `BEGIN; SAVEPOINT` and, in the same round trip,
+    /// reads the position of every sequence of `list`. On failure the connection is left
+    /// idle.
     fn begin(
+        &self,
         client: &mut Client,
-        operation: impl FnOnce() -> String,
-        begin: &str,
+        at: Point<'_>,
         list: &[(u32, i64)],
-    ) -> Result<Vec<SequenceState>> {
-        let mut sql = begin.to_owned();
+    ) -> Result<PostgresMark> {
+        let mut sql = format!("BEGIN; SAVEPOINT {}", quote_double(NAME, at.name())?);
         if !list.is_empty() {
             let reads: Vec<String> = list
                 .iter()
@@ -347,9 +326,10 @@ impl PostgresStateManager {
                 .collect();
             let _ = write!(sql, "; SELECT {}", reads.join(", "));
         }
-        let result = Self::run(client, operation, &sql).and_then(|messages| {
+        let operation = || format!("checkpoint {:?}", at.name().as_str());
+        let result = run(client, operation, &sql, Stage::Begin).and_then(|messages| {
             if list.is_empty() {
-                return Ok(Vec::new());
+                return Ok(PostgresMark::default());
             }
             let row = messages
                 .iter()
@@ -358,30 +338,23 @@ impl PostgresStateManager {
                     _ => None,
                 })
                 .ok_or_else(|| {
-                    Error::backend(NAME, "snapshotting sequences", "no row in the reply")
+                    Error::backend(NAME, "reading the sequences", "no row in the reply")
                 })?;
-            list.iter()
+            let sequences = list
+                .iter()
                 .enumerate()
                 .map(|(i, &(oid, start_value))| {
-                    let last_value = row
-                        .get(i)
-                        .map(|v| {
-                            v.parse().map_err(|_| {
-                                Error::backend(
-                                    NAME,
-                                    "snapshotting sequences",
-                                    format!("unexpected value {v:?}"),
-                                )
-                            })
-                        })
-                        .transpose()?;
                     Ok(SequenceState {
                         oid,
-                        last_value,
+                        last_value: row
+                            .get(i)
+                            .map(|v| parse(Some(v), "sequence value"))
+                            .transpose()?,
                         start_value,
                     })
                 })
-                .collect()
+                .collect::<Result<_>>()?;
+            Ok(PostgresMark { sequences })
         });
         if result.is_err() && !client.is_closed() {
             let _ = client.batch_execute("ROLLBACK");
@@ -389,42 +362,19 @@ impl PostgresStateManager {
         result
     }
 
-    /// The statement putting back the sequences that moved since the snapshot.
-    fn sequence_restore_sql(sequences: &[SequenceState]) -> Option<String> {
-        if sequences.is_empty() {
-            return None;
-        }
-        let mut values = String::new();
-        for (i, s) in sequences.iter().enumerate() {
-            let last = s.last_value.map_or("NULL".to_owned(), |v| v.to_string());
-            let sep = if i == 0 { "" } else { ", " };
-            let _ = write!(
-                values,
-                "{sep}({}::oid, {last}::int8, {}::int8)",
-                s.oid, s.start_value
-            );
-        }
-        Some(format!(
-            "SELECT setval(v.seq::regclass, COALESCE(v.last, v.start), v.last IS NOT NULL) \
-             FROM (VALUES {values}) AS v(seq, last, start) \
-             WHERE pg_sequence_last_value(v.seq::regclass) IS DISTINCT FROM v.last"
-        ))
-    }
-
     /// The tables `reset()` empties, as `(oid, schema, table)`, after checking that no
     /// table outside the set references one inside it.
-    fn reset_plan(&mut self) -> Result<Vec<(u32, String, String)>> {
-        let client = self.client.as_mut().expect("connected");
-        let op = "reset: listing tables";
+    fn reset_plan(&self, client: &mut Client) -> Result<Vec<(u32, String, String)>> {
+        let schemas = self.schema_list();
         let rows = client
             .query(
                 "SELECT c.oid, n.nspname::text, c.relname::text FROM pg_class c \
                  JOIN pg_namespace n ON n.oid = c.relnamespace \
                  WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND n.nspname = ANY($1) \
                  ORDER BY n.nspname, c.relname",
-                &[&self.schemas],
+                &[&schemas],
             )
-            .map_err(|e| Error::backend(NAME, op, describe(&e)))?;
+            .map_err(|e| fail(client, "reset (listing tables)", e, Stage::Other))?;
         let all: Vec<(u32, String, String)> = rows
             .iter()
             .map(|r| (r.get(0), r.get(1), r.get(2)))
@@ -433,11 +383,11 @@ impl PostgresStateManager {
             entry == table || entry == format!("{schema}.{table}")
         };
 
-        let mut chosen: Vec<(u32, String, String)> = if self.tables_to_reset.is_empty() {
+        let mut chosen: Vec<(u32, String, String)> = if self.options.tables_to_reset.is_empty() {
             all.clone()
         } else {
             let mut chosen = Vec::new();
-            for entry in &self.tables_to_reset {
+            for entry in &self.options.tables_to_reset {
                 let found: Vec<_> = all
                     .iter()
                     .filter(|(_, s, t)| matches(entry, s, t))
@@ -447,10 +397,8 @@ impl PostgresStateManager {
                         NAME,
                         "reset",
                         format!(
-                            "tables_to_reset names {entry:?}, but no table of schemas {:?} is called that; fix the \
-                             name (a bare name matches the table in every chosen schema, schema.table picks one) \
-                             or add its schema to `schemas`. Nothing was changed",
-                            self.schemas
+                            "tables_to_reset names {entry:?}, but no table of schemas {schemas:?} is called that; \
+                             fix the name (schema.table picks one schema) or add its schema to `schemas`. Nothing was changed"
                         ),
                     ));
                 }
@@ -462,17 +410,16 @@ impl PostgresStateManager {
             }
             chosen
         };
-        chosen.retain(|(_, s, t)| !self.exclude_tables.iter().any(|e| matches(e, s, t)));
+        chosen.retain(|(_, s, t)| !self.options.exclude_tables.iter().any(|e| matches(e, s, t)));
         if chosen.is_empty() {
             return Ok(chosen);
         }
 
         // Every foreign key whose referenced table (or its partition root) is in the set.
         let oids: Vec<u32> = chosen.iter().map(|(oid, _, _)| *oid).collect();
-        let op = "reset: checking foreign keys";
         let refs = client
             .query(
-                "SELECT con.conname::text, rn.nspname::text, r.relname::text, fn.nspname::text, f.relname::text, f.oid \
+                "SELECT con.conname::text, rn.nspname::text, r.relname::text, fn.nspname::text, f.relname::text \
                  FROM pg_constraint con \
                  JOIN pg_class r ON r.oid = COALESCE(pg_partition_root(con.conrelid), con.conrelid) \
                  JOIN pg_namespace rn ON rn.oid = r.relnamespace \
@@ -482,42 +429,42 @@ impl PostgresStateManager {
                  ORDER BY 2, 3, 1",
                 &[&oids],
             )
-            .map_err(|e| Error::backend(NAME, op, describe(&e)))?;
+            .map_err(|e| fail(client, "reset (checking foreign keys)", e, Stage::Other))?;
         if let Some(row) = refs.first() {
             let (constraint, from_schema, from_table): (String, String, String) =
                 (row.get(0), row.get(1), row.get(2));
             let (to_schema, to_table): (String, String) = (row.get(3), row.get(4));
-            let excluded = self
-                .exclude_tables
-                .iter()
-                .any(|e| matches(e, &from_schema, &from_table));
             let (from, to) = (
                 format!("{from_schema}.{from_table}"),
                 format!("{to_schema}.{to_table}"),
             );
+            let excluded = self
+                .options
+                .exclude_tables
+                .iter()
+                .any(|e| matches(e, &from_schema, &from_table));
             let (why, fix) = if excluded {
                 (
                     "is in exclude_tables",
-                    format!("remove {from:?} from exclude_tables so both are reset"),
+                    "remove it from exclude_tables".to_owned(),
                 )
-            } else if self.schemas.contains(&from_schema) {
+            } else if schemas.contains(&from_schema) {
                 (
                     "is not in tables_to_reset",
-                    format!("add {from:?} to tables_to_reset"),
+                    "add it to tables_to_reset".to_owned(),
                 )
             } else {
                 (
                     "is in a schema reset() does not cover",
-                    format!("add schema {from_schema:?} to `schemas` (and {from:?} to tables_to_reset, if you list tables)"),
+                    format!("add schema {from_schema} to `schemas`"),
                 )
             };
             return Err(Error::backend(
                 NAME,
                 "reset",
                 format!(
-                    "table {from} references {to} (foreign key {constraint:?}) but {why}, so emptying {to} would \
-                     have to empty {from} too (TRUNCATE .. CASCADE, which venomqa never uses). Either {fix}, or \
-                     add {to:?} to exclude_tables. Nothing was changed"
+                    "{from} references {to} ({constraint}) but {why}; nothing was changed (venomqa never uses \
+                     TRUNCATE .. CASCADE): {fix}, or exclude {to} too"
                 ),
             ));
         }
@@ -525,22 +472,321 @@ impl PostgresStateManager {
     }
 }
 
-/// `s` as a string literal that means the same whatever `standard_conforming_strings` is.
-fn quote_literal(s: &str) -> Result<String> {
-    if s.contains('\0') {
-        return Err(Error::backend(
-            NAME,
-            format!("quoting {s:?}"),
-            "a name must not contain NUL bytes",
-        ));
+impl Backend for Postgres {
+    const NAME: &'static str = NAME;
+    type Options = PostgresOptions;
+    type Conn = Client;
+    type Mark = PostgresMark;
+
+    fn new(config: &BackendConfig, options: PostgresOptions) -> Result<Self> {
+        let url = config
+            .url
+            .clone()
+            .unwrap_or_else(|| SecretUrl::from(DEFAULT_URL));
+        let mut parsed = parse_url(url.expose())?;
+        let timeout = config
+            .connect_timeout
+            .or_else(|| parsed.get_connect_timeout().copied())
+            .unwrap_or(DEFAULT_CONNECT_TIMEOUT);
+        parsed.connect_timeout(timeout);
+        Ok(Postgres {
+            url,
+            config: parsed,
+            timeout,
+            options,
+            sequence_list: Mutex::new(None),
+        })
     }
-    Ok(format!(
-        "E'{}'",
-        s.replace('\\', "\\\\").replace('\'', "''")
-    ))
+
+    /// Connects within the connect timeout, the startup and authentication handshake
+    /// included.
+    fn connect(&self) -> Result<Client> {
+        let url = self.url.expose();
+        // The driver's timeout bounds only the socket connect, not the startup and
+        // authentication exchange (a server that accepts and never answers would block
+        // forever), so the whole attempt runs on a helper thread and is abandoned when the
+        // timeout passes.
+        let config = self.config.clone();
+        let timeout = self.timeout;
+        let attempt = super::within("venomqa-postgres-connect", timeout, move || {
+            config.connect(NoTls)
+        })
+        .map_err(|e| Error::connect(NAME, url, e))?;
+        match attempt {
+            Some(Ok(client)) => Ok(client),
+            Some(Err(e)) => Err(Error::connect(
+                NAME,
+                url,
+                DriverError::new(e, format!(" (connect timeout {} ms)", timeout.as_millis())),
+            )),
+            None => Err(Error::connect(
+                NAME,
+                url,
+                format!(
+                    "no completed startup and authentication handshake within the connect timeout ({} ms): \
+                     the host did not answer, or is not a PostgreSQL server",
+                    timeout.as_millis()
+                ),
+            )),
+        }
+    }
+
+    /// One `SELECT 1`: a connection killed while it sat in the pool fails here and is
+    /// replaced before a test gets it.
+    fn recycle(&self, client: &mut Client) -> Result<()> {
+        client
+            .simple_query("SELECT 1")
+            .map(drop)
+            .map_err(|e| fail(client, "the health check", e, Stage::Other))
+    }
+
+    fn is_broken(&self, client: &Client) -> bool {
+        client.is_closed()
+    }
+
+    fn checkpoint(&self, client: &mut Client, at: Point<'_>) -> Result<PostgresMark> {
+        if !at.is_outermost() {
+            let sql = format!("SAVEPOINT {}", quote_double(NAME, at.name())?);
+            let operation = || format!("checkpoint {:?}", at.name().as_str());
+            run(client, operation, &sql, Stage::Nested)?;
+            return Ok(PostgresMark::default());
+        }
+        if !self.options.restore_sequences {
+            return self.begin(client, at, &[]);
+        }
+        let list = self.sequences(client, false)?;
+        match self.begin(client, at, &list) {
+            // A listed sequence may have been dropped since the list was read: read it
+            // again and retry once.
+            Err(e) if !e.is_connection_lost() && !list.is_empty() => {
+                let list = self.sequences(client, true)?;
+                self.begin(client, at, &list)
+            }
+            other => other,
+        }
+    }
+
+    fn rollback(&self, client: &mut Client, at: Point<'_>, mark: &PostgresMark) -> Result<()> {
+        let mut sql = format!("ROLLBACK TO SAVEPOINT {}", quote_double(NAME, at.name())?);
+        if let Some(restore) = sequence_restore_sql(&mark.sequences) {
+            sql.push_str("; ");
+            sql.push_str(&restore);
+        }
+        run(
+            client,
+            || format!("rollback to checkpoint {:?}", at.name().as_str()),
+            &sql,
+            Stage::Nested,
+        )
+        .map(drop)
+    }
+
+    fn release(&self, client: &mut Client, at: Point<'_>, _: &PostgresMark) -> Result<()> {
+        let savepoint = quote_double(NAME, at.name())?;
+        // For the outermost checkpoint, RELEASE first: it fails if the transaction is
+        // aborted (where a bare COMMIT would silently roll back) or no longer ours (where
+        // COMMIT would only warn).
+        let (sql, stage) = if at.is_outermost() {
+            (
+                format!("RELEASE SAVEPOINT {savepoint}; COMMIT"),
+                Stage::Commit,
+            )
+        } else {
+            (format!("RELEASE SAVEPOINT {savepoint}"), Stage::Nested)
+        };
+        run(
+            client,
+            || format!("release of checkpoint {:?}", at.name().as_str()),
+            &sql,
+            stage,
+        )
+        .map(drop)
+    }
+
+    fn discard(&self, client: &mut Client, at: Point<'_>, mark: &PostgresMark) -> Result<()> {
+        let savepoint = quote_double(NAME, at.name())?;
+        let operation = || format!("rollback of checkpoint {:?}", at.name().as_str());
+        if !at.is_outermost() {
+            let sql = format!("ROLLBACK TO SAVEPOINT {savepoint}; RELEASE SAVEPOINT {savepoint}");
+            return run(client, operation, &sql, Stage::Nested).map(drop);
+        }
+        // The ROLLBACK TO proves the transaction is still ours (a bare ROLLBACK outside one
+        // only warns) and costs no extra round trip; the session cleanup clears what the
+        // next test on this pooled connection would otherwise inherit.
+        let mut sql = format!("ROLLBACK TO SAVEPOINT {savepoint}; ROLLBACK");
+        if let Some(restore) = sequence_restore_sql(&mark.sequences) {
+            // After the ROLLBACK, so a sequence the test reset (a new relfilenode, which
+            // the ROLLBACK throws away) is set too. Committed without waiting for the WAL
+            // flush: a crash could only lose the restore itself.
+            let _ = write!(
+                sql,
+                "; BEGIN; SET LOCAL synchronous_commit TO off; {restore}; COMMIT"
+            );
+        }
+        sql.push_str("; ");
+        sql.push_str(SESSION_CLEANUP);
+        run(client, operation, &sql, Stage::End).map(drop)
+    }
+
+    /// Empties the chosen tables of the chosen schemas with one
+    /// `TRUNCATE .. RESTART IDENTITY` (never `CASCADE`), after rolling back a transaction
+    /// the code under test left open. If a table outside the set has a foreign key to a
+    /// table in it, fails naming both and changes nothing.
+    fn reset(&self, client: &mut Client) -> Result<()> {
+        *self.sequence_list.lock() = None;
+        // Outside a transaction this only warns.
+        client.batch_execute("ROLLBACK").map_err(|e| {
+            fail(
+                client,
+                "reset (ending an open transaction)",
+                e,
+                Stage::Other,
+            )
+        })?;
+        let tables = self.reset_plan(client)?;
+        if tables.is_empty() {
+            return Ok(());
+        }
+        let names = tables
+            .iter()
+            .map(|(_, s, t)| {
+                Ok(format!(
+                    "{}.{}",
+                    quote_double(NAME, s)?,
+                    quote_double(NAME, t)?
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let sql = format!("TRUNCATE TABLE {} RESTART IDENTITY", names.join(", "));
+        client.batch_execute(&sql).map_err(|e| {
+            let operation = format!("reset (TRUNCATE of {} tables)", names.len());
+            fail(client, &operation, e, Stage::Other)
+        })
+    }
+
+    fn execute_script(&self, client: &mut Client, script: &str) -> Result<()> {
+        client
+            .batch_execute(script)
+            .map_err(|e| fail(client, "running a script", e, Stage::Other))
+    }
+
+    fn pool_size(&self) -> usize {
+        test_threads()
+    }
+
+    fn close(&self, client: Client) -> Result<()> {
+        if client.is_closed() {
+            return Ok(());
+        }
+        client
+            .close()
+            .map_err(|e| Error::backend(NAME, "closing the connection", DriverError::new(e, "")))
+    }
 }
 
-/// A driver error as one line: the server's severity, SQLSTATE, message, detail and hint,
+impl crate::Session<PostgresStateManager> {
+    /// The test's `postgres::Client`: run the code under test through it.
+    ///
+    /// Do not end the transaction on it (`COMMIT`, `ROLLBACK`, or
+    /// `postgres::Client::transaction()`, whose commit or drop ends the test's transaction
+    /// too): the test then fails with [`Error::StateLost`]. Write the code under test
+    /// against `&mut impl postgres::GenericClient` and use checkpoints for nested undo.
+    pub fn client(&mut self) -> &mut Client {
+        self.connection()
+    }
+}
+
+fn parse_url(url: &str) -> Result<Config> {
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        // Not a URL: never show it, whatever secrets it holds.
+        return Err(Error::connect(
+            NAME,
+            "(a connection string that is not a URL; not shown)",
+            "the URL must start with postgres:// or postgresql:// (key=value strings are not accepted)",
+        ));
+    }
+    url.parse::<Config>().map_err(|e| {
+        Error::connect(
+            NAME,
+            url,
+            DriverError::new(
+                e,
+                "; the form is postgres://user:password@host:port/database",
+            ),
+        )
+    })
+}
+
+/// Where a statement ran, which decides what its failure means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// The outermost checkpoint's `BEGIN`: nothing of the test has run yet.
+    Begin,
+    /// Inside the test's transaction: a nested checkpoint, a rollback, a release.
+    Nested,
+    /// The `COMMIT` of a release of the outermost checkpoint.
+    Commit,
+    /// The final rollback of the outermost checkpoint, which ends the transaction for good.
+    End,
+    /// Outside any checkpoint: the health check, reset, a setup script.
+    Other,
+}
+
+/// Runs `sql` as one simple-query batch (one round trip).
+fn run(
+    client: &mut Client,
+    operation: impl FnOnce() -> String,
+    sql: &str,
+    stage: Stage,
+) -> Result<Vec<SimpleQueryMessage>> {
+    client
+        .simple_query(sql)
+        .map_err(|e| fail(client, &operation(), e, stage))
+}
+
+/// A driver error shown on one line: the server's severity, SQLSTATE, message and detail
+/// (or the driver's message and its causes), then what to do. Its
+/// [`source`](std::error::Error::source) is the `postgres::Error` itself, which
+/// [`Error::driver`] finds.
+#[derive(Debug)]
+struct DriverError {
+    text: String,
+    error: ::postgres::Error,
+}
+
+impl DriverError {
+    /// `error`, described, followed by `remedy` (which starts with its own separator).
+    fn new(error: ::postgres::Error, remedy: impl fmt::Display) -> Self {
+        let text = format!("{}{remedy}", describe(&error));
+        DriverError { text, error }
+    }
+}
+
+impl fmt::Display for DriverError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl std::error::Error for DriverError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
+
+/// At most `max` characters of `s`, on one line with single spaces.
+fn one_line(s: &str, max: usize) -> String {
+    let words: Vec<&str> = s.split_whitespace().collect();
+    let line = words.join(" ");
+    if line.chars().count() <= max {
+        return line;
+    }
+    let mut cut: String = line.chars().take(max.saturating_sub(3)).collect();
+    cut.push_str("...");
+    cut
+}
+
+/// A driver error as one short line: the server's severity, SQLSTATE, message and detail,
 /// or the driver's message followed by its causes.
 fn describe(e: &::postgres::Error) -> String {
     if let Some(db) = e.as_db_error() {
@@ -552,18 +798,15 @@ fn describe(e: &::postgres::Error) -> String {
         let _ = write!(text, ": {s}");
         source = s.source();
     }
-    text
+    one_line(&text, 160)
 }
 
 fn describe_db(db: &DbError) -> String {
     let mut text = format!("{} {}: {}", db.severity(), db.code().code(), db.message());
     if let Some(detail) = db.detail() {
-        let _ = write!(text, " (detail: {detail})");
+        let _ = write!(text, " ({detail})");
     }
-    if let Some(hint) = db.hint() {
-        let _ = write!(text, " (hint: {hint})");
-    }
-    text
+    one_line(&text, 160)
 }
 
 /// Whether `e` means the connection is gone: closed, an I/O failure, or a FATAL error
@@ -581,398 +824,238 @@ fn connection_lost(client: &Client, e: &::postgres::Error) -> bool {
     }
 }
 
-/// Maps a driver error of a checkpoint operation to the error venomqa reports.
+/// Maps a driver error of `operation` to the error venomqa reports.
 ///
-/// A lost connection or a transaction that ended behind venomqa's back is
-/// [`Error::StateLost`]; a statement refused because the transaction is aborted gets a
-/// hint on how to recover.
-///
-/// `ending` says the failing operation was the final discard of the outermost checkpoint:
-/// only then is a best-effort `ROLLBACK` run for a missing savepoint, so the connection is
-/// left idle. For any other operation the transaction stays open (aborted by the error),
-/// so the rollback at the end of the test still undoes whatever the test writes after
-/// ignoring the error; a `ROLLBACK` there would end the root checkpoint's transaction
-/// too and let every later write autocommit.
-fn classify(client: &mut Client, operation: &str, e: &::postgres::Error, ending: bool) -> Error {
-    let cause = describe(e);
-    if connection_lost(client, e) {
-        return Error::StateLost {
-            backend: NAME.into(),
-            message: format!(
-                "the connection to PostgreSQL ended during {operation} ({cause}). The server terminated it \
-                 (pg_terminate_backend, a restart, idle_in_transaction_session_timeout) or the network failed. \
-                 PostgreSQL rolled back the open transaction when the connection ended, so nothing the test \
-                 wrote was committed, but its checkpoints are gone and the test cannot go on. The pool \
-                 replaces the connection for the next test; rerun this one"
-            ),
+/// A lost connection is [`Error::ConnectionLost`], saying what it means for the test's
+/// changes. A transaction that ended behind venomqa's back (a `COMMIT` in the test) is
+/// [`Error::StateLost`]. A statement refused because the transaction is aborted, or a
+/// savepoint the code under test removed, is an [`Error::Backend`] that says how to go on:
+/// the transaction is still open, so nothing the test writes afterwards can commit, and
+/// the rollback at its end still undoes everything. Only at [`Stage::End`] is a
+/// best-effort `ROLLBACK` run (for a transaction that is not venomqa's), so the connection
+/// is left idle; anywhere else it would end the test's transaction and let every later
+/// write autocommit.
+fn fail(client: &mut Client, operation: &str, e: ::postgres::Error, stage: Stage) -> Error {
+    if connection_lost(client, &e) {
+        let outcome = match stage {
+            Stage::Begin => "no transaction was open yet, so nothing was changed",
+            Stage::Nested | Stage::End => {
+                "the server rolled back the open transaction, so nothing of this test was committed; the pool opens a new connection"
+            }
+            Stage::Commit => "whether the COMMIT took effect is unknown: check the data",
+            Stage::Other => "the server rolled back what was not committed; the pool opens a new connection",
         };
+        return Error::connection_lost(NAME, operation, outcome, DriverError::new(e, ""));
     }
-    let code = e.code();
-    if code == Some(&SqlState::S_E_INVALID_SPECIFICATION) && !ending {
-        return Error::StateLost {
-            backend: NAME.into(),
-            message: format!(
-                "{operation} found the checkpoint's savepoint gone ({cause}): code on the session's connection \
-                 ran ROLLBACK TO SAVEPOINT or RELEASE SAVEPOINT on it (or on an earlier savepoint). The test's \
-                 transaction is still open, so everything the test wrote is still rolled back when it ends, but \
-                 this error aborted the transaction: roll back to an earlier checkpoint (or the root, {root:?}) \
-                 to go on. Remove the savepoint control from the code under test and use venomqa checkpoints",
-                root = crate::ROOT_CHECKPOINT
-            ),
-        };
-    }
-    if code == Some(&SqlState::NO_ACTIVE_SQL_TRANSACTION)
-        || code == Some(&SqlState::S_E_INVALID_SPECIFICATION)
-    {
-        // No transaction (harmless), or the outermost savepoint is gone at the end of
-        // the test: end the transaction so the connection is left idle.
-        let _ = client.batch_execute("ROLLBACK");
-        return Error::StateLost {
-            backend: NAME.into(),
-            message: format!(
-                "{operation} found the test's transaction or savepoint gone ({cause}): code on the session's \
-                 connection ran COMMIT, ROLLBACK, ROLLBACK TO SAVEPOINT or RELEASE SAVEPOINT (for example \
-                 through postgres::Client::transaction(), whose commit or drop ends the test's transaction). \
-                 Whatever was committed that way is permanent and must be cleaned up by hand; venomqa rolled \
-                 back what was left. Remove the transaction control from the code under test (write it \
-                 against postgres::GenericClient) and use venomqa checkpoints for nested undo"
-            ),
-        };
-    }
-    if code == Some(&SqlState::IN_FAILED_SQL_TRANSACTION) {
-        return Error::backend(
+    let code = e.code().cloned();
+    let gone = code == Some(SqlState::NO_ACTIVE_SQL_TRANSACTION)
+        || (code == Some(SqlState::S_E_INVALID_SPECIFICATION) && stage == Stage::End);
+    if gone && stage != Stage::Other {
+        if stage == Stage::End {
+            // A transaction the code under test began after ending ours: end it too.
+            let _ = client.batch_execute("ROLLBACK");
+        }
+        return Error::state_lost(
             NAME,
-            operation,
             format!(
-                "{cause}. A statement failed earlier in this transaction, so PostgreSQL refuses every command \
-                 until a rollback. Roll back to a checkpoint made before the failing statement (rollback(name), \
-                 or end the checkpoint block it ran in), or let the test end: its changes are still rolled back"
+                "{operation} found the test's transaction gone ({}): code on the test's connection ran COMMIT, \
+                 ROLLBACK or RELEASE SAVEPOINT (Client::transaction() does), so what it wrote may be committed for good; \
+                 take transaction control out of the code under test",
+                code.as_ref().map_or("", SqlState::code)
             ),
         );
     }
-    Error::backend(NAME, operation, cause)
+    let remedy = match code {
+        Some(SqlState::IN_FAILED_SQL_TRANSACTION) => {
+            "; a statement failed earlier in this transaction: roll back to a checkpoint made before it (or end its block)"
+        }
+        Some(SqlState::S_E_INVALID_SPECIFICATION) if stage != Stage::Other => {
+            "; code under test released or rolled back past it. The transaction is still open (aborted): roll back to an earlier checkpoint"
+        }
+        _ => "",
+    };
+    Error::backend(NAME, operation, DriverError::new(e, remedy))
 }
 
-impl StateManager for PostgresStateManager {
-    fn connect(&mut self) -> Result<()> {
-        if self.client.as_ref().is_some_and(|c| !c.is_closed()) {
-            return Ok(());
-        }
-        // A dead connection's transaction, and so its checkpoints, died with it.
-        self.client = None;
-        self.base.set_connected(false);
-        self.sequences.clear();
-        self.sequence_list = None;
-        let url = self.base.url().to_owned();
-        let mut config = Self::parse_url(&url)?;
-        match self.connect_timeout {
-            Some(t) => {
-                config.connect_timeout(t);
-            }
-            None if config.get_connect_timeout().is_none() => {
-                config.connect_timeout(DEFAULT_CONNECT_TIMEOUT);
-            }
-            None => {}
-        }
-        let timeout = config
-            .get_connect_timeout()
-            .copied()
-            .unwrap_or(DEFAULT_CONNECT_TIMEOUT);
-        let failed = |cause: String| {
-            Error::connection(
-                NAME,
-                &url,
-                format!(
-                    "connecting to {} (timeout {} ms) failed: {cause}",
-                    Self::target(&config),
-                    timeout.as_millis(),
-                ),
-            )
-        };
-        // The driver's timeout bounds only the socket connect, not the startup and
-        // authentication exchange (a server that accepts and never answers would block
-        // forever), so the whole attempt runs on a helper thread and is abandoned when the
-        // timeout passes.
-        let attempt = config.clone();
-        let attempt = super::within("venomqa-postgres-connect", timeout, move || {
-            attempt.connect(NoTls)
-        })
-        .map_err(|e| failed(format!("could not start the connecting thread: {e}")))?;
-        let client = match attempt {
-            Some(Ok(client)) => client,
-            Some(Err(e)) => return Err(failed(describe(&e))),
-            None => {
-                return Err(failed(
-                    "no connection with a completed startup and authentication handshake within the \
-                     timeout (the host did not answer, or accepted the connection and never replied: is \
-                     it a PostgreSQL server, and is it overloaded?)"
-                        .into(),
-                ))
-            }
-        };
-        self.client = Some(client);
-        self.sequences.clear();
-        self.sequence_list = None;
-        self.base.set_connected(true);
-        Ok(())
+/// The statement putting back the sequences that moved since the snapshot.
+fn sequence_restore_sql(sequences: &[SequenceState]) -> Option<String> {
+    if sequences.is_empty() {
+        return None;
     }
-
-    fn disconnect(&mut self) -> Result<()> {
-        self.base.set_connected(false);
-        self.sequences.clear();
-        self.sequence_list = None;
-        if let Some(client) = self.client.take() {
-            if !client.is_closed() {
-                client
-                    .close()
-                    .map_err(|e| Error::backend(NAME, "closing the connection", describe(&e)))?;
-            }
-        }
-        Ok(())
+    let mut values = String::new();
+    for (i, s) in sequences.iter().enumerate() {
+        let last = s.last_value.map_or("NULL".to_owned(), |v| v.to_string());
+        let sep = if i == 0 { "" } else { ", " };
+        let _ = write!(
+            values,
+            "{sep}({}::oid, {last}::int8, {}::int8)",
+            s.oid, s.start_value
+        );
     }
-
-    fn checkpoint(&mut self, name: &str) -> Result<()> {
-        let list_sql = if self.restore_sequences && self.base.checkpoints().is_empty() {
-            Some(self.sequence_list_sql()?)
-        } else {
-            None
-        };
-        let Self {
-            base,
-            client,
-            sequences,
-            sequence_list,
-            ..
-        } = self;
-        base.checkpoint(name, |name, active| {
-            let client = client.as_mut().ok_or(Error::NotConnected {
-                backend: NAME.into(),
-            })?;
-            let savepoint = quote_double(NAME, name)?;
-            let op = || format!("checkpoint {name:?}");
-            if !active.is_empty() {
-                return Self::run(client, op, &format!("SAVEPOINT {savepoint}")).map(drop);
-            }
-            let begin = format!("BEGIN; SAVEPOINT {savepoint}");
-            let Some(list_sql) = list_sql else {
-                return Self::begin(client, op, &begin, &[]).map(drop);
-            };
-            // The sequence list is read once per connection; if a listed sequence has been
-            // dropped since, the snapshot fails: read the list again and retry once.
-            let mut retried = false;
-            loop {
-                if sequence_list.is_none() || retried {
-                    *sequence_list = Some(Self::load_sequence_list(client, &list_sql)?);
-                }
-                let list = sequence_list.as_deref().unwrap_or_default();
-                match Self::begin(client, op, &begin, list) {
-                    Ok(snapshot) => {
-                        *sequences = snapshot;
-                        return Ok(());
-                    }
-                    Err(e) if retried || matches!(e, Error::StateLost { .. }) => return Err(e),
-                    Err(_) => retried = true,
-                }
-            }
-        })
-    }
-
-    fn rollback(&mut self, name: &str) -> Result<()> {
-        let Self {
-            base,
-            client,
-            sequences,
-            ..
-        } = self;
-        base.rollback(name, |index, _| {
-            let client = client.as_mut().ok_or(Error::NotConnected {
-                backend: NAME.into(),
-            })?;
-            let mut sql = format!("ROLLBACK TO SAVEPOINT {}", quote_double(NAME, name)?);
-            if index == 0 {
-                if let Some(restore) = Self::sequence_restore_sql(sequences) {
-                    sql.push_str("; ");
-                    sql.push_str(&restore);
-                }
-            }
-            Self::run(client, || format!("rollback to checkpoint {name:?}"), &sql).map(drop)
-        })
-    }
-
-    fn release(&mut self, name: &str) -> Result<()> {
-        let Self {
-            base,
-            client,
-            sequences,
-            ..
-        } = self;
-        base.release(name, |index, _| {
-            let client = client.as_mut().ok_or(Error::NotConnected {
-                backend: NAME.into(),
-            })?;
-            let savepoint = quote_double(NAME, name)?;
-            let sql = if index == 0 {
-                // RELEASE first: it fails if the transaction is aborted (where a bare COMMIT
-                // would silently roll back) or no longer ours (where COMMIT would only warn).
-                format!("RELEASE SAVEPOINT {savepoint}; COMMIT")
-            } else {
-                format!("RELEASE SAVEPOINT {savepoint}")
-            };
-            Self::run(client, || format!("release checkpoint {name:?}"), &sql)?;
-            if index == 0 {
-                sequences.clear();
-            }
-            Ok(())
-        })
-    }
-
-    fn discard(&mut self, name: &str) -> Result<()> {
-        let Self {
-            base,
-            client,
-            sequences,
-            ..
-        } = self;
-        base.discard(name, |index, _| {
-            let client = client.as_mut().ok_or(Error::NotConnected {
-                backend: NAME.into(),
-            })?;
-            let savepoint = quote_double(NAME, name)?;
-            let mut sql = if index == 0 {
-                // The ROLLBACK TO proves the transaction is still ours (a bare ROLLBACK
-                // outside one only warns) and costs no extra round trip.
-                format!("ROLLBACK TO SAVEPOINT {savepoint}; ROLLBACK")
-            } else {
-                format!("ROLLBACK TO SAVEPOINT {savepoint}; RELEASE SAVEPOINT {savepoint}")
-            };
-            if index == 0 {
-                if let Some(restore) = Self::sequence_restore_sql(sequences) {
-                    sql.push_str("; ");
-                    sql.push_str(&restore);
-                }
-                // Session state a ROLLBACK leaves behind, which the next test on this
-                // pooled connection would inherit; same round trip.
-                sql.push_str("; ");
-                sql.push_str(SESSION_CLEANUP);
-                Self::run_ending(client, || format!("discard checkpoint {name:?}"), &sql)?;
-                sequences.clear();
-            } else {
-                Self::run(client, || format!("discard checkpoint {name:?}"), &sql)?;
-            }
-            Ok(())
-        })
-    }
-
-    /// Empties the chosen tables of the chosen schemas with one
-    /// `TRUNCATE .. RESTART IDENTITY` (never `CASCADE`), after rolling back an open
-    /// transaction. If a table outside the set has a foreign key to a table in it, fails
-    /// naming both and changes nothing.
-    fn reset(&mut self) -> Result<()> {
-        self.base.ensure_connected()?;
-        if !self.base.checkpoints().is_empty() {
-            let client = self.client.as_mut().expect("connected");
-            Self::run(
-                client,
-                || "reset: ending the open transaction".into(),
-                "ROLLBACK",
-            )?;
-        }
-        self.base.clear_checkpoints();
-        self.sequences.clear();
-        self.sequence_list = None;
-        let tables = self.reset_plan()?;
-        if tables.is_empty() {
-            return Ok(());
-        }
-        let names = tables
-            .iter()
-            .map(|(_, s, t)| {
-                Ok(format!(
-                    "{}.{}",
-                    quote_double(NAME, s)?,
-                    quote_double(NAME, t)?
-                ))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let sql = format!("TRUNCATE TABLE {} RESTART IDENTITY", names.join(", "));
-        let client = self.client.as_mut().expect("connected");
-        client.batch_execute(&sql).map_err(|e| {
-            Error::backend(
-                NAME,
-                format!("reset (TRUNCATE of {})", names.join(", ")),
-                describe(&e),
-            )
-        })
-    }
-
-    fn is_connected(&self) -> bool {
-        self.base.is_connected() && self.client.as_ref().is_some_and(|c| !c.is_closed())
-    }
-
-    fn checkpoints(&self) -> &[String] {
-        self.base.checkpoints()
-    }
-
-    fn health_check(&mut self) -> bool {
-        match &mut self.client {
-            Some(client) if !client.is_closed() => client.simple_query("SELECT 1").is_ok(),
-            _ => false,
-        }
-    }
-
-    fn execute_script(&mut self, script: &str) -> Result<()> {
-        let client = self.try_client()?;
-        client
-            .batch_execute(script)
-            .map_err(|e| Error::backend(NAME, "running a setup script", describe(&e)))
-    }
+    Some(format!(
+        "SELECT setval(v.seq::regclass, COALESCE(v.last, v.start), v.last IS NOT NULL) \
+         FROM (VALUES {values}) AS v(seq, last, start) \
+         WHERE pg_sequence_last_value(v.seq::regclass) IS DISTINCT FROM v.last"
+    ))
 }
 
-impl crate::Session<PostgresStateManager> {
-    /// The test's `postgres::Client`: run the code under test through it (see
-    /// [`PostgresStateManager::client`] for what not to do on it).
-    pub fn client(&mut self) -> &mut Client {
-        self.manager().client()
-    }
+/// A value of a simple-query row.
+fn parse<T: std::str::FromStr>(value: Option<&str>, what: &str) -> Result<T> {
+    value.and_then(|v| v.parse().ok()).ok_or_else(|| {
+        Error::backend(
+            NAME,
+            "reading the sequences",
+            format!("unexpected {what} {value:?} in the reply"),
+        )
+    })
 }
 
-pub(crate) fn backend() -> Backend {
-    Backend::new(NAME, PostgresStateManager::from_config).default_pool_size_with(|_| test_threads())
+/// `s` as a string literal that means the same whatever `standard_conforming_strings` is.
+fn quote_literal(s: &str) -> Result<String> {
+    if s.contains('\0') {
+        return Err(Error::backend(
+            NAME,
+            format!("quoting {s:?}"),
+            "a schema name must not contain NUL bytes; fix `schemas`",
+        ));
+    }
+    Ok(format!(
+        "E'{}'",
+        s.replace('\\', "\\\\").replace('\'', "''")
+    ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn config(yaml: &str) -> BackendConfig {
+        let mut config = BackendConfig::new(NAME);
+        let map: serde_yaml_ng::Mapping = serde_yaml_ng::from_str(yaml).unwrap();
+        for (k, v) in map {
+            config = config.with_option(k.as_str().unwrap(), v);
+        }
+        config
+    }
+
     #[test]
     fn url_forms() {
         for url in ["postgres://u:pw@h:5433/db", "postgresql://u:pw@h:5433/db"] {
-            let c = PostgresStateManager::parse_url(url).unwrap();
-            assert_eq!(PostgresStateManager::target(&c), "h:5433");
+            let c = parse_url(url).unwrap();
+            assert_eq!(c.get_ports(), [5433]);
         }
-        let c = PostgresStateManager::parse_url("postgres://u@h/db").unwrap();
-        assert_eq!(PostgresStateManager::target(&c), "h:5432");
-        let e = PostgresStateManager::parse_url("host=h password=hunter2")
+        let e = parse_url("host=h password=hunter2")
             .unwrap_err()
             .to_string();
         assert!(!e.contains("hunter2"), "{e}");
         assert!(e.contains("postgres://"), "{e}");
-        let e = PostgresStateManager::parse_url("postgres://u:hunter2@h:notaport/db")
+        let e = parse_url("postgres://u:hunter2@h:notaport/db")
             .unwrap_err()
             .to_string();
         assert!(!e.contains("hunter2"), "{e}");
+        assert!(e.contains("invalid connection string"), "{e}");
+    }
+
+    #[test]
+    fn the_connect_timeout_comes_from_the_entry_then_the_url_then_the_default() {
+        let pg = Postgres::from_url("postgres://h/db").unwrap();
+        assert_eq!(pg.timeout, DEFAULT_CONNECT_TIMEOUT);
+        let pg = Postgres::from_url("postgres://h/db?connect_timeout=3").unwrap();
+        assert_eq!(pg.timeout, Duration::from_secs(3));
+        let mut entry = BackendConfig::new(NAME).with_url("postgres://h/db?connect_timeout=3");
+        entry.connect_timeout = Some(Duration::from_millis(1500));
+        let pg = Postgres::new(&entry, PostgresOptions::default()).unwrap();
+        assert_eq!(pg.timeout, Duration::from_millis(1500));
+        assert_eq!(
+            pg.config.get_connect_timeout(),
+            Some(&Duration::from_millis(1500))
+        );
+        let pg = pg.connect_timeout(Duration::from_millis(700));
+        assert_eq!(
+            pg.config.get_connect_timeout(),
+            Some(&Duration::from_millis(700))
+        );
+    }
+
+    #[test]
+    fn options_are_typed() {
+        let o: PostgresOptions = BackendConfig::new(NAME).options().unwrap();
+        assert_eq!(o.schemas, ["public"]);
+        assert!(!o.restore_sequences);
+
+        let o: PostgresOptions = config(
+            "{schemas: [a, b], tables_to_reset: [a.t], exclude_tables: [m], restore_sequences: true}",
+        )
+        .options()
+        .unwrap();
+        assert_eq!(
+            (o.schemas, o.tables_to_reset, o.exclude_tables),
+            (
+                vec!["a".to_owned(), "b".to_owned()],
+                vec!["a.t".to_owned()],
+                vec!["m".to_owned()]
+            )
+        );
+        assert!(o.restore_sequences);
+
+        // The legacy `options:` map, with its string values.
+        let o: PostgresOptions = config("{options: {restore_sequences: \"true\"}}")
+            .options()
+            .unwrap();
+        assert!(o.restore_sequences);
+
+        let e = config("{restore_sequences: maybe}")
+            .options::<PostgresOptions>()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("backends.postgres.restore_sequences"), "{e}");
+        let e = config("{options: {restore_sequences: maybe}}")
+            .options::<PostgresOptions>()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("backends.postgres.options.restore_sequences"),
+            "{e}"
+        );
+        let e = config("{schema: [a]}")
+            .options::<PostgresOptions>()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("backends.postgres.schema") && e.contains("schemas"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn debug_never_shows_the_password() {
+        let pg = Postgres::from_url("postgres://u:hunter2@h/db")
+            .unwrap()
+            .schemas(["billing"]);
+        let shown = format!("{pg:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(
+            shown.contains("u:***@h") && shown.contains("billing"),
+            "{shown}"
+        );
     }
 
     #[test]
     fn literals_are_quoted() {
         assert_eq!(quote_literal("a'b\\c").unwrap(), "E'a''b\\\\c'");
         assert!(quote_literal("a\0").is_err());
+        let sql = Postgres::from_url("postgres://h/db")
+            .unwrap()
+            .schemas(["x'; DROP TABLE t; --"])
+            .sequence_list_sql()
+            .unwrap();
+        assert!(sql.contains("IN (E'x''; DROP TABLE t; --')"), "{sql}");
     }
 
     #[test]
     fn sequence_restore_statement() {
-        assert_eq!(PostgresStateManager::sequence_restore_sql(&[]), None);
-        let sql = PostgresStateManager::sequence_restore_sql(&[
+        assert_eq!(sequence_restore_sql(&[]), None);
+        let sql = sequence_restore_sql(&[
             SequenceState {
                 oid: 10,
                 last_value: Some(5),
@@ -989,5 +1072,11 @@ mod tests {
             sql.contains("(10::oid, 5::int8, 1::int8), (11::oid, NULL::int8, 100::int8)"),
             "{sql}"
         );
+    }
+
+    #[test]
+    fn one_line_collapses_and_cuts() {
+        assert_eq!(one_line("a\nDETAIL:  b", 100), "a DETAIL: b");
+        assert_eq!(one_line("abcdefghij", 6), "abc...");
     }
 }
