@@ -210,7 +210,6 @@ impl<B: Backend> Manager<B> {
         not(any(
             feature = "mysql",
             feature = "postgres",
-            feature = "redis",
             feature = "mongodb"
         )),
         allow(dead_code)
