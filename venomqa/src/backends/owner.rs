@@ -131,7 +131,7 @@ fn machine_key(host: &str) -> Option<String> {
             false,
             ProcessRefreshKind::nothing().with_user(UpdateKind::Always),
         );
-        let uid = system.process(pid)?.effective_user_id()?.to_string();
+        let uid = format!("{:?}", system.process(pid)?.effective_user_id()?);
         Some(format!("{host}/boot{}/uid{uid}", System::boot_time()))
     }
 }
