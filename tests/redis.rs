@@ -23,11 +23,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, OnceLock};
 use std::time::{Duration, Instant};
 
-use venomqa::__private::{run_test, TestSpec};
-use venomqa::config::Selection;
 use venomqa::redis::redis::{self, Connection, Value};
-use venomqa::redis::{Isolation, RedisSession, RedisStateManager, LEASE_KEY_PREFIX};
-use venomqa::{venom_test, Error, Session, StateManager};
+use venomqa::redis::{Isolation, Redis, RedisSession, RedisStateManager, LEASE_KEY_PREFIX};
+use venomqa::{venom_test, Backend, Error, Manager, StateManager};
 
 fn url() -> String {
     std::env::var("VENOMQA_REDIS_URL")
@@ -51,14 +49,19 @@ fn observer(db: i64) -> Connection {
     conn
 }
 
-fn connected(m: RedisStateManager) -> RedisStateManager {
-    let mut m = m;
+/// The backend for `url`, default options.
+fn redis(url: &str) -> Redis {
+    Redis::from_url(url).expect("a valid Redis URL")
+}
+
+fn connected(backend: Redis) -> RedisStateManager {
+    let mut m = Manager::new(backend);
     m.connect().expect("connect to Redis");
     m
 }
 
 fn manager() -> RedisStateManager {
-    connected(RedisStateManager::new(&url()))
+    connected(redis(&url()))
 }
 
 /// A `venomqa.yaml` with the special entries, in a directory of this process.
@@ -74,8 +77,7 @@ fn config_dir() -> &'static PathBuf {
              \x20   backend: redis\n\
              \x20   pool_size: 32\n\
              \x20   key_prefix: \"vq_redis_par:\"\n\
-             \x20   options:\n\
-             \x20     isolation: prefix\n\
+             \x20   isolation: prefix\n\
              \x20 vq_redis_down:\n\
              \x20   backend: redis\n\
              \x20   url: \"redis://:s3cret-pw@127.0.0.1:1\"\n",
@@ -86,14 +88,11 @@ fn config_dir() -> &'static PathBuf {
 }
 
 fn open_entry(entry: &str, test: &str) -> venomqa::Result<RedisSession> {
-    Session::open(
-        config_dir(),
-        Selection {
-            entry: Some(entry),
-            ..Selection::default()
-        },
-        test,
-    )
+    RedisSession::builder()
+        .config_dir(config_dir())
+        .entry(entry)
+        .name(test)
+        .open()
 }
 
 fn set(conn: &mut Connection, args: &[&[u8]]) {
@@ -406,7 +405,7 @@ fn every_type_and_ttl_survive_checkpoint_and_rollback() {
 #[test]
 fn every_type_survives_in_prefix_isolation() {
     let mut m = connected(
-        RedisStateManager::new(&url())
+        redis(&url())
             .isolation(Isolation::Prefix)
             .key_prefix("vq_redis_types:"),
     );
@@ -551,7 +550,7 @@ fn ten_thousand_keys_round_trip() {
 #[test]
 fn nested_checkpoints() {
     for prefix in ["", "vq_redis_app:"] {
-        let mut m = connected(RedisStateManager::new(&url()).key_prefix(prefix));
+        let mut m = connected(redis(&url()).key_prefix(prefix));
         let mut obs = observer(m.database());
         let k = |n: &str| format!("{prefix}vq_redis_{n}");
         let get = |obs: &mut Connection, n: &str| -> Option<String> {
@@ -606,7 +605,7 @@ fn nested_checkpoints() {
 
 #[test]
 fn key_prefix_limits_rollback_and_reset() {
-    let mut m = connected(RedisStateManager::new(&url()).key_prefix("vq_redis_app:"));
+    let mut m = connected(redis(&url()).key_prefix("vq_redis_app:"));
     let mut obs = observer(m.database());
     set(m.conn(), &[b"SET", b"vq_redis_app:in", b"1"]);
     set(m.conn(), &[b"SET", b"vq_redis_other", b"1"]);
@@ -677,7 +676,8 @@ fn rollback_survives_a_killed_connection() {
         .query(&mut obs)
         .unwrap();
     assert_eq!(v, "1");
-    assert!(m.health_check());
+    m.release("start").unwrap();
+    assert!(m.health_check(), "the new connection works");
 }
 
 // ---- sessions and #[venom_test] ----
@@ -697,26 +697,24 @@ fn attribute_test_gets_its_own_database(db: &mut RedisSession) {
     );
 }
 
-fn spec(test: &'static str) -> TestSpec {
-    TestSpec {
-        test,
-        backend: Some("redis"),
-        url: None,
-        config: None,
-        manifest_dir: env!("CARGO_MANIFEST_DIR"),
-    }
+/// Runs `body` as `#[venom_test(backend = "redis")]` runs test `name`.
+fn run_test<R: venomqa::TestOutcome>(name: &str, body: impl FnOnce(&mut RedisSession) -> R) -> R {
+    RedisSession::builder()
+        .backend("redis")
+        .name(name)
+        .run(body)
 }
 
 #[test]
 fn session_is_rolled_back_after_pass_err_and_panic() {
     let mut db = None;
-    run_test(&spec("pass"), |s: &mut RedisSession| {
+    run_test("pass", |s: &mut RedisSession| {
         db = Some(s.database());
         set(s.conn(), &[b"SET", b"vq_redis_pass", b"x"]);
     });
     assert!(!exists(&mut observer(db.unwrap()), "vq_redis_pass"));
 
-    let result: Result<(), String> = run_test(&spec("err"), |s: &mut RedisSession| {
+    let result: Result<(), String> = run_test("err", |s: &mut RedisSession| {
         db = Some(s.database());
         set(s.conn(), &[b"HSET", b"vq_redis_err", b"f", b"v"]);
         Err("failed".into())
@@ -725,7 +723,7 @@ fn session_is_rolled_back_after_pass_err_and_panic() {
     assert!(!exists(&mut observer(db.unwrap()), "vq_redis_err"));
 
     let panicked = panic::catch_unwind(panic::AssertUnwindSafe(|| {
-        run_test::<_, ()>(&spec("panic"), |s: &mut RedisSession| {
+        run_test::<()>("panic", |s: &mut RedisSession| {
             db = Some(s.database());
             set(s.conn(), &[b"RPUSH", b"vq_redis_panic", b"v"]);
             panic!("boom");
@@ -802,15 +800,12 @@ fn hold_at_once(dir: PathBuf, url: String, entry: &'static str, n: usize) -> Vec
             let (arrived, done) = (arrived.clone(), done.clone());
             let (dir, url) = (dir.clone(), url.clone());
             std::thread::spawn(move || {
-                let mut s = Session::open(
-                    &dir,
-                    Selection {
-                        entry: Some(entry),
-                        ..Selection::default()
-                    },
-                    "hold_at_once",
-                )
-                .unwrap();
+                let mut s = RedisSession::builder()
+                    .config_dir(&dir)
+                    .entry(entry)
+                    .name("hold_at_once")
+                    .open()
+                    .unwrap();
                 let observer = |db: i64| {
                     let mut c = redis::Client::open(url.as_str())
                         .unwrap()
@@ -901,7 +896,7 @@ fn child_process_helper() {
     let Ok(mode) = std::env::var("VQ_REDIS_CHILD") else {
         return;
     };
-    let mut m = RedisStateManager::new(&url());
+    let mut m = redis(&url());
     if mode == "crash" {
         m = m.databases(15, 15).lease_ttl(Duration::from_millis(3000));
     }
@@ -1002,7 +997,7 @@ fn lease_of_a_killed_process_expires_and_is_reused() {
     );
 
     // While the dead lease lives, nobody gets the database, and the error says why.
-    let err = RedisStateManager::new(&server.url())
+    let err = redis(&server.url())
         .databases(15, 15)
         .lease_wait(Duration::ZERO)
         .connect()
@@ -1015,7 +1010,7 @@ fn lease_of_a_killed_process_expires_and_is_reused() {
 
     // It expires (3 s), and the database is leased again, emptied.
     let mut m = connected(
-        RedisStateManager::new(&server.url())
+        redis(&server.url())
             .databases(15, 15)
             .lease_wait(Duration::from_secs(60)),
     );
@@ -1043,7 +1038,7 @@ fn prefix_lease_of_a_dead_owner_expires_and_is_reused() {
     );
     set(&mut home, &[b"SET", leftover.as_bytes(), b"x"]);
     let fresh = || {
-        RedisStateManager::new(&server.url())
+        redis(&server.url())
             .isolation(Isolation::Prefix)
             .key_prefix("vq_redis_dead:")
             .prefix_slots(1)
@@ -1065,8 +1060,8 @@ fn prefix_lease_of_a_dead_owner_expires_and_is_reused() {
 #[test]
 fn all_leased_waits_a_bounded_time_then_fails_clearly() {
     let server = PrivateServer::start(&[]);
-    let mut holder = connected(RedisStateManager::new(&server.url()).databases(14, 14));
-    let err = RedisStateManager::new(&server.url())
+    let mut holder = connected(redis(&server.url()).databases(14, 14));
+    let err = redis(&server.url())
         .databases(14, 14)
         .lease_wait(Duration::from_millis(300))
         .connect()
@@ -1081,7 +1076,7 @@ fn all_leased_waits_a_bounded_time_then_fails_clearly() {
         "names a way out: {text}"
     );
     holder.disconnect().unwrap();
-    let m = connected(RedisStateManager::new(&server.url()).databases(14, 14));
+    let m = connected(redis(&server.url()).databases(14, 14));
     assert_eq!(m.database(), 14, "the lease was given back on disconnect");
 }
 
@@ -1089,7 +1084,7 @@ fn all_leased_waits_a_bounded_time_then_fails_clearly() {
 fn lease_is_renewed_under_a_long_test_and_loss_is_reported() {
     // A TTL long enough for a loaded machine (renewed every second), and a wait of more
     // than two TTLs.
-    let mut m = connected(RedisStateManager::new(&url()).lease_ttl(Duration::from_millis(3000)));
+    let mut m = connected(redis(&url()).lease_ttl(Duration::from_millis(3000)));
     let key = m.lease_key().unwrap().to_owned();
     let mut home = observer(0);
     std::thread::sleep(Duration::from_millis(7000));
@@ -1100,7 +1095,7 @@ fn lease_is_renewed_under_a_long_test_and_loss_is_reported() {
         "renewed in the background"
     );
     m.checkpoint("still_mine").unwrap();
-    assert!(m.health_check());
+    assert!(m.is_connected(), "the lease is still held");
 
     // Someone takes the lease away: the next operation refuses instead of corrupting.
     set(
@@ -1109,13 +1104,13 @@ fn lease_is_renewed_under_a_long_test_and_loss_is_reported() {
     );
     // The renewer notices at its next round (every second).
     let deadline = Instant::now() + Duration::from_secs(20);
-    while m.health_check() && Instant::now() < deadline {
+    while m.is_connected() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
     let err = m.rollback("still_mine").unwrap_err();
     assert!(matches!(err, Error::StateLost { .. }), "{err}");
     assert!(err.to_string().contains("lease"), "{err}");
-    assert!(!m.health_check());
+    assert!(!m.is_connected(), "a lost lease breaks the connection");
     drop(m);
     let held: String = redis::cmd("GET").arg(&key).query(&mut home).unwrap();
     assert_eq!(
@@ -1129,11 +1124,11 @@ fn lease_is_renewed_under_a_long_test_and_loss_is_reported() {
 
 #[test]
 fn unreachable_server_gives_a_clear_error_without_the_password() {
-    let err = RedisStateManager::new("redis://:s3cret-pw@127.0.0.1:1")
+    let err = redis("redis://:s3cret-pw@127.0.0.1:1")
         .connect()
         .unwrap_err();
     let text = err.to_string();
-    assert!(matches!(err, Error::Connection { .. }), "{text}");
+    assert!(matches!(err, Error::Connect { .. }), "{text}");
     assert!(
         text.contains("127.0.0.1:1") && text.contains("VENOMQA_REDIS_URL"),
         "{text}"
@@ -1142,7 +1137,7 @@ fn unreachable_server_gives_a_clear_error_without_the_password() {
 
     let err = open_entry("vq_redis_down", "down").unwrap_err();
     let text = err.to_string();
-    assert!(matches!(err, Error::Connection { .. }), "{text}");
+    assert!(matches!(err, Error::Connect { .. }), "{text}");
     assert!(
         !text.contains("s3cret-pw") && text.contains("VENOMQA_VQ_REDIS_DOWN_URL"),
         "{text}"
@@ -1156,33 +1151,38 @@ fn bad_url_gives_a_clear_error() {
         "redis://127.0.0.1:notaport",
         "not a url",
     ] {
-        let err = RedisStateManager::new(bad).connect().unwrap_err();
+        let err = Redis::from_url(bad).unwrap_err();
         let text = err.to_string();
-        assert!(matches!(err, Error::Connection { .. }), "{bad}: {text}");
+        assert!(matches!(err, Error::Connect { .. }), "{bad}: {text}");
         assert!(text.contains("expected redis://"), "{bad}: {text}");
     }
 }
 
 #[test]
 fn not_connected_and_bad_options() {
-    let mut m = RedisStateManager::new(&url());
+    let mut m = Manager::new(redis(&url()));
     assert!(matches!(m.checkpoint("a"), Err(Error::NotConnected { .. })));
     assert!(m.try_conn().is_err());
-    let mut config = venomqa::BackendConfig::new("redis");
-    config.options.insert("isolation".into(), "cluster".into());
-    let err = RedisStateManager::from_config(&config).unwrap_err();
-    assert!(err.to_string().contains("options.isolation"), "{err}");
-    config.options.insert("isolation".into(), "prefix".into());
-    config.options.insert("databases".into(), "9-3".into());
-    assert!(RedisStateManager::from_config(&config).is_err());
-    config.options.remove("databases");
-    config.options.insert("lease_tll_ms".into(), "100".into());
+    let config = venomqa::BackendConfig::new("redis").with_option("isolation", "cluster");
     let err = RedisStateManager::from_config(&config).unwrap_err();
     assert!(
-        err.to_string().contains("options.lease_tll_ms")
+        err.to_string().contains("backends.redis.isolation"),
+        "{err}"
+    );
+    let config = venomqa::BackendConfig::new("redis")
+        .with_option("isolation", "prefix")
+        .with_option("databases", "9-3");
+    assert!(RedisStateManager::from_config(&config).is_err());
+    let config = venomqa::BackendConfig::new("redis").with_option("lease_tll_ms", 100);
+    let err = RedisStateManager::from_config(&config).unwrap_err();
+    assert!(
+        err.to_string().contains("backends.redis.lease_tll_ms")
             && err.to_string().contains("lease_ttl_ms"),
         "{err}"
     );
+    let config = venomqa::BackendConfig::new("redis").with_option("lease_ttl_ms", 100);
+    let err = RedisStateManager::from_config(&config).unwrap_err();
+    assert!(err.to_string().contains("at least 300"), "{err}");
 }
 
 #[test]
@@ -1193,7 +1193,7 @@ fn isolation_none_uses_the_url_database_and_never_touches_lease_keys() {
     // Prefix "venomqa:" on database 0 covers the lease keys of every running test: they
     // must survive the rollback untouched.
     let mut m = connected(
-        RedisStateManager::new(&format!("{}/0", server.url()))
+        redis(&format!("{}/0", server.url()))
             .isolation(Isolation::None)
             .key_prefix("venomqa:"),
     );
@@ -1215,9 +1215,7 @@ fn isolation_none_uses_the_url_database_and_never_touches_lease_keys() {
 
 #[test]
 fn database_in_the_url_with_database_isolation_is_refused() {
-    let err = RedisStateManager::new(&format!("{}/3", url()))
-        .connect()
-        .unwrap_err();
+    let err = redis(&format!("{}/3", url())).connect().unwrap_err();
     let text = err.to_string();
     assert!(
         text.contains("database 3") && text.contains("isolation: none"),
@@ -1365,7 +1363,7 @@ fn rollback_happens_after_the_test_left_watch_multi_or_subscribe() {
 fn destructive_steps_verify_the_lease_on_the_server() {
     // Database isolation: the lease is taken over on the server; before the renewer can
     // notice, rollback and reset must refuse instead of flushing someone else's database.
-    let mut m = connected(RedisStateManager::new(&url()).lease_ttl(Duration::from_secs(60)));
+    let mut m = connected(redis(&url()).lease_ttl(Duration::from_secs(60)));
     let key = m.lease_key().unwrap().to_owned();
     let mut home = observer(0);
     let mut obs = observer(m.database());
@@ -1406,7 +1404,7 @@ fn destructive_steps_verify_the_lease_on_the_server() {
 
     // Prefix isolation: the same for rollback and for the release on disconnect.
     let mut p = connected(
-        RedisStateManager::new(&url())
+        redis(&url())
             .isolation(Isolation::Prefix)
             .key_prefix("vq_redis_guard:")
             .lease_ttl(Duration::from_secs(60)),
@@ -1439,7 +1437,7 @@ fn prefix_and_none_isolation_go_back_to_the_url_database_after_a_select() {
     let server = PrivateServer::start(&[]);
     for isolation in [Isolation::Prefix, Isolation::None] {
         let mut m = connected(
-            RedisStateManager::new(&format!("{}/2", server.url()))
+            redis(&format!("{}/2", server.url()))
                 .isolation(isolation)
                 .key_prefix("vq_redis_sel:"),
         );
@@ -1476,7 +1474,7 @@ fn prefix_and_none_isolation_go_back_to_the_url_database_after_a_select() {
 fn database_isolation_never_leases_the_database_of_a_prefix_manager() {
     let server = PrivateServer::start(&[]);
     let mut p = connected(
-        RedisStateManager::new(&format!("{}/5", server.url()))
+        redis(&format!("{}/5", server.url()))
             .isolation(Isolation::Prefix)
             .key_prefix("vq_redis_mixed:"),
     );
@@ -1487,13 +1485,13 @@ fn database_isolation_never_leases_the_database_of_a_prefix_manager() {
         .query(&mut server.observer(0))
         .unwrap();
     assert!(pin.is_some(), "database 5 is pinned in database 0");
-    let err = RedisStateManager::new(&server.url())
+    let err = redis(&server.url())
         .databases(5, 5)
         .lease_wait(Duration::ZERO)
         .connect()
         .unwrap_err();
     assert!(err.to_string().contains("5..=5"), "{err}");
-    let mut other = connected(RedisStateManager::new(&server.url()).databases(4, 6));
+    let mut other = connected(redis(&server.url()).databases(4, 6));
     assert_ne!(other.database(), 5);
     assert!(
         exists(&mut server.observer(5), &k),
@@ -1503,8 +1501,8 @@ fn database_isolation_never_leases_the_database_of_a_prefix_manager() {
 
     // The other way round: a database-isolation manager holds database 6, so a prefix
     // manager on database 6 waits, then says why.
-    let mut holder = connected(RedisStateManager::new(&server.url()).databases(6, 6));
-    let err = RedisStateManager::new(&format!("{}/6", server.url()))
+    let mut holder = connected(redis(&server.url()).databases(6, 6));
+    let err = redis(&format!("{}/6", server.url()))
         .isolation(Isolation::None)
         .lease_wait(Duration::ZERO)
         .connect()
@@ -1520,7 +1518,7 @@ fn database_isolation_never_leases_the_database_of_a_prefix_manager() {
 #[test]
 fn a_server_with_one_database_fails_at_once_suggesting_prefix_isolation() {
     let server = PrivateServer::start(&["--databases", "1"]);
-    let err = RedisStateManager::new(&server.url())
+    let err = redis(&server.url())
         .lease_wait(Duration::from_secs(5))
         .connect()
         .unwrap_err();
@@ -1535,7 +1533,7 @@ fn a_server_with_one_database_fails_at_once_suggesting_prefix_isolation() {
     );
     // And prefix isolation works there.
     let mut m = connected(
-        RedisStateManager::new(&server.url())
+        redis(&server.url())
             .isolation(Isolation::Prefix)
             .key_prefix("vq_redis_one:"),
     );
@@ -1563,4 +1561,142 @@ fn user_keys_named_like_leases_in_a_leased_database_are_rolled_back() {
         "snapshotted and restored, not flushed away"
     );
     m.disconnect().unwrap();
+}
+
+// ---- the checkpoint-semantics suite, and the shape of the messages ----
+
+/// Keys `<prefix>vq_probe:<value>` under the session's prefix.
+struct Keys;
+
+impl venomqa::conformance::Probe for Keys {
+    fn insert(&self, m: &mut dyn StateManager, value: i64) -> venomqa::Result<()> {
+        let m = m.downcast_mut::<RedisStateManager>().unwrap();
+        let key = m.key(&format!("vq_probe:{value}"));
+        redis::cmd("SET")
+            .arg(key)
+            .arg("")
+            .exec(m.try_conn()?)
+            .map_err(|e| Error::backend("redis", "probe insert", e))
+    }
+
+    fn values(&self, m: &mut dyn StateManager) -> venomqa::Result<Vec<i64>> {
+        let m = m.downcast_mut::<RedisStateManager>().unwrap();
+        let prefix = m.key("vq_probe:");
+        let pattern = format!("{}*", prefix.replace('\\', "\\\\").replace('*', "\\*"));
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(&pattern)
+            .query(m.try_conn()?)
+            .map_err(|e| Error::backend("redis", "probe read", e))?;
+        Ok(keys
+            .iter()
+            .filter_map(|k| k.strip_prefix(&prefix)?.parse().ok())
+            .collect())
+    }
+}
+
+#[test]
+fn conformance_in_database_isolation() {
+    venomqa::conformance::run("redis", Keys);
+}
+
+#[test]
+fn conformance_in_prefix_isolation() {
+    venomqa::conformance::run("redis_prefix", Keys);
+}
+
+#[test]
+fn conformance_with_a_key_prefix() {
+    venomqa::conformance::run("redis_key_prefix", Keys);
+}
+
+#[test]
+fn failed_hooks_leave_the_stack_unchanged() {
+    venomqa::conformance::faults(redis(&url()));
+    venomqa::conformance::faults(
+        redis(&url())
+            .isolation(Isolation::Prefix)
+            .key_prefix("vq_faults:"),
+    );
+}
+
+/// Every main error of the backend is one line of at most 300 characters, without runs of
+/// spaces, and never shows the password.
+#[test]
+fn error_messages_are_one_short_line() {
+    let server = PrivateServer::start(&[]);
+    let mut errors: Vec<(&str, Error)> = Vec::new();
+    errors.push((
+        "unreachable",
+        redis("redis://:s3cret-pw@127.0.0.1:1")
+            .connect()
+            .unwrap_err(),
+    ));
+    errors.push((
+        "bad url",
+        Redis::from_url("http://:s3cret-pw@127.0.0.1:6379").unwrap_err(),
+    ));
+    errors.push((
+        "database in the URL",
+        redis(&format!("{}/3", server.url())).connect().unwrap_err(),
+    ));
+    errors.push((
+        "only database 0",
+        redis(&server.url()).databases(0, 0).connect().unwrap_err(),
+    ));
+    let holder = connected(redis(&server.url()).databases(14, 14));
+    errors.push((
+        "all leased",
+        redis(&server.url())
+            .databases(14, 14)
+            .lease_wait(Duration::ZERO)
+            .connect()
+            .unwrap_err(),
+    ));
+    errors.push(("all prefix slots leased", {
+        let _slot = connected(
+            redis(&server.url())
+                .isolation(Isolation::Prefix)
+                .key_prefix("vq_msg:")
+                .prefix_slots(1),
+        );
+        redis(&server.url())
+            .isolation(Isolation::Prefix)
+            .key_prefix("vq_msg:")
+            .prefix_slots(1)
+            .lease_wait(Duration::ZERO)
+            .connect()
+            .unwrap_err()
+    }));
+    errors.push((
+        "pinned database leased",
+        redis(&format!("{}/14", server.url()))
+            .isolation(Isolation::None)
+            .lease_wait(Duration::ZERO)
+            .connect()
+            .unwrap_err(),
+    ));
+    drop(holder);
+    let mut m = connected(redis(&server.url()).lease_ttl(Duration::from_secs(60)));
+    m.checkpoint("a").unwrap();
+    let key = m.lease_key().unwrap().to_owned();
+    set(
+        &mut server.observer(0),
+        &[b"SET", key.as_bytes(), b"vq_redis_other_owner"],
+    );
+    errors.push(("lost lease", m.rollback("a").unwrap_err()));
+    let config = venomqa::BackendConfig::new("redis").with_option("databases", "9-3");
+    errors.push((
+        "bad option",
+        RedisStateManager::from_config(&config).unwrap_err(),
+    ));
+    for (what, e) in errors {
+        let text = e.to_string();
+        println!("{what}: {text}");
+        assert!(
+            !text.contains('\n') && !text.contains("  "),
+            "{what}: not one line: {text}"
+        );
+        assert!(text.len() <= 300, "{what}: {} chars: {text}", text.len());
+        assert!(!text.contains("s3cret-pw"), "{what}: {text}");
+    }
 }

@@ -7,8 +7,7 @@ use std::time::{Duration, Instant};
 
 use mongodb::bson::{doc, oid::ObjectId, spec::BinarySubtype, Binary, Bson, DateTime, Document};
 use mongodb::sync::{Client, Collection, Database};
-use venomqa::__private::{run_test, TestSpec};
-use venomqa::mongodb::{MongoDbSession, MongoDbStateManager};
+use venomqa::mongodb::{MongoDb, MongoDbSession, MongoDbStateManager};
 use venomqa::{StateManager, ROOT_CHECKPOINT};
 
 use crate::harness::{fmt_us, interleaved, measure, measure_op, Budget, Stats};
@@ -201,24 +200,23 @@ fn measured(report: &mut Report, url: &'static str, db: &Database, quick: bool) 
     })?;
     report.add(NAME, section, RAW_FLOOR, raw_floor, "");
 
-    let spec = TestSpec {
-        test: "venomqa_bench::mongodb_per_test",
-        backend: Some(NAME),
-        url: Some(url),
-        config: None,
-        manifest_dir: env!("CARGO_MANIFEST_DIR"),
+    let spec = || {
+        MongoDbSession::builder()
+            .backend(NAME)
+            .url(url)
+            .name("venomqa_bench::mongodb_per_test")
     };
     let per_test = std::panic::catch_unwind(|| {
         let (empty, floor) = interleaved(
             quick,
             || -> R<Duration> {
                 let t = Instant::now();
-                run_test::<MongoDbStateManager, ()>(&spec, |_db: &mut MongoDbSession| {});
+                spec().run(|_db: &mut MongoDbSession| {});
                 Ok(t.elapsed())
             },
             || {
                 let mut d = Duration::ZERO;
-                run_test::<MongoDbStateManager, ()>(&spec, |db: &mut MongoDbSession| {
+                spec().run(|db: &mut MongoDbSession| {
                     let t = Instant::now();
                     db.database()
                         .run_command(doc! { "ping": 1 })
@@ -230,7 +228,7 @@ fn measured(report: &mut Report, url: &'static str, db: &Database, quick: bool) 
             },
         )?;
         let write = measure_op(quick, || -> R<()> {
-            run_test::<MongoDbStateManager, ()>(&spec, |db: &mut MongoDbSession| {
+            spec().run(|db: &mut MongoDbSession| {
                 db.database()
                     .collection::<Document>("users")
                     .insert_one(doc! { "email": "ann@example.com" })
@@ -325,7 +323,7 @@ fn json_cycle(coll: &Collection<Document>, changed: usize, quick: bool) -> R<Sta
 
 fn scaling(report: &mut Report, url: &str, db: &Database, quick: bool, floor_us: f64) -> R<()> {
     let section = "scaling";
-    let mut m = MongoDbStateManager::new(url);
+    let mut m = MongoDbStateManager::new(MongoDb::from_url(url).map_err(|e| e.to_string())?);
     if let Err(err) = m.connect() {
         report.skip(
             NAME,

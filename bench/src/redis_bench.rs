@@ -10,8 +10,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use redis::{Commands, Connection};
-use venomqa::__private::{run_test, TestSpec};
-use venomqa::redis::{RedisSession, RedisStateManager};
+use venomqa::redis::{Redis, RedisSession, RedisStateManager};
 use venomqa::{StateManager, ROOT_CHECKPOINT};
 
 use crate::harness::{fmt_us, interleaved, measure, measure_op, Budget, Stats};
@@ -136,7 +135,14 @@ pub fn run(report: &mut Report, url: &'static str, quick: bool) {
         ));
         return;
     }
-    let mut m = RedisStateManager::new(url).lease_wait(Duration::from_secs(20));
+    let backend = match Redis::from_url(url) {
+        Ok(b) => b.lease_wait(Duration::from_secs(20)),
+        Err(err) => {
+            report.note(format!("redis: skipped, {}", first_line(&err.to_string())));
+            return;
+        }
+    };
+    let mut m = RedisStateManager::new(backend);
     if let Err(err) = m.connect() {
         report.note(format!(
             "redis: skipped, venomqa could not lease a database: {}",
@@ -170,24 +176,23 @@ fn measured(
 
     // venomqa, as #[venom_test(backend = "redis")] runs a test; the floor is a PING on the
     // test's own connection, sampled alternately with the empty test.
-    let spec = TestSpec {
-        test: "venomqa_bench::redis_per_test",
-        backend: Some(NAME),
-        url: Some(url),
-        config: None,
-        manifest_dir: env!("CARGO_MANIFEST_DIR"),
+    let spec = || {
+        RedisSession::builder()
+            .backend(NAME)
+            .url(url)
+            .name("venomqa_bench::redis_per_test")
     };
     let per_test = std::panic::catch_unwind(|| {
         let (empty, floor) = interleaved(
             quick,
             || -> R<Duration> {
                 let t = Instant::now();
-                run_test::<RedisStateManager, ()>(&spec, |_db: &mut RedisSession| {});
+                spec().run(|_db: &mut RedisSession| {});
                 Ok(t.elapsed())
             },
             || {
                 let mut d = Duration::ZERO;
-                run_test::<RedisStateManager, ()>(&spec, |db: &mut RedisSession| {
+                spec().run(|db: &mut RedisSession| {
                     let t = Instant::now();
                     redis::cmd("PING").query::<String>(db.conn()).expect("PING");
                     d = t.elapsed();
@@ -196,7 +201,7 @@ fn measured(
             },
         )?;
         let write = measure_op(quick, || -> R<()> {
-            run_test::<RedisStateManager, ()>(&spec, |db: &mut RedisSession| {
+            spec().run(|db: &mut RedisSession| {
                 let key = db.key("user:1");
                 db.conn().set::<_, _, ()>(key, "ann").expect("SET");
             });
