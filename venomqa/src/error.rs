@@ -269,15 +269,13 @@ impl Error {
     /// The driver error of type `E` behind this error, if there is one: the first error
     /// of that type in the [`source`](std::error::Error::source) chain.
     ///
-    /// ```no_run
-    /// # fn insert() -> venomqa::Result<()> { Ok(()) }
-    /// use venomqa::mysql::driver;
+    /// ```
+    /// use std::io::{Error as IoError, ErrorKind};
     ///
-    /// if let Err(e) = insert() {
-    ///     if let Some(driver::Error::MySqlError(server)) = e.driver::<driver::Error>() {
-    ///         assert_eq!(server.code, 1062, "a duplicate key");
-    ///     }
-    /// }
+    /// let e = venomqa::Error::backend("filestore", "write store.tsv", IoError::from(ErrorKind::StorageFull));
+    /// assert_eq!(e.driver::<IoError>().map(|io| io.kind()), Some(ErrorKind::StorageFull));
+    /// // With the mysql feature, a duplicate key: e.driver::<venomqa::mysql::driver::Error>()
+    /// // is Some(MySqlError(server)) with server.code == 1062.
     /// ```
     pub fn driver<E: StdError + 'static>(&self) -> Option<&E> {
         let mut next: Option<&(dyn StdError + 'static)> = StdError::source(self);
