@@ -235,10 +235,7 @@ impl<B: Backend> Manager<B> {
 
     /// Runs a backend-specific operation on the connection, with the checkpoint stack to
     /// look at. An error that means the connection is lost makes the pool replace it.
-    #[cfg_attr(
-        not(any(feature = "mysql", feature = "mongodb")),
-        allow(dead_code)
-    )]
+    #[cfg_attr(not(any(feature = "mysql", feature = "mongodb")), allow(dead_code))]
     pub(crate) fn with<T>(
         &mut self,
         op: impl FnOnce(&B, &mut B::Conn, &Stack<B::Mark>) -> Result<T>,
