@@ -445,6 +445,7 @@ fn uninstall_removes_everything_and_the_next_session_reinstalls() {
 #[ignore = "a child process of two_processes_each_on_its_own_database runs it"]
 fn own_database_child() {
     let database = std::env::var("VENOMQA_TEST_DATABASE").unwrap();
+    capture("setup").run(|_: &mut MySqlSession| ());
     let baseline = dump(&database);
     for round in 0..5 {
         capture("own_database").run(|db: &mut MySqlSession| {

@@ -5,6 +5,7 @@
 //! venomqa-writer sqlite <file> <sql>              run a batch of SQL
 //! venomqa-writer sqlite <file> <sql> --hold <ms>  run it inside a transaction held open for <ms>
 //! venomqa-writer mysql <url> <sql> [--hold <ms>]    the same on MySQL / MariaDB (feature mysql)
+//! venomqa-writer postgres <url> <sql> [--hold <ms>] the same on PostgreSQL (feature postgres)
 //! ```
 //!
 //! Integration tests find it through `env!("CARGO_BIN_EXE_venomqa-writer")`.
@@ -22,8 +23,10 @@ fn main() {
         Some("sqlite") => sqlite(&args[1], &args[2], hold),
         #[cfg(feature = "mysql")]
         Some("mysql") => mysql(&args[1], &args[2], hold),
+        #[cfg(feature = "postgres")]
+        Some("postgres") => postgres(&args[1], &args[2], hold),
         _ => Err(format!(
-            "usage: venomqa-writer sqlite|mysql <url> <sql> [--hold <ms>]; got {args:?}"
+            "usage: venomqa-writer sqlite|mysql|postgres <url> <sql> [--hold <ms>]; got {args:?}"
         )),
     };
     if let Err(e) = result {
@@ -72,4 +75,34 @@ fn mysql(url: &str, sql: &str, hold: Option<Duration>) -> Result<(), String> {
             run(&mut conn, "COMMIT")
         }
     }
+}
+
+/// Statements run one by one (a batch of the simple query protocol is one transaction).
+#[cfg(feature = "postgres")]
+fn postgres(url: &str, sql: &str, hold: Option<Duration>) -> Result<(), String> {
+    use venomqa::postgres::driver::{Client, NoTls};
+    let mut client = Client::connect(url, NoTls).map_err(|e| format!("{e:?}"))?;
+    let statements: Vec<&str> = sql
+        .split(';')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    if hold.is_some() {
+        client
+            .batch_execute("BEGIN")
+            .map_err(|e| format!("{e:?}"))?;
+    }
+    for statement in statements {
+        client
+            .batch_execute(statement)
+            .map_err(|e| format!("{statement}: {e:?}"))?;
+    }
+    if let Some(hold) = hold {
+        println!("holding");
+        std::thread::sleep(hold);
+        client
+            .batch_execute("COMMIT")
+            .map_err(|e| format!("{e:?}"))?;
+    }
+    Ok(())
 }

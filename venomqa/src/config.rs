@@ -43,7 +43,7 @@ pub(crate) const CONFIG_FILE_NAMES: &[&str] = &["venomqa.yaml", "venomqa.yml"];
 pub(crate) const DEFAULT_BACKEND: &str = "sqlite";
 
 /// The keys every entry has; the others belong to its backend's options.
-const COMMON_KEYS: &str = "backend, url, pool_size, connect_timeout_ms, lease_timeout_ms, setup";
+const COMMON_KEYS: &str = "backend, url, pool_size, ...";
 
 /// One entry of the file's `backends:` map: the common keys, and the backend's own.
 #[derive(Clone, Default, Deserialize)]
@@ -173,6 +173,7 @@ impl BackendConfig {
                 .and_then(|rest| rest.split('`').next());
             let key = match field {
                 Some(field) if path == "." => field.to_owned(),
+                Some(field) if path == field || path.ends_with(&format!(".{field}")) => path,
                 Some(field) => format!("{path}.{field}"),
                 None => path,
             };
@@ -181,7 +182,7 @@ impl BackendConfig {
                 _ => key,
             };
             let message = if field.is_some() {
-                format!("{message}; or a common key: {COMMON_KEYS}")
+                format!("{message}, or a common key ({COMMON_KEYS})")
             } else {
                 message
             };

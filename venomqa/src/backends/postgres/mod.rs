@@ -51,10 +51,42 @@
 //! assert_eq!(gone, None);
 //! # Ok::<(), venomqa::Error>(())
 //! ```
+//!
+//! # Capture
+//!
+//! With `isolation: capture` the test opens no transaction: venomqa installs (once, under
+//! the reserved prefix `_vq_`) statement triggers with transition tables that log every
+//! change any connection makes to the tables of `schemas` into undo tables, and a
+//! rollback restores them. So an API server in another process, or the app's own pool,
+//! can write, and [`Session::url`](crate::Session::url) tells it where. What is restored:
+//! every row of every table (cascades fire triggers on PostgreSQL; TRUNCATE is copied by a
+//! `BEFORE TRUNCATE` trigger; keyless tables are restored as multisets of whole rows),
+//! and every sequence of `schemas`.
+//!
+//! - A checkpoint is the database's snapshot: a transaction that was not committed when
+//!   it was taken counts as after it, whole, so no transaction is cut in two. A rollback
+//!   waits (up to `quiescence_timeout_ms`, default 5000) for other sessions' write
+//!   transactions, then names them.
+//! - As a superuser (or with `GRANT SET ON PARAMETER session_replication_role`, PostgreSQL
+//!   15+) the restore turns triggers and foreign-key checks off and is exact. Otherwise it
+//!   restores in foreign-key order; a cycle it cannot order fails the rollback with nothing
+//!   restored.
+//! - After each rollback venomqa proves it (no log entry after the checkpoint left, the
+//!   sequences and the schema as they were), or runs it again until the timeout and then
+//!   fails naming what is wrong.
+//! - Sessions on one database take turns, across processes too (an advisory lock); a
+//!   test process killed mid-session is restored by the next session.
+//! - DDL belongs in setup: a schema change between a checkpoint and its rollback fails the
+//!   rollback, saying what changed, and restores nothing.
+//! - Capture needs to own the tables (or the TRIGGER privilege on them) and CREATE on
+//!   their schemas, and PostgreSQL 13 or later. [`Postgres::uninstall_capture`] removes
+//!   everything.
 
 use std::fmt::{self, Write as _};
 use std::sync::Arc;
 use std::time::Duration;
+
+mod capture;
 
 use ::postgres::error::{DbError, SqlState};
 use ::postgres::{Client, Config, NoTls, SimpleQueryMessage};
@@ -124,7 +156,31 @@ pub struct PostgresOptions {
     pub exclude_tables: Vec<String>,
     /// Put back the sequences of `schemas` that a test advanced, when its outermost
     /// checkpoint is rolled back (default `false`); see [`Postgres::restore_sequences`].
+    /// Capture isolation always restores them.
     pub restore_sequences: bool,
+    /// How a test's changes are isolated (default [`PostgresIsolation::Transaction`]).
+    pub isolation: PostgresIsolation,
+    /// Capture: how long a rollback waits for rows other sessions keep locked (default
+    /// 5000).
+    pub quiescence_timeout_ms: Option<u64>,
+}
+
+/// How the PostgreSQL backend isolates a test's changes (`isolation:`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum PostgresIsolation {
+    /// A transaction per test and a SAVEPOINT per checkpoint on the test's connection:
+    /// only what goes through that connection is rolled back (the default).
+    #[default]
+    Transaction,
+    /// Generated statement triggers log every change any connection of any process
+    /// makes to the tables of `schemas` into undo tables, and a rollback restores them: an
+    /// API server or an app's own pool can write, and its writes are rolled back too
+    /// (sequences, TRUNCATE and keyless tables included). The code under test connects to
+    /// [`Session::url`](crate::Session::url). Sessions on one database take turns, across
+    /// processes too. See the [capture section](self#capture).
+    Capture,
 }
 
 impl Default for PostgresOptions {
@@ -134,6 +190,8 @@ impl Default for PostgresOptions {
             tables_to_reset: Vec::new(),
             exclude_tables: Vec::new(),
             restore_sequences: false,
+            isolation: PostgresIsolation::Transaction,
+            quiescence_timeout_ms: None,
         }
     }
 }
@@ -167,6 +225,10 @@ pub struct Postgres {
     /// outermost checkpoint and shared by the pool's connections (sequences belong to the
     /// database), read again when a snapshot fails and after `reset()`.
     sequence_list: Mutex<Option<SequenceList>>,
+    /// Capture: the installation found (or made) by the last session's first checkpoint.
+    capture: Mutex<Option<capture::Capture>>,
+    /// Capture: how long a session waits for another to finish with the database.
+    lock_timeout: Duration,
 }
 
 /// The sequences `restore_sequences` covers, as (oid, start value).
@@ -178,6 +240,8 @@ type SequenceList = Arc<[(u32, i64)]>;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PostgresMark {
     sequences: Vec<SequenceState>,
+    /// Capture isolation: the mark in the capture log.
+    capture: Option<capture::Mark>,
 }
 
 /// One sequence's position at a checkpoint.
@@ -257,6 +321,69 @@ impl Postgres {
     }
 
     /// The chosen schemas (an empty list means the default, `public`).
+    fn capture(&self) -> bool {
+        self.options.isolation == PostgresIsolation::Capture
+    }
+
+    fn database(&self) -> &str {
+        self.config.get_dbname().unwrap_or("postgres")
+    }
+
+    fn quiescence(&self) -> Duration {
+        Duration::from_millis(self.options.quiescence_timeout_ms.unwrap_or(5000))
+    }
+
+    /// The installed capture, cloned out of its slot (it changes only at a session's
+    /// first checkpoint).
+    fn installed(&self) -> Result<capture::Capture> {
+        self.capture.lock().clone().ok_or_else(|| {
+            Error::state_lost(
+                NAME,
+                "capture is not attached: the session's first checkpoint did not complete",
+            )
+        })
+    }
+
+    /// Removes everything capture installed in the chosen schemas (triggers, their
+    /// functions, undo tables, bookkeeping), leaving the app's data as it is. Capture
+    /// installs itself again on its next use.
+    pub fn uninstall_capture(&self) -> Result<()> {
+        let mut client = self.connect()?;
+        let schemas = self.schema_list();
+        capture::Capture::lock(&mut client, self.database(), &schemas, self.lock_timeout)?;
+        let result = capture::Capture::uninstall(&mut client, &schemas);
+        *self.capture.lock() = None;
+        let _ = capture::Capture::unlock(&mut client, self.database(), &schemas);
+        result
+    }
+
+    /// A capture session's first checkpoint: the lock, then the root mark.
+    fn begin_capture(&self, client: &mut Client) -> Result<capture::Mark> {
+        let schemas = self.schema_list();
+        capture::Capture::lock(client, self.database(), &schemas, self.lock_timeout)?;
+        let mut slot = self.capture.lock();
+        capture::Capture::begin(client, &mut slot, &schemas, self.quiescence()).inspect_err(|_| {
+            let _ = capture::Capture::unlock(client, self.database(), &schemas);
+        })
+    }
+
+    /// A capture session's end: forget the root, clear the session (which gives the
+    /// lock back too).
+    fn end_capture(&self, client: &mut Client) -> Result<()> {
+        let cleared = match self.capture.lock().as_ref() {
+            Some(capture) => capture.clear_root(client),
+            None => Ok(()),
+        };
+        let cleanup = run(
+            client,
+            || "the end of the session".to_owned(),
+            SESSION_CLEANUP,
+            Stage::Other,
+        )
+        .map(drop);
+        cleared.and(cleanup)
+    }
+
     fn schema_list(&self) -> Vec<String> {
         if self.options.schemas.is_empty() {
             PostgresOptions::default().schemas
@@ -354,7 +481,10 @@ impl Postgres {
                     })
                 })
                 .collect::<Result<_>>()?;
-            Ok(PostgresMark { sequences })
+            Ok(PostgresMark {
+                sequences,
+                capture: None,
+            })
         });
         if result.is_err() && !client.is_closed() {
             let _ = client.batch_execute("ROLLBACK");
@@ -371,6 +501,7 @@ impl Postgres {
                 "SELECT c.oid, n.nspname::text, c.relname::text FROM pg_class c \
                  JOIN pg_namespace n ON n.oid = c.relnamespace \
                  WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND n.nspname = ANY($1) \
+                 AND left(c.relname, 4) <> '_vq_' \
                  ORDER BY n.nspname, c.relname",
                 &[&schemas],
             )
@@ -489,12 +620,21 @@ impl Backend for Postgres {
             .or_else(|| parsed.get_connect_timeout().copied())
             .unwrap_or(DEFAULT_CONNECT_TIMEOUT);
         parsed.connect_timeout(timeout);
+        if options.isolation == PostgresIsolation::Capture && parsed.get_dbname().is_none() {
+            return Err(Error::config(
+                &config.source,
+                format!("backends.{}.url", config.entry),
+                "capture needs the database in the URL (postgres://user@host/database): it is the one whose writes are rolled back",
+            ));
+        }
         Ok(Postgres {
             url,
             config: parsed,
             timeout,
             options,
             sequence_list: Mutex::new(None),
+            capture: Mutex::new(None),
+            lock_timeout: config.lease_timeout.unwrap_or(Duration::from_secs(300)),
         })
     }
 
@@ -545,6 +685,18 @@ impl Backend for Postgres {
     }
 
     fn checkpoint(&self, client: &mut Client, at: Point<'_>) -> Result<PostgresMark> {
+        if self.capture() {
+            let mark = if at.is_outermost() {
+                self.begin_capture(client)?
+            } else {
+                self.installed()?
+                    .mark(client, &format!("checkpoint {:?}", at.name().as_str()))?
+            };
+            return Ok(PostgresMark {
+                sequences: Vec::new(),
+                capture: Some(mark),
+            });
+        }
         if !at.is_outermost() {
             let sql = format!("SAVEPOINT {}", quote_double(NAME, at.name())?);
             let operation = || format!("checkpoint {:?}", at.name().as_str());
@@ -567,6 +719,10 @@ impl Backend for Postgres {
     }
 
     fn rollback(&self, client: &mut Client, at: Point<'_>, mark: &PostgresMark) -> Result<()> {
+        if let Some(mark) = &mark.capture {
+            let operation = format!("rollback to checkpoint {:?}", at.name().as_str());
+            return self.installed()?.rollback(client, mark, &operation);
+        }
         let mut sql = format!("ROLLBACK TO SAVEPOINT {}", quote_double(NAME, at.name())?);
         if let Some(restore) = sequence_restore_sql(&mark.sequences) {
             sql.push_str("; ");
@@ -581,7 +737,14 @@ impl Backend for Postgres {
         .map(drop)
     }
 
-    fn release(&self, client: &mut Client, at: Point<'_>, _: &PostgresMark) -> Result<()> {
+    fn release(&self, client: &mut Client, at: Point<'_>, mark: &PostgresMark) -> Result<()> {
+        if mark.capture.is_some() {
+            return if at.is_outermost() {
+                self.end_capture(client)
+            } else {
+                Ok(())
+            };
+        }
         let savepoint = quote_double(NAME, at.name())?;
         // For the outermost checkpoint, RELEASE first: it fails if the transaction is
         // aborted (where a bare COMMIT would silently roll back) or no longer ours (where
@@ -604,6 +767,14 @@ impl Backend for Postgres {
     }
 
     fn discard(&self, client: &mut Client, at: Point<'_>, mark: &PostgresMark) -> Result<()> {
+        if mark.capture.is_some() {
+            self.rollback(client, at, mark)?;
+            return if at.is_outermost() {
+                self.end_capture(client)
+            } else {
+                Ok(())
+            };
+        }
         let savepoint = quote_double(NAME, at.name())?;
         let operation = || format!("rollback of checkpoint {:?}", at.name().as_str());
         if !at.is_outermost() {
@@ -657,7 +828,11 @@ impl Backend for Postgres {
                 ))
             })
             .collect::<Result<Vec<_>>>()?;
-        let sql = format!("TRUNCATE TABLE {} RESTART IDENTITY", names.join(", "));
+        // With capture installed, the reset itself is not logged (its TRUNCATE is final).
+        let sql = format!(
+            "BEGIN; SET LOCAL venomqa.replay = 'on'; TRUNCATE TABLE {} RESTART IDENTITY; COMMIT",
+            names.join(", ")
+        );
         client.batch_execute(&sql).map_err(|e| {
             let operation = format!("reset (TRUNCATE of {} tables)", names.len());
             fail(client, &operation, e, Stage::Other)
@@ -671,7 +846,44 @@ impl Backend for Postgres {
     }
 
     fn pool_size(&self) -> usize {
-        test_threads()
+        if self.capture() {
+            // One session at a time rolls the shared database back.
+            1
+        } else {
+            test_threads()
+        }
+    }
+
+    fn captures(&self, _: &Client) -> bool {
+        self.capture()
+    }
+
+    fn url(&self, _: &Client) -> Result<SecretUrl> {
+        if self.capture() {
+            Ok(self.url.clone())
+        } else {
+            Err(Error::unsupported(
+                NAME,
+                "a URL for other connections",
+                "the test's changes live in its own connection's transaction, which other connections do not see; use `isolation: capture`",
+            ))
+        }
+    }
+
+    fn diff(
+        &self,
+        client: &mut Client,
+        at: Point<'_>,
+        mark: &PostgresMark,
+    ) -> Result<crate::capture::Diff> {
+        match &mark.capture {
+            Some(mark) => self.installed()?.diff(client, mark),
+            None => Err(Error::unsupported(
+                NAME,
+                format!("diff() since checkpoint {:?}", at.name().as_str()),
+                "only capture isolation keeps a record of changes; use `isolation: capture`",
+            )),
+        }
     }
 
     fn close(&self, client: Client) -> Result<()> {
