@@ -136,3 +136,109 @@ fn sqlite_file_keeps_the_rules() {
 fn sqlite_capture_keeps_the_rules() {
     check("sqlite_capture", SqliteItems, 96);
 }
+
+#[cfg(feature = "mysql")]
+mod mysql {
+    use super::*;
+    use venomqa::mysql::driver::prelude::Queryable;
+    use venomqa::mysql::MySqlStateManager;
+
+    struct Table(&'static str);
+
+    impl Probe for Table {
+        fn insert(&self, m: &mut dyn StateManager, value: i64) -> Result<()> {
+            m.downcast_mut::<MySqlStateManager>()
+                .unwrap()
+                .exec(&format!("INSERT INTO {} (v) VALUES ({value})", self.0))
+        }
+        fn values(&self, m: &mut dyn StateManager) -> Result<Vec<i64>> {
+            let conn = m
+                .downcast_mut::<MySqlStateManager>()
+                .unwrap()
+                .connection()?;
+            conn.query(format!("SELECT v FROM {}", self.0))
+                .map_err(|e| Error::backend("mysql", "probe read", e))
+        }
+    }
+
+    #[test]
+    fn mysql_keeps_the_rules() {
+        check("mysql", Table("vq_mysql_probe"), 48);
+    }
+
+    #[test]
+    fn mysql_capture_keeps_the_rules() {
+        let url = std::env::var("VENOMQA_MYSQL_URL")
+            .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".into());
+        venomqa::mysql::driver::Conn::new(venomqa::mysql::driver::Opts::from_url(&url).unwrap())
+            .unwrap()
+            .query_drop("CREATE DATABASE IF NOT EXISTS vq_capture_props")
+            .unwrap();
+        check("mysql_capture_props", Table("vq_capture_probe"), 24);
+    }
+}
+
+#[cfg(feature = "postgres")]
+mod postgres {
+    use super::*;
+    use venomqa::postgres::PostgresStateManager;
+
+    venomqa::register_setup!("postgres", |m: &mut dyn StateManager| {
+        m.execute_script("CREATE TABLE IF NOT EXISTS vq_pg_probe (v bigint NOT NULL)")
+    });
+
+    struct Table(&'static str);
+
+    impl Probe for Table {
+        fn insert(&self, m: &mut dyn StateManager, value: i64) -> Result<()> {
+            let client = m
+                .downcast_mut::<PostgresStateManager>()
+                .unwrap()
+                .connection()?;
+            client
+                .execute(
+                    &format!("INSERT INTO {} (v) VALUES ($1)", self.0),
+                    &[&value],
+                )
+                .map(drop)
+                .map_err(|e| Error::backend("postgres", "probe insert", e))
+        }
+        fn values(&self, m: &mut dyn StateManager) -> Result<Vec<i64>> {
+            let client = m
+                .downcast_mut::<PostgresStateManager>()
+                .unwrap()
+                .connection()?;
+            Ok(client
+                .query(&format!("SELECT v FROM {}", self.0), &[])
+                .map_err(|e| Error::backend("postgres", "probe read", e))?
+                .iter()
+                .map(|r| r.get(0))
+                .collect())
+        }
+    }
+
+    #[test]
+    fn postgres_keeps_the_rules() {
+        check("postgres", Table("vq_pg_probe"), 48);
+    }
+
+    #[test]
+    fn postgres_capture_keeps_the_rules() {
+        let mut admin = venomqa::postgres::driver::Client::connect(
+            "host=127.0.0.1 port=5432 user=postgres dbname=postgres",
+            venomqa::postgres::driver::NoTls,
+        )
+        .unwrap();
+        let exists = admin
+            .query_opt(
+                "SELECT 1 FROM pg_database WHERE datname = 'vq_capture_props'",
+                &[],
+            )
+            .unwrap()
+            .is_some();
+        if !exists {
+            let _ = admin.batch_execute("CREATE DATABASE vq_capture_props");
+        }
+        check("postgres_capture_props", Table("vq_capture_probe"), 24);
+    }
+}
