@@ -10,6 +10,8 @@
 //! `docs/benchmarks.md`. A backend whose server is not running is skipped with a line
 //! saying so. See docs/benchmarks.md for the method.
 
+#[cfg(any(feature = "mysql", feature = "postgres"))]
+mod capture;
 mod harness;
 #[cfg(feature = "mongodb")]
 mod mongo;
@@ -45,6 +47,16 @@ fn url(backend: &str, default: &'static str) -> &'static str {
     }
 }
 
+/// A URL's server part, without its database.
+#[cfg(any(feature = "mysql", feature = "postgres"))]
+fn server_of(url: &str) -> &str {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    match url[after_scheme..].find('/') {
+        Some(i) => &url[..after_scheme + i],
+        None => url,
+    }
+}
+
 struct Args {
     quick: bool,
     suite: bool,
@@ -67,7 +79,7 @@ fn args() -> Args {
             "--update-docs" => args.update_docs = true,
             "--only" => args.only = it.next().map(|v| v.split(',').map(str::to_owned).collect()),
             "-h" | "--help" => {
-                println!("usage: venomqa-bench [--quick] [--no-suite] [--update-docs] [--only sqlite,mysql,postgres,redis,mongodb,suite]");
+                println!("usage: venomqa-bench [--quick] [--no-suite] [--update-docs] [--only sqlite,mysql,postgres,capture,redis,mongodb,suite]");
                 std::process::exit(0);
             }
             other => {
@@ -136,6 +148,24 @@ fn main() {
         .run(&mut report, args.quick);
         #[cfg(not(feature = "postgres"))]
         report.note("postgres: skipped, built without the `postgres` feature (use --all-features)");
+    }
+    if wanted("capture") {
+        #[cfg(feature = "mysql")]
+        capture::run(
+            &mut report,
+            Dialect::MySql,
+            server_of(url("mysql", "mysql://root@127.0.0.1:3306/test")),
+            sql::connect_mysql,
+            args.quick,
+        );
+        #[cfg(feature = "postgres")]
+        capture::run(
+            &mut report,
+            Dialect::Postgres,
+            server_of(url("postgres", "postgres://postgres@127.0.0.1:5432/test")),
+            sql::connect_postgres,
+            args.quick,
+        );
     }
     if wanted("redis") {
         #[cfg(feature = "redis")]

@@ -175,6 +175,40 @@ pub(crate) struct Mark {
     fingerprint: String,
 }
 
+/// Which costly parts of the state to read.
+#[derive(Debug, Clone, Copy, Default)]
+struct Read {
+    /// The schema fingerprint (columns and InnoDB table ids).
+    schema: bool,
+    /// How many capture triggers are installed.
+    triggers: bool,
+    /// The other sessions inside a write transaction.
+    writers: bool,
+}
+
+impl Read {
+    const COUNTERS: Read = Read {
+        schema: false,
+        triggers: false,
+        writers: false,
+    };
+    const SCHEMA: Read = Read {
+        schema: true,
+        triggers: false,
+        writers: false,
+    };
+    const WRITERS: Read = Read {
+        schema: false,
+        triggers: false,
+        writers: true,
+    };
+    const INSTALLATION: Read = Read {
+        schema: true,
+        triggers: true,
+        writers: false,
+    };
+}
+
 /// What the state query returned: the mark now, plus who else is writing.
 struct State {
     mark: Mark,
@@ -286,7 +320,7 @@ impl Capture {
         // (a state query fails too when an undo table is missing).
         let up_to_date = match &installed {
             Some((version, fingerprint)) if version == VERSION => {
-                capture.state(conn).is_ok_and(|now| {
+                capture.state(conn, Read::INSTALLATION).is_ok_and(|now| {
                     now.mark.fingerprint == *fingerprint
                         && now.triggers == capture.expected_triggers()
                 })
@@ -309,7 +343,7 @@ impl Capture {
             capture.install(conn)?;
             capture = Self::read(conn, database, quiescence)?;
         }
-        let state = capture.state(conn)?;
+        let state = capture.state(conn, Read::SCHEMA)?;
         capture.fingerprint = state.mark.fingerprint;
         capture.ids = state.ids;
         Ok(capture)
@@ -491,7 +525,7 @@ impl Capture {
         for sql in &statements {
             run(conn, sql).map_err(|e| failed("installing capture", e))?;
         }
-        let fingerprint = self.state(conn)?.mark.fingerprint;
+        let fingerprint = self.state(conn, Read::SCHEMA)?.mark.fingerprint;
         run(
             conn,
             &format!(
@@ -810,7 +844,7 @@ impl Capture {
 
     /// The state now: undo positions, counters, fingerprint, installed triggers, and the
     /// other sessions inside a write transaction on this database. One round trip.
-    fn state(&self, conn: &mut Conn) -> Result<State> {
+    fn state(&self, conn: &mut Conn, read: Read) -> Result<State> {
         let db = lit(&self.database);
         let seqs = if self.tables.is_empty() {
             "SELECT 0".to_owned()
@@ -828,18 +862,44 @@ impl Capture {
                 .collect::<Result<_>>()?;
             format!("SELECT {}", parts.join(", "))
         };
+        // Each part is read only when asked for: the trigger count (several milliseconds
+        // on MariaDB, which parses every trigger) and the schema are not needed on the
+        // hot path of a nested checkpoint.
+        let nothing = "SELECT NULL, NULL FROM DUAL WHERE FALSE";
+        let schema = if read.schema {
+            format!(
+                "SELECT MD5(GROUP_CONCAT(CONCAT_WS(0x1f, TABLE_NAME, COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE, COALESCE(COLUMN_DEFAULT, 0x00), EXTRA) ORDER BY TABLE_NAME, ORDINAL_POSITION SEPARATOR 0x1e))
+                   FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = {db} AND TABLE_NAME NOT LIKE '\\_vq\\_%' AND COLUMN_NAME <> '{ROWID}'"
+            )
+        } else {
+            nothing.to_owned()
+        };
+        let triggers = if read.triggers {
+            format!("SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = {db} AND TRIGGER_NAME LIKE '\\_vq\\_%'")
+        } else {
+            nothing.to_owned()
+        };
+        let writers = if read.writers {
+            format!(
+                "SELECT t.trx_mysql_thread_id, COALESCE(p.USER, ''), COALESCE(p.HOST, ''), COALESCE(t.trx_query, ''), t.trx_rows_modified
+                   FROM information_schema.INNODB_TRX t LEFT JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id
+                  WHERE t.trx_mysql_thread_id <> CONNECTION_ID() AND (p.DB = {db} OR p.DB IS NULL) AND (t.trx_rows_modified > 0 OR t.trx_query IS NOT NULL)"
+            )
+        } else {
+            nothing.to_owned()
+        };
+        let ids = match (&self.ids_sql, read.schema) {
+            (Some(sql), true) => sql.clone(),
+            _ => nothing.to_owned(),
+        };
         let sql = format!(
             "SET SESSION group_concat_max_len = 1073741824;
-             SELECT MD5(GROUP_CONCAT(CONCAT_WS(0x1f, TABLE_NAME, COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE, COALESCE(COLUMN_DEFAULT, 0x00), EXTRA) ORDER BY TABLE_NAME, ORDINAL_POSITION SEPARATOR 0x1e))
-               FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = {db} AND TABLE_NAME NOT LIKE '\\_vq\\_%' AND COLUMN_NAME <> '{ROWID}';
-             SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = {db} AND TRIGGER_NAME LIKE '\\_vq\\_%';
+             {schema};
+             {triggers};
              {seqs};
              SELECT TABLE_NAME, AUTO_INCREMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = {db} AND TABLE_NAME NOT LIKE '\\_vq\\_%';
-             SELECT t.trx_mysql_thread_id, COALESCE(p.USER, ''), COALESCE(p.HOST, ''), COALESCE(t.trx_query, ''), t.trx_rows_modified
-               FROM information_schema.INNODB_TRX t LEFT JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id
-              WHERE t.trx_mysql_thread_id <> CONNECTION_ID() AND (p.DB = {db} OR p.DB IS NULL) AND (t.trx_rows_modified > 0 OR t.trx_query IS NOT NULL);
-             {}",
-            self.ids_sql.as_deref().unwrap_or("SELECT NULL, NULL FROM DUAL WHERE FALSE")
+             {writers};
+             {ids}"
         );
         let mut results = sets(conn, &sql).map_err(|e| failed("reading the capture state", e))?;
         // The SET's empty result comes first.
@@ -959,7 +1019,10 @@ impl Capture {
             Err(e) => {
                 let _ = run(conn, "ROLLBACK");
                 if matches!(&e, mysql::Error::MySqlError(s) if s.code == 1205) {
-                    let writers = self.state(conn).map(|s| s.writers).unwrap_or_default();
+                    let writers = self
+                        .state(conn, Read::WRITERS)
+                        .map(|s| s.writers)
+                        .unwrap_or_default();
                     return Err(Error::backend(
                         NAME,
                         operation,
@@ -1060,18 +1123,11 @@ impl Capture {
         }
     }
 
+    /// Fails, restoring nothing, when the schema is not the one capture was installed for
+    /// (`state` must have been read with [`Read::SCHEMA`]).
     fn check_schema(&self, conn: &mut Conn, state: &State, operation: &str) -> Result<()> {
-        if state.mark.fingerprint != self.fingerprint || state.triggers != self.expected_triggers()
-        {
-            let what = if state.mark.fingerprint != self.fingerprint {
-                self.schema_change(conn, state)
-            } else {
-                format!(
-                    "{} of {} capture triggers are installed",
-                    state.triggers,
-                    self.expected_triggers()
-                )
-            };
+        if state.mark.fingerprint != self.fingerprint {
+            let what = self.schema_change(conn, state);
             return Err(Error::state_lost(
                 NAME,
                 format!("{operation}: the schema changed since capture was installed ({what}), so nothing was restored; run DDL in setup, not in tests"),
@@ -1080,14 +1136,18 @@ impl Capture {
         Ok(())
     }
 
-    /// A checkpoint: checks the schema and returns the mark, its log positions read with
-    /// locks (waiting for other sessions' uncommitted changes).
+    /// A checkpoint: the counters, and the log positions read with locks (waiting for
+    /// other sessions' uncommitted changes). The schema is checked when the session
+    /// begins and at every rollback, not here (it is the expensive part).
     pub(crate) fn mark(&self, conn: &mut Conn, operation: &str) -> Result<Mark> {
-        let state = self.state(conn)?;
-        self.check_schema(conn, &state, operation)?;
+        let state = self.state(conn, Read::COUNTERS)?;
         let seqs = self.locked_positions(conn, &vec![0; self.tables.len()], operation)?;
         run(conn, "COMMIT").map_err(|e| lost_or(operation, e))?;
-        Ok(Mark { seqs, ..state.mark })
+        Ok(Mark {
+            seqs,
+            fingerprint: self.fingerprint.clone(),
+            ..state.mark
+        })
     }
 
     /// Rolls every table back to `mark`, then proves it: the log past the mark is empty,
@@ -1109,7 +1169,7 @@ impl Capture {
     }
 
     fn rollback_once(&self, conn: &mut Conn, mark: &Mark, operation: &str) -> Result<()> {
-        let state = self.state(conn)?;
+        let state = self.state(conn, Read::SCHEMA)?;
         self.check_schema(conn, &state, operation)?;
         run(conn, "SET @venomqa_replay = 1, FOREIGN_KEY_CHECKS = 0")
             .map_err(|e| lost_or(operation, e))?;
@@ -1130,7 +1190,7 @@ impl Capture {
         let _ = run(conn, "SET @venomqa_replay = NULL, FOREIGN_KEY_CHECKS = 1");
         restored?;
         // Counters after the data: ALTER TABLE commits implicitly.
-        let counters = self.state(conn)?.mark.counters;
+        let counters = self.state(conn, Read::COUNTERS)?.mark.counters;
         let mut alters = Vec::new();
         for (i, table) in self.tables.iter().enumerate() {
             if let (Some(now), Some(then)) = (counters[i], mark.counters[i]) {
@@ -1149,10 +1209,10 @@ impl Capture {
         Ok(())
     }
 
-    /// After a rollback: the undo log past the mark is empty, the counters are back, the
-    /// schema is unchanged, and nobody else is writing.
+    /// After a rollback: the undo log past the mark is empty and the counters are back
+    /// (the schema was checked just before).
     fn prove(&self, conn: &mut Conn, mark: &Mark, operation: &str) -> Result<()> {
-        let state = self.state(conn)?;
+        let state = self.state(conn, Read::COUNTERS)?;
         let mut problems = Vec::new();
         for (i, table) in self.tables.iter().enumerate() {
             if state.mark.seqs[i] > mark.seqs[i] {
@@ -1168,13 +1228,17 @@ impl Capture {
                 ));
             }
         }
-        if state.mark.fingerprint != mark.fingerprint {
-            problems.push("the schema changed".to_owned());
-        }
-        if !state.writers.is_empty() {
+        let writers = if problems.is_empty() {
+            Vec::new()
+        } else {
+            self.state(conn, Read::WRITERS)
+                .map(|s| s.writers)
+                .unwrap_or_default()
+        };
+        if !writers.is_empty() {
             problems.push(format!(
                 "other sessions are writing: {}",
-                state.writers.join("; ")
+                writers.join("; ")
             ));
         }
         if problems.is_empty() {
@@ -1339,11 +1403,8 @@ impl Capture {
             // Reused while its tables, triggers and schema are as installed (a failing
             // state query, such as a missing undo table, installs again too).
             Some(capture) => capture
-                .state(conn)
-                .is_ok_and(|state| {
-                    state.mark.fingerprint == capture.fingerprint
-                        && state.triggers == capture.expected_triggers()
-                })
+                .state(conn, Read::SCHEMA)
+                .is_ok_and(|state| state.mark.fingerprint == capture.fingerprint)
                 .then_some(capture),
             None => None,
         };
@@ -1409,7 +1470,7 @@ impl Capture {
 
     /// What changed since `mark`, row by row.
     pub(crate) fn diff(&self, conn: &mut Conn, mark: &Mark) -> Result<Diff> {
-        let state = self.state(conn)?;
+        let state = self.state(conn, Read::COUNTERS)?;
         let mut tables = Vec::new();
         for (i, table) in self.tables.iter().enumerate() {
             if state.mark.seqs[i] <= mark.seqs[i] {

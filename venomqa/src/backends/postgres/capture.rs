@@ -42,7 +42,7 @@ use crate::error::{Error, Result};
 const NAME: &str = "postgres";
 
 /// Installed objects' layout version: a different one is reinstalled.
-const VERSION: &str = "1";
+const VERSION: &str = "2";
 
 /// How many rows of each table a diff lists.
 const DIFF_ROWS: usize = 20;
@@ -453,11 +453,22 @@ impl Capture {
             write!(sql, " CREATE INDEX ON {u} ({});", key.join(", ")).expect("write to a String");
         }
         let names = table.cols("");
+        // An update's new rows matter only where their key is new (a keyless table has no
+        // key: all of them).
+        let new_keys = if table.key.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " WHERE NOT EXISTS (SELECT 1 FROM _vq_old o WHERE ({}) = ({}))",
+                table.key_of("o"),
+                table.key_of("n")
+            )
+        };
         let guard = "IF coalesce(current_setting('venomqa.replay', true), '') <> 'on' THEN";
         for (suffix, timing, event, referencing, body) in [
             ("ins", "AFTER", "INSERT", "REFERENCING NEW TABLE AS _vq_new", format!("INSERT INTO {u} (_vq_op, {names}) SELECT 'I', {} FROM _vq_new n;", table.cols("n"))),
             ("upd", "AFTER", "UPDATE", "REFERENCING OLD TABLE AS _vq_old NEW TABLE AS _vq_new", format!(
-                "INSERT INTO {u} (_vq_op, {names}) SELECT 'U', {} FROM _vq_old o; INSERT INTO {u} (_vq_op, {names}) SELECT 'N', {} FROM _vq_new n;",
+                "INSERT INTO {u} (_vq_op, {names}) SELECT 'U', {} FROM _vq_old o; INSERT INTO {u} (_vq_op, {names}) SELECT 'N', {} FROM _vq_new n{new_keys};",
                 table.cols("o"),
                 table.cols("n")
             )),
