@@ -10,7 +10,6 @@
 //! `docs/benchmarks.md`. A backend whose server is not running is skipped with a line
 //! saying so. See docs/benchmarks.md for the method.
 
-#[cfg(any(feature = "mysql", feature = "postgres"))]
 mod capture;
 mod harness;
 #[cfg(feature = "mongodb")]
@@ -150,6 +149,7 @@ fn main() {
         report.note("postgres: skipped, built without the `postgres` feature (use --all-features)");
     }
     if wanted("capture") {
+        capture::run_sqlite(&mut report, &workspace, args.quick);
         #[cfg(feature = "mysql")]
         capture::run(
             &mut report,
