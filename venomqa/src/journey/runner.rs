@@ -396,6 +396,12 @@ impl<'a> JourneyRunner<'a> {
         self
     }
 
+    /// Adds invariants.
+    pub fn invariants(mut self, invariants: impl IntoIterator<Item = Invariant>) -> Self {
+        self.invariants.extend(invariants);
+        self
+    }
+
     /// Whether a failed path's report includes what it changed in the database (the
     /// capture diff; on by default).
     pub fn diffs(mut self, on: bool) -> Self {
