@@ -34,8 +34,20 @@ impl ShopServer {
     ///
     /// When the server does not start within 30 s; the message has its output.
     pub fn start(binary: &str, db_url: &str) -> ShopServer {
+        Self::start_on(binary, db_url, 0)
+    }
+
+    /// Starts the server on `port` (0: a free one).
+    pub fn start_on(binary: &str, db_url: &str, port: u16) -> ShopServer {
         let mut child = Command::new(binary)
-            .args(["--db", db_url, "--port", "0", "--admin-key", ADMIN_KEY])
+            .args([
+                "--db",
+                db_url,
+                "--port",
+                &port.to_string(),
+                "--admin-key",
+                ADMIN_KEY,
+            ])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
