@@ -35,7 +35,7 @@
 //! - [`config`]: `venomqa.yaml` and the `VENOMQA_*` environment variables;
 //! - the backends: [`sqlite`] (default), [`memory`], and behind cargo features `mysql`,
 //!   `postgres`, `redis` and `mongodb`;
-//! - [`conformance`] (feature `conformance`): the checkpoint-semantics suite any backend
+//! - `conformance` (feature `conformance`): the checkpoint-semantics suite any backend
 //!   can run;
 //! - `journey` (feature `journey`): journeys of steps, checkpoints and branches run
 //!   against a real API server, rolled back between paths by capture isolation.
