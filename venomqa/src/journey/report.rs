@@ -588,13 +588,22 @@ impl JourneyResult {
     pub fn summary(&self) -> String {
         let (passed, failed, skipped) = self.path_counts();
         let branches = self.branch_results().count();
-        let mut s = format!(
-            "journey {} {}: {} of {} paths passed",
-            self.journey_name,
-            if self.passed() { "passed" } else { "FAILED" },
-            passed,
-            passed + failed + skipped,
-        );
+        let verdict = if self.passed() { "passed" } else { "FAILED" };
+        let mut s = if branches == 0 {
+            let steps: Vec<&StepResult> = self.step_results().collect();
+            let ok = steps.iter().filter(|s| s.passed()).count();
+            format!(
+                "journey {} {verdict}: {ok} of {} steps passed",
+                self.journey_name,
+                steps.len()
+            )
+        } else {
+            format!(
+                "journey {} {verdict}: {passed} of {} paths passed",
+                self.journey_name,
+                passed + failed + skipped,
+            )
+        };
         if failed > 0 || skipped > 0 {
             let mut parts = Vec::new();
             if failed > 0 {
@@ -605,16 +614,18 @@ impl JourneyResult {
             }
             let _ = write!(s, " ({})", parts.join(", "));
         }
-        let _ = write!(
-            s,
-            " in {branches} branch{}",
-            if branches == 1 { "" } else { "es" }
-        );
+        if branches > 0 {
+            let _ = write!(
+                s,
+                " in {branches} branch{}",
+                if branches == 1 { "" } else { "es" }
+            );
+        }
         let steps_failed = self
             .step_results()
             .filter(|s| s.status == Status::Failed)
             .count();
-        if steps_failed > 0 {
+        if steps_failed > 0 && branches > 0 {
             let _ = write!(s, ", a main step failed");
         }
         let _ = write!(
