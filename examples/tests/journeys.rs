@@ -431,5 +431,28 @@ fn definition_mistakes_and_parallel_paths_are_refused_with_their_reason() {
         .run(&checkout_journey())
         .unwrap_err()
         .to_string();
-    assert!(e.starts_with("journey \"checkout\": parallel_paths(4) refused: every path rolls back the one database behind the state manager venomqa::state::Manager<venomqa::backends::sqlite::Sqlite>, so paths running at the same time would see and undo each other's writes"), "{e}");
+    assert!(e.starts_with("journey \"checkout\": parallel_paths(4) refused: every path rolls back the database behind its worker's state manager, and this runner has 1 worker (the state manager venomqa::state::Manager<venomqa::backends::sqlite::Sqlite>), so paths running at the same time would see and undo each other's writes; add 3 more with .worker(client, state_manager)"), "{e}");
+}
+
+#[test]
+fn parallel_paths_with_a_server_and_a_database_per_worker() {
+    let (file_a, file_b) = (fresh_file("parallel_a"), fresh_file("parallel_b"));
+    let (mut a, mut b) = (manager(&file_a, "capture"), manager(&file_b, "capture"));
+    let server_a = ShopServer::start(SHOP, a.url().unwrap().expose());
+    let server_b = ShopServer::start(SHOP, b.url().unwrap().expose());
+    let (baseline_a, baseline_b) = (dump(&file_a), dump(&file_b));
+    let result = JourneyRunner::new(server_a.client())
+        .state_manager(&mut a)
+        .worker(server_b.client(), &mut b)
+        .parallel_paths(2)
+        .invariants(invariants())
+        .run(&checkout_journey())
+        .unwrap();
+    println!("{result}");
+    result.assert_passed();
+    assert_eq!(result.workers(), 2);
+    assert_eq!(result.path_counts(), (8, 0, 0));
+    assert_eq!(result.rollbacks(), 8);
+    assert_eq!(dump(&file_a), baseline_a);
+    assert_eq!(dump(&file_b), baseline_b);
 }

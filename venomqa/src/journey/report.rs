@@ -444,9 +444,20 @@ pub struct JourneyResult {
     rollback_time: Duration,
     cleanup_time: Duration,
     state_errors: Vec<String>,
+    workers: usize,
 }
 
 impl JourneyResult {
+    pub(crate) fn with_workers(mut self, workers: usize) -> Self {
+        self.workers = workers;
+        self
+    }
+
+    /// How many workers ran the paths (1 unless [`parallel_paths`](super::JourneyRunner::parallel_paths)).
+    pub fn workers(&self) -> usize {
+        self.workers
+    }
+
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         journey_name: String,
@@ -470,6 +481,7 @@ impl JourneyResult {
             rollback_time,
             cleanup_time,
             state_errors,
+            workers: 1,
         };
         result.issues = result.collect_issues();
         result
@@ -555,7 +567,7 @@ impl JourneyResult {
         self.rollbacks
     }
 
-    /// The time those rollbacks took.
+    /// The time those rollbacks took (added up over the workers).
     pub fn rollback_time(&self) -> Duration {
         self.rollback_time
     }
@@ -630,11 +642,15 @@ impl JourneyResult {
         }
         let _ = write!(
             s,
-            " ({}; {} rollbacks, {})",
+            " ({}; {} rollbacks, {}",
             fmt_duration(self.duration),
             self.rollbacks,
             fmt_duration(self.rollback_time)
         );
+        if self.workers > 1 {
+            let _ = write!(s, "; {} workers", self.workers);
+        }
+        s.push(')');
         s
     }
 

@@ -3,6 +3,7 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -324,6 +325,7 @@ pub struct JourneyRunner<'a> {
     state: Option<StateHandle<'a>>,
     fail_fast: bool,
     parallel_paths: usize,
+    workers: Vec<(Client, StateHandle<'a>)>,
     invariants: Vec<Invariant>,
     diffs: bool,
     report_dir: Option<PathBuf>,
@@ -336,6 +338,7 @@ impl std::fmt::Debug for JourneyRunner<'_> {
             .field("state", &self.state)
             .field("fail_fast", &self.fail_fast)
             .field("parallel_paths", &self.parallel_paths)
+            .field("workers", &self.workers)
             .field("invariants", &self.invariants)
             .finish()
     }
@@ -350,6 +353,7 @@ impl JourneyRunner<'static> {
             state: None,
             fail_fast: false,
             parallel_paths: 1,
+            workers: Vec::new(),
             invariants: Vec::new(),
             diffs: true,
             report_dir: std::env::var_os("VENOMQA_JOURNEY_REPORTS").map(PathBuf::from),
@@ -361,12 +365,16 @@ impl<'a> JourneyRunner<'a> {
     /// The state manager to checkpoint and roll back with: a manager (owned or `&mut`),
     /// `Box<dyn StateManager>`, or `&mut` a session. It must capture other connections'
     /// writes ([`StateManager::captures`]).
-    pub fn state_manager<'b>(self, manager: impl Into<StateHandle<'b>>) -> JourneyRunner<'b> {
+    pub fn state_manager<'b>(self, manager: impl Into<StateHandle<'b>>) -> JourneyRunner<'b>
+    where
+        'a: 'b,
+    {
         JourneyRunner {
             client: self.client,
             state: Some(manager.into()),
             fail_fast: self.fail_fast,
             parallel_paths: self.parallel_paths,
+            workers: self.workers,
             invariants: self.invariants,
             diffs: self.diffs,
             report_dir: self.report_dir,
@@ -381,12 +389,24 @@ impl<'a> JourneyRunner<'a> {
         self
     }
 
-    /// Run up to `workers` paths of a branch at once. Paths share the runner's one
-    /// database, and each rolls it back, so more than 1 is refused when the journey runs
-    /// (with the reason); run journeys in parallel tests instead, each with its own
-    /// database.
+    /// Run the paths of each branch on `workers` workers at once. Every worker needs a
+    /// database of its own (paths roll their database back, and would undo each other's
+    /// writes) and so a server of its own: the runner's client and state manager are
+    /// worker 0, and [`worker`](Self::worker) adds the others. The run is refused, with
+    /// the reason, when there are fewer workers than asked for or two share a database.
+    ///
+    /// Each worker runs the main steps on its own database, then the paths of each branch
+    /// are dealt round-robin (path `i` on worker `i % workers`); the result lists them in
+    /// journey order, as a sequential run does.
     pub fn parallel_paths(mut self, workers: usize) -> Self {
         self.parallel_paths = workers.max(1);
+        self
+    }
+
+    /// Adds a worker for [`parallel_paths`](Self::parallel_paths): a client of another
+    /// server, and the state manager (capture isolation) of that server's own database.
+    pub fn worker(mut self, client: Client, state_manager: impl Into<StateHandle<'a>>) -> Self {
+        self.workers.push((client, state_manager.into()));
         self
     }
 
@@ -416,6 +436,52 @@ impl<'a> JourneyRunner<'a> {
         self
     }
 
+    /// Refuses parallel paths unless `n` workers each have a database and a server of
+    /// their own.
+    fn check_workers(&self, journey: &str, n: usize) -> Result<(), JourneyError> {
+        let refuse = |reason: String| {
+            Err(JourneyError::Parallel {
+                journey: journey.to_owned(),
+                workers: n,
+                reason,
+            })
+        };
+        let Some(main) = &self.state else {
+            return refuse("the runner has no state manager, and each worker needs a database of its own with capture isolation; give the runner one with .state_manager(..) and each other worker its own with .worker(client, state_manager)".to_owned());
+        };
+        let have = 1 + self.workers.len();
+        if have < n {
+            return refuse(format!(
+                "every path rolls back the database behind its worker's state manager, and this runner has {have} worker{} ({}{}), so paths running at the same time would see and undo each other's writes; add {} more with .worker(client, state_manager), each with its own server and database, or run paths one at a time (the default)",
+                if have == 1 { "" } else { "s" },
+                main.label(),
+                if have > 1 { " and others" } else { "" },
+                n - have
+            ));
+        }
+        let lanes: Vec<(&Client, &StateHandle<'_>)> = std::iter::once((&self.client, main))
+            .chain(self.workers.iter().take(n - 1).map(|(c, h)| (c, h)))
+            .collect();
+        let urls: Vec<Option<crate::SecretUrl>> =
+            lanes.iter().map(|(_, h)| h.get_ref().url().ok()).collect();
+        for i in 0..n {
+            for j in i + 1..n {
+                if let (Some(a), Some(b)) = (&urls[i], &urls[j]) {
+                    if a == b {
+                        return refuse(format!("workers {i} and {j} share the database {a}, so their paths would see and undo each other's writes; give each worker a database of its own"));
+                    }
+                }
+                if lanes[i].0.base_url() == lanes[j].0.base_url() {
+                    return refuse(format!(
+                        "workers {i} and {j} send to the same server {}, which writes to one database; give each worker a server on its own database",
+                        crate::redact_url(lanes[i].0.base_url())
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The client.
     pub fn client(&self) -> &Client {
         &self.client
@@ -433,15 +499,9 @@ impl<'a> JourneyRunner<'a> {
         journey.validate()?;
         let name = journey.name.as_str();
         let has_branches = journey.items.iter().any(|i| matches!(i, Item::Branch(_)));
-        if self.parallel_paths > 1 {
-            return Err(JourneyError::Parallel {
-                journey: name.to_owned(),
-                workers: self.parallel_paths,
-                reason: format!(
-                    "every path rolls back the one database behind {}, so paths running at the same time would see and undo each other's writes; run paths one at a time (the default), or split the journey over tests that each have their own database and server",
-                    self.state.as_ref().map_or("the runner", |s| s.label())
-                ),
-            });
+        let n = self.parallel_paths;
+        if n > 1 {
+            self.check_workers(name, n)?;
         }
         match &mut self.state {
             None if has_branches => {
@@ -450,68 +510,72 @@ impl<'a> JourneyRunner<'a> {
                 })
             }
             None => {}
-            Some(handle) => {
-                if !handle.get_ref().is_connected() {
-                    return Err(JourneyError::State {
-                        journey: name.to_owned(),
-                        operation: "checking the state manager".to_owned(),
-                        source: Box::new(crate::Error::unsupported(
-                            handle.label(),
-                            "a journey while disconnected",
-                            "call connect() first",
-                        )),
-                    });
+            Some(_) => {
+                let handles = std::iter::once(self.state.as_mut().expect("checked"))
+                    .chain(self.workers.iter_mut().take(n - 1).map(|(_, h)| h));
+                let mut made: Vec<&mut StateHandle<'a>> = Vec::new();
+                for handle in handles {
+                    if let Err(e) = prepare(handle, name) {
+                        for m in made {
+                            let _ = m.get().discard(JOURNEY_CHECKPOINT);
+                        }
+                        return Err(e);
+                    }
+                    made.push(handle);
                 }
-                if !handle.get_ref().captures() {
-                    return Err(JourneyError::NoCapture {
-                        journey: name.to_owned(),
-                        manager: handle.label().to_owned(),
-                    });
-                }
-                handle
-                    .get()
-                    .checkpoint(JOURNEY_CHECKPOINT)
-                    .map_err(|source| JourneyError::State {
-                        journey: name.to_owned(),
-                        operation: format!("checkpoint {JOURNEY_CHECKPOINT:?} before the journey"),
-                        source: Box::new(source),
-                    })?;
             }
         }
         let started = Instant::now();
-        let mut exec = Exec {
-            client: &self.client,
-            manager: self.state.as_mut().map(StateHandle::get),
+        let halt = AtomicBool::new(false);
+        let settings = Settings {
             invariants: &self.invariants,
             fail_fast: self.fail_fast,
             diffs: self.diffs,
             journey: name,
-            rollbacks: 0,
-            rollback_time: Duration::ZERO,
-            state_errors: Vec::new(),
+            workers: n,
+            halt: &halt,
         };
-        let (items, main_diff) = exec.journey(journey);
-        let mut cleanup = Duration::ZERO;
-        if let Some(m) = exec.manager.as_deref_mut() {
-            let t = Instant::now();
-            if let Err(e) = m.discard(JOURNEY_CHECKPOINT) {
-                exec.state_errors.push(format!(
-                    "rolling back to {JOURNEY_CHECKPOINT:?} at the end of the journey failed, so the database may keep the journey's writes: {e}"
-                ));
-            }
-            cleanup = t.elapsed();
+        let mut lanes: Vec<(&Client, Option<&mut dyn StateManager>)> =
+            vec![(&self.client, self.state.as_mut().map(StateHandle::get))];
+        for (client, handle) in self.workers.iter_mut().take(n - 1) {
+            lanes.push((&*client, Some(handle.get())));
         }
+        let outputs: Vec<Lane> = if n == 1 {
+            let (client, manager) = lanes.pop().expect("one lane");
+            vec![run_lane(settings, 0, client, manager, journey)]
+        } else {
+            std::thread::scope(|scope| {
+                let spawned: Vec<_> = lanes
+                    .into_iter()
+                    .enumerate()
+                    .map(|(w, (client, manager))| {
+                        std::thread::Builder::new()
+                            .name(format!("venomqa-journey-worker-{w}"))
+                            .spawn_scoped(scope, move || {
+                                run_lane(settings, w, client, manager, journey)
+                            })
+                            .expect("spawning a journey worker")
+                    })
+                    .collect();
+                spawned
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                    .collect()
+            })
+        };
+        let merged = merge(outputs, n, &self.workers);
         let result = JourneyResult::new(
             name.to_owned(),
             journey.description.clone(),
-            items,
-            main_diff,
+            merged.items,
+            merged.main_diff,
             started.elapsed(),
-            exec.rollbacks,
-            exec.rollback_time,
-            cleanup,
-            exec.state_errors,
-        );
+            merged.rollbacks,
+            merged.rollback_time,
+            merged.cleanup,
+            merged.state_errors,
+        )
+        .with_workers(n);
         if let Some(dir) = &self.report_dir {
             if let Err(e) = result.write_reports(dir) {
                 tracing::warn!(target: "venomqa", error = %e, dir = %dir.display(), "writing the journey reports failed");
@@ -521,14 +585,147 @@ impl<'a> JourneyRunner<'a> {
     }
 }
 
-/// One run's working state.
-struct Exec<'r> {
-    client: &'r Client,
-    manager: Option<&'r mut dyn StateManager>,
+/// What every worker of a run shares.
+#[derive(Clone, Copy)]
+struct Settings<'r> {
     invariants: &'r [Invariant],
     fail_fast: bool,
     diffs: bool,
     journey: &'r str,
+    workers: usize,
+    /// Set when a worker stops the run (fail_fast, a failed rollback).
+    halt: &'r AtomicBool,
+}
+
+/// What one worker produced.
+struct Lane {
+    items: Vec<ItemResult>,
+    main_diff: Option<Result<crate::capture::Diff, String>>,
+    rollbacks: usize,
+    rollback_time: Duration,
+    cleanup: Duration,
+    state_errors: Vec<String>,
+}
+
+/// Checks, and checkpoints, one worker's state manager before the journey.
+fn prepare(handle: &mut StateHandle<'_>, journey: &str) -> Result<(), JourneyError> {
+    if !handle.get_ref().is_connected() {
+        return Err(JourneyError::State {
+            journey: journey.to_owned(),
+            operation: "checking the state manager".to_owned(),
+            source: Box::new(crate::Error::unsupported(
+                handle.label(),
+                "a journey while disconnected",
+                "call connect() first",
+            )),
+        });
+    }
+    if !handle.get_ref().captures() {
+        return Err(JourneyError::NoCapture {
+            journey: journey.to_owned(),
+            manager: handle.label().to_owned(),
+        });
+    }
+    handle
+        .get()
+        .checkpoint(JOURNEY_CHECKPOINT)
+        .map_err(|source| JourneyError::State {
+            journey: journey.to_owned(),
+            operation: format!("checkpoint {JOURNEY_CHECKPOINT:?} before the journey"),
+            source: Box::new(source),
+        })
+}
+
+/// Runs the journey on one worker, then discards its journey checkpoint.
+fn run_lane(
+    settings: Settings<'_>,
+    worker: usize,
+    client: &Client,
+    manager: Option<&mut dyn StateManager>,
+    journey: &Journey,
+) -> Lane {
+    let mut exec = Exec {
+        client,
+        manager,
+        settings,
+        worker,
+        rollbacks: 0,
+        rollback_time: Duration::ZERO,
+        state_errors: Vec::new(),
+    };
+    let (items, main_diff) = exec.journey(journey);
+    let mut cleanup = Duration::ZERO;
+    if let Some(m) = exec.manager.as_deref_mut() {
+        let t = Instant::now();
+        if let Err(e) = m.discard(JOURNEY_CHECKPOINT) {
+            exec.state_errors.push(format!(
+                "rolling back to {JOURNEY_CHECKPOINT:?} at the end of the journey failed, so the database may keep the journey's writes: {e}"
+            ));
+        }
+        cleanup = t.elapsed();
+    }
+    Lane {
+        items,
+        main_diff,
+        rollbacks: exec.rollbacks,
+        rollback_time: exec.rollback_time,
+        cleanup,
+        state_errors: exec.state_errors,
+    }
+}
+
+/// One result from the workers' lanes: the main steps of worker 0, each path from the
+/// worker that ran it (path `i` on worker `i % n`), times and errors added up.
+fn merge(mut lanes: Vec<Lane>, n: usize, workers: &[(Client, StateHandle<'_>)]) -> Lane {
+    let mut first = lanes.remove(0);
+    for (k, lane) in lanes.iter_mut().enumerate() {
+        let w = k + 1;
+        let base = workers.get(k).map_or("", |(c, _)| c.base_url());
+        for item in &lane.items {
+            if let ItemResult::Step(s) = item {
+                if let Some(e) = s.error() {
+                    first.state_errors.push(format!(
+                        "worker {w} ({base}): main step {:?} failed, so its paths were skipped: {e}",
+                        s.name
+                    ));
+                }
+            }
+        }
+        first.rollbacks += lane.rollbacks;
+        first.rollback_time += lane.rollback_time;
+        first.cleanup = first.cleanup.max(lane.cleanup);
+        first.state_errors.extend(
+            lane.state_errors
+                .drain(..)
+                .map(|e| format!("worker {w} ({base}): {e}")),
+        );
+    }
+    let mut global = 0;
+    for (i, item) in first.items.iter_mut().enumerate() {
+        let ItemResult::Branch(branch) = item else {
+            continue;
+        };
+        for (j, path) in branch.path_results.iter_mut().enumerate() {
+            let owner = global % n;
+            global += 1;
+            if owner == 0 {
+                continue;
+            }
+            if let Some(ItemResult::Branch(theirs)) = lanes[owner - 1].items.get_mut(i) {
+                std::mem::swap(path, &mut theirs.path_results[j]);
+                branch.duration = branch.duration.max(theirs.duration);
+            }
+        }
+    }
+    first
+}
+
+/// One worker's working state.
+struct Exec<'r> {
+    client: &'r Client,
+    manager: Option<&'r mut dyn StateManager>,
+    settings: Settings<'r>,
+    worker: usize,
     rollbacks: usize,
     rollback_time: Duration,
     state_errors: Vec<String>,
@@ -554,6 +751,7 @@ impl Exec<'_> {
         let mut out = Vec::new();
         let mut stop: Option<String> = None;
         let mut main_diff = None;
+        let mut next_path = 0;
         for item in &journey.items {
             match item {
                 Item::Step(step) => {
@@ -561,7 +759,7 @@ impl Exec<'_> {
                         out.push(ItemResult::Step(StepResult::skipped(step, reason)));
                         continue;
                     }
-                    let place = Place::main(self.journey, &step.name);
+                    let place = Place::main(self.settings.journey, &step.name);
                     let result = self.step(step, &mut ctx, &place);
                     saved.iter_mut().for_each(|s| s.dirty = true);
                     if result.status == Status::Failed {
@@ -616,6 +814,20 @@ impl Exec<'_> {
                     let mut paths = Vec::new();
                     let mut halt: Option<String> = None;
                     for path in &b.paths {
+                        let index = next_path;
+                        next_path += 1;
+                        if index % self.settings.workers != self.worker {
+                            // Another worker runs it; merge() puts its result here.
+                            paths.push(PathResult::skipped(
+                                path,
+                                &b.checkpoint,
+                                "run by another worker",
+                            ));
+                            continue;
+                        }
+                        if halt.is_none() && self.settings.halt.load(Ordering::Relaxed) {
+                            halt = Some("another worker stopped the run".to_owned());
+                        }
                         if let Some(reason) = &halt {
                             paths.push(PathResult::skipped(path, &b.checkpoint, reason));
                             continue;
@@ -641,8 +853,12 @@ impl Exec<'_> {
                                 steps.push(StepResult::skipped(step, f));
                                 continue;
                             }
-                            let place =
-                                Place::path(self.journey, &b.checkpoint, &path.name, &step.name);
+                            let place = Place::path(
+                                self.settings.journey,
+                                &b.checkpoint,
+                                &path.name,
+                                &step.name,
+                            );
                             let r = self.step(step, &mut pctx, &place);
                             saved[at].dirty = true;
                             if r.status == Status::Failed {
@@ -660,8 +876,11 @@ impl Exec<'_> {
                             Ok(()) => saved[at].dirty = false,
                             Err(e) => halt = Some(e.clone()),
                         }
-                        if failed.is_some() && self.fail_fast && halt.is_none() {
+                        if failed.is_some() && self.settings.fail_fast && halt.is_none() {
                             halt = Some(format!("fail_fast: path {:?} failed", path.name));
+                        }
+                        if halt.is_some() {
+                            self.settings.halt.store(true, Ordering::Relaxed);
                         }
                         paths.push(PathResult::new(
                             path,
@@ -673,7 +892,7 @@ impl Exec<'_> {
                     }
                     ctx = saved[at].context.clone();
                     if let Some(h) = &halt {
-                        if self.fail_fast || !self.state_errors.is_empty() {
+                        if self.settings.fail_fast || !self.state_errors.is_empty() {
                             stop = Some(h.clone());
                         }
                     }
@@ -705,7 +924,7 @@ impl Exec<'_> {
     }
 
     fn diff(&mut self, checkpoint: &str) -> Option<Result<crate::capture::Diff, String>> {
-        if !self.diffs {
+        if !self.settings.diffs {
             return None;
         }
         let m = self.manager.as_deref_mut()?;
@@ -755,7 +974,7 @@ impl Exec<'_> {
     }
 
     fn invariants(&mut self, step: &Step, ctx: &Context, place: &Place) -> Option<StepFailure> {
-        for invariant in self.invariants {
+        for invariant in self.settings.invariants {
             let mut check = Check {
                 client: self.client,
                 context: ctx,

@@ -53,11 +53,28 @@ fn count(file: &PathBuf) -> i64 {
         .unwrap()
 }
 
+/// Another capture manager on the same file.
+fn manager_on(file: &std::path::Path) -> SqliteStateManager {
+    let mut m = SqliteStateManager::from_config(
+        &BackendConfig::new("sqlite")
+            .with_url(file.to_str().unwrap())
+            .with_option("isolation", "capture"),
+    )
+    .unwrap();
+    m.connect().unwrap();
+    m
+}
+
 /// The app: `POST /items {"name"}` (201, or 409 when the name is taken), `GET /items`
 /// (the count), on a connection of its own per request.
 fn app(file: &std::path::Path) -> Client {
+    app_at(file, "http://app.test")
+}
+
+/// The app on `file`, answering at `base`.
+fn app_at(file: &std::path::Path, base: &str) -> Client {
     let file = file.to_owned();
-    Client::with_transport("http://app.test", move |req: &Request| {
+    Client::with_transport(base, move |req: &Request| {
         let conn = rusqlite::Connection::open(&file).unwrap();
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .unwrap();
@@ -438,7 +455,7 @@ fn refuses_a_state_manager_without_capture() {
 }
 
 #[test]
-fn parallel_paths_on_one_database_are_refused() {
+fn parallel_paths_need_a_database_and_a_server_per_worker() {
     let mut d = db("parallel", "capture");
     let journey = Journey::new("par").checkpoint("start").branch(
         Branch::new("start")
@@ -450,9 +467,148 @@ fn parallel_paths_on_one_database_are_refused() {
         .parallel_paths(4)
         .run(&journey)
         .unwrap_err();
-    let text = e.to_string();
-    assert!(text.starts_with("journey \"par\": parallel_paths(4) refused: every path rolls back the one database behind the state manager"), "{text}");
-    assert_eq!(count(&d.file), 0);
+    assert_eq!(
+        e.to_string(),
+        "journey \"par\": parallel_paths(4) refused: every path rolls back the database behind its worker's state manager, and this runner has 1 worker (the state manager venomqa::state::Manager<venomqa::backends::sqlite::Sqlite>), so paths running at the same time would see and undo each other's writes; add 3 more with .worker(client, state_manager), each with its own server and database, or run paths one at a time (the default)"
+    );
+
+    // Two workers on one database file: refused.
+    let mut same = manager_on(&d.file);
+    let e = JourneyRunner::new(app(&d.file))
+        .state_manager(&mut d.manager)
+        .worker(app_at(&d.file, "http://second.test"), &mut same)
+        .parallel_paths(2)
+        .run(&journey)
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("journey \"par\": parallel_paths(2) refused: workers 0 and 1 share the database /"), "{e}");
+    drop(same);
+
+    // Two workers sending to one server: refused.
+    let mut other = db("parallel_other", "capture");
+    let e = JourneyRunner::new(app(&d.file))
+        .state_manager(&mut d.manager)
+        .worker(app(&other.file), &mut other.manager)
+        .parallel_paths(2)
+        .run(&journey)
+        .unwrap_err()
+        .to_string();
+    assert!(e.ends_with("workers 0 and 1 send to the same server http://app.test, which writes to one database; give each worker a server on its own database"), "{e}");
+    assert_eq!((count(&d.file), count(&other.file)), (0, 0));
+}
+
+#[test]
+fn parallel_paths_run_on_their_own_workers_and_report_in_journey_order() {
+    let mut one = db("lane0", "capture");
+    let mut two = db("lane1", "capture");
+    let threads = std::sync::Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let seen = |name: &'static str| {
+        let threads = threads.clone();
+        Step::new("where", move |c, _| {
+            threads.lock().push((
+                name,
+                std::thread::current().name().unwrap_or("").to_owned(),
+                c.base_url().to_owned(),
+            ));
+            Ok(())
+        })
+    };
+    let mut branch = Branch::new("start");
+    for (i, name) in ["p0", "p1", "p2", "p3", "p4"].into_iter().enumerate() {
+        let mut path = Path::new(name)
+            .step(seen(name))
+            .step(add("bob", "bob"))
+            .step(expect_count("two", 2));
+        if i == 3 {
+            path = path.step(expect_count("fails_on_purpose", 7));
+        }
+        branch = branch.path(path);
+    }
+    let journey = Journey::new("lanes")
+        .step(add("ann", "ann"))
+        .checkpoint("start")
+        .branch(branch)
+        .step(expect_count("after", 1));
+    let result = JourneyRunner::new(app(&one.file))
+        .state_manager(&mut one.manager)
+        .worker(app_at(&two.file, "http://second.test"), &mut two.manager)
+        .parallel_paths(2)
+        .run(&journey)
+        .unwrap();
+    let names: Vec<&str> = result
+        .path_results()
+        .map(|p| p.path_name.as_str())
+        .collect();
+    assert_eq!(names, ["p0", "p1", "p2", "p3", "p4"]);
+    let statuses: Vec<Status> = result.path_results().map(|p| p.status).collect();
+    assert_eq!(
+        statuses,
+        [
+            Status::Passed,
+            Status::Passed,
+            Status::Passed,
+            Status::Failed,
+            Status::Passed
+        ],
+        "{result}"
+    );
+    assert_eq!(
+        result
+            .path("p3")
+            .unwrap()
+            .diff
+            .as_ref()
+            .unwrap()
+            .as_ref()
+            .unwrap()
+            .to_string(),
+        "items +1 (id=2)"
+    );
+    let mut ran = threads.lock().clone();
+    ran.sort();
+    assert_eq!(
+        ran,
+        [
+            (
+                "p0",
+                "venomqa-journey-worker-0".to_owned(),
+                "http://app.test".to_owned()
+            ),
+            (
+                "p1",
+                "venomqa-journey-worker-1".to_owned(),
+                "http://second.test".to_owned()
+            ),
+            (
+                "p2",
+                "venomqa-journey-worker-0".to_owned(),
+                "http://app.test".to_owned()
+            ),
+            (
+                "p3",
+                "venomqa-journey-worker-1".to_owned(),
+                "http://second.test".to_owned()
+            ),
+            (
+                "p4",
+                "venomqa-journey-worker-0".to_owned(),
+                "http://app.test".to_owned()
+            ),
+        ]
+    );
+    assert_eq!(result.workers(), 2);
+    assert_eq!(result.rollbacks(), 5);
+    assert!(
+        result.summary().contains("; 2 workers)"),
+        "{}",
+        result.summary()
+    );
+    assert_eq!(result.issues.len(), 1, "{result}");
+    assert_eq!(
+        (count(&one.file), count(&two.file)),
+        (0, 0),
+        "both databases are back"
+    );
 }
 
 #[test]
