@@ -402,21 +402,9 @@ impl fmt::Display for Issue {
     }
 }
 
-/// Where a step runs, for messages.
+/// Where a step runs, for messages: the path, if the step is in one.
 pub(crate) struct Place {
     pub(crate) path: Option<String>,
-}
-
-impl Place {
-    pub(crate) fn main(_journey: &str, _step: &str) -> Self {
-        Place { path: None }
-    }
-
-    pub(crate) fn path(_journey: &str, _checkpoint: &str, path: &str, _step: &str) -> Self {
-        Place {
-            path: Some(path.to_owned()),
-        }
-    }
 }
 
 /// What a journey run produced: Python's `JourneyResult`.

@@ -531,7 +531,6 @@ impl<'a> JourneyRunner<'a> {
             invariants: &self.invariants,
             fail_fast: self.fail_fast,
             diffs: self.diffs,
-            journey: name,
             workers: n,
             halt: &halt,
         };
@@ -591,7 +590,6 @@ struct Settings<'r> {
     invariants: &'r [Invariant],
     fail_fast: bool,
     diffs: bool,
-    journey: &'r str,
     workers: usize,
     /// Set when a worker stops the run (fail_fast, a failed rollback).
     halt: &'r AtomicBool,
@@ -759,7 +757,7 @@ impl Exec<'_> {
                         out.push(ItemResult::Step(StepResult::skipped(step, reason)));
                         continue;
                     }
-                    let place = Place::main(self.settings.journey, &step.name);
+                    let place = Place { path: None };
                     let result = self.step(step, &mut ctx, &place);
                     saved.iter_mut().for_each(|s| s.dirty = true);
                     if result.status == Status::Failed {
@@ -853,12 +851,9 @@ impl Exec<'_> {
                                 steps.push(StepResult::skipped(step, f));
                                 continue;
                             }
-                            let place = Place::path(
-                                self.settings.journey,
-                                &b.checkpoint,
-                                &path.name,
-                                &step.name,
-                            );
+                            let place = Place {
+                                path: Some(path.name.clone()),
+                            };
                             let r = self.step(step, &mut pctx, &place);
                             saved[at].dirty = true;
                             if r.status == Status::Failed {

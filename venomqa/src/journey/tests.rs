@@ -481,7 +481,12 @@ fn parallel_paths_need_a_database_and_a_server_per_worker() {
         .run(&journey)
         .unwrap_err()
         .to_string();
-    assert!(e.starts_with("journey \"par\": parallel_paths(2) refused: workers 0 and 1 share the database /"), "{e}");
+    assert!(
+        e.starts_with(
+            "journey \"par\": parallel_paths(2) refused: workers 0 and 1 share the database /"
+        ),
+        "{e}"
+    );
     drop(same);
 
     // Two workers sending to one server: refused.
