@@ -2,7 +2,7 @@
 //! servers that are running, in one run.
 //!
 //! ```text
-//! cargo run -p venomqa-bench --release --all-features -- [--quick] [--no-suite] [--update-docs] [--only sqlite,mysql,...]
+//! cargo run -p venomqa-bench --release --all-features -- [--quick] [--no-suite] [--update-docs] [--only sqlite,mysql,...,journey]
 //! ```
 //!
 //! Prints a table, writes `target/venomqa-bench/results.csv` and `results.md`, draws
@@ -12,6 +12,7 @@
 
 mod capture;
 mod harness;
+mod journey;
 #[cfg(feature = "mongodb")]
 mod mongo;
 mod plot;
@@ -78,7 +79,7 @@ fn args() -> Args {
             "--update-docs" => args.update_docs = true,
             "--only" => args.only = it.next().map(|v| v.split(',').map(str::to_owned).collect()),
             "-h" | "--help" => {
-                println!("usage: venomqa-bench [--quick] [--no-suite] [--update-docs] [--only sqlite,mysql,postgres,capture,redis,mongodb,suite]");
+                println!("usage: venomqa-bench [--quick] [--no-suite] [--update-docs] [--only sqlite,mysql,postgres,capture,redis,mongodb,journey,suite]");
                 std::process::exit(0);
             }
             other => {
@@ -186,6 +187,9 @@ fn main() {
         );
         #[cfg(not(feature = "mongodb"))]
         report.note("mongodb: skipped, built without the `mongodb` feature (use --all-features)");
+    }
+    if wanted("journey") {
+        journey::run(&mut report, &workspace);
     }
     if args.suite && wanted("suite") {
         suite::run(&mut report, &workspace, args.quick);

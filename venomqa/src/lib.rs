@@ -36,7 +36,9 @@
 //! - the backends: [`sqlite`] (default), [`memory`], and behind cargo features `mysql`,
 //!   `postgres`, `redis` and `mongodb`;
 //! - `conformance` (feature `conformance`): the checkpoint-semantics suite any backend
-//!   can run.
+//!   can run;
+//! - `journey` (feature `journey`): journeys of steps, checkpoints and branches run
+//!   against a real API server, rolled back between paths by capture isolation.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 
@@ -52,6 +54,9 @@ pub mod config;
 #[cfg_attr(docsrs, doc(cfg(feature = "conformance")))]
 pub mod conformance;
 mod error;
+#[cfg(feature = "journey")]
+#[cfg_attr(docsrs, doc(cfg(feature = "journey")))]
+pub mod journey;
 #[doc(hidden)]
 pub mod pool;
 mod redact;
