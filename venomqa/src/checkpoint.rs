@@ -10,6 +10,7 @@
 use std::borrow::{Borrow, Cow};
 use std::fmt;
 use std::ops::Deref;
+use std::time::Instant;
 
 use crate::error::{Error, Result};
 
@@ -294,12 +295,13 @@ impl<M> Stack<M> {
             });
         }
         let depth = self.names.len();
+        let started = Instant::now();
         let mark = hook(Point {
             name: &name,
             depth,
             parent: self.names.last(),
         })?;
-        tracing::debug!(target: "venomqa", backend = %self.backend, checkpoint = %name, depth, "checkpoint created");
+        tracing::debug!(target: "venomqa", backend = %self.backend, checkpoint = %name, depth, elapsed_us = micros(started), "checkpoint created");
         self.names.push(name);
         self.marks.push(mark);
         Ok(())
@@ -313,8 +315,9 @@ impl<M> Stack<M> {
         hook: impl FnOnce(Point<'_>, &M) -> Result<()>,
     ) -> Result<Vec<M>> {
         let index = self.position(name)?;
+        let started = Instant::now();
         hook(self.point(index), &self.marks[index])?;
-        tracing::debug!(target: "venomqa", backend = %self.backend, checkpoint = name, "rolled back to checkpoint");
+        tracing::debug!(target: "venomqa", backend = %self.backend, checkpoint = name, elapsed_us = micros(started), "rolled back to checkpoint");
         Ok(self.truncate(index + 1))
     }
 
@@ -326,8 +329,9 @@ impl<M> Stack<M> {
         hook: impl FnOnce(Point<'_>, &M) -> Result<()>,
     ) -> Result<Vec<M>> {
         let index = self.position(name)?;
+        let started = Instant::now();
         hook(self.point(index), &self.marks[index])?;
-        tracing::debug!(target: "venomqa", backend = %self.backend, checkpoint = name, "checkpoint released");
+        tracing::debug!(target: "venomqa", backend = %self.backend, checkpoint = name, elapsed_us = micros(started), "checkpoint released");
         Ok(self.truncate(index))
     }
 
@@ -339,8 +343,9 @@ impl<M> Stack<M> {
         hook: impl FnOnce(Point<'_>, &M) -> Result<()>,
     ) -> Result<Vec<M>> {
         let index = self.position(name)?;
+        let started = Instant::now();
         hook(self.point(index), &self.marks[index])?;
-        tracing::debug!(target: "venomqa", backend = %self.backend, checkpoint = name, "rolled back and released checkpoint");
+        tracing::debug!(target: "venomqa", backend = %self.backend, checkpoint = name, elapsed_us = micros(started), "rolled back and released checkpoint");
         Ok(self.truncate(index))
     }
 
@@ -470,4 +475,9 @@ mod properties {
             }
         }
     }
+}
+
+/// Microseconds since `since`, for events and the cost report.
+pub(crate) fn micros(since: Instant) -> u64 {
+    crate::pool::micros(since.elapsed())
 }

@@ -113,8 +113,9 @@ impl Pool {
     /// Takes a healthy connected manager, opening one if the pool has room, else waiting
     /// for one to come back (up to the lease timeout).
     pub fn lease(self: &Arc<Self>) -> Result<Lease> {
+        let started = Instant::now();
         let timeout = self.config.lease_timeout.unwrap_or(DEFAULT_LEASE_TIMEOUT);
-        let deadline = Instant::now() + timeout;
+        let deadline = started + timeout;
         let mut state = self.state.lock();
         loop {
             if let Some(mut manager) = state.idle.pop() {
@@ -123,7 +124,7 @@ impl Pool {
                 let healthy =
                     catch_unwind(AssertUnwindSafe(|| manager.health_check())).unwrap_or(false);
                 if healthy {
-                    return Ok(self.hand_out(manager));
+                    return Ok(self.hand_out(manager, started, None));
                 }
                 tracing::warn!(target: "venomqa", backend = %self.config.backend, "pooled manager failed its health check; replacing it");
                 self.forget(manager);
@@ -136,9 +137,11 @@ impl Pool {
                 // The slot goes back if opening fails or panics (a factory, connect() or a
                 // setup function of the user's); otherwise the new manager keeps it.
                 let slot = Slot(self);
+                let opening = Instant::now();
                 let manager = self.open()?;
+                let connect = opening.elapsed();
                 std::mem::forget(slot);
-                return Ok(self.hand_out(manager));
+                return Ok(self.hand_out(manager, started, Some(connect)));
             }
             if self.returned.wait_until(&mut state, deadline).timed_out() {
                 return Err(Error::PoolTimeout {
@@ -150,12 +153,30 @@ impl Pool {
         }
     }
 
-    fn hand_out(self: &Arc<Self>, manager: Box<dyn StateManager>) -> Lease {
+    fn hand_out(
+        self: &Arc<Self>,
+        manager: Box<dyn StateManager>,
+        started: Instant,
+        connect: Option<Duration>,
+    ) -> Lease {
         self.leases.fetch_add(1, Ordering::Relaxed);
+        let timing = LeaseTiming {
+            total: started.elapsed(),
+            connect,
+        };
+        tracing::trace!(
+            target: "venomqa",
+            backend = %self.config.backend,
+            entry = %self.config.entry,
+            lease_us = micros(timing.total),
+            connect_us = timing.connect.map(micros),
+            "connection leased"
+        );
         Lease {
             manager: Some(manager),
             pool: self.clone(),
             broken: false,
+            timing,
         }
     }
 
@@ -280,6 +301,23 @@ pub struct Lease {
     manager: Option<Box<dyn StateManager>>,
     pool: Arc<Pool>,
     broken: bool,
+    timing: LeaseTiming,
+}
+
+/// How long taking a [`Lease`] took.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LeaseTiming {
+    /// From asking for a connection to holding one: waiting for a free one, the health
+    /// check, and connecting (with setup) if a new one was opened.
+    pub total: Duration,
+    /// Connecting and running setup, when this lease opened a new connection.
+    pub connect: Option<Duration>,
+}
+
+/// Whole microseconds of `d`, saturating.
+pub(crate) fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
 impl fmt::Debug for Lease {
@@ -307,6 +345,11 @@ impl Lease {
     /// The configuration of the pool the manager came from.
     pub fn config(&self) -> &BackendConfig {
         &self.pool.config
+    }
+
+    /// How long taking this lease took.
+    pub fn timing(&self) -> LeaseTiming {
+        self.timing
     }
 
     /// Makes the pool drop this manager instead of handing it to the next test.

@@ -4,12 +4,13 @@
 use std::marker::PhantomData;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use crate::backend::Backend;
 use crate::checkpoint::Name;
 use crate::config::{Config, Selection};
 use crate::error::{Error, Result};
-use crate::pool::Lease;
+use crate::pool::{micros, Lease};
 use crate::registry;
 use crate::state::{Manager, StateManager};
 
@@ -101,7 +102,34 @@ pub struct Session<M: ?Sized + SessionManager = dyn StateManager> {
     lease: Lease,
     test: String,
     finished: bool,
+    costs: Costs,
     _manager: PhantomData<fn(&mut M)>,
+}
+
+/// Where a session's time went, reported in its `session finished` event (target
+/// `venomqa::test`), which the cost report reads.
+#[derive(Debug, Clone, Copy)]
+struct Costs {
+    /// When the session began (after the lease).
+    began: Instant,
+    /// Checkpoints created, the root one included, and the time they took.
+    checkpoints: u32,
+    checkpoint_time: Duration,
+    /// Rollbacks (rollback, discard, the final one included) and the time they took.
+    rollbacks: u32,
+    rollback_time: Duration,
+    /// How the test ended, when `run` knows it.
+    outcome: Option<&'static str>,
+}
+
+impl Costs {
+    fn timed<T>(time: &mut Duration, count: &mut u32, op: impl FnOnce() -> T) -> T {
+        let started = Instant::now();
+        let value = op();
+        *time += started.elapsed();
+        *count += 1;
+        value
+    }
 }
 
 impl<M: ?Sized + SessionManager> std::fmt::Debug for Session<M> {
@@ -173,6 +201,7 @@ impl<M: ?Sized + SessionManager> Session<M> {
                 backend: lease.config().backend.clone(),
             });
         }
+        let began = Instant::now();
         if let Err(e) = lease.manager().checkpoint(ROOT_CHECKPOINT) {
             lease.mark_broken();
             return Err(e);
@@ -181,6 +210,14 @@ impl<M: ?Sized + SessionManager> Session<M> {
             lease,
             test: test.to_owned(),
             finished: false,
+            costs: Costs {
+                began,
+                checkpoints: 1,
+                checkpoint_time: began.elapsed(),
+                rollbacks: 0,
+                rollback_time: Duration::ZERO,
+                outcome: None,
+            },
             _manager: PhantomData,
         })
     }
@@ -226,7 +263,7 @@ impl<M: ?Sized + SessionManager> Session<M> {
     ///
     /// Returns the block's value, or the error of creating or undoing the checkpoint.
     pub fn checkpoint<R>(&mut self, name: &str, block: impl FnOnce(&mut Self) -> R) -> Result<R> {
-        self.lease.manager().checkpoint(name)?;
+        self.create_checkpoint(name)?;
         let outcome = catch_unwind(AssertUnwindSafe(|| block(self)));
         if !self.checkpoints().iter().any(|c| c == name) {
             // The block released its checkpoint (keeping its changes) or rolled back past
@@ -236,7 +273,7 @@ impl<M: ?Sized + SessionManager> Session<M> {
                 Err(panic) => resume_unwind(panic),
             };
         }
-        let undone = self.lease.manager().discard(name);
+        let undone = self.discard(name);
         // A failed discard leaves the connection in an unknown state: the pool must not
         // reuse it.
         if undone.is_err() {
@@ -283,13 +320,36 @@ impl<M: ?Sized + SessionManager> Session<M> {
 
     /// Creates checkpoint `name` (explicit form, for exploring branches).
     pub fn create_checkpoint(&mut self, name: &str) -> Result<()> {
-        self.lease.manager().checkpoint(name)
+        let Costs {
+            checkpoint_time,
+            checkpoints,
+            ..
+        } = &mut self.costs;
+        let manager = self.lease.manager();
+        Costs::timed(checkpoint_time, checkpoints, || manager.checkpoint(name))
     }
 
     /// Restores the state at checkpoint `name`; later checkpoints are discarded. Rolling
     /// back to [`ROOT_CHECKPOINT`] undoes everything the test did so far.
     pub fn rollback(&mut self, name: &str) -> Result<()> {
-        self.lease.manager().rollback(name)
+        let Costs {
+            rollback_time,
+            rollbacks,
+            ..
+        } = &mut self.costs;
+        let manager = self.lease.manager();
+        Costs::timed(rollback_time, rollbacks, || manager.rollback(name))
+    }
+
+    /// Rolls back to `name` and releases it, timed as a rollback.
+    fn discard(&mut self, name: &str) -> Result<()> {
+        let Costs {
+            rollback_time,
+            rollbacks,
+            ..
+        } = &mut self.costs;
+        let manager = self.lease.manager();
+        Costs::timed(rollback_time, rollbacks, || manager.discard(name))
     }
 
     /// Forgets checkpoint `name` and the later ones, keeping their changes (until the test
@@ -317,7 +377,7 @@ impl<M: ?Sized + SessionManager> Session<M> {
         }
         self.finished = true;
         let result = match self.lease.manager_ref().checkpoints().first() {
-            Some(first) if first == ROOT_CHECKPOINT => self.lease.manager().discard(ROOT_CHECKPOINT),
+            Some(first) if first == ROOT_CHECKPOINT => self.discard(ROOT_CHECKPOINT),
             _ => Err(Error::state_lost(
                 self.backend_name(),
                 format!("the root checkpoint {ROOT_CHECKPOINT:?} is gone (released or reset inside the test), so the test's changes were not rolled back; do not release it or reset() inside a test"),
@@ -326,7 +386,32 @@ impl<M: ?Sized + SessionManager> Session<M> {
         if result.is_err() {
             self.lease.mark_broken();
         }
+        self.report(result.is_ok());
         result
+    }
+
+    /// The event the cost report (and `RUST_LOG=venomqa=debug`) reads: one per session.
+    fn report(&self, rolled_back: bool) {
+        let costs = &self.costs;
+        let lease = self.lease.timing();
+        let config = self.lease.config();
+        tracing::debug!(
+            target: "venomqa::test",
+            test = %self.test,
+            backend = %config.backend,
+            entry = %config.entry,
+            isolation = if self.captures() { "capture" } else { "transaction" },
+            outcome = costs.outcome.unwrap_or("finished"),
+            rolled_back,
+            lease_us = micros(lease.total),
+            connect_us = lease.connect.map(micros),
+            checkpoints = costs.checkpoints,
+            checkpoint_us = micros(costs.checkpoint_time),
+            rollbacks = costs.rollbacks,
+            rollback_us = micros(costs.rollback_time),
+            session_us = micros(costs.began.elapsed()),
+            "session finished"
+        );
     }
 }
 
@@ -495,6 +580,11 @@ impl<M: ?Sized + SessionManager> SessionBuilder<M> {
             Err(e) => panic!("venomqa could not start test {name}: {e}"),
         };
         let outcome = catch_unwind(AssertUnwindSafe(|| body(&mut session)));
+        session.costs.outcome = Some(match &outcome {
+            Ok(value) if value.is_ok() => "ok",
+            Ok(_) => "err",
+            Err(_) => "panic",
+        });
         let rolled_back = session.finish();
         match (outcome, rolled_back) {
             (Ok(value), Ok(())) => value,
@@ -522,15 +612,26 @@ impl<M: ?Sized + SessionManager> SessionBuilder<M> {
 pub trait TestOutcome {
     /// How the test body ended, for a message.
     fn describe(&self) -> String;
+
+    /// Whether the body succeeded (`()`, or `Ok`).
+    fn is_ok(&self) -> bool;
 }
 
 impl TestOutcome for () {
     fn describe(&self) -> String {
         "its body finished without error".to_owned()
     }
+
+    fn is_ok(&self) -> bool {
+        true
+    }
 }
 
 impl<T, E: std::fmt::Debug> TestOutcome for std::result::Result<T, E> {
+    fn is_ok(&self) -> bool {
+        self.is_ok()
+    }
+
     fn describe(&self) -> String {
         match self {
             Ok(_) => "its body returned Ok".to_owned(),
