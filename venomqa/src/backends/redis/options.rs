@@ -16,6 +16,13 @@ pub enum Isolation {
     Prefix,
     /// The URL's database as it is, without a lease.
     None,
+    /// Capture: the URL's database `n >= 1` as it is, shared with code under test in other
+    /// processes. A checkpoint `COPY`s every key into a spare database (leased like database
+    /// isolation's), a rollback `SWAPDB`s it back, so whatever any connection wrote to
+    /// database `n` is undone and the app's open connections see the restored data at
+    /// once. Sessions on one database take turns, across processes too. See the
+    /// [capture section](super#capture).
+    Capture,
 }
 
 /// The databases database isolation leases, inclusive: `"3-5"`, `"7"`, `7`, or
