@@ -136,3 +136,38 @@ fn sqlite_file_keeps_the_rules() {
 fn sqlite_capture_keeps_the_rules() {
     check("sqlite_capture", SqliteItems, 96);
 }
+
+/// Keys `vq_prop:<value>` of a captured Redis database.
+#[cfg(feature = "redis")]
+struct RedisKeys;
+
+#[cfg(feature = "redis")]
+impl Probe for RedisKeys {
+    fn insert(&self, m: &mut dyn StateManager, value: i64) -> Result<()> {
+        use venomqa::redis::{redis, RedisStateManager};
+        let m = m.downcast_mut::<RedisStateManager>().unwrap();
+        redis::cmd("SET")
+            .arg(format!("vq_prop:{value}"))
+            .arg("")
+            .exec(m.try_conn()?)
+            .map_err(|e| Error::backend("redis", "probe insert", e))
+    }
+    fn values(&self, m: &mut dyn StateManager) -> Result<Vec<i64>> {
+        use venomqa::redis::{redis, RedisStateManager};
+        let m = m.downcast_mut::<RedisStateManager>().unwrap();
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg("vq_prop:*")
+            .query(m.try_conn()?)
+            .map_err(|e| Error::backend("redis", "probe read", e))?;
+        Ok(keys
+            .iter()
+            .filter_map(|k| k.strip_prefix("vq_prop:")?.parse().ok())
+            .collect())
+    }
+}
+
+#[cfg(feature = "redis")]
+#[test]
+fn redis_capture_keeps_the_rules() {
+    check("redis_capture", RedisKeys, 96);
+}
