@@ -107,7 +107,11 @@ fn config_dir() -> &'static PathBuf {
              \x20   backend: redis\n\
              \x20   isolation: capture\n\
              \x20   lease_ttl_ms: 1500\n\
-             \x20   lease_wait_ms: 30000\n",
+             \x20   lease_wait_ms: 30000\n\
+             \x20 vq_capture_digest:\n\
+             \x20   backend: redis\n\
+             \x20   isolation: capture\n\
+             \x20   capture_proof: digest\n",
         )
         .unwrap();
         dir
@@ -613,14 +617,25 @@ fn a_writer_that_keeps_writing_is_rolled_back_each_time() {
     });
 }
 
-#[test]
-fn a_spare_changed_by_someone_else_fails_the_rollback_and_restores_nothing() {
+/// Another client writes `tamper` into the spare database of checkpoint "c", with `proof`.
+fn tamper_with_the_spare(proof: &str, tamper: &str, says: &str) {
     let server = PrivateServer::start();
     let url = server.url(2);
     fill_every_type(&url);
     let mut eye = server.observer(2);
     let baseline = dump(&mut eye);
-    let mut db = capture(&url, "tampered").open().unwrap();
+    let entry = if proof == "digest" {
+        "vq_capture_digest"
+    } else {
+        "vq_capture"
+    };
+    let mut db = RedisSession::builder()
+        .config_dir(config_dir())
+        .entry(entry)
+        .url(&url)
+        .name("tampered")
+        .open()
+        .unwrap();
     db.create_checkpoint("c").unwrap();
     write_from_another_process(&url, "SET app x");
     let changed = dump(&mut eye);
@@ -636,20 +651,30 @@ fn a_spare_changed_by_someone_else_fails_the_rollback_and_restores_nothing() {
             value.is_some_and(|v| !v.starts_with("venomqa:"))
         })
         .expect("the spare of c is leased");
-    write_from_another_process(&server.url(spare), "HSET hash name mallory");
+    write_from_another_process(&server.url(spare), tamper);
     let e = db.rollback("c").unwrap_err();
     let text = e.to_string();
     assert!(matches!(e, Error::StateLost { .. }), "{text}");
     assert!(
-        text.contains(&format!("spare database {spare}")) && text.contains("nothing was restored"),
+        text.contains(&format!("spare database {spare}"))
+            && text.contains(says)
+            && text.contains("nothing was restored"),
         "{text}"
     );
-    assert!(text.len() <= 300, "{text}");
+    assert!(text.len() <= 300, "{} chars: {text}", text.len());
     same(&dump(&mut eye), &changed);
     // The session's first checkpoint is intact: the end of the test restores it.
     drop(db);
     capture(&url, "after").run(|_: &mut RedisSession| ());
     same(&dump(&mut eye), &baseline);
+}
+
+#[test]
+fn a_spare_changed_by_someone_else_fails_the_rollback_and_restores_nothing() {
+    // The count proof sees keys added or deleted.
+    tamper_with_the_spare("count", "SET intruder x", "12 keys, 11 expected");
+    // The digest proof also sees a value changed in place.
+    tamper_with_the_spare("digest", "HSET hash name mallory", "its contents differ");
 }
 
 #[test]

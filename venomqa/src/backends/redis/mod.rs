@@ -84,7 +84,7 @@ pub use ::redis;
 use ::redis::{Client, Connection, RedisError};
 
 use self::lease::{Empty, Guard, GuardFail, Held, Lease};
-pub use self::options::{Databases, Isolation, RedisOptions};
+pub use self::options::{CaptureProof, Databases, Isolation, RedisOptions};
 pub use self::snapshot::Snapshot;
 
 use self::snapshot::{Entry, Scope};
@@ -232,6 +232,13 @@ impl Redis {
     /// Keys per pipelined batch of `SCAN`/`DUMP`/`UNLINK` (default 1000).
     pub fn batch_size(mut self, n: usize) -> Self {
         self.options.batch_size = n.max(1);
+        self
+    }
+
+    /// Capture: how a rollback proves the spare database still holds the checkpoint
+    /// (default [`CaptureProof::Count`]).
+    pub fn capture_proof(mut self, proof: CaptureProof) -> Self {
+        self.options.capture_proof = proof;
         self
     }
 

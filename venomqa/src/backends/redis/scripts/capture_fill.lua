@@ -1,14 +1,14 @@
 -- Checkpoint: fills spare database ARGV[i+1] with a copy of the app's database ARGV[i] and
--- returns the spare's digest, volatile keys included. For a session's first checkpoint
--- (record key ARGV[i+2] not empty) it also records it, in the same atomic step: the
--- spare's lease key ARGV[i+5] then holds the marker ARGV[i+4] without expiry, and the
--- record names the spare, the owner ARGV[i+3] and the marker, so that the next session
+-- returns its proof (see proof_of; ARGV[i+6] is 'count' or 'digest'). For a session's
+-- first checkpoint (record key ARGV[i+2] not empty) it also records it, in the same atomic
+-- step: the spare's lease key ARGV[i+5] then holds the marker ARGV[i+4] without expiry, and
+-- the record names the spare, the owner ARGV[i+3] and the marker, so that the next session
 -- restores the app's database if this process dies.
 local app, spare = tonumber(ARGV[i]), tonumber(ARGV[i + 1])
 redis.call('SELECT', spare)
 redis.call('FLUSHDB')
-copy_all(app, spare)
-local d = digest(spare, true)
+local n, expiries = copy_all(app, spare)
+local d = proof_of(spare, ARGV[i + 6], n, expiries)
 if ARGV[i + 2] ~= '' then
   redis.call('SELECT', 0)
   redis.call('SET', ARGV[i + 5], ARGV[i + 4])

@@ -4,17 +4,6 @@
 -- its value (the session's turn lock, the pin of the app's database, the spare's lease),
 -- or nothing happens. `i` is then the index of the script's own first argument.
 
--- Copies every key of database `from` into database `to`: COPY duplicates the value with
--- its type, encoding and absolute expiry time, server-side. Returns how many.
-local function copy_all(from, to)
-  redis.call('SELECT', from)
-  local keys = redis.call('KEYS', '*')
-  for _, k in ipairs(keys) do
-    redis.call('COPY', k, k, 'DB', to)
-  end
-  return #keys
-end
-
 -- The digest of database `db`: {count, d1, d2, d3, d4, volatile}, where d1..d4 are the
 -- XOR of each key's SHA1 (of its name, DUMP payload and absolute expiry time) in four
 -- 32-bit parts, and `volatile` (when asked for) lists each key with an expiry as
@@ -38,6 +27,33 @@ local function digest(db, volatile)
     end
   end
   return {#keys, d1, d2, d3, d4, vol}
+end
+
+-- Copies every key of database `from` into database `to`: COPY duplicates the value with
+-- its type, encoding and absolute expiry time, server-side. Returns how many, and the
+-- expiry times (ms) of the keys that have one.
+local function copy_all(from, to)
+  redis.call('SELECT', from)
+  local keys = redis.call('KEYS', '*')
+  local vol = {}
+  for _, k in ipairs(keys) do
+    redis.call('COPY', k, k, 'DB', to)
+    local e = redis.call('PEXPIRETIME', k)
+    if e > 0 then vol[#vol + 1] = e end
+  end
+  return #keys, vol
+end
+
+-- What a copy into `db` proves itself with, as {count, d1, d2, d3, d4, volatile}: with
+-- proof 'digest' the digest of `db` (above); with proof 'count' the key count, zeros, and
+-- each key with an expiry as {expiry, 0, 0, 0, 0}.
+local function proof_of(db, proof, count, expiries)
+  if proof == 'digest' then
+    return digest(db, true)
+  end
+  local vol = {}
+  for _, e in ipairs(expiries) do vol[#vol + 1] = {e, 0, 0, 0, 0} end
+  return {count, 0, 0, 0, 0, vol}
 end
 
 local ng = tonumber(ARGV[1])

@@ -2,7 +2,7 @@
 -- checkpoint, so every client of the app's database sees the checkpoint at once. Then, by
 -- mode ARGV[i+2]:
 --   'refill' copies the restored data back into the spare (the checkpoint stays) and
---            returns the spare's digest;
+--            returns its proof (see proof_of; ARGV[i+5] is 'count' or 'digest');
 --   'drop'   empties the spare (the checkpoint ends) and returns the app's key count;
 --   'keep'   does not swap (the checkpoint ends, its changes kept), empties the spare.
 -- For a session's first checkpoint, 'drop' and 'keep' also delete its record ARGV[i+3] and
@@ -14,8 +14,8 @@ end
 if mode == 'refill' then
   redis.call('SELECT', spare)
   redis.call('FLUSHDB')
-  copy_all(app, spare)
-  return digest(spare, true)
+  local n, expiries = copy_all(app, spare)
+  return proof_of(spare, ARGV[i + 5], n, expiries)
 end
 redis.call('SELECT', spare)
 redis.call('FLUSHDB', 'ASYNC')
