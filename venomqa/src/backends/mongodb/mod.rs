@@ -60,6 +60,7 @@
 //! inside a runtime; [`async_database`](crate::Session::async_database) gives the test an async
 //! handle on the same database.
 
+mod capture;
 mod lease;
 mod options;
 mod snapshot;
@@ -71,6 +72,7 @@ use std::time::Duration;
 
 use ::mongodb::bson::{doc, Document};
 
+pub use self::capture::SNAPSHOT_PREFIX;
 use self::lease::Server;
 pub use self::options::{Isolation, MongoDbOptions};
 pub use self::snapshot::Snapshot;
@@ -79,6 +81,7 @@ use self::snapshot::{
     CollectionSnapshot, Saved,
 };
 use crate::backend::Backend;
+use crate::capture::Diff;
 use crate::checkpoint::Point;
 use crate::config::BackendConfig;
 use crate::error::{Error, Result};
@@ -210,6 +213,17 @@ fn driver_error(operation: impl Into<String>, e: ::mongodb::error::Error) -> Err
     }
 }
 
+/// The database in a connection string's path (`mongodb://host/app?..` gives `app`), if any.
+fn url_database(url: &str) -> Option<String> {
+    let rest = url.split_once("://")?.1;
+    let path = rest.split_once('/')?.1;
+    let name = path.split('?').next().unwrap_or_default();
+    let name = percent_encoding::percent_decode_str(name)
+        .decode_utf8()
+        .ok()?;
+    (!name.is_empty()).then(|| name.into_owned())
+}
+
 /// Runs blocking driver calls: on a helper thread when called from inside a Tokio runtime
 /// (the driver's sync API would panic there), else right here.
 fn blocking<T: Send>(f: impl FnOnce() -> T + Send) -> T {
@@ -325,6 +339,13 @@ impl MongoDb {
         self
     }
 
+    /// With [`Isolation::Capture`]: how long a checkpoint or a rollback goes on copying the
+    /// collections another connection keeps changing before it fails (default 5 s).
+    pub fn quiescence_timeout(mut self, timeout: Duration) -> Self {
+        self.options.quiescence_timeout_ms = Some(timeout.as_millis() as u64);
+        self
+    }
+
     /// The options in force.
     pub fn options(&self) -> &MongoDbOptions {
         &self.options
@@ -343,6 +364,10 @@ impl MongoDb {
         self.options.isolation == Isolation::DatabasePerLease
     }
 
+    fn capture(&self) -> bool {
+        self.options.isolation == Isolation::Capture
+    }
+
     /// Opens (or reuses) the process's client, records the lease of a new database (the
     /// record exists before the database does, so a sweep that sees the database also sees
     /// its owner) and starts the heartbeat.
@@ -356,7 +381,7 @@ impl MongoDb {
             .or_else(|| server.default_database.clone())
             .unwrap_or_else(|| "test".to_owned());
         let (name, leased) = match self.options.isolation {
-            Isolation::Shared => (base, false),
+            Isolation::Shared | Isolation::Capture => (base, false),
             Isolation::DatabasePerLease => {
                 server.swept.get_or_init(|| {
                     if let Err(e) = server.sweep() {
@@ -442,6 +467,7 @@ impl MongoDb {
                     conn.touched.store(false, Ordering::Relaxed);
                 }
             }
+            Saved::Capture(capture) => self.capture_restore(conn, capture, "rollback")?,
         }
         Ok(())
     }
@@ -694,18 +720,29 @@ impl Backend for MongoDb {
     type Mark = Snapshot;
 
     fn new(config: &BackendConfig, options: MongoDbOptions) -> Result<Self> {
-        if options.isolation == Isolation::Shared && options.template_database.is_some() {
+        if options.isolation != Isolation::DatabasePerLease && options.template_database.is_some() {
             return Err(Error::config(
                 &config.source,
                 format!("backends.{}.template_database", config.entry),
-                "a template database needs isolation: database_per_lease (the default); with shared the tests work in `database` itself",
+                "a template database needs isolation: database_per_lease (the default); with shared and capture the tests work in `database` itself",
+            ));
+        }
+        let url = config
+            .url
+            .clone()
+            .unwrap_or_else(|| SecretUrl::from(DEFAULT_URL));
+        if options.isolation == Isolation::Capture
+            && options.database.is_none()
+            && url_database(url.expose()).is_none()
+        {
+            return Err(Error::config(
+                &config.source,
+                format!("backends.{}.database", config.entry),
+                "capture needs the app's database: set `database:` on the entry, or put it in the URL (mongodb://host:27017/app)",
             ));
         }
         Ok(MongoDb {
-            url: config
-                .url
-                .clone()
-                .unwrap_or_else(|| SecretUrl::from(DEFAULT_URL)),
+            url,
             options,
             connect_timeout: config.connect_timeout,
             lock_timeout_ms: None,
@@ -732,12 +769,16 @@ impl Backend for MongoDb {
     fn checkpoint(&self, conn: &mut MongoDbConn, at: Point<'_>) -> Result<Snapshot> {
         blocking(|| {
             let locking = at.is_outermost()
-                && self.options.isolation == Isolation::Shared
+                && self.options.isolation != Isolation::DatabasePerLease
                 && conn.lock_held.is_none();
             if locking {
                 conn.acquire_shared_lock(self.lock_timeout())?;
             }
-            let result = self.snapshot(conn, at);
+            let result = if self.capture() {
+                self.capture_checkpoint(conn, at)
+            } else {
+                self.snapshot(conn, at)
+            };
             if result.is_err() && locking {
                 conn.release_lock_logged();
             }
@@ -745,26 +786,58 @@ impl Backend for MongoDb {
         })
     }
 
-    fn rollback(&self, conn: &mut MongoDbConn, _: Point<'_>, mark: &Snapshot) -> Result<()> {
-        blocking(|| self.restore(conn, mark, true))
+    fn rollback(&self, conn: &mut MongoDbConn, at: Point<'_>, mark: &Snapshot) -> Result<()> {
+        blocking(|| match &mark.0 {
+            Saved::Capture(mark) => self.capture_restore(
+                conn,
+                mark,
+                &format!("rollback to checkpoint {:?}", at.name()),
+            ),
+            _ => self.restore(conn, mark, true),
+        })
     }
 
-    /// Keeps the changes; the outermost checkpoint's end releases a shared database's lock.
-    fn release(&self, conn: &mut MongoDbConn, at: Point<'_>, _: &Snapshot) -> Result<()> {
+    /// Keeps the changes; the outermost checkpoint's end releases a shared database's lock
+    /// (with capture, after its record and snapshot databases are gone).
+    fn release(&self, conn: &mut MongoDbConn, at: Point<'_>, mark: &Snapshot) -> Result<()> {
         if at.is_outermost() && conn.lock_held.is_some() {
-            blocking(|| conn.release_lock_logged());
+            return blocking(|| {
+                let ended = match &mark.0 {
+                    Saved::Capture(_) => self.capture_end(conn),
+                    _ => Ok(()),
+                };
+                conn.release_lock_logged();
+                ended
+            });
         }
         Ok(())
     }
 
     fn discard(&self, conn: &mut MongoDbConn, at: Point<'_>, mark: &Snapshot) -> Result<()> {
         blocking(|| {
-            self.restore(conn, mark, false)?;
+            match &mark.0 {
+                Saved::Capture(capture) => {
+                    let what = format!("rollback of checkpoint {:?}", at.name());
+                    self.capture_restore(conn, capture, &what)?;
+                    if at.is_outermost() {
+                        self.capture_end(conn)?;
+                    }
+                }
+                _ => self.restore(conn, mark, false)?,
+            }
             if at.is_outermost() {
                 conn.release_lock_logged();
             }
             Ok(())
         })
+    }
+
+    /// With capture, drops the checkpoint's snapshot database.
+    fn forget(&self, conn: &mut MongoDbConn, mark: Snapshot) -> Result<()> {
+        match &mark.0 {
+            Saved::Capture(capture) => blocking(|| self.capture_forget(conn, capture)),
+            _ => Ok(()),
+        }
     }
 
     /// Empties the collections (`collections_to_reset`, else every collection; views are
@@ -791,8 +864,37 @@ impl Backend for MongoDb {
     /// Shared isolation: 1 (tests take turns on the database); else the test threads.
     fn pool_size(&self) -> usize {
         match self.options.isolation {
-            Isolation::Shared => 1,
+            Isolation::Shared | Isolation::Capture => 1,
             Isolation::DatabasePerLease => test_threads(),
+        }
+    }
+
+    fn captures(&self, _: &MongoDbConn) -> bool {
+        self.capture()
+    }
+
+    /// With capture, the configured URL; the app's database is
+    /// [`database_name`](crate::Session::database_name).
+    fn url(&self, _: &MongoDbConn) -> Result<SecretUrl> {
+        if self.capture() {
+            Ok(self.url.clone())
+        } else {
+            Err(Error::unsupported(
+                NAME,
+                "a URL for other connections",
+                "the test's documents are rolled back only in its own database; use `isolation: capture` with the app's database",
+            ))
+        }
+    }
+
+    fn diff(&self, conn: &mut MongoDbConn, at: Point<'_>, mark: &Snapshot) -> Result<Diff> {
+        match &mark.0 {
+            Saved::Capture(capture) => blocking(|| self.capture_diff(conn, capture)),
+            _ => Err(Error::unsupported(
+                NAME,
+                format!("diff() since checkpoint {:?}", at.name()),
+                "only capture isolation keeps a copy on the server to compare with; use `isolation: capture`",
+            )),
         }
     }
 
