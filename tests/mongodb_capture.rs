@@ -495,6 +495,46 @@ fn a_writer_that_keeps_writing_is_named_then_the_rollback_succeeds() {
 }
 
 #[test]
+fn a_snapshot_dropped_by_someone_fails_the_rollback_and_restores_nothing() {
+    let name = database("dropped_copy");
+    seed(&name);
+    let baseline = dump(&name);
+    capture(&name, "dropped_copy").run(|db: &mut MongoDbSession| {
+        db.create_checkpoint("c").unwrap();
+        write_from_another_process(
+            &name,
+            r#"[{"delete": "users", "deletes": [{"q": {}, "limit": 0}]}]"#,
+        );
+        let changed = dump(&name);
+        // The snapshot database of "c" (depth 1).
+        let snapshot = OTHER
+            .list_database_names()
+            .run()
+            .unwrap()
+            .into_iter()
+            .find(|d| {
+                d.starts_with(venomqa::mongodb::SNAPSHOT_PREFIX)
+                    && d.ends_with("_1")
+                    && d.contains("dropped_copy")
+            })
+            .expect("the snapshot database of c");
+        other_db(&snapshot).drop().run().unwrap();
+        let e = db.rollback("c").unwrap_err();
+        let text = e.to_string();
+        assert!(matches!(e, Error::StateLost { .. }), "{text}");
+        assert!(
+            text.contains("\"users\" is gone") && text.contains("nothing was restored"),
+            "{text}"
+        );
+        assert!(text.len() <= 300, "{} chars: {text}", text.len());
+        same(&dump(&name), &changed);
+    });
+    // The session's first checkpoint was intact: its end restored it.
+    same(&dump(&name), &baseline);
+    other_db(&name).drop().run().unwrap();
+}
+
+#[test]
 fn uninstall_restores_what_a_dead_session_left_and_removes_everything() {
     let name = database("uninstall");
     seed(&name);

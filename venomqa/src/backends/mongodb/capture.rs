@@ -478,6 +478,20 @@ impl MongoDb {
                 ));
             }
             rounds += 1;
+            // The copies it needs must still be there: a snapshot database someone dropped
+            // would restore as empty collections.
+            let copies = listed(&conn.server.io_database(&mark.database), None)?;
+            if let Some(gone) = mark.collections.iter().find(|c| {
+                restore.contains(&c.name)
+                    && c.count > 0
+                    && c.copy() != Copy::View
+                    && !copies.contains_key(&c.name)
+            }) {
+                return Err(Error::state_lost(
+                    NAME,
+                    format!("{what}: the copy of collection {:?} is gone from snapshot database {:?} (dropped by someone?), so nothing was restored; never drop {SNAPSHOT_PREFIX}* databases while tests run", gone.name, mark.database),
+                ));
+            }
             for name in &drop {
                 conn.io
                     .collection::<Document>(name)
@@ -703,14 +717,16 @@ impl MongoDb {
             let mut table = TableDiff::new(&c.name);
             match now.get(&c.name) {
                 None => {
-                    let mut docs = documents(&snapshot, &c.name)?;
-                    if docs.is_empty() && c.count == 0 {
+                    let mut keys: Vec<String> =
+                        documents(&snapshot, &c.name)?.into_keys().collect();
+                    if keys.is_empty() {
                         table.push(
                             RowChange::new(ChangeKind::Deleted, "collection dropped"),
                             DIFF_ROWS,
                         );
                     }
-                    for (key, _) in docs.drain() {
+                    keys.sort();
+                    for key in keys {
                         table.push(RowChange::new(ChangeKind::Deleted, key), DIFF_ROWS);
                     }
                 }
