@@ -394,6 +394,24 @@ fn nested_checkpoints_each_restore_their_own_state() {
 }
 
 #[test]
+fn the_tests_connection_is_back_on_the_apps_database_after_a_select_or_a_multi() {
+    let server = PrivateServer::start();
+    let url = server.url(5);
+    write_from_another_process(&url, "SET here 5");
+    capture(&url, "select").run(|db: &mut RedisSession| {
+        db.create_checkpoint("c").unwrap();
+        cmd(db.conn(), &["SELECT", "9"]);
+        cmd(db.conn(), &["MULTI"]);
+        db.rollback("c").unwrap();
+        assert_eq!(
+            cmd(db.conn(), &["GET", "here"]),
+            Value::BulkString(b"5".to_vec()),
+            "the open MULTI was discarded and database 5 selected again"
+        );
+    });
+}
+
+#[test]
 fn expiry_times_come_back_to_the_millisecond_and_expired_keys_stay_expired() {
     let server = PrivateServer::start();
     let url = server.url(1);

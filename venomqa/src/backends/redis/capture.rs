@@ -215,7 +215,8 @@ impl RedisConn {
     }
 
     /// Runs `script` with `guards` first, after `DISCARD` (a transaction the test left
-    /// open would queue it); on an unusable connection, once more on a new one.
+    /// open would queue it), then `SELECT`s the app's database again (whatever the test
+    /// selected); on an unusable connection, once more on a new one.
     fn eval(
         &mut self,
         what: &str,
@@ -224,6 +225,7 @@ impl RedisConn {
         args: &[String],
     ) -> Result<Value> {
         self.check_lease()?;
+        let home = self.home_db;
         let run = |conn: &mut ::redis::Connection| -> std::result::Result<Value, Fail> {
             let mut cmd = ::redis::cmd("EVAL");
             cmd.arg(script).arg(0).arg(guards.len());
@@ -235,7 +237,7 @@ impl RedisConn {
             }
             let mut pipe = ::redis::pipe();
             pipe.ignore_errors();
-            pipe.cmd("DISCARD").add_command(cmd);
+            pipe.cmd("DISCARD").add_command(cmd).cmd("SELECT").arg(home);
             let values: Vec<Value> = match pipe.query(conn) {
                 Ok(v) => v,
                 Err(e) if lease::is_connection_error(&e) => return Err(Fail::Retry(e)),
@@ -355,6 +357,10 @@ impl Redis {
     /// Leases the database's turn lock, waiting up to `lease_wait_ms` for another session
     /// (of any process) to finish with it.
     pub(super) fn take_turn(&self, conn: &mut RedisConn) -> Result<()> {
+        if conn.capture.as_ref().is_some_and(|c| c.lock.is_some()) {
+            // Still ours (a session's end could not give it back): renewed, and guarded.
+            return Ok(());
+        }
         let db = self.home_db;
         let key = lock_key(db);
         let owner = crate::backends::owner::me().lease_token();
@@ -378,7 +384,7 @@ impl Redis {
             let what = "taking the capture turn lock";
             let values: Vec<Value> = pipe
                 .query(&mut conn.conn)
-                .map_err(|e| conn.driver_error(what, e.into()))?;
+                .map_err(|e| conn.driver_error(what, e))?;
             let taken = match values.get(2) {
                 Some(Value::Okay) => true,
                 Some(Value::Nil) => false,
@@ -640,7 +646,7 @@ impl Redis {
         let value = conn.eval(what, SWAP, &guards, &args)?;
         // The proof: as many keys as the verified spare held (the contents were verified).
         let restored = if keep {
-            let digest = Digest::parse(value).map_err(|e| conn.driver_error(what, e.into()))?;
+            let digest = Digest::parse(value).map_err(|e| conn.driver_error(what, e))?;
             let count = digest.count;
             if let Some(spare) = conn.spare_mut(db) {
                 spare.digest = digest;
