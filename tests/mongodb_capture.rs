@@ -304,7 +304,7 @@ fn nested_checkpoints_each_restore_their_own_state() {
         db.checkpoint("three", |db| {
             // The test's own handle is just another client of the database.
             db.database().collection::<Document>("audit").insert_one(doc! { "own": true }).run().unwrap();
-            write_from_another_process(&db.database_name().to_owned(), r#"[{"dropDatabase": 1}]"#);
+            write_from_another_process(db.database_name(), r#"[{"dropDatabase": 1}]"#);
         })
         .unwrap();
         let diff = db.diff_since("two").unwrap();
@@ -592,23 +592,24 @@ fn bad_capture_configurations_are_refused_with_the_way_out() {
     let no_database = BackendConfig::new("mongodb")
         .with_url("mongodb://127.0.0.1:27017/?appName=x")
         .with_option("isolation", "capture");
-    let e = MongoDbStateManager::from_config(&no_database)
+    let missing = MongoDbStateManager::from_config(&no_database)
         .unwrap_err()
         .to_string();
     assert!(
-        e.contains("backends.mongodb.database") && e.contains("mongodb://host:27017/app"),
-        "{e}"
+        missing.contains("backends.mongodb.database")
+            && missing.contains("mongodb://host:27017/app"),
+        "{missing}"
     );
     let in_url = BackendConfig::new("mongodb")
         .with_url("mongodb://127.0.0.1:27017/shop?appName=x")
         .with_option("isolation", "capture");
     assert!(MongoDbStateManager::from_config(&in_url).is_ok());
     let template = config("x").with_option("template_database", "seed");
-    let e = MongoDbStateManager::from_config(&template)
+    let template = MongoDbStateManager::from_config(&template)
         .unwrap_err()
         .to_string();
-    assert!(e.contains("template_database"), "{e}");
-    for e in [e] {
+    assert!(template.contains("template_database"), "{template}");
+    for e in [missing, template] {
         assert!(e.len() <= 300 && !e.contains('\n'), "{e}");
     }
 }
