@@ -24,6 +24,7 @@
 //! | `database` (default) | a logical database of its own (`SELECT n`, `n` >= 1), leased in database 0 |
 //! | `prefix` | a key prefix of its own, `<key_prefix>{vq<slot>}:` ([`RedisConn::prefix`]), leased in the URL's database; for a single Redis server (or a proxy that passes `EVAL`, `SCAN` and `MULTI` through) without `SELECT` or with one database. Not Redis Cluster: the scripts touch keys they do not declare, and the client talks to one node |
 //! | `none` | the URL's database as it is, no lease (you guarantee that one test at a time uses it) |
+//! | `capture` | the URL's database `n >= 1` as it is, shared with code under test in other processes: whatever any client writes to it is rolled back (see [Capture](#capture)) |
 //!
 //! A lease is a key `venomqa:lease:db:<n>` in database 0 (or
 //! `venomqa:lease:prefix:<key_prefix>{vq<slot>}` in the URL's database), set with
@@ -64,11 +65,72 @@
 //! where leases live (database 0 and the URL's database in prefix/none isolation), not in a
 //! leased database.
 //!
+//! # Capture
+//!
+//! With `isolation: capture` the rollback undoes what ANY client wrote to the URL's database
+//! `n` (`redis://host:6379/n`, `n >= 1`): an API server in another process, the app's own
+//! pool. The code under test connects to [`Session::url`](crate::Session::url).
+//!
+//! - **Checkpoint**: a spare database is leased (like database isolation's, `SET NX` on
+//!   `venomqa:lease:db:<s>`, emptied), and one Lua script `COPY`s every key of `n` into it
+//!   (`COPY` keeps the value, its encoding and its absolute expiry time; no key crosses the
+//!   network). One spare per checkpoint depth.
+//! - **Rollback**: a script proves the spare still holds the checkpoint (see
+//!   [`CaptureProof`]), then one atomic script `SWAPDB n s`: every client of database `n`,
+//!   its open connections included, sees the checkpoint at once. When the checkpoint stays
+//!   (a rollback), the same script copies the data back into the spare; when it ends (the
+//!   end of a test, a checkpoint block), it empties the spare instead, so the end of a test
+//!   is O(1) plus the proof. Then the key count of `n` is checked against the spare's.
+//! - **Taking turns**: the connection pins database `n` with [`CAPTURE_PIN_VALUE`] for its
+//!   whole life, so database isolation never leases (and empties) it and prefix or none
+//!   isolation never work in it; a session's first checkpoint takes the turn lock
+//!   `venomqa:lease:capture:db:<n>` (a lease like the others, waiting up to
+//!   `lease_wait_ms`), so sessions on one database take turns, across processes too. The
+//!   pool of a capture entry holds one connection.
+//! - **A process that dies**: the first checkpoint's spare is recorded in the script that
+//!   fills it (its lease key holds a marker without expiry, and `venomqa:capture:db:<n>`
+//!   names it); the next session on database `n` swaps it back before it starts. The spares
+//!   of nested checkpoints expire with their leases. [`Redis::uninstall_capture`] does the
+//!   same by hand and removes the record. FLUSHDB only ever runs on spares, in scripts that
+//!   check the lease first; never FLUSHALL.
+//! - [`Session::diff`](crate::Session::diff) compares database `n` with the spare, in a
+//!   script: keys inserted, deleted, updated (hash fields, set members, a string's value,
+//!   lengths, type, expiry time).
+//!
+//! Needs Redis 7.0 or later, and `n >= 1` (database 0 holds the leases). A rollback is one
+//! atomic script, so no write ever lands in the middle of it; writes right after it are the
+//! app's next ones. What else capture does not cover: other databases, server state that is
+//! not keys (as for the other isolations, below).
+//!
+//! ```
+//! use venomqa::redis::{redis, Redis};
+//! use venomqa::{BackendConfig, Manager, StateManager};
+//!
+//! # let base = std::env::var("VENOMQA_REDIS_URL").unwrap_or(venomqa::redis::DEFAULT_URL.into());
+//! let url = format!("{}/11", base.trim_end_matches('/')); // the app's database: 11
+//! // In venomqa.yaml: an entry with this url and `isolation: capture`.
+//! let config = BackendConfig::new("redis").with_url(&url).with_option("isolation", "capture");
+//! let mut db = Manager::<Redis>::from_config(&config)?;
+//! db.connect()?; // pins database 11
+//! db.checkpoint("before_the_app")?; // the turn lock, a spare, COPY of every key
+//! // The app, with a client of its own (another process, in real life):
+//! let mut app = redis::Client::open(db.url()?.expose()).unwrap().get_connection().unwrap();
+//! redis::cmd("SET").arg("order:1").arg("paid").exec(&mut app).unwrap();
+//! assert_eq!(db.diff("before_the_app")?.to_string(), "db11 +1 (order:1)");
+//! db.rollback("before_the_app")?; // SWAPDB: the app's open connection sees it at once
+//! let there: bool = redis::cmd("EXISTS").arg("order:1").query(&mut app).unwrap();
+//! assert!(!there);
+//! db.discard("before_the_app")?; // the end of the session: the spare is emptied
+//! db.disconnect()?;
+//! # Ok::<(), venomqa::Error>(())
+//! ```
+//!
 //! # Options
 //!
 //! Keys of the entry in `venomqa.yaml`: see [`RedisOptions`] (`isolation`, `key_prefix`,
-//! `databases`, `prefix_slots`, `lease_ttl_ms`, `lease_wait_ms`, `batch_size`), besides the
-//! common `url` ([`DEFAULT_URL`]), `pool_size` and `connect_timeout_ms`.
+//! `databases`, `prefix_slots`, `lease_ttl_ms`, `lease_wait_ms`, `batch_size`,
+//! `capture_proof`), besides the common `url` ([`DEFAULT_URL`]), `pool_size` and
+//! `connect_timeout_ms`.
 
 mod capture;
 mod lease;
