@@ -44,7 +44,7 @@
 //!     template_database: shop_seed   # every test's database starts as a copy of it
 //!     collections_to_reset: [orders] # nested checkpoints and reset() cover only these
 //!     pool_size: 8                   # default: the number of test threads
-//!     isolation: database_per_lease  # or `shared`: work in `database` itself
+//!     isolation: database_per_lease  # or `shared`, `capture`: work in `database` itself
 //!     lease_ttl_secs: 600            # how long our records stay valid without a heartbeat
 //!     shared_lock_timeout_secs: 300  # isolation: shared: wait for the database this long
 //! ```
@@ -54,6 +54,65 @@
 //! processes and machines: the outermost checkpoint takes a lock document in
 //! `venomqa_leases.locks` (released when the outermost checkpoint ends, or when the
 //! connection is closed or dropped), and the pool holds one connection.
+//!
+//! # Capture
+//!
+//! With `isolation: capture` the rollback undoes what ANY client wrote to the captured
+//! database (`database:`, else the URL's): an API server in another process, the app's own
+//! client. The code under test connects to [`Session::url`](crate::Session::url) and uses
+//! the database [`database_name`](crate::Session::database_name).
+//!
+//! - **Checkpoint**: every collection is copied server-side into the snapshot database
+//!   `vq_snap_<db>_<hash>_<depth>` ([`SNAPSHOT_PREFIX`]) with `$out` (no document crosses
+//!   the network), and its type, options, index specifications and a *fingerprint* of its
+//!   documents are recorded: `dbHash` where the server has it, else a hash of every
+//!   document's raw BSON, streamed and never decoded (SecantusDB has neither `dbHash` nor
+//!   a hash expression, and a `$group` checksum of `$bsonSize` misses type-only changes such
+//!   as Int64 5 to Double 5.0). Then the copies and the originals are fingerprinted again: a
+//!   collection written to meanwhile is copied again, up to `quiescence_timeout_ms`.
+//! - **Rollback**: the collections are fingerprinted; only those that differ (missing,
+//!   another type, options, indexes or documents) are restored, and those created since are
+//!   dropped. Plain collections come back with `$out` from the copy, their indexes
+//!   reconciled; collections with options (validator, collation, ...) are recreated with
+//!   them and filled with `$merge`; capped and time-series ones (which `$out` and `$merge`
+//!   cannot write to) are recreated and filled through the client, as raw BSON; views are
+//!   recreated. Types survive exactly (nothing goes through JSON). Then it looks again:
+//!   finding nothing to do is the **proof**; a collection found changed again was written
+//!   during the rollback and is restored again, until `quiescence_timeout_ms` (default
+//!   5000), when the error names the collections another client keeps writing to.
+//! - **Taking turns**: the outermost checkpoint takes the database's lock
+//!   (`venomqa_leases.locks`, as `isolation: shared` does); the pool holds one connection.
+//! - **A process that dies**: the first checkpoint is recorded in `venomqa_leases.capture`
+//!   (with what it copied) once its copy is complete; the next session on the database
+//!   restores it before it starts, and drops the snapshot databases left behind.
+//!   [`MongoDb::uninstall_capture`] does the same by hand.
+//! - [`Session::diff`](crate::Session::diff) lists, per changed collection, the documents
+//!   inserted, deleted and updated (by `_id`, with the top-level fields that differ, type
+//!   included), and index or option changes.
+//!
+//! Costs grow with the data: a checkpoint copies everything (and fingerprints it twice), a
+//! rollback fingerprints everything and copies back what changed; see `docs/mongodb.md`.
+//!
+//! ```
+//! use venomqa::mongodb::{bson::{doc, Document}, MongoDb, MongoDbStateManager};
+//! use venomqa::{BackendConfig, StateManager};
+//!
+//! # let url = std::env::var("VENOMQA_MONGODB_URL").unwrap_or(venomqa::mongodb::DEFAULT_URL.into());
+//! // In venomqa.yaml: an entry with `isolation: capture` and `database: shop_doc`.
+//! let config = BackendConfig::new("mongodb").with_url(&url)
+//!     .with_option("isolation", "capture").with_option("database", "shop_doc");
+//! let mut db = MongoDbStateManager::from_config(&config)?;
+//! db.connect()?;
+//! db.checkpoint("before_the_app")?; // the lock, then $out of every collection
+//! // The app, with a client of its own (another process, in real life):
+//! let app = venomqa::mongodb::driver::sync::Client::with_uri_str(db.url()?.expose()).unwrap();
+//! app.database("shop_doc").collection::<Document>("orders").insert_one(doc! { "_id": 1 }).run().unwrap();
+//! assert_eq!(db.diff("before_the_app")?.to_string(), "orders +1 (_id=1)");
+//! db.rollback("before_the_app")?; // restores what differs: drops `orders`, created since
+//! assert!(!app.database("shop_doc").list_collection_names().run().unwrap().contains(&"orders".to_owned()));
+//! db.discard("before_the_app")?; // the end of the session: snapshots dropped, lock released
+//! # Ok::<(), venomqa::Error>(())
+//! ```
 //!
 //! Async tests: MongoDB's sync API panics inside a Tokio runtime, so with venomqa's `tokio`
 //! feature every blocking call of this backend moves to a helper thread when it is made from
