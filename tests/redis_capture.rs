@@ -635,6 +635,41 @@ fn a_writer_that_keeps_writing_is_rolled_back_each_time() {
     });
 }
 
+#[test]
+fn an_app_killed_mid_write_is_rolled_back() {
+    let server = PrivateServer::start();
+    let url = server.url(3);
+    fill_every_type(&url);
+    let mut eye = server.observer(3);
+    let baseline = dump(&mut eye);
+    capture(&url, "app_killed").run(|db: &mut RedisSession| {
+        db.create_checkpoint("c").unwrap();
+        // The app writes in a loop, and dies (SIGKILL) somewhere in the middle of a round.
+        let mut app = Command::new(env!("CARGO_BIN_EXE_venomqa-writer"))
+            .args([
+                "redis",
+                &url,
+                "INCR counter\nRPUSH list x\nHSET big_hash f1 changed\nDEL str\nSET str again",
+                "--loop",
+                "10000",
+            ])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_for_line(&mut app, "writing");
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(
+            app.try_wait().unwrap().is_none(),
+            "the app is still writing"
+        );
+        app.kill().unwrap();
+        assert!(!app.wait().unwrap().success());
+        assert!(!db.diff_since("c").unwrap().is_empty());
+        db.rollback("c").unwrap();
+        same(&dump(&mut eye), &baseline);
+    });
+}
+
 /// Another client writes `tamper` into the spare database of checkpoint "c", with `proof`.
 fn tamper_with_the_spare(proof: &str, tamper: &str, says: &str) {
     let server = PrivateServer::start();
