@@ -125,8 +125,8 @@ pub struct RedisOptions {
     /// The prefix of the keys checkpoints and `reset()` cover (default: every key). In
     /// prefix isolation, the base of each lease's prefix.
     pub key_prefix: String,
-    /// The databases database isolation leases (default: every database but 0, counted
-    /// with `CONFIG GET databases`, 16 if refused).
+    /// The databases database isolation leases, and capture's spare databases come from
+    /// (default: every database but 0, counted with `CONFIG GET databases`, 16 if refused).
     pub databases: Option<Databases>,
     /// How many prefixes prefix isolation leases from (default 1024, at least 1).
     pub prefix_slots: u32,
