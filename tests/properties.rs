@@ -242,3 +242,73 @@ mod postgres {
         check("postgres_capture_props", Table("vq_capture_probe"), 24);
     }
 }
+/// Keys `vq_prop:<value>` of a captured Redis database.
+#[cfg(feature = "redis")]
+struct RedisKeys;
+
+#[cfg(feature = "redis")]
+impl Probe for RedisKeys {
+    fn insert(&self, m: &mut dyn StateManager, value: i64) -> Result<()> {
+        use venomqa::redis::{redis, RedisStateManager};
+        let m = m.downcast_mut::<RedisStateManager>().unwrap();
+        redis::cmd("SET")
+            .arg(format!("vq_prop:{value}"))
+            .arg("")
+            .exec(m.try_conn()?)
+            .map_err(|e| Error::backend("redis", "probe insert", e))
+    }
+    fn values(&self, m: &mut dyn StateManager) -> Result<Vec<i64>> {
+        use venomqa::redis::{redis, RedisStateManager};
+        let m = m.downcast_mut::<RedisStateManager>().unwrap();
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg("vq_prop:*")
+            .query(m.try_conn()?)
+            .map_err(|e| Error::backend("redis", "probe read", e))?;
+        Ok(keys
+            .iter()
+            .filter_map(|k| k.strip_prefix("vq_prop:")?.parse().ok())
+            .collect())
+    }
+}
+
+#[cfg(feature = "redis")]
+#[test]
+fn redis_capture_keeps_the_rules() {
+    check("redis_capture", RedisKeys, 96);
+}
+
+/// Documents `{v: <value>}` in collection `prop` of a captured MongoDB database.
+#[cfg(feature = "mongodb")]
+struct MongoDocs;
+
+#[cfg(feature = "mongodb")]
+impl Probe for MongoDocs {
+    fn insert(&self, m: &mut dyn StateManager, value: i64) -> Result<()> {
+        use venomqa::mongodb::{bson::doc, bson::Document, MongoDbStateManager};
+        let m = m.downcast_mut::<MongoDbStateManager>().unwrap();
+        m.try_database()?
+            .collection::<Document>("prop")
+            .insert_one(doc! { "v": value })
+            .run()
+            .map(drop)
+            .map_err(|e| Error::backend("mongodb", "probe insert", e))
+    }
+    fn values(&self, m: &mut dyn StateManager) -> Result<Vec<i64>> {
+        use venomqa::mongodb::{bson::doc, bson::Document, MongoDbStateManager};
+        let m = m.downcast_mut::<MongoDbStateManager>().unwrap();
+        let docs: Vec<Document> = m
+            .try_database()?
+            .collection::<Document>("prop")
+            .find(doc! {})
+            .run()
+            .and_then(|c| c.collect())
+            .map_err(|e| Error::backend("mongodb", "probe read", e))?;
+        Ok(docs.iter().filter_map(|d| d.get_i64("v").ok()).collect())
+    }
+}
+
+#[cfg(feature = "mongodb")]
+#[test]
+fn mongodb_capture_keeps_the_rules() {
+    check("mongodb_capture", MongoDocs, 48);
+}

@@ -173,7 +173,7 @@ pub fn run(report: &mut Report, url: &'static str, quick: bool) {
         db.run_command(doc! { "ping": 1 }).run().map_err(e)?;
         Ok((c, db))
     });
-    let (_client, db) = match result {
+    let (client, db) = match result {
         Ok(x) => x,
         Err(err) => {
             report.note(format!(
@@ -188,6 +188,125 @@ pub fn run(report: &mut Report, url: &'static str, quick: bool) {
         report.note(format!("mongodb: stopped early: {err}"));
     }
     let _ = db.drop().run();
+    if let Err(err) = capture(report, url, &client, quick) {
+        report.note(format!("mongodb capture: stopped early: {err}"));
+    }
+}
+
+/// Capture isolation on `vq_bench_capture`: a checkpoint ($out of every collection into a
+/// snapshot database, fingerprints of copies and originals), a rollback after an app
+/// changed `k` documents of the big collection (fingerprint every collection, restore the
+/// big one, fingerprint again), and a rollback after it changed one document of a
+/// 10-document collection only (the big one is fingerprinted, not copied). The app's
+/// changes come from a client of its own.
+fn capture(report: &mut Report, url: &'static str, client: &Client, quick: bool) -> R<()> {
+    let section = "capture";
+    let name = "vq_bench_capture";
+    let db = client.database(name);
+    // What an interrupted run left must not be restored into this one: forget its record
+    // (its snapshot databases go at the first checkpoint), then start empty.
+    client
+        .database(venomqa::mongodb::LEASES_DATABASE)
+        .collection::<Document>("capture")
+        .delete_one(doc! { "_id": name })
+        .run()
+        .map_err(e)?;
+    db.drop().run().map_err(e)?;
+    let config = venomqa::BackendConfig::new(NAME)
+        .with_url(url)
+        .with_option("isolation", "capture")
+        .with_option("database", name)
+        .with_option("quiescence_timeout_ms", 60_000);
+    let mut m = MongoDbStateManager::from_config(&config).map_err(e)?;
+    m.connect().map_err(e)?;
+    println!("mongodb: measuring capture (database {name})");
+    let big = db.collection::<Document>("docs");
+    let small = db.collection::<Document>("small");
+    let sizes: &[usize] = if quick {
+        &[1_000, 10_000]
+    } else {
+        &[1_000, 100_000]
+    };
+    for &n in sizes {
+        fill(&big, n)?;
+        big.create_index(mongodb::IndexModel::builder().keys(doc! { "i": 1 }).build())
+            .run()
+            .map_err(e)?;
+        fill(&small, 10)?;
+        m.checkpoint(ROOT_CHECKPOINT).map_err(e)?;
+        let t = Instant::now();
+        m.checkpoint("c").map_err(e)?;
+        let probe = t.elapsed();
+        m.discard("c").map_err(e)?;
+        let budget = if probe > Duration::from_secs(5) {
+            // SecantusDB at 100,000 documents: tens of seconds a sample.
+            Budget {
+                warmup: 0,
+                min_iters: 2,
+                max_iters: 2,
+                max_time: Duration::ZERO,
+            }
+        } else {
+            Budget::for_probe(probe, quick)
+        };
+        // The app's client sits idle while venomqa works; SecantusDB closes connections
+        // idle for 5 minutes: a ping drops a closed one, so the app's write gets a new one.
+        let wake = || {
+            let _ = db.run_command(doc! { "ping": 1 }).run();
+        };
+        let checkpoint = measure(budget, || -> R<Duration> {
+            let t = Instant::now();
+            m.checkpoint("c").map_err(e)?;
+            let d = t.elapsed();
+            m.discard("c").map_err(e)?;
+            Ok(d)
+        })?;
+        report.add(
+            NAME,
+            section,
+            format!("{n} documents + 10: checkpoint"),
+            checkpoint,
+            "$out of both collections, fingerprints of copies and originals",
+        );
+        m.checkpoint("c").map_err(e)?;
+        for k in [1usize, 10, 1_000] {
+            let rollback = measure(budget, || -> R<Duration> {
+                wake();
+                change(&big, k)?;
+                let t = Instant::now();
+                m.rollback("c").map_err(e)?;
+                Ok(t.elapsed())
+            })?;
+            report.add(
+                NAME,
+                section,
+                format!("{n} documents + 10, {k} changed by the app: rollback"),
+                rollback,
+                "fingerprint all, restore the big collection ($out), fingerprint again",
+            );
+        }
+        let other = measure(budget, || -> R<Duration> {
+            wake();
+            small
+                .update_one(doc! { "i": 1 }, doc! { "$set": { "name": "changed" } })
+                .run()
+                .map_err(e)?;
+            let t = Instant::now();
+            m.rollback("c").map_err(e)?;
+            Ok(t.elapsed())
+        })?;
+        report.add(
+            NAME,
+            section,
+            format!("{n} documents + 10, 1 changed in the small collection: rollback"),
+            other,
+            "fingerprint all, restore the small collection only",
+        );
+        m.discard("c").map_err(e)?;
+        m.discard(ROOT_CHECKPOINT).map_err(e)?;
+    }
+    m.disconnect().map_err(e)?;
+    db.drop().run().map_err(e)
 }
 
 fn measured(report: &mut Report, url: &'static str, db: &Database, quick: bool) -> R<()> {

@@ -159,6 +159,110 @@ pub fn run(report: &mut Report, url: &'static str, quick: bool) {
         report.note(format!("redis: stopped early: {err}"));
     }
     let _ = m.disconnect();
+    for proof in ["count", "digest"] {
+        if let Err(err) = capture(report, url, quick, proof) {
+            report.note(format!("redis capture: stopped early: {err}"));
+        }
+    }
+}
+
+/// The database capture measures in (`VENOMQA_BENCH_REDIS_CAPTURE_DB`, default 13): the
+/// app's database, which capture pins while it works.
+fn capture_db() -> i64 {
+    std::env::var("VENOMQA_BENCH_REDIS_CAPTURE_DB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(13)
+}
+
+/// Capture isolation with `capture_proof: <proof>`: what a checkpoint (COPY of every key
+/// into a leased spare), a rollback that keeps the checkpoint (verify the spare, SWAPDB,
+/// copy back) and the end of a checkpoint (verify, SWAPDB, empty the spare) cost, as the key
+/// count and the number of keys an app changed grow. The app's changes come from a
+/// connection of its own.
+fn capture(report: &mut Report, url: &'static str, quick: bool, proof: &str) -> R<()> {
+    let section = if proof == "digest" {
+        "capture, digest proof"
+    } else {
+        "capture"
+    };
+    let db = capture_db();
+    let app_url = format!("{}/{db}", url.trim_end_matches('/'));
+    let config = venomqa::BackendConfig::new(NAME)
+        .with_url(&app_url)
+        .with_option("isolation", "capture")
+        .with_option("capture_proof", proof);
+    let mut m = RedisStateManager::from_config(&config).map_err(|x| x.to_string())?;
+    m.connect().map_err(|x| x.to_string())?;
+    println!("redis: measuring capture (the app's database {db}, {proof} proof)");
+    let mut app = redis::Client::open(app_url.as_str())
+        .and_then(|c| c.get_connection())
+        .map_err(e)?;
+    let sizes: &[usize] = if quick {
+        &[1_000, 10_000]
+    } else {
+        &[1_000, 100_000]
+    };
+    for &n in sizes {
+        redis::cmd("FLUSHDB").query::<()>(&mut app).map_err(e)?;
+        fill_mixed(&mut app, n, "")?;
+        m.checkpoint(ROOT_CHECKPOINT).map_err(|x| x.to_string())?;
+        for k in [1usize, 10, 1_000] {
+            let budget = |probe| Budget::for_probe(probe, quick);
+            // A nested checkpoint alone (the first one also takes the turn lock).
+            let t = Instant::now();
+            m.checkpoint("c").map_err(|x| x.to_string())?;
+            let probe = t.elapsed();
+            m.discard("c").map_err(|x| x.to_string())?;
+            let checkpoint = measure(budget(probe), || -> R<Duration> {
+                let t = Instant::now();
+                m.checkpoint("c").map_err(|x| x.to_string())?;
+                let d = t.elapsed();
+                m.discard("c").map_err(|x| x.to_string())?;
+                Ok(d)
+            })?;
+            m.checkpoint("c").map_err(|x| x.to_string())?;
+            let rollback = measure(budget(probe), || -> R<Duration> {
+                change(&mut app, k, "")?;
+                let t = Instant::now();
+                m.rollback("c").map_err(|x| x.to_string())?;
+                Ok(t.elapsed())
+            })?;
+            m.discard("c").map_err(|x| x.to_string())?;
+            let end = measure(budget(probe), || -> R<Duration> {
+                m.checkpoint("c").map_err(|x| x.to_string())?;
+                change(&mut app, k, "")?;
+                let t = Instant::now();
+                m.discard("c").map_err(|x| x.to_string())?;
+                Ok(t.elapsed())
+            })?;
+            let label = |what: &str| format!("{n} mixed keys, {k} changed by the app: {what}");
+            report.add(
+                NAME,
+                section,
+                label("checkpoint"),
+                checkpoint,
+                "COPY every key into a spare database",
+            );
+            report.add(
+                NAME,
+                section,
+                label("rollback"),
+                rollback,
+                "verify the spare, SWAPDB, copy back",
+            );
+            report.add(
+                NAME,
+                section,
+                label("end of checkpoint"),
+                end,
+                "verify the spare, SWAPDB, empty it",
+            );
+        }
+        m.discard(ROOT_CHECKPOINT).map_err(|x| x.to_string())?;
+    }
+    redis::cmd("FLUSHDB").query::<()>(&mut app).map_err(e)?;
+    m.disconnect().map_err(|x| x.to_string())
 }
 
 fn measured(

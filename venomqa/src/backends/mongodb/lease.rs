@@ -40,6 +40,8 @@ pub(super) struct Server {
     /// group to `server now + its TTL`, and runs often enough for the shortest.
     ttls: Mutex<BTreeSet<i64>>,
     templates: Mutex<HashMap<String, Arc<Vec<CollectionSnapshot>>>>,
+    /// Whether the server answers `dbHash` (capture fingerprints), once known.
+    pub dbhash: OnceLock<bool>,
 }
 
 static SERVERS: LazyLock<Mutex<HashMap<String, Arc<Server>>>> = LazyLock::new(Default::default);
@@ -222,6 +224,7 @@ impl Server {
             heartbeat: OnceLock::new(),
             ttls: Mutex::new(BTreeSet::new()),
             templates: Mutex::new(HashMap::new()),
+            dbhash: OnceLock::new(),
         });
         Ok(SERVERS.lock().entry(key).or_insert(server).clone())
     }

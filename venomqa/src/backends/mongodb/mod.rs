@@ -44,7 +44,7 @@
 //!     template_database: shop_seed   # every test's database starts as a copy of it
 //!     collections_to_reset: [orders] # nested checkpoints and reset() cover only these
 //!     pool_size: 8                   # default: the number of test threads
-//!     isolation: database_per_lease  # or `shared`: work in `database` itself
+//!     isolation: database_per_lease  # or `shared`, `capture`: work in `database` itself
 //!     lease_ttl_secs: 600            # how long our records stay valid without a heartbeat
 //!     shared_lock_timeout_secs: 300  # isolation: shared: wait for the database this long
 //! ```
@@ -55,11 +55,71 @@
 //! `venomqa_leases.locks` (released when the outermost checkpoint ends, or when the
 //! connection is closed or dropped), and the pool holds one connection.
 //!
+//! # Capture
+//!
+//! With `isolation: capture` the rollback undoes what ANY client wrote to the captured
+//! database (`database:`, else the URL's): an API server in another process, the app's own
+//! client. The code under test connects to [`Session::url`](crate::Session::url) and uses
+//! the database [`database_name`](crate::Session::database_name).
+//!
+//! - **Checkpoint**: every collection is copied server-side into the snapshot database
+//!   `vq_snap_<db>_<hash>_<depth>` ([`SNAPSHOT_PREFIX`]) with `$out` (no document crosses
+//!   the network), and its type, options, index specifications and a *fingerprint* of its
+//!   documents are recorded: `dbHash` where the server has it, else a hash of every
+//!   document's raw BSON, streamed and never decoded (SecantusDB has neither `dbHash` nor
+//!   a hash expression, and a `$group` checksum of `$bsonSize` misses type-only changes such
+//!   as Int64 5 to Double 5.0). Then the copies and the originals are fingerprinted again: a
+//!   collection written to meanwhile is copied again, up to `quiescence_timeout_ms`.
+//! - **Rollback**: the collections are fingerprinted; only those that differ (missing,
+//!   another type, options, indexes or documents) are restored, and those created since are
+//!   dropped. Plain collections come back with `$out` from the copy, their indexes
+//!   reconciled; collections with options (validator, collation, ...) are recreated with
+//!   them and filled with `$merge`; capped and time-series ones (which `$out` and `$merge`
+//!   cannot write to) are recreated and filled through the client, as raw BSON; views are
+//!   recreated. Types survive exactly (nothing goes through JSON). Then it looks again:
+//!   finding nothing to do is the **proof**; a collection found changed again was written
+//!   during the rollback and is restored again, until `quiescence_timeout_ms` (default
+//!   5000), when the error names the collections another client keeps writing to.
+//! - **Taking turns**: the outermost checkpoint takes the database's lock
+//!   (`venomqa_leases.locks`, as `isolation: shared` does); the pool holds one connection.
+//! - **A process that dies**: the first checkpoint is recorded in `venomqa_leases.capture`
+//!   (with what it copied) once its copy is complete; the next session on the database
+//!   restores it before it starts, and drops the snapshot databases left behind.
+//!   [`MongoDb::uninstall_capture`] does the same by hand.
+//! - [`Session::diff`](crate::Session::diff) lists, per changed collection, the documents
+//!   inserted, deleted and updated (by `_id`, with the top-level fields that differ, type
+//!   included), and index or option changes.
+//!
+//! Costs grow with the data: a checkpoint copies everything (and fingerprints it twice), a
+//! rollback fingerprints everything and copies back what changed; see `docs/mongodb.md`.
+//!
+//! ```
+//! use venomqa::mongodb::{bson::{doc, Document}, MongoDb, MongoDbStateManager};
+//! use venomqa::{BackendConfig, StateManager};
+//!
+//! # let url = std::env::var("VENOMQA_MONGODB_URL").unwrap_or(venomqa::mongodb::DEFAULT_URL.into());
+//! // In venomqa.yaml: an entry with `isolation: capture` and `database: shop_doc`.
+//! let config = BackendConfig::new("mongodb").with_url(&url)
+//!     .with_option("isolation", "capture").with_option("database", "shop_doc");
+//! let mut db = MongoDbStateManager::from_config(&config)?;
+//! db.connect()?;
+//! db.checkpoint("before_the_app")?; // the lock, then $out of every collection
+//! // The app, with a client of its own (another process, in real life):
+//! let app = venomqa::mongodb::driver::sync::Client::with_uri_str(db.url()?.expose()).unwrap();
+//! app.database("shop_doc").collection::<Document>("orders").insert_one(doc! { "_id": 1 }).run().unwrap();
+//! assert_eq!(db.diff("before_the_app")?.to_string(), "orders +1 (_id=1)");
+//! db.rollback("before_the_app")?; // restores what differs: drops `orders`, created since
+//! assert!(!app.database("shop_doc").list_collection_names().run().unwrap().contains(&"orders".to_owned()));
+//! db.discard("before_the_app")?; // the end of the session: snapshots dropped, lock released
+//! # Ok::<(), venomqa::Error>(())
+//! ```
+//!
 //! Async tests: MongoDB's sync API panics inside a Tokio runtime, so with venomqa's `tokio`
 //! feature every blocking call of this backend moves to a helper thread when it is made from
 //! inside a runtime; [`async_database`](crate::Session::async_database) gives the test an async
 //! handle on the same database.
 
+mod capture;
 mod lease;
 mod options;
 mod snapshot;
@@ -71,6 +131,7 @@ use std::time::Duration;
 
 use ::mongodb::bson::{doc, Document};
 
+pub use self::capture::SNAPSHOT_PREFIX;
 use self::lease::Server;
 pub use self::options::{Isolation, MongoDbOptions};
 pub use self::snapshot::Snapshot;
@@ -79,6 +140,7 @@ use self::snapshot::{
     CollectionSnapshot, Saved,
 };
 use crate::backend::Backend;
+use crate::capture::Diff;
 use crate::checkpoint::Point;
 use crate::config::BackendConfig;
 use crate::error::{Error, Result};
@@ -210,6 +272,17 @@ fn driver_error(operation: impl Into<String>, e: ::mongodb::error::Error) -> Err
     }
 }
 
+/// The database in a connection string's path (`mongodb://host/app?..` gives `app`), if any.
+fn url_database(url: &str) -> Option<String> {
+    let rest = url.split_once("://")?.1;
+    let path = rest.split_once('/')?.1;
+    let name = path.split('?').next().unwrap_or_default();
+    let name = percent_encoding::percent_decode_str(name)
+        .decode_utf8()
+        .ok()?;
+    (!name.is_empty()).then(|| name.into_owned())
+}
+
 /// Runs blocking driver calls: on a helper thread when called from inside a Tokio runtime
 /// (the driver's sync API would panic there), else right here.
 fn blocking<T: Send>(f: impl FnOnce() -> T + Send) -> T {
@@ -325,6 +398,13 @@ impl MongoDb {
         self
     }
 
+    /// With [`Isolation::Capture`]: how long a checkpoint or a rollback goes on copying the
+    /// collections another connection keeps changing before it fails (default 5 s).
+    pub fn quiescence_timeout(mut self, timeout: Duration) -> Self {
+        self.options.quiescence_timeout_ms = Some(timeout.as_millis() as u64);
+        self
+    }
+
     /// The options in force.
     pub fn options(&self) -> &MongoDbOptions {
         &self.options
@@ -343,6 +423,10 @@ impl MongoDb {
         self.options.isolation == Isolation::DatabasePerLease
     }
 
+    fn capture(&self) -> bool {
+        self.options.isolation == Isolation::Capture
+    }
+
     /// Opens (or reuses) the process's client, records the lease of a new database (the
     /// record exists before the database does, so a sweep that sees the database also sees
     /// its owner) and starts the heartbeat.
@@ -356,7 +440,7 @@ impl MongoDb {
             .or_else(|| server.default_database.clone())
             .unwrap_or_else(|| "test".to_owned());
         let (name, leased) = match self.options.isolation {
-            Isolation::Shared => (base, false),
+            Isolation::Shared | Isolation::Capture => (base, false),
             Isolation::DatabasePerLease => {
                 server.swept.get_or_init(|| {
                     if let Err(e) = server.sweep() {
@@ -442,6 +526,7 @@ impl MongoDb {
                     conn.touched.store(false, Ordering::Relaxed);
                 }
             }
+            Saved::Capture(capture) => self.capture_restore(conn, capture, "rollback")?,
         }
         Ok(())
     }
@@ -694,18 +779,29 @@ impl Backend for MongoDb {
     type Mark = Snapshot;
 
     fn new(config: &BackendConfig, options: MongoDbOptions) -> Result<Self> {
-        if options.isolation == Isolation::Shared && options.template_database.is_some() {
+        if options.isolation != Isolation::DatabasePerLease && options.template_database.is_some() {
             return Err(Error::config(
                 &config.source,
                 format!("backends.{}.template_database", config.entry),
-                "a template database needs isolation: database_per_lease (the default); with shared the tests work in `database` itself",
+                "a template database needs isolation: database_per_lease (the default); with shared and capture the tests work in `database` itself",
+            ));
+        }
+        let url = config
+            .url
+            .clone()
+            .unwrap_or_else(|| SecretUrl::from(DEFAULT_URL));
+        if options.isolation == Isolation::Capture
+            && options.database.is_none()
+            && url_database(url.expose()).is_none()
+        {
+            return Err(Error::config(
+                &config.source,
+                format!("backends.{}.database", config.entry),
+                "capture needs the app's database: set `database:` on the entry, or put it in the URL (mongodb://host:27017/app)",
             ));
         }
         Ok(MongoDb {
-            url: config
-                .url
-                .clone()
-                .unwrap_or_else(|| SecretUrl::from(DEFAULT_URL)),
+            url,
             options,
             connect_timeout: config.connect_timeout,
             lock_timeout_ms: None,
@@ -732,12 +828,16 @@ impl Backend for MongoDb {
     fn checkpoint(&self, conn: &mut MongoDbConn, at: Point<'_>) -> Result<Snapshot> {
         blocking(|| {
             let locking = at.is_outermost()
-                && self.options.isolation == Isolation::Shared
+                && self.options.isolation != Isolation::DatabasePerLease
                 && conn.lock_held.is_none();
             if locking {
                 conn.acquire_shared_lock(self.lock_timeout())?;
             }
-            let result = self.snapshot(conn, at);
+            let result = if self.capture() {
+                self.capture_checkpoint(conn, at)
+            } else {
+                self.snapshot(conn, at)
+            };
             if result.is_err() && locking {
                 conn.release_lock_logged();
             }
@@ -745,26 +845,58 @@ impl Backend for MongoDb {
         })
     }
 
-    fn rollback(&self, conn: &mut MongoDbConn, _: Point<'_>, mark: &Snapshot) -> Result<()> {
-        blocking(|| self.restore(conn, mark, true))
+    fn rollback(&self, conn: &mut MongoDbConn, at: Point<'_>, mark: &Snapshot) -> Result<()> {
+        blocking(|| match &mark.0 {
+            Saved::Capture(mark) => self.capture_restore(
+                conn,
+                mark,
+                &format!("rollback to checkpoint {:?}", at.name()),
+            ),
+            _ => self.restore(conn, mark, true),
+        })
     }
 
-    /// Keeps the changes; the outermost checkpoint's end releases a shared database's lock.
-    fn release(&self, conn: &mut MongoDbConn, at: Point<'_>, _: &Snapshot) -> Result<()> {
+    /// Keeps the changes; the outermost checkpoint's end releases a shared database's lock
+    /// (with capture, after its record and snapshot databases are gone).
+    fn release(&self, conn: &mut MongoDbConn, at: Point<'_>, mark: &Snapshot) -> Result<()> {
         if at.is_outermost() && conn.lock_held.is_some() {
-            blocking(|| conn.release_lock_logged());
+            return blocking(|| {
+                let ended = match &mark.0 {
+                    Saved::Capture(_) => self.capture_end(conn),
+                    _ => Ok(()),
+                };
+                conn.release_lock_logged();
+                ended
+            });
         }
         Ok(())
     }
 
     fn discard(&self, conn: &mut MongoDbConn, at: Point<'_>, mark: &Snapshot) -> Result<()> {
         blocking(|| {
-            self.restore(conn, mark, false)?;
+            match &mark.0 {
+                Saved::Capture(capture) => {
+                    let what = format!("rollback of checkpoint {:?}", at.name());
+                    self.capture_restore(conn, capture, &what)?;
+                    if at.is_outermost() {
+                        self.capture_end(conn)?;
+                    }
+                }
+                _ => self.restore(conn, mark, false)?,
+            }
             if at.is_outermost() {
                 conn.release_lock_logged();
             }
             Ok(())
         })
+    }
+
+    /// With capture, drops the checkpoint's snapshot database.
+    fn forget(&self, conn: &mut MongoDbConn, mark: Snapshot) -> Result<()> {
+        match &mark.0 {
+            Saved::Capture(capture) => blocking(|| self.capture_forget(conn, capture)),
+            _ => Ok(()),
+        }
     }
 
     /// Empties the collections (`collections_to_reset`, else every collection; views are
@@ -791,8 +923,37 @@ impl Backend for MongoDb {
     /// Shared isolation: 1 (tests take turns on the database); else the test threads.
     fn pool_size(&self) -> usize {
         match self.options.isolation {
-            Isolation::Shared => 1,
+            Isolation::Shared | Isolation::Capture => 1,
             Isolation::DatabasePerLease => test_threads(),
+        }
+    }
+
+    fn captures(&self, _: &MongoDbConn) -> bool {
+        self.capture()
+    }
+
+    /// With capture, the configured URL; the app's database is
+    /// [`database_name`](crate::Session::database_name).
+    fn url(&self, _: &MongoDbConn) -> Result<SecretUrl> {
+        if self.capture() {
+            Ok(self.url.clone())
+        } else {
+            Err(Error::unsupported(
+                NAME,
+                "a URL for other connections",
+                "the test's documents are rolled back only in its own database; use `isolation: capture` with the app's database",
+            ))
+        }
+    }
+
+    fn diff(&self, conn: &mut MongoDbConn, at: Point<'_>, mark: &Snapshot) -> Result<Diff> {
+        match &mark.0 {
+            Saved::Capture(capture) => blocking(|| self.capture_diff(conn, capture)),
+            _ => Err(Error::unsupported(
+                NAME,
+                format!("diff() since checkpoint {:?}", at.name()),
+                "only capture isolation keeps a copy on the server to compare with; use `isolation: capture`",
+            )),
         }
     }
 

@@ -16,6 +16,12 @@ pub enum Isolation {
     /// take turns (pool size 1, and a lock across processes), and whatever else writes to
     /// it is rolled back too.
     Shared,
+    /// Capture: the configured `database` (or the URL's) itself, shared with code under test
+    /// in other processes. A checkpoint copies every collection server-side (`$out`) into a
+    /// snapshot database; a rollback restores only the collections that changed, whoever
+    /// changed them. Tests take turns, across processes too. See the
+    /// [capture section](super#capture).
+    Capture,
 }
 
 /// The keys of a `mongodb` entry in `venomqa.yaml`, besides the common ones (`url`,
@@ -49,10 +55,14 @@ pub struct MongoDbOptions {
     /// (default 600, at least 1): how long another machine waits before it drops the
     /// databases of a process that died without cleaning up.
     pub lease_ttl_secs: u64,
-    /// With [`Isolation::Shared`]: how long the outermost checkpoint waits for another
-    /// test (in this or any other process, on any machine) to finish with the database
-    /// (default 300).
+    /// With [`Isolation::Shared`] and [`Isolation::Capture`]: how long the outermost
+    /// checkpoint waits for another test (in this or any other process, on any machine) to
+    /// finish with the database (default 300).
     pub shared_lock_timeout_secs: u64,
+    /// With [`Isolation::Capture`]: how long a checkpoint or a rollback goes on copying the
+    /// collections that another connection keeps changing, before it fails naming them
+    /// (default 5000).
+    pub quiescence_timeout_ms: Option<u64>,
 }
 
 impl Default for MongoDbOptions {
@@ -64,6 +74,7 @@ impl Default for MongoDbOptions {
             isolation: Isolation::DatabasePerLease,
             lease_ttl_secs: super::DEFAULT_LEASE_TTL.as_secs(),
             shared_lock_timeout_secs: super::DEFAULT_SHARED_LOCK_TIMEOUT.as_secs(),
+            quiescence_timeout_ms: None,
         }
     }
 }

@@ -47,6 +47,8 @@ pub(super) enum Saved {
     Fresh,
     /// Every collection in scope.
     Full(Vec<CollectionSnapshot>),
+    /// Capture: copies in a snapshot database on the server.
+    Capture(super::capture::CaptureMark),
 }
 
 /// `listCollections` of `db`, `system.*` excluded, limited to `scope` when given.

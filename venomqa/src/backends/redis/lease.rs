@@ -336,14 +336,25 @@ pub(super) fn is_connection_error(e: &RedisError) -> bool {
 pub(super) struct Held {
     pub url: SecretUrl,
     pub key: String,
+    /// The database the lease key lives in.
+    pub key_db: i64,
     pub owner: String,
-    /// The leased database in database isolation; `None` for a prefix.
-    pub database: Option<i64>,
-    pub prefix: String,
-    pub home_db: i64,
+    /// What giving it back empties first.
+    pub empty: Empty,
     /// The process that took the lease: a forked child must not give it back.
     pub pid: u32,
     pub lost: Arc<AtomicBool>,
+}
+
+/// What giving a lease back empties first.
+#[derive(Debug, Clone)]
+pub(super) enum Empty {
+    /// A leased database (database isolation, or a capture spare).
+    Database(i64),
+    /// The keys under a prefix, in the lease key's database (prefix isolation).
+    Prefix(String),
+    /// Nothing: the lease guards no data of its own (a capture session's turn).
+    Nothing,
 }
 
 static HELD: Mutex<Vec<Held>> = Mutex::new(Vec::new());
@@ -382,35 +393,38 @@ fn release_at_exit() {
                 continue;
             };
             let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
-            let _ = match lease.database {
-                Some(db) => release_db(&mut conn, &lease.key, &lease.owner, db, lease.home_db),
-                None => release_prefix_at_exit(&mut conn, &lease),
+            let _ = match &lease.empty {
+                Empty::Database(db) => {
+                    release_db(&mut conn, &lease.key, &lease.owner, *db, lease.key_db)
+                }
+                Empty::Prefix(prefix) => release_prefix_at_exit(&mut conn, &lease, prefix),
+                Empty::Nothing => release_key(&mut conn, lease.key_db, &lease.key, &lease.owner),
             };
         }
     });
 }
 
 /// Empties a prefix in verified batches, then deletes its lease key (if still ours).
-fn release_prefix_at_exit(conn: &mut Connection, lease: &Held) -> RedisResult<()> {
+fn release_prefix_at_exit(conn: &mut Connection, lease: &Held, prefix: &str) -> RedisResult<()> {
     let guards = [Guard {
-        db: lease.home_db,
+        db: lease.key_db,
         key: lease.key.clone(),
         value: lease.owner.clone(),
     }];
     let scope = Scope {
-        db: lease.home_db,
-        prefix: &lease.prefix,
+        db: lease.key_db,
+        prefix,
         batch: 1000,
         filter_leases: true,
     };
     let keys = scan_keys(conn, &scope)?;
     let keys: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
     if !keys.is_empty()
-        && guarded_exec(conn, &guards, lease.home_db, false, &keys, &[], 1000).is_err()
+        && guarded_exec(conn, &guards, lease.key_db, false, &keys, &[], 1000).is_err()
     {
         return Ok(());
     }
-    release_key(conn, lease.home_db, &lease.key, &lease.owner)
+    release_key(conn, lease.key_db, &lease.key, &lease.owner)
 }
 
 #[cfg(test)]
@@ -422,10 +436,9 @@ mod tests {
         let held = Held {
             url: SecretUrl::from("redis://user:s3cret-pw@host:6379"),
             key: "venomqa:lease:db:3".into(),
+            key_db: 0,
             owner: "me".into(),
-            database: Some(3),
-            prefix: String::new(),
-            home_db: 0,
+            empty: Empty::Database(3),
             pid: 1,
             lost: Arc::default(),
         };

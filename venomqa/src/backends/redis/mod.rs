@@ -24,6 +24,7 @@
 //! | `database` (default) | a logical database of its own (`SELECT n`, `n` >= 1), leased in database 0 |
 //! | `prefix` | a key prefix of its own, `<key_prefix>{vq<slot>}:` ([`RedisConn::prefix`]), leased in the URL's database; for a single Redis server (or a proxy that passes `EVAL`, `SCAN` and `MULTI` through) without `SELECT` or with one database. Not Redis Cluster: the scripts touch keys they do not declare, and the client talks to one node |
 //! | `none` | the URL's database as it is, no lease (you guarantee that one test at a time uses it) |
+//! | `capture` | the URL's database `n >= 1` as it is, shared with code under test in other processes: whatever any client writes to it is rolled back (see [Capture](#capture)) |
 //!
 //! A lease is a key `venomqa:lease:db:<n>` in database 0 (or
 //! `venomqa:lease:prefix:<key_prefix>{vq<slot>}` in the URL's database), set with
@@ -64,12 +65,74 @@
 //! where leases live (database 0 and the URL's database in prefix/none isolation), not in a
 //! leased database.
 //!
+//! # Capture
+//!
+//! With `isolation: capture` the rollback undoes what ANY client wrote to the URL's database
+//! `n` (`redis://host:6379/n`, `n >= 1`): an API server in another process, the app's own
+//! pool. The code under test connects to [`Session::url`](crate::Session::url).
+//!
+//! - **Checkpoint**: a spare database is leased (like database isolation's, `SET NX` on
+//!   `venomqa:lease:db:<s>`, emptied), and one Lua script `COPY`s every key of `n` into it
+//!   (`COPY` keeps the value, its encoding and its absolute expiry time; no key crosses the
+//!   network). One spare per checkpoint depth.
+//! - **Rollback**: a script proves the spare still holds the checkpoint (see
+//!   [`CaptureProof`]), then one atomic script `SWAPDB n s`: every client of database `n`,
+//!   its open connections included, sees the checkpoint at once. When the checkpoint stays
+//!   (a rollback), the same script copies the data back into the spare; when it ends (the
+//!   end of a test, a checkpoint block), it empties the spare instead, so the end of a test
+//!   is O(1) plus the proof. Then the key count of `n` is checked against the spare's.
+//! - **Taking turns**: the connection pins database `n` with [`CAPTURE_PIN_VALUE`] for its
+//!   whole life, so database isolation never leases (and empties) it and prefix or none
+//!   isolation never work in it; a session's first checkpoint takes the turn lock
+//!   `venomqa:lease:capture:db:<n>` (a lease like the others, waiting up to
+//!   `lease_wait_ms`), so sessions on one database take turns, across processes too. The
+//!   pool of a capture entry holds one connection.
+//! - **A process that dies**: the first checkpoint's spare is recorded in the script that
+//!   fills it (its lease key holds a marker without expiry, and `venomqa:capture:db:<n>`
+//!   names it); the next session on database `n` swaps it back before it starts. The spares
+//!   of nested checkpoints expire with their leases. [`Redis::uninstall_capture`] does the
+//!   same by hand and removes the record. FLUSHDB only ever runs on spares, in scripts that
+//!   check the lease first; never FLUSHALL.
+//! - [`Session::diff`](crate::Session::diff) compares database `n` with the spare, in a
+//!   script: keys inserted, deleted, updated (hash fields, set members, a string's value,
+//!   lengths, type, expiry time).
+//!
+//! Needs Redis 7.0 or later, and `n >= 1` (database 0 holds the leases). A rollback is one
+//! atomic script, so no write ever lands in the middle of it; writes right after it are the
+//! app's next ones. What else capture does not cover: other databases, server state that is
+//! not keys (as for the other isolations, below).
+//!
+//! ```
+//! use venomqa::redis::{redis, Redis};
+//! use venomqa::{BackendConfig, Manager, StateManager};
+//!
+//! # let base = std::env::var("VENOMQA_REDIS_URL").unwrap_or(venomqa::redis::DEFAULT_URL.into());
+//! let url = format!("{}/11", base.trim_end_matches('/')); // the app's database: 11
+//! // In venomqa.yaml: an entry with this url and `isolation: capture`.
+//! let config = BackendConfig::new("redis").with_url(&url).with_option("isolation", "capture");
+//! let mut db = Manager::<Redis>::from_config(&config)?;
+//! db.connect()?; // pins database 11
+//! db.checkpoint("before_the_app")?; // the turn lock, a spare, COPY of every key
+//! // The app, with a client of its own (another process, in real life):
+//! let mut app = redis::Client::open(db.url()?.expose()).unwrap().get_connection().unwrap();
+//! redis::cmd("SET").arg("order:1").arg("paid").exec(&mut app).unwrap();
+//! assert_eq!(db.diff("before_the_app")?.to_string(), "db11 +1 (order:1)");
+//! db.rollback("before_the_app")?; // SWAPDB: the app's open connection sees it at once
+//! let there: bool = redis::cmd("EXISTS").arg("order:1").query(&mut app).unwrap();
+//! assert!(!there);
+//! db.discard("before_the_app")?; // the end of the session: the spare is emptied
+//! db.disconnect()?;
+//! # Ok::<(), venomqa::Error>(())
+//! ```
+//!
 //! # Options
 //!
 //! Keys of the entry in `venomqa.yaml`: see [`RedisOptions`] (`isolation`, `key_prefix`,
-//! `databases`, `prefix_slots`, `lease_ttl_ms`, `lease_wait_ms`, `batch_size`), besides the
-//! common `url` ([`DEFAULT_URL`]), `pool_size` and `connect_timeout_ms`.
+//! `databases`, `prefix_slots`, `lease_ttl_ms`, `lease_wait_ms`, `batch_size`,
+//! `capture_proof`), besides the common `url` ([`DEFAULT_URL`]), `pool_size` and
+//! `connect_timeout_ms`.
 
+mod capture;
 mod lease;
 mod options;
 mod snapshot;
@@ -82,11 +145,13 @@ use std::time::{Duration, Instant};
 pub use ::redis;
 use ::redis::{Client, Connection, RedisError};
 
-use self::lease::{Guard, GuardFail, Held, Lease};
-pub use self::options::{Databases, Isolation, RedisOptions};
+use self::lease::{Empty, Guard, GuardFail, Held, Lease};
+pub use self::options::{CaptureProof, Databases, Isolation, RedisOptions};
 pub use self::snapshot::Snapshot;
+
 use self::snapshot::{Entry, Scope};
 use crate::backend::Backend;
+use crate::capture::Diff;
 use crate::checkpoint::Point;
 use crate::config::BackendConfig;
 use crate::error::{Error, Result};
@@ -104,6 +169,10 @@ pub const LEASE_KEY_PREFIX: &str = "venomqa:lease:";
 
 /// The value of a pin: the lease key of a database that prefix or none connections work in.
 pub const PIN_VALUE: &str = "venomqa:pinned-by-prefix-or-none-isolation";
+
+/// The value of a capture pin: the lease key of a database that capture connections work
+/// in (see the [capture section](self#capture)).
+pub const CAPTURE_PIN_VALUE: &str = "venomqa:pinned-by-capture";
 
 /// How long opening a connection may take unless `connect_timeout_ms` says otherwise.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -228,6 +297,13 @@ impl Redis {
         self
     }
 
+    /// Capture: how a rollback proves the spare database still holds the checkpoint
+    /// (default [`CaptureProof::Count`]).
+    pub fn capture_proof(mut self, proof: CaptureProof) -> Self {
+        self.options.capture_proof = proof;
+        self
+    }
+
     /// How long opening a connection may take (default [`DEFAULT_CONNECT_TIMEOUT`]).
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
@@ -237,6 +313,10 @@ impl Redis {
     /// The options in force.
     pub fn options(&self) -> &RedisOptions {
         &self.options
+    }
+
+    fn capture(&self) -> bool {
+        self.options.isolation == Isolation::Capture
     }
 
     fn lease_ttl_duration(&self) -> Duration {
@@ -260,10 +340,19 @@ impl Redis {
         (1, count - 1)
     }
 
-    /// Takes a lease of database or prefix isolation: the ACQUIRE script leases the first
-    /// free slot (and empties a leased database), waiting up to `lease_wait_ms`.
-    fn acquire(&self, client: &Client, conn: &mut Connection) -> Result<Lease> {
-        let database = self.options.isolation == Isolation::Database;
+    /// Takes a lease of a database (`database`: database isolation, or a capture spare) or
+    /// of a prefix: the ACQUIRE script leases the first free slot (and empties a leased
+    /// database), waiting up to `lease_wait_ms`. A database lease leaves database 0
+    /// selected.
+    fn acquire(&self, client: &Client, conn: &mut Connection, database: bool) -> Result<Lease> {
+        let capture = self.options.isolation == Isolation::Capture;
+        if database {
+            // The lease keys live in database 0.
+            ::redis::cmd("SELECT")
+                .arg(0)
+                .exec(conn)
+                .map_err(lease_error)?;
+        }
         let (first, last, key_base, suffix, clean) = if database {
             let (first, last) = self.lease_range(conn);
             (first, last, format!("{LEASE_KEY_PREFIX}db:"), "", "1")
@@ -287,7 +376,7 @@ impl Redis {
         if first_leasable > last {
             return Err(Error::unsupported(
                 NAME,
-                format!("database isolation on {} (databases {first}..={last}, none leasable)", self.url),
+                format!("{} on {} (databases {first}..={last}, none leasable)", if capture { "capture's spare databases" } else { "database isolation" }, self.url),
                 "the server has a single database (or `databases` holds only database 0, which keeps the leases); use isolation: prefix, a key prefix per test in one database",
             ));
         }
@@ -309,7 +398,12 @@ impl Redis {
             }
             let waited = started.elapsed();
             if waited >= wait {
-                let (what, way_out) = if database {
+                let (what, way_out) = if capture {
+                    (
+                        format!("all databases {first}..={last} (capture needs a spare one per checkpoint)"),
+                        "nest fewer checkpoints, widen `databases`",
+                    )
+                } else if database {
                     (
                         format!("all databases {first}..={last}"),
                         "use isolation: prefix",
@@ -338,7 +432,7 @@ impl Redis {
     /// in database 0 holds [`PIN_VALUE`] (shared by every such connection, each renewing it),
     /// so database isolation never leases (and empties) it. Waits up to `lease_wait_ms`
     /// while a database-isolation connection holds it.
-    fn pin_home(&self, client: &Client, conn: &mut Connection) -> Result<Lease> {
+    fn pin_home(&self, client: &Client, conn: &mut Connection, value: &str) -> Result<Lease> {
         let key = format!("{LEASE_KEY_PREFIX}db:{}", self.home_db);
         let started = Instant::now();
         loop {
@@ -347,7 +441,7 @@ impl Redis {
                 .arg(lease::PIN)
                 .arg(1)
                 .arg(&key)
-                .arg(PIN_VALUE)
+                .arg(value)
                 .arg(self.options.lease_ttl_ms)
                 .cmd("SELECT")
                 .arg(self.home_db)
@@ -360,17 +454,29 @@ impl Redis {
                     self.home_db,
                     0,
                     key,
-                    PIN_VALUE.to_owned(),
+                    value.to_owned(),
                     self.lease_ttl_duration(),
                     self.connect_timeout,
                 );
             }
             if started.elapsed() >= self.lease_wait_duration() {
+                let holder: (Option<String>,) = ::redis::pipe()
+                    .cmd("SELECT")
+                    .arg(0)
+                    .ignore()
+                    .cmd("GET")
+                    .arg(&key)
+                    .cmd("SELECT")
+                    .arg(self.home_db)
+                    .ignore()
+                    .query(conn)
+                    .unwrap_or((None,));
+                let holder = capture::holder_of(holder.0.as_deref().unwrap_or_default());
                 return Err(Error::backend(
                     NAME,
                     "pinning the URL's database",
                     format!(
-                        "database {db} (the URL's) is leased by a test in database isolation, which empties it; waited {} ms. Give database isolation `databases:` without {db}, or use another database in the URL",
+                        "database {db} (the URL's) is held by {holder}; waited {} ms. Keep database isolation (`databases:`) and the other isolations off database {db}, or use another database in the URL",
                         started.elapsed().as_millis(),
                         db = self.home_db,
                     ),
@@ -440,9 +546,11 @@ pub struct RedisConn {
     /// The prefix the test's keys go under.
     prefix: String,
     lease: Option<Lease>,
-    /// Prefix and none isolation on a database n >= 1: the shared pin of
+    /// Prefix, none and capture isolation on a database n >= 1: the shared pin of
     /// `venomqa:lease:db:<n>` that keeps database isolation from leasing (and emptying) it.
     pin: Option<Lease>,
+    /// Capture isolation: the session's turn lock and the checkpoints' spare databases.
+    capture: Option<capture::CaptureState>,
     has_expiretime: bool,
     batch_size: usize,
     connect_timeout: Duration,
@@ -527,7 +635,10 @@ impl RedisConn {
     }
 
     fn leases(&self) -> impl Iterator<Item = &Lease> {
-        self.lease.iter().chain(self.pin.iter())
+        self.lease
+            .iter()
+            .chain(self.pin.iter())
+            .chain(self.capture.iter().flat_map(capture::CaptureState::leases))
     }
 
     /// Whether the lease (or pin) is lost, or may have expired on the server.
@@ -546,6 +657,7 @@ impl RedisConn {
     fn lost_outcome(&self) -> &'static str {
         match self.isolation {
             Isolation::None => "the keys the test wrote so far stay in the URL's database; roll them back by hand",
+            Isolation::Capture => "the checkpoint stays recorded on the server, so the next capture session on this database restores it",
             _ => "the test's keys stay in its leased key space, which is emptied when the lease is given back or expires",
         }
     }
@@ -644,7 +756,7 @@ impl RedisConn {
     /// left unusable (subscribe mode, killed) once more on a new one. A pin is left to
     /// expire: other connections may share it.
     fn release_lease(&mut self) -> Result<()> {
-        let result = self.release_lease_inner();
+        let result = self.end_capture().and(self.release_lease_inner());
         if let Some(mut pin) = self.pin.take() {
             pin.stop();
             lease::unhold(&pin.key, &pin.owner);
@@ -688,7 +800,7 @@ impl RedisConn {
 
 impl Drop for RedisConn {
     fn drop(&mut self) {
-        if self.lease.is_some() || self.pin.is_some() {
+        if self.lease.is_some() || self.pin.is_some() || self.capture.is_some() {
             if let Err(e) = self.release_lease() {
                 tracing::warn!(target: "venomqa", error = %e, "giving back the redis lease on drop failed; it expires by itself");
             }
@@ -736,6 +848,22 @@ impl Backend for Redis {
             .clone()
             .unwrap_or_else(|| SecretUrl::from(DEFAULT_URL));
         let home_db = client(&url)?.get_connection_info().redis_settings().db();
+        if options.isolation == Isolation::Capture {
+            if home_db < 1 {
+                return Err(Error::config(
+                    &config.source,
+                    key("url"),
+                    "capture needs the app's database in the URL, 1 or higher (redis://host:6379/1): database 0 holds venomqa's leases and cannot be swapped",
+                ));
+            }
+            if !options.key_prefix.is_empty() {
+                return Err(Error::config(
+                    &config.source,
+                    key("key_prefix"),
+                    "capture covers the URL's whole database; remove key_prefix",
+                ));
+            }
+        }
         Ok(Redis {
             url,
             home_db,
@@ -744,9 +872,10 @@ impl Backend for Redis {
         })
     }
 
-    /// Connects, pins the URL's database (prefix/none isolation on a database n >= 1),
-    /// leases a database or prefix (waiting up to `lease_wait_ms`), empties it, and starts
-    /// the lease's renewer thread.
+    /// Connects, pins the URL's database (prefix, none and capture isolation on a database
+    /// n >= 1), leases a database or prefix (waiting up to `lease_wait_ms`), empties it, and
+    /// starts the lease's renewer thread. Capture leases nothing yet: its sessions take
+    /// turns at their first checkpoint.
     fn connect(&self) -> Result<RedisConn> {
         if self.options.isolation == Isolation::Database && self.home_db != 0 {
             return Err(Error::unsupported(
@@ -765,10 +894,23 @@ impl Backend for Redis {
             .query::<i64>(&mut conn)
             .is_ok();
         let isolation = self.options.isolation;
-        // Prefix and none isolation keep data (and prefix leases) in the URL's database:
-        // pin it first, so that database isolation never leases and empties it.
+        if isolation == Isolation::Capture && !has_expiretime {
+            return Err(Error::unsupported(
+                NAME,
+                format!("capture on {} (no PEXPIRETIME)", self.url),
+                "capture needs Redis 7.0 or newer (COPY, PEXPIRETIME, SWAPDB in scripts); use isolation: database",
+            ));
+        }
+        // Prefix, none and capture isolation keep data (and prefix leases) in the URL's
+        // database: pin it first, so that database isolation never leases and empties it.
+        // A capture pin excludes the others: a rollback swaps the whole database.
         let pin = if isolation != Isolation::Database && self.home_db >= 1 {
-            Some(self.pin_home(&client, &mut conn)?)
+            let value = if isolation == Isolation::Capture {
+                CAPTURE_PIN_VALUE
+            } else {
+                PIN_VALUE
+            };
+            Some(self.pin_home(&client, &mut conn, value)?)
         } else {
             None
         };
@@ -781,15 +923,20 @@ impl Backend for Redis {
             prefix: self.options.key_prefix.clone(),
             lease: None,
             pin,
+            capture: None,
             has_expiretime,
             batch_size: self.options.batch_size,
             connect_timeout: self.connect_timeout,
         };
         // From here on, dropping `conn` gives back whatever it holds.
-        if isolation == Isolation::None {
+        if matches!(isolation, Isolation::None | Isolation::Capture) {
             return Ok(conn);
         }
-        let held = self.acquire(&conn.client, &mut conn.conn)?;
+        let held = self.acquire(
+            &conn.client,
+            &mut conn.conn,
+            isolation == Isolation::Database,
+        )?;
         let database = isolation == Isolation::Database;
         if !database {
             conn.prefix = format!("{}{{vq{}}}:", self.options.key_prefix, held.slot);
@@ -797,10 +944,13 @@ impl Backend for Redis {
         lease::hold(Held {
             url: self.url.clone(),
             key: held.key.clone(),
+            key_db: held.db,
             owner: held.owner.clone(),
-            database: database.then_some(held.slot),
-            prefix: conn.prefix.clone(),
-            home_db: self.home_db,
+            empty: if database {
+                Empty::Database(held.slot)
+            } else {
+                Empty::Prefix(conn.prefix.clone())
+            },
             pid: std::process::id(),
             lost: held.lost.clone(),
         });
@@ -832,6 +982,9 @@ impl Backend for Redis {
 
     fn checkpoint(&self, conn: &mut RedisConn, at: Point<'_>) -> Result<Snapshot> {
         conn.check_lease()?;
+        if self.capture() {
+            return self.capture_checkpoint(conn, at);
+        }
         let has_expiretime = conn.has_expiretime;
         let (driver, scope) = conn.scoped();
         let read = snapshot::read(driver, &scope, has_expiretime);
@@ -839,21 +992,47 @@ impl Backend for Redis {
     }
 
     fn rollback(&self, conn: &mut RedisConn, at: Point<'_>, mark: &Snapshot) -> Result<()> {
-        conn.restore(mark, &format!("rollback to checkpoint {:?}", at.name()))
+        let what = format!("rollback to checkpoint {:?}", at.name());
+        match mark.spare {
+            Some((db, _)) => self.capture_restore(conn, db, true, &what),
+            None => conn.restore(mark, &what),
+        }
     }
 
-    /// Nothing to do on the server: the snapshot is dropped.
-    fn release(&self, _: &mut RedisConn, _: Point<'_>, _: &Snapshot) -> Result<()> {
-        Ok(())
+    /// Nothing to do on the server: the snapshot is dropped. With capture, the first
+    /// checkpoint's release keeps the changes and ends the session's turn.
+    fn release(&self, conn: &mut RedisConn, at: Point<'_>, mark: &Snapshot) -> Result<()> {
+        match mark.spare {
+            Some((db, _)) if at.is_outermost() => self.capture_keep(conn, db),
+            _ => Ok(()),
+        }
     }
 
     fn discard(&self, conn: &mut RedisConn, at: Point<'_>, mark: &Snapshot) -> Result<()> {
-        conn.restore(mark, &format!("rollback of checkpoint {:?}", at.name()))
+        let what = format!("rollback of checkpoint {:?}", at.name());
+        match mark.spare {
+            Some((db, _)) => self.capture_restore(conn, db, false, &what),
+            None => conn.restore(mark, &what),
+        }
+    }
+
+    /// With capture, gives the checkpoint's spare database back (emptied).
+    fn forget(&self, conn: &mut RedisConn, mark: Snapshot) -> Result<()> {
+        match mark.spare {
+            Some((db, _)) => self.capture_forget(conn, db),
+            None => Ok(()),
+        }
     }
 
     /// Deletes every key under the prefix (`FLUSHDB` when the connection owns its whole
-    /// database, else `SCAN` + `UNLINK` in batches), verified against the lease.
+    /// database, else `SCAN` + `UNLINK` in batches), verified against the lease. With
+    /// capture, every key of the URL's database, in batches, during a turn of its own.
     fn reset(&self, conn: &mut RedisConn) -> Result<()> {
+        if self.capture() {
+            self.take_turn(conn)?;
+            let emptied = conn.empty_prefix("reset");
+            return emptied.and(conn.end_capture());
+        }
         if conn.owns_database() {
             conn.guarded("reset", true, &[], &[])
         } else {
@@ -865,7 +1044,10 @@ impl Backend for Redis {
     /// In database and prefix isolation every connection has its own key space, so setup
     /// functions run on every new connection.
     fn setup_per_connection(&self) -> bool {
-        self.options.isolation != Isolation::None
+        matches!(
+            self.options.isolation,
+            Isolation::Database | Isolation::Prefix
+        )
     }
 
     /// Database isolation: no more connections than databases to lease (a connection
@@ -891,7 +1073,36 @@ impl Backend for Redis {
                 test_threads().min(leasable.max(1) as usize)
             }
             Isolation::Prefix => test_threads(),
-            Isolation::None => 1,
+            // Capture: sessions on one database take turns anyway.
+            Isolation::None | Isolation::Capture => 1,
+        }
+    }
+
+    fn captures(&self, _: &RedisConn) -> bool {
+        self.capture()
+    }
+
+    /// With capture, the configured URL: the app's database is in it.
+    fn url(&self, _: &RedisConn) -> Result<SecretUrl> {
+        if self.capture() {
+            Ok(self.url.clone())
+        } else {
+            Err(Error::unsupported(
+                NAME,
+                "a URL for other connections",
+                "the test's keys are rolled back only in its own key space; use `isolation: capture` with the app's database in the URL",
+            ))
+        }
+    }
+
+    fn diff(&self, conn: &mut RedisConn, at: Point<'_>, mark: &Snapshot) -> Result<Diff> {
+        match mark.spare {
+            Some((db, _)) => self.capture_diff(conn, db),
+            None => Err(Error::unsupported(
+                NAME,
+                format!("diff() since checkpoint {:?}", at.name()),
+                "only capture isolation keeps a copy on the server to compare with; use `isolation: capture`",
+            )),
         }
     }
 

@@ -16,6 +16,30 @@ pub enum Isolation {
     Prefix,
     /// The URL's database as it is, without a lease.
     None,
+    /// Capture: the URL's database `n >= 1` as it is, shared with code under test in other
+    /// processes. A checkpoint `COPY`s every key into a spare database (leased like database
+    /// isolation's), a rollback `SWAPDB`s it back, so whatever any connection wrote to
+    /// database `n` is undone and the app's open connections see the restored data at
+    /// once. Sessions on one database take turns, across processes too. See the
+    /// [capture section](super#capture).
+    Capture,
+}
+
+/// How a capture rollback proves that the spare database still holds the checkpoint,
+/// before it swaps it in (`capture_proof:`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum CaptureProof {
+    /// Its key count, as recorded when it was filled, less the keys that expired since, and
+    /// its lease: O(1), catches a spare flushed or written to by keys added or deleted (the
+    /// default).
+    #[default]
+    Count,
+    /// A digest of every key (SHA1 of its name, `DUMP` payload and expiry time), taken
+    /// when it was filled and again before the swap: catches any change of any value, at
+    /// the cost of reading every key twice (about 3 us a key).
+    Digest,
 }
 
 /// The databases database isolation leases, inclusive: `"3-5"`, `"7"`, `7`, or
@@ -101,8 +125,8 @@ pub struct RedisOptions {
     /// The prefix of the keys checkpoints and `reset()` cover (default: every key). In
     /// prefix isolation, the base of each lease's prefix.
     pub key_prefix: String,
-    /// The databases database isolation leases (default: every database but 0, counted
-    /// with `CONFIG GET databases`, 16 if refused).
+    /// The databases database isolation leases, and capture's spare databases come from
+    /// (default: every database but 0, counted with `CONFIG GET databases`, 16 if refused).
     pub databases: Option<Databases>,
     /// How many prefixes prefix isolation leases from (default 1024, at least 1).
     pub prefix_slots: u32,
@@ -114,6 +138,9 @@ pub struct RedisOptions {
     pub lease_wait_ms: u64,
     /// Keys per pipelined batch of `SCAN`/`DUMP`/`UNLINK`/`RESTORE` (default 1000).
     pub batch_size: usize,
+    /// Capture: how a rollback proves the spare database still holds the checkpoint
+    /// (default [`CaptureProof::Count`]).
+    pub capture_proof: CaptureProof,
 }
 
 impl Default for RedisOptions {
@@ -126,6 +153,7 @@ impl Default for RedisOptions {
             lease_ttl_ms: 30_000,
             lease_wait_ms: 60_000,
             batch_size: 1000,
+            capture_proof: CaptureProof::Count,
         }
     }
 }

@@ -17,21 +17,41 @@ pub(super) struct Entry {
 }
 
 /// What a Redis checkpoint saved: every key under the prefix, byte for byte, with its
-/// absolute expiry time. It is the checkpoint's mark, held in the test process's memory.
+/// absolute expiry time, held in the test process's memory; with capture isolation, the
+/// spare database on the server that holds a copy of the app's database. It is the
+/// checkpoint's mark.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
     pub(super) entries: Vec<Entry>,
+    /// Capture: the spare database holding the copy, and how many keys it had.
+    pub(super) spare: Option<(i64, usize)>,
 }
 
 impl Snapshot {
+    /// A capture checkpoint: spare database `db` holds a copy of `keys` keys.
+    pub(super) fn spare(db: i64, keys: usize) -> Self {
+        Snapshot {
+            entries: Vec::new(),
+            spare: Some((db, keys)),
+        }
+    }
+
     /// How many keys it holds.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        match self.spare {
+            Some((_, keys)) => keys,
+            None => self.entries.len(),
+        }
     }
 
     /// Whether it holds no key.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.len() == 0
+    }
+
+    /// With capture isolation, the spare database that holds the checkpoint's copy.
+    pub fn spare_database(&self) -> Option<i64> {
+        self.spare.map(|(db, _)| db)
     }
 }
 
@@ -122,7 +142,10 @@ pub(super) fn read(
             cursor = (next != 0).then_some(next);
         }
     }
-    Ok(Snapshot { entries })
+    Ok(Snapshot {
+        entries,
+        spare: None,
+    })
 }
 
 /// Every key in scope (`SELECT` + `SCAN`, deduplicated).
