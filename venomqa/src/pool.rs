@@ -190,21 +190,7 @@ impl Pool {
     }
 
     fn open(&self) -> Result<Box<dyn StateManager>> {
-        let mut manager = self.connector.open().map_err(|e| match e {
-            // Name the variable that overrides this entry, not the backend's.
-            Error::Connect {
-                backend,
-                url,
-                source,
-                ..
-            } => Error::Connect {
-                backend,
-                url,
-                source,
-                env_var: self.config.url_env_var(),
-            },
-            other => other,
-        })?;
+        let mut manager = open_retrying(self.connector.as_ref(), &self.config)?;
         self.opened.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(target: "venomqa", backend = %self.config.backend, entry = %self.config.entry, "connection opened");
         if manager.setup_per_connection() {
@@ -263,6 +249,66 @@ impl Pool {
                 .map_err(|e| failed("the registered setup function".into(), e.into()))?;
         }
         Ok(())
+    }
+}
+
+/// How long connecting keeps trying a server that refuses unless configured otherwise.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The first pause between two connection attempts; it doubles up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(5);
+const MAX_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Opens a connected manager, trying again while the failure is transient (refused,
+/// reset, "starting up": a server restarting) and the connect timeout has not passed.
+/// The error of the last attempt says how many were made and names the entry's URL
+/// variable.
+pub(crate) fn open_retrying(
+    connector: &dyn Connector,
+    config: &BackendConfig,
+) -> Result<Box<dyn StateManager>> {
+    let timeout = connector
+        .connect_timeout()
+        .or(config.connect_timeout)
+        .unwrap_or(DEFAULT_CONNECT_TIMEOUT);
+    let started = Instant::now();
+    let mut backoff = FIRST_BACKOFF;
+    let mut attempts = 0u32;
+    loop {
+        attempts += 1;
+        let error = match connector.open() {
+            Ok(manager) => {
+                if attempts > 1 {
+                    tracing::info!(target: "venomqa", backend = %config.backend, entry = %config.entry, attempts, waited_ms = micros(started.elapsed()) / 1000, "connected after retrying");
+                }
+                return Ok(manager);
+            }
+            Err(e) => e,
+        };
+        let elapsed = started.elapsed();
+        if !connector.is_transient(&error) || elapsed + backoff >= timeout {
+            return Err(match error {
+                // Name the variable that overrides this entry, not the backend's, and
+                // say how long it was tried.
+                Error::Connect {
+                    backend,
+                    url,
+                    source,
+                    ..
+                } => Error::Connect {
+                    backend,
+                    url,
+                    source,
+                    env_var: config.url_env_var(),
+                    attempts,
+                    waited_ms: u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
+                },
+                other => other,
+            });
+        }
+        tracing::debug!(target: "venomqa", backend = %config.backend, attempts, error = %error, "connect failed; trying again");
+        std::thread::sleep(backoff);
+        backoff = (backoff * 2).min(MAX_BACKOFF);
     }
 }
 

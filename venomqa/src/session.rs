@@ -177,14 +177,28 @@ impl<M: ?Sized + SessionManager> Session<M> {
     /// Opens a session on `config`'s pool.
     pub(crate) fn lease(config: &crate::BackendConfig, test: &str) -> Result<Self> {
         let pool = registry::pool(config)?;
-        // A pooled connection can die between a health check and its first statement (a
-        // server restart); one retry on a fresh lease makes that invisible to the test.
+        // The first checkpoint is the health check of a pooled connection: one that died
+        // while it sat in the pool (a server restart, a KILL) fails it, is dropped, and the
+        // test begins again on another, so only a test in flight sees a restart. A restart
+        // kills every idle connection at once, so a lost reused connection is retried
+        // (at most once per pooled connection); any other failure once.
         let mut attempts = 0;
+        let mut lost_reused = 0;
         loop {
             attempts += 1;
-            match Self::begin(pool.lease()?, test) {
-                Err(e) if attempts < 2 && !matches!(e, Error::SessionType { .. }) => {
-                    tracing::warn!(target: "venomqa", error = %e, "could not open the root checkpoint; retrying on another connection");
+            let lease = pool.lease()?;
+            let reused = lease.timing().connect.is_none();
+            match Self::begin(lease, test) {
+                Err(e) if !matches!(e, Error::SessionType { .. }) => {
+                    let lost = reused && e.is_connection_lost();
+                    if lost {
+                        lost_reused += 1;
+                    }
+                    let again = (lost && lost_reused <= pool.stats().size + 1) || attempts < 2;
+                    if !again {
+                        return Err(e);
+                    }
+                    tracing::debug!(target: "venomqa", error = %e, reused, "could not open the root checkpoint; beginning again on another connection");
                 }
                 other => return other,
             }
@@ -588,11 +602,21 @@ impl<M: ?Sized + SessionManager> SessionBuilder<M> {
         let rolled_back = session.finish();
         match (outcome, rolled_back) {
             (Ok(value), Ok(())) => value,
+            // A lost connection is not a rollback that failed: the server discarded the
+            // open transaction. Say that, and never that the test passed.
+            (Ok(value), Err(e @ Error::ConnectionLost { .. })) => panic!(
+                "test {name} failed ({}); its connection was lost before the rollback at its end: {e}",
+                value.describe()
+            ),
             (Ok(value), Err(e)) => panic!(
                 "test {name} failed: the rollback at its end failed ({}): {e}",
                 value.describe()
             ),
             (Err(panic), Ok(())) => resume_unwind(panic),
+            (Err(panic), Err(e @ Error::ConnectionLost { .. })) => {
+                eprintln!("venomqa: test {name} panicked; its connection was lost: {e}");
+                resume_unwind(panic)
+            }
             (Err(panic), Err(e)) => {
                 eprintln!(
                     "venomqa: test {name} panicked, and the rollback at its end failed too: {e}"

@@ -122,6 +122,7 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// MySQL error codes the backend reacts to.
 const ER_SP_DOES_NOT_EXIST: u16 = 1305;
+const ER_CON_COUNT_ERROR: u16 = 1040;
 const ER_SERVER_SHUTDOWN: u16 = 1053;
 const ER_CONNECTION_KILLED: u16 = 1927;
 const CR_SERVER_GONE_ERROR: u16 = 2006;
@@ -130,7 +131,11 @@ const CR_SERVER_LOST: u16 = 2013;
 const XA_ROLLED_BACK: [u16; 3] = [1402, 1613, 1614];
 
 /// What a lost connection means for the test's changes.
-const LOST_OUTCOME: &str = "the server rolled back the open transaction, so nothing uncommitted survives; a new connection replaces this one";
+const LOST_OUTCOME: &str = "the server rolled back the open transaction with the connection: nothing the test did not commit survives; a new connection replaces it";
+
+/// How long the server may stay silent while a read or write waits, unless `io_timeout_ms`
+/// says otherwise.
+pub const DEFAULT_IO_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The MySQL backend's [`StateManager`](crate::StateManager).
 pub type MySqlStateManager = Manager<MySql>;
@@ -254,6 +259,10 @@ pub struct MySql {
     database: Option<String>,
     /// The timeout unless the URL sets `connect_timeout_ms`.
     connect_timeout: Duration,
+    /// The URL's own `connect_timeout_ms`, which wins.
+    url_connect_timeout: Option<Duration>,
+    /// The read and write timeout of every connection (`None`: off).
+    io_timeout: Option<Duration>,
     /// Capture: how long a session waits for another to finish with the database.
     lock_timeout: Duration,
     options: MySqlOptions,
@@ -403,7 +412,7 @@ fn savepoint_gone(savepoint: &str) -> Error {
 fn failure(operation: impl Into<String>, savepoint: &str, e: driver::Error) -> Error {
     let operation = operation.into();
     if is_connection_lost(&e) {
-        Error::connection_lost(NAME, operation, LOST_OUTCOME, e)
+        lost(operation, e)
     } else if let Some(code) = server_code(&e).filter(|c| XA_ROLLED_BACK.contains(c)) {
         Error::state_lost(
             NAME,
@@ -414,16 +423,63 @@ fn failure(operation: impl Into<String>, savepoint: &str, e: driver::Error) -> E
     } else if server_code(&e) == Some(ER_SP_DOES_NOT_EXIST) {
         savepoint_gone(savepoint)
     } else {
-        Error::backend(NAME, operation, e)
+        Error::backend(NAME, operation, Described::new(e))
     }
+}
+
+/// The [`Error::ConnectionLost`] of `operation`: a read or write that timed out says so.
+fn lost(operation: String, e: driver::Error) -> Error {
+    let stalled = matches!(&e, driver::Error::IoError(io)
+        if matches!(io.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut));
+    if stalled {
+        let outcome = format!("the server did not answer within io_timeout_ms; {LOST_OUTCOME}");
+        return Error::connection_lost(NAME, operation, outcome, Described::new(e));
+    }
+    Error::connection_lost(NAME, operation, LOST_OUTCOME, Described::new(e))
 }
 
 /// Maps a driver error of `operation` where no savepoint is involved.
 fn plain_failure(operation: impl Into<String>, e: driver::Error) -> Error {
     if is_connection_lost(&e) {
-        Error::connection_lost(NAME, operation, LOST_OUTCOME, e)
+        lost(operation.into(), e)
     } else {
-        Error::backend(NAME, operation, e)
+        Error::backend(NAME, operation, Described::new(e))
+    }
+}
+
+/// A driver error shown as the server or the operating system put it (`ERROR 1044
+/// (42000): Access denied ...`, `Connection reset by peer (os error 104)`), not as the
+/// driver's `Debug`-like text; its [`source`](std::error::Error::source) is the driver's
+/// error, which [`Error::driver`] finds.
+#[derive(Debug)]
+pub(crate) struct Described {
+    text: String,
+    error: driver::Error,
+}
+
+impl Described {
+    pub(crate) fn new(error: driver::Error) -> Self {
+        let text = match &error {
+            driver::Error::IoError(io) => io.to_string(),
+            driver::Error::CodecError(codec) => std::error::Error::source(codec)
+                .map_or_else(|| codec.to_string(), ToString::to_string),
+            driver::Error::MySqlError(server) => server.to_string(),
+            driver::Error::DriverError(d) => d.to_string(),
+            other => other.to_string(),
+        };
+        Described { text, error }
+    }
+}
+
+impl std::fmt::Display for Described {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl std::error::Error for Described {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
     }
 }
 
@@ -732,6 +788,11 @@ impl Backend for MySql {
             .or(config.connect_timeout)
             .unwrap_or(DEFAULT_CONNECT_TIMEOUT);
         let database = parsed.opts.get_db_name().map(str::to_owned);
+        let io_timeout = match config.io_timeout {
+            Some(t) if t.is_zero() => None,
+            Some(t) => Some(t),
+            None => Some(DEFAULT_IO_TIMEOUT),
+        };
         if options.isolation == MySqlIsolation::Capture && database.is_none() {
             return Err(Error::config(
                 &config.source,
@@ -743,6 +804,8 @@ impl Backend for MySql {
             database,
             url,
             connect_timeout,
+            url_connect_timeout: parsed.connect_timeout,
+            io_timeout,
             lock_timeout: config.lease_timeout.unwrap_or(Duration::from_secs(300)),
             options,
         })
@@ -755,7 +818,14 @@ impl Backend for MySql {
         let parsed = parse_url(url).map_err(|why| Error::connect(NAME, url, why))?;
         let timeout = parsed.connect_timeout.unwrap_or(self.connect_timeout);
         let tcp_timeout = parsed.opts.get_tcp_connect_timeout().or(Some(timeout));
-        let opts = OptsBuilder::from_opts(parsed.opts).tcp_connect_timeout(tcp_timeout);
+        // Reads and writes that stall (a server that accepted and stopped answering) fail
+        // after the I/O timeout instead of hanging the test, unless the URL sets its own.
+        let read_timeout = parsed.opts.get_read_timeout().copied().or(self.io_timeout);
+        let write_timeout = parsed.opts.get_write_timeout().copied().or(self.io_timeout);
+        let opts = OptsBuilder::from_opts(parsed.opts)
+            .tcp_connect_timeout(tcp_timeout)
+            .read_timeout(read_timeout)
+            .write_timeout(write_timeout);
         let attempt = super::within("venomqa-mysql-connect", timeout, move || {
             driver::Conn::new(opts)
         })
@@ -766,7 +836,7 @@ impl Backend for MySql {
                 transaction_open: false,
                 capture: None,
             }),
-            Some(Err(e)) => Err(Error::connect(NAME, url, e)),
+            Some(Err(e)) => Err(Error::connect(NAME, url, Described::new(e))),
             None => Err(Error::connect(
                 NAME,
                 url,
@@ -778,6 +848,29 @@ impl Backend for MySql {
                     ),
                 ),
             )),
+        }
+    }
+
+    fn connect_timeout(&self) -> Option<Duration> {
+        Some(self.url_connect_timeout.unwrap_or(self.connect_timeout))
+    }
+
+    /// Refused, reset or closed connections, and the server's "shutdown in progress" and
+    /// "too many connections": what a restart (or a burst) shows for a moment.
+    fn is_transient(&self, error: &Error) -> bool {
+        match error.driver::<driver::Error>() {
+            Some(driver::Error::IoError(io)) => crate::error::is_transient_io(io.kind()),
+            Some(driver::Error::CodecError(_)) => true,
+            Some(driver::Error::DriverError(driver::DriverError::CouldNotConnect(Some((
+                _,
+                _,
+                kind,
+            ))))) => crate::error::is_transient_io(*kind),
+            Some(driver::Error::MySqlError(e)) => matches!(
+                e.code,
+                ER_SERVER_SHUTDOWN | ER_CON_COUNT_ERROR | ER_CONNECTION_KILLED
+            ),
+            _ => error.is_transient(),
         }
     }
 
