@@ -162,6 +162,7 @@ impl<M: ?Sized + SessionManager> Session<M> {
             url: None,
             name: None,
             dir: None,
+            resolved: None,
             _manager: PhantomData,
         }
     }
@@ -469,6 +470,7 @@ pub struct SessionBuilder<M: ?Sized> {
     url: Option<String>,
     name: Option<String>,
     dir: Option<PathBuf>,
+    resolved: Option<crate::BackendConfig>,
     _manager: PhantomData<fn(&mut M)>,
 }
 
@@ -480,6 +482,7 @@ impl<M: ?Sized> std::fmt::Debug for SessionBuilder<M> {
             .field("url", &self.url.as_deref().map(crate::redact_url))
             .field("name", &self.name)
             .field("dir", &self.dir)
+            .field("config", &self.resolved)
             .finish()
     }
 }
@@ -509,6 +512,26 @@ impl<M: ?Sized + SessionManager> SessionBuilder<M> {
         self
     }
 
+    /// Runs on `config` as it is, instead of an entry resolved from `venomqa.yaml` and the
+    /// environment: for harnesses that build their configuration in code (a server
+    /// started by the test, its own timeouts). Sessions of equal configurations share a
+    /// pool.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use venomqa::BackendConfig;
+    ///
+    /// let mut config = BackendConfig::new("memory");
+    /// config.connect_timeout = Some(Duration::from_millis(500));
+    /// let db = <venomqa::Session>::builder().with_config(config).name("in_code").open()?;
+    /// assert_eq!(db.config().connect_timeout, Some(Duration::from_millis(500)));
+    /// # Ok::<(), venomqa::Error>(())
+    /// ```
+    pub fn with_config(mut self, config: crate::BackendConfig) -> Self {
+        self.resolved = Some(config);
+        self
+    }
+
     /// Where to look for `venomqa.yaml` (and its parents); default `CARGO_MANIFEST_DIR`,
     /// else the current directory.
     pub fn config_dir(mut self, dir: impl Into<PathBuf>) -> Self {
@@ -525,6 +548,9 @@ impl<M: ?Sized + SessionManager> SessionBuilder<M> {
     /// # Ok::<(), venomqa::Error>(())
     /// ```
     pub fn config(&self) -> Result<crate::BackendConfig> {
+        if let Some(config) = &self.resolved {
+            return Ok(config.clone());
+        }
         Config::discover_cached(&self.dir())?.resolve(self.selection())
     }
 
@@ -562,6 +588,7 @@ impl<M: ?Sized + SessionManager> SessionBuilder<M> {
             .as_deref()
             .or(self.entry.as_deref())
             .or(self.backend.as_deref())
+            .or(self.resolved.as_ref().map(|c| c.entry.as_str()))
             .or(M::default_backend())
             .unwrap_or("session")
             .to_owned()
@@ -570,7 +597,7 @@ impl<M: ?Sized + SessionManager> SessionBuilder<M> {
     /// Leases a connection from the shared pool of the chosen entry and opens the root
     /// checkpoint.
     pub fn open(self) -> Result<Session<M>> {
-        let config = Config::discover_cached(&self.dir())?.resolve(self.selection())?;
+        let config = self.config()?;
         Session::lease(&config, &self.session_name())
     }
 

@@ -427,14 +427,20 @@ fn failure(operation: impl Into<String>, savepoint: &str, e: driver::Error) -> E
     }
 }
 
-/// The [`Error::ConnectionLost`] of `operation`: a read or write that timed out says so.
-fn lost(operation: String, e: driver::Error) -> Error {
-    let stalled = matches!(&e, driver::Error::IoError(io)
-        if matches!(io.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut));
-    if stalled {
-        let outcome = format!("the server did not answer within io_timeout_ms; {LOST_OUTCOME}");
-        return Error::connection_lost(NAME, operation, outcome, Described::new(e));
+/// The kind of the I/O error behind a driver error, if there is one.
+fn io_kind(e: &driver::Error) -> Option<std::io::ErrorKind> {
+    match e {
+        driver::Error::IoError(io) => Some(io.kind()),
+        driver::Error::CodecError(codec) => std::error::Error::source(codec)
+            .and_then(|s| s.downcast_ref::<std::io::Error>())
+            .map(std::io::Error::kind),
+        _ => None,
     }
+}
+
+/// The [`Error::ConnectionLost`] of `operation` (a read or write that timed out shows as
+/// "no answer within io_timeout_ms").
+fn lost(operation: String, e: driver::Error) -> Error {
     Error::connection_lost(NAME, operation, LOST_OUTCOME, Described::new(e))
 }
 
@@ -460,6 +466,13 @@ pub(crate) struct Described {
 impl Described {
     pub(crate) fn new(error: driver::Error) -> Self {
         let text = match &error {
+            e if matches!(
+                io_kind(e),
+                Some(std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)
+            ) =>
+            {
+                "no answer within io_timeout_ms".to_owned()
+            }
             driver::Error::IoError(io) => io.to_string(),
             driver::Error::CodecError(codec) => std::error::Error::source(codec)
                 .map_or_else(|| codec.to_string(), ToString::to_string),
@@ -859,8 +872,9 @@ impl Backend for MySql {
     /// "too many connections": what a restart (or a burst) shows for a moment.
     fn is_transient(&self, error: &Error) -> bool {
         match error.driver::<driver::Error>() {
-            Some(driver::Error::IoError(io)) => crate::error::is_transient_io(io.kind()),
-            Some(driver::Error::CodecError(_)) => true,
+            Some(e @ (driver::Error::IoError(_) | driver::Error::CodecError(_))) => {
+                io_kind(e).is_none_or(crate::error::is_transient_io)
+            }
             Some(driver::Error::DriverError(driver::DriverError::CouldNotConnect(Some((
                 _,
                 _,

@@ -1,0 +1,3 @@
+//! Resilience on PostgreSQL (to be filled).
+#[path = "resilience/support.rs"]
+mod support;
