@@ -31,6 +31,18 @@ pub fn port_of(url: &str, default: u16) -> u16 {
         .unwrap_or(default)
 }
 
+/// `s` with every byte that is not an unreserved URL character percent-encoded.
+pub fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// A port nobody listens on now.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -146,6 +158,8 @@ pub struct PrivateServer {
     dir: TempDir,
     /// The uid the server runs as (PostgreSQL refuses to run as root).
     uid: Option<u32>,
+    /// The superuser's password over TCP (PostgreSQL only), if password auth is on.
+    pub password: Option<String>,
 }
 
 /// The uid of the `postgres` system user.
@@ -173,6 +187,15 @@ impl PrivateServer {
     /// Initialises a data directory and starts the server on a free port, with an empty
     /// database `test` and a password-less superuser (`root` / `postgres`).
     pub fn start(kind: Kind) -> Self {
+        Self::start_with(kind, None)
+    }
+
+    /// A PostgreSQL server whose TCP logins need `password` (SCRAM), as production ones do.
+    pub fn start_postgres_with_password(password: &str) -> Self {
+        Self::start_with(Kind::Postgres, Some(password))
+    }
+
+    fn start_with(kind: Kind, password: Option<&str>) -> Self {
         let dir = TempDir::new(match kind {
             Kind::MariaDb => "mariadb",
             Kind::Postgres => "postgres",
@@ -202,14 +225,16 @@ impl PrivateServer {
                     "initdb",
                     &["/usr/lib/postgresql/*/bin", "/usr/local/bin"],
                 ));
-                initdb.arg("-D").arg(&data).args([
-                    "-U",
-                    "postgres",
-                    "--auth=trust",
-                    "--no-sync",
-                    "-E",
-                    "UTF8",
-                ]);
+                initdb
+                    .arg("-D")
+                    .arg(&data)
+                    .args(["-U", "postgres", "--auth-local=trust", "--no-sync"])
+                    .args(["-E", "UTF8"])
+                    .arg(if password.is_some() {
+                        "--auth-host=scram-sha-256"
+                    } else {
+                        "--auth-host=trust"
+                    });
                 if let Some(uid) = uid {
                     initdb.uid(uid);
                 }
@@ -222,6 +247,7 @@ impl PrivateServer {
             child: None,
             dir,
             uid,
+            password: password.map(str::to_owned),
         };
         server.boot();
         server.create_test_database();
@@ -237,21 +263,41 @@ impl PrivateServer {
                     .args(["-e", "CREATE DATABASE IF NOT EXISTS test"]),
                 "creating database test",
             ),
-            Kind::Postgres => run(
-                Command::new("psql")
-                    .args(["-w", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres"])
+            Kind::Postgres => {
+                // Over the Unix socket, which trusts the local superuser.
+                let mut psql = Command::new("psql");
+                psql.args(["-w", "-U", "postgres", "-d", "postgres", "-h"])
+                    .arg(&self.dir.0)
                     .arg(format!("-p{}", self.port))
-                    .args(["-qc", "CREATE DATABASE test"]),
-                "creating database test",
-            ),
+                    .args(["-qc", "CREATE DATABASE test"]);
+                if let Some(password) = &self.password {
+                    psql.arg("-c").arg(format!(
+                        "ALTER ROLE postgres PASSWORD '{}'",
+                        password.replace('\'', "''")
+                    ));
+                }
+                run(&mut psql, "creating database test");
+            }
         }
+    }
+
+    /// Its data directory.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.0.join("data")
     }
 
     /// The URL of database `test` on it.
     pub fn url(&self) -> String {
         match self.kind {
             Kind::MariaDb => format!("mysql://root@127.0.0.1:{}/test", self.port),
-            Kind::Postgres => format!("postgres://postgres@127.0.0.1:{}/test", self.port),
+            Kind::Postgres => match &self.password {
+                Some(p) => format!(
+                    "postgres://postgres:{}@127.0.0.1:{}/test",
+                    percent_encode(p),
+                    self.port
+                ),
+                None => format!("postgres://postgres@127.0.0.1:{}/test", self.port),
+            },
         }
     }
 

@@ -87,7 +87,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod capture;
+mod stall;
 
+use ::postgres::config::{Host, SslMode, SslNegotiation};
 use ::postgres::error::{DbError, SqlState};
 use ::postgres::{Client, Config, NoTls, SimpleQueryMessage};
 use parking_lot::Mutex;
@@ -115,6 +117,10 @@ pub const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 /// How long a connection attempt may take unless `connect_timeout_ms` (or the URL's
 /// `connect_timeout`) says otherwise.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long the server may stay silent while it owes an answer, unless `io_timeout_ms`
+/// says otherwise (0: forever). Only for TCP connections: see `io_timeout_ms` in the README.
+pub const DEFAULT_IO_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What the discard of the outermost checkpoint runs after its `ROLLBACK` (same round
 /// trip), because a rollback does not undo it: session advisory locks
@@ -220,6 +226,8 @@ pub struct Postgres {
     /// The parsed URL, with the connect timeout set (its `Debug` hides the password).
     config: Config,
     timeout: Duration,
+    /// How long the server may stay silent while it owes an answer (`None`: forever).
+    io_timeout: Option<Duration>,
     options: PostgresOptions,
     /// The sequences `restore_sequences` covers, as (oid, start value): read on the first
     /// outermost checkpoint and shared by the pool's connections (sequences belong to the
@@ -631,6 +639,11 @@ impl Backend for Postgres {
             url,
             config: parsed,
             timeout,
+            io_timeout: match config.io_timeout {
+                Some(t) if t.is_zero() => None,
+                Some(t) => Some(t),
+                None => Some(DEFAULT_IO_TIMEOUT),
+            },
             options,
             sequence_list: Mutex::new(None),
             capture: Mutex::new(None),
@@ -648,8 +661,17 @@ impl Backend for Postgres {
         // timeout passes.
         let config = self.config.clone();
         let timeout = self.timeout;
-        let attempt = super::within("venomqa-postgres-connect", timeout, move || {
-            config.connect(NoTls)
+        let guard = self.io_timeout.filter(|_| stall_guard_applies(&config));
+        let attempt = super::within("venomqa-postgres-connect", timeout, move || match guard {
+            // Reads and writes that stall fail after the I/O timeout (see stall.rs).
+            Some(timeout) => {
+                let mut config = config;
+                config
+                    .ssl_mode(SslMode::Require)
+                    .ssl_negotiation(SslNegotiation::Direct);
+                config.connect(stall::Guard { timeout })
+            }
+            None => config.connect(NoTls),
         })
         .map_err(|e| Error::connect(NAME, url, e))?;
         match attempt {
@@ -944,6 +966,16 @@ fn parse_url(url: &str) -> Result<Config> {
             ),
         )
     })
+}
+
+/// Whether the I/O timeout can watch connections of `config`: every host is reached over
+/// TCP (a Unix socket has no host name to pass through the TLS hook the watch uses), and
+/// the URL does not ask for TLS (`sslmode=require`, which this backend does not speak: the
+/// connection then fails as before, instead of going on in plain text).
+fn stall_guard_applies(config: &Config) -> bool {
+    config.get_ssl_mode() != SslMode::Require
+        && !config.get_hosts().is_empty()
+        && config.get_hosts().iter().all(|h| matches!(h, Host::Tcp(_)))
 }
 
 /// Where a statement ran, which decides what its failure means.
