@@ -56,7 +56,14 @@ fn a_restart_mid_suite_fails_only_the_tests_in_flight() {
     let restarted = Arc::new(AtomicBool::new(false));
     let workers: Vec<_> = (0..2)
         .map(|worker| {
-            let (config, restarted) = (config.clone(), restarted.clone());
+            // One worker's pool resets the session before each lease (the default, whose
+            // reset is the health check); the other's does not, so its first checkpoint
+            // is the health check.
+            let config = match worker {
+                0 => config.clone(),
+                _ => config.clone().with_option("session_reset", "never"),
+            };
+            let restarted = restarted.clone();
             thread::spawn(move || {
                 let mut outcomes = Vec::new();
                 let mut after_restart = 0;
@@ -286,4 +293,64 @@ fn server_refusals_show_the_servers_own_reason() {
         text.contains("1045") && text.contains("Access denied"),
         "{text}"
     );
+}
+
+/// Round trips of an empty test on a pooled connection, counted by a proxy: 3 with the
+/// session reset before each test (the default), 2 without (`session_reset: never`), as
+/// a hand-written transaction.
+#[test]
+fn an_empty_test_costs_three_round_trips_or_two_without_the_session_reset() {
+    let shared = shared_url();
+    let upstream = support::port_of(&shared, 3306);
+    for (reset, expected) in [("each_test", 3), ("never", 2)] {
+        let proxy = StallProxy::new(upstream);
+        let through = proxy.url_through(&shared, upstream);
+        let sep = if through.contains('?') { '&' } else { '?' };
+        let mut config = config(&format!("{through}{sep}prefer_socket=false"))
+            .with_option("session_reset", reset);
+        config.pool_size = Some(1);
+        let run = || {
+            MySqlSession::builder()
+                .with_config(config.clone())
+                .run(|_db| {})
+        };
+        run(); // connects
+        let before = proxy.round_trips();
+        for _ in 0..10 {
+            run();
+        }
+        let per_test = (proxy.round_trips() - before) as f64 / 10.0;
+        println!("session_reset: {reset}: {per_test} round trips per empty test");
+        assert_eq!(per_test, expected as f64, "session_reset: {reset}");
+        assert_eq!(proxy.connections(), 1);
+    }
+}
+
+/// `session_reset: never` keeps its promise both ways: no round trip for a reset, and
+/// what a test leaves in its session reaches the next test (documented); the URL's
+/// database is selected again all the same.
+#[test]
+fn without_the_session_reset_the_database_is_still_selected_again() {
+    let config = config(&shared_url()).with_option("session_reset", "never");
+    let mut config = config;
+    config.pool_size = Some(1);
+    let database = {
+        let mut db = MySqlSession::builder()
+            .with_config(config.clone())
+            .open()
+            .unwrap();
+        let database: Option<String> = db.conn().query_first("SELECT DATABASE()").unwrap();
+        db.conn().query_drop("SET @vq_left = 1; USE mysql").unwrap();
+        db.finish().unwrap();
+        database
+    };
+    let mut db = MySqlSession::builder().with_config(config).open().unwrap();
+    let (current, left): (Option<String>, Option<i64>) = db
+        .conn()
+        .query_first("SELECT DATABASE(), @vq_left")
+        .unwrap()
+        .unwrap();
+    assert_eq!(current, database);
+    assert_eq!(left, Some(1), "no reset: the user variable is still there");
+    db.finish().unwrap();
 }

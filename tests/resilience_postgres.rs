@@ -299,3 +299,29 @@ fn server_refusals_show_the_servers_own_reason() {
         assert!(!text.contains(leak), "{leak} in {text}");
     }
 }
+
+/// Round trips of an empty test on a pooled connection, counted by a proxy: 2 (`BEGIN;
+/// SAVEPOINT`, and `ROLLBACK TO SAVEPOINT; ROLLBACK; ..cleanup`), as a hand-written
+/// transaction: the lease runs no health check of its own.
+#[test]
+fn an_empty_test_costs_two_round_trips() {
+    let shared = shared_url();
+    let upstream = support::port_of(&shared, 5432);
+    let proxy = StallProxy::new(upstream);
+    let mut config = config(&proxy.url_through(&shared, upstream));
+    config.pool_size = Some(1);
+    let run = || {
+        PostgresSession::builder()
+            .with_config(config.clone())
+            .run(|_db| {})
+    };
+    run(); // connects
+    let before = proxy.round_trips();
+    for _ in 0..10 {
+        run();
+    }
+    let per_test = (proxy.round_trips() - before) as f64 / 10.0;
+    println!("{per_test} round trips per empty test");
+    assert_eq!(per_test, 2.0);
+    assert_eq!(proxy.connections(), 1);
+}

@@ -458,6 +458,10 @@ pub struct StallProxy {
     stop: Arc<AtomicBool>,
     connections: Arc<AtomicUsize>,
     streams: Arc<Mutex<Vec<TcpStream>>>,
+    /// Round trips: bytes from the client after bytes from the server (or first).
+    round_trips: Arc<AtomicUsize>,
+    /// Who sent last: 0 nobody, 1 the client, 2 the server.
+    last: Arc<AtomicUsize>,
 }
 
 impl StallProxy {
@@ -470,6 +474,8 @@ impl StallProxy {
             stop: Arc::default(),
             connections: Arc::default(),
             streams: Arc::default(),
+            round_trips: Arc::default(),
+            last: Arc::default(),
         };
         let (stalled, stop, connections, streams) = (
             proxy.stalled.clone(),
@@ -477,6 +483,7 @@ impl StallProxy {
             proxy.connections.clone(),
             proxy.streams.clone(),
         );
+        let (round_trips, last) = (proxy.round_trips.clone(), proxy.last.clone());
         listener.set_nonblocking(true).unwrap();
         thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
@@ -499,12 +506,19 @@ impl StallProxy {
                     s.push(client.try_clone().unwrap());
                     s.push(server.try_clone().unwrap());
                 }
-                for (from, to) in [
-                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
-                    (server, client),
+                for (from, to, side) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap(), 1),
+                    (server, client, 2),
                 ] {
                     let (stalled, stop) = (stalled.clone(), stop.clone());
-                    thread::spawn(move || pump(from, to, &stalled, &stop));
+                    let (round_trips, last) = (round_trips.clone(), last.clone());
+                    thread::spawn(move || {
+                        pump(from, to, &stalled, &stop, |_| {
+                            if last.swap(side, Ordering::SeqCst) != side && side == 1 {
+                                round_trips.fetch_add(1, Ordering::SeqCst);
+                            }
+                        })
+                    });
                 }
             }
         });
@@ -521,19 +535,32 @@ impl StallProxy {
         self.stalled.store(on, Ordering::SeqCst);
     }
 
+    /// Round trips so far: the times the client spoke after the server (or first).
+    /// Exact while one connection at a time is in use.
+    pub fn round_trips(&self) -> usize {
+        self.round_trips.load(Ordering::SeqCst)
+    }
+
     /// Connections accepted so far.
     pub fn connections(&self) -> usize {
         self.connections.load(Ordering::Relaxed)
     }
 }
 
-fn pump(mut from: TcpStream, mut to: TcpStream, stalled: &AtomicBool, stop: &AtomicBool) {
+fn pump(
+    mut from: TcpStream,
+    mut to: TcpStream,
+    stalled: &AtomicBool,
+    stop: &AtomicBool,
+    on_data: impl Fn(usize),
+) {
     let mut buf = [0u8; 16 * 1024];
     loop {
         let n = match from.read(&mut buf) {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
+        on_data(n);
         while stalled.load(Ordering::SeqCst) && !stop.load(Ordering::Relaxed) {
             thread::sleep(Duration::from_millis(5));
         }

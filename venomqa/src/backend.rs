@@ -102,6 +102,15 @@ pub trait Backend: Send + Sync + Sized + 'static {
         Ok(())
     }
 
+    /// Whether the pool runs [`recycle`](Self::recycle) before every lease (the default).
+    /// Return `false` when the first checkpoint of a session proves the connection works
+    /// anyway (a SQL `BEGIN`) and nothing needs clearing: a connection that died while it
+    /// sat in the pool then fails that first checkpoint, and the session begins again on
+    /// another connection, so the lease costs no round trip.
+    fn recycle_on_lease(&self) -> bool {
+        true
+    }
+
     /// Whether the connection is known to be unusable, without I/O (r2d2's `has_broken`).
     fn is_broken(&self, conn: &Self::Conn) -> bool {
         let _ = conn;

@@ -122,7 +122,7 @@ impl Pool {
                 drop(state);
                 // A health check that panics counts as failed; the slot is never lost.
                 let healthy =
-                    catch_unwind(AssertUnwindSafe(|| manager.health_check())).unwrap_or(false);
+                    catch_unwind(AssertUnwindSafe(|| manager.lease_check())).unwrap_or(false);
                 if healthy {
                     return Ok(self.hand_out(manager, started, None));
                 }

@@ -189,6 +189,7 @@ pub enum TransactionMode {
 ///     exclude_tables: [countries]
 ///     reset_strategy: delete     # or truncate
 ///     transaction: standard      # or xa
+///     session_reset: each_test   # or never
 /// ```
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -211,6 +212,31 @@ pub struct MySqlOptions {
     /// Capture: how long a checkpoint or a rollback waits for other sessions of the
     /// database to finish their write transactions (default 5000).
     pub quiescence_timeout_ms: Option<u64>,
+    /// Whether each test gets a freshly reset session (default [`SessionReset::EachTest`]).
+    pub session_reset: SessionReset,
+}
+
+/// Whether the pool resets a connection's session before each test (`session_reset:`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum SessionReset {
+    /// `COM_RESET_CONNECTION` before every lease (the default): what a test left in its
+    /// session (temporary tables, user and session variables such as
+    /// `FOREIGN_KEY_CHECKS`, named locks) never reaches the next test. It is also the
+    /// health check. Three round trips per test: the reset, `START TRANSACTION;
+    /// SAVEPOINT`, and `ROLLBACK TO SAVEPOINT; ROLLBACK`. The reset cannot share a round
+    /// trip with either (it is a protocol command, not a statement; it must follow the
+    /// rollback that proves the test's transaction was still open, and precede the next
+    /// `START TRANSACTION`, which it would roll back).
+    #[default]
+    EachTest,
+    /// No reset: two round trips per test, as a hand-written transaction. The first
+    /// checkpoint's batch (which selects the URL's database again) is the health check: a
+    /// connection that died in the pool fails it and the test begins on another. What a
+    /// test changes in its session (variables, temporary tables, named locks) reaches the
+    /// next test on the same connection: choose this when tests leave none.
+    Never,
 }
 
 /// How the MySQL backend isolates a test's changes (`isolation:`).
@@ -423,7 +449,7 @@ fn failure(operation: impl Into<String>, savepoint: &str, e: driver::Error) -> E
     } else if server_code(&e) == Some(ER_SP_DOES_NOT_EXIST) {
         savepoint_gone(savepoint)
     } else {
-        Error::backend(NAME, operation, Described::new(e))
+        Error::backend(NAME, operation, e)
     }
 }
 
@@ -449,7 +475,7 @@ fn plain_failure(operation: impl Into<String>, e: driver::Error) -> Error {
     if is_connection_lost(&e) {
         lost(operation.into(), e)
     } else {
-        Error::backend(NAME, operation, Described::new(e))
+        Error::backend(NAME, operation, e)
     }
 }
 
@@ -563,6 +589,12 @@ impl MySql {
     /// How the test's transaction is opened (default [`TransactionMode::Standard`]).
     pub fn transaction_mode(mut self, mode: TransactionMode) -> Self {
         self.options.transaction = mode;
+        self
+    }
+
+    /// Whether each test gets a freshly reset session (default [`SessionReset::EachTest`]).
+    pub fn session_reset(mut self, reset: SessionReset) -> Self {
+        self.options.session_reset = reset;
         self
     }
 
@@ -866,6 +898,12 @@ impl Backend for MySql {
 
     fn connect_timeout(&self) -> Option<Duration> {
         Some(self.url_connect_timeout.unwrap_or(self.connect_timeout))
+    }
+
+    /// Only with `session_reset: each_test` (the default), whose reset is also the health
+    /// check; with `never` the first checkpoint's batch proves the connection instead.
+    fn recycle_on_lease(&self) -> bool {
+        self.options.session_reset == SessionReset::EachTest || self.capture()
     }
 
     /// Refused, reset or closed connections, and the server's "shutdown in progress" and
