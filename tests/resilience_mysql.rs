@@ -354,3 +354,37 @@ fn without_the_session_reset_the_database_is_still_selected_again() {
     assert_eq!(left, Some(1), "no reset: the user variable is still there");
     db.finish().unwrap();
 }
+
+/// The claim a pipelined `ROLLBACK; START TRANSACTION; SAVEPOINT` (a test's end sending the
+/// next test's begin) rests on, checked on the server: under REPEATABLE READ, InnoDB's
+/// consistent read view is taken at the first read, not at `START TRANSACTION` or
+/// `SAVEPOINT`. A row another connection commits between the begin and the test's first
+/// read is visible to it, exactly as if the transaction had begun at that read.
+#[test]
+fn the_read_view_starts_at_the_first_read_not_at_start_transaction() {
+    let url = shared_url();
+    let mut a = driver::Conn::new(url.as_str()).unwrap();
+    let mut b = driver::Conn::new(url.as_str()).unwrap();
+    let table = format!("vq_read_view_{}", std::process::id());
+    a.query_drop(format!("CREATE TABLE {table} (v INT) ENGINE=InnoDB"))
+        .unwrap();
+    a.query_drop(
+        "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ; START TRANSACTION; SAVEPOINT venomqa_root",
+    )
+    .unwrap();
+    b.query_drop(format!("INSERT INTO {table} VALUES (1)"))
+        .unwrap();
+    let seen: Option<i64> = a
+        .query_first(format!("SELECT COUNT(*) FROM {table}"))
+        .unwrap();
+    assert_eq!(seen, Some(1), "the view starts at the first read");
+    // From then on the view holds: a later commit is not seen.
+    b.query_drop(format!("INSERT INTO {table} VALUES (2)"))
+        .unwrap();
+    let seen: Option<i64> = a
+        .query_first(format!("SELECT COUNT(*) FROM {table}"))
+        .unwrap();
+    assert_eq!(seen, Some(1), "repeatable read after the first read");
+    a.query_drop("ROLLBACK").unwrap();
+    a.query_drop(format!("DROP TABLE {table}")).unwrap();
+}

@@ -325,3 +325,48 @@ fn an_empty_test_costs_two_round_trips() {
     assert_eq!(per_test, 2.0);
     assert_eq!(proxy.connections(), 1);
 }
+
+/// The claim a pipelined `ROLLBACK; BEGIN; SAVEPOINT` (a test's end sending the next
+/// test's begin) rests on, checked on the server: a REPEATABLE READ transaction takes its
+/// snapshot at its first query, not at `BEGIN` or `SAVEPOINT`, so a row another
+/// connection commits in between is visible. What does change: `now()` is the
+/// transaction's start, so it would be the previous test's end. venomqa does not pipeline
+/// for that reason (and because a pre-begun idle connection cannot be health-checked
+/// without a round trip); this test keeps both facts checked.
+#[test]
+fn the_snapshot_starts_at_the_first_query_but_now_at_begin() {
+    let url = shared_url();
+    let mut a = driver::Client::connect(&url, driver::NoTls).unwrap();
+    let mut b = driver::Client::connect(&url, driver::NoTls).unwrap();
+    let table = format!("vq_snapshot_{}", std::process::id());
+    a.batch_execute(&format!("CREATE TABLE {table} (v INT)"))
+        .unwrap();
+    a.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ; SAVEPOINT venomqa_root")
+        .unwrap();
+    thread::sleep(Duration::from_millis(50));
+    b.batch_execute(&format!("INSERT INTO {table} VALUES (1)"))
+        .unwrap();
+    let seen: i64 = a
+        .query_one(&format!("SELECT COUNT(*) FROM {table}"), &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(seen, 1, "the snapshot starts at the first query");
+    b.batch_execute(&format!("INSERT INTO {table} VALUES (2)"))
+        .unwrap();
+    let seen: i64 = a
+        .query_one(&format!("SELECT COUNT(*) FROM {table}"), &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(seen, 1, "repeatable read after the first query");
+    // now() is the transaction's start: before the 50 ms pause, not at the first query.
+    let lag_ms: f64 = a
+        .query_one(
+            "SELECT (EXTRACT(EPOCH FROM clock_timestamp() - now()) * 1000)::float8",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(lag_ms >= 40.0, "now() is BEGIN's time: {lag_ms} ms behind");
+    a.batch_execute("ROLLBACK").unwrap();
+    a.batch_execute(&format!("DROP TABLE {table}")).unwrap();
+}

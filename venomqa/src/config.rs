@@ -754,6 +754,33 @@ mod properties {
             }
         }
 
+        /// Any value of the environment variables: resolves, or an error naming the
+        /// variable; never a panic.
+        #[test]
+        fn any_environment_resolves_or_names_the_variable(
+            pool in "\\PC{0,12}",
+            backend in "\\PC{0,12}",
+            url in "\\PC{0,40}",
+            entry in "[a-z][a-z0-9_-]{0,10}",
+        ) {
+            let var = format!("VENOMQA_{}_POOL_SIZE", env_key(&entry));
+            let env = |k: &str| {
+                if k == var {
+                    Some(pool.clone())
+                } else if k == "VENOMQA_DB_BACKEND" {
+                    Some(backend.clone())
+                } else if k.ends_with("_URL") {
+                    Some(url.clone())
+                } else {
+                    None
+                }
+            };
+            let selection = Selection { backend: Some(&entry), ..Default::default() };
+            if let Err(e) = Config::default().resolve_with_env(selection, env) {
+                prop_assert!(e.to_string().contains(&var), "{}", e);
+            }
+        }
+
         /// Yaml-shaped input with random keys and values: resolves or errs cleanly, and
         /// a backend's typed options never panic either.
         #[test]

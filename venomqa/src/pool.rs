@@ -193,12 +193,16 @@ impl Pool {
         let mut manager = open_retrying(self.connector.as_ref(), &self.config)?;
         self.opened.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(target: "venomqa", backend = %self.config.backend, entry = %self.config.entry, "connection opened");
+        // Whether setup ran on this connection (so it may have left session state).
+        let mut set_up = false;
         if manager.setup_per_connection() {
-            self.run_setup(manager.as_mut())?;
+            set_up = self.run_setup(manager.as_mut())?;
         } else {
             self.setup
                 .get_or_init(|| {
-                    self.run_setup(manager.as_mut()).map_err(|e| match e {
+                    let ran = self.run_setup(manager.as_mut());
+                    set_up = matches!(ran, Ok(true));
+                    ran.map(drop).map_err(|e| match e {
                         Error::Setup { step, source, .. } => SetupFailure {
                             step,
                             message: source.to_string(),
@@ -216,9 +220,11 @@ impl Pool {
                     source: failure.message.into(),
                 })?;
         }
-        // Every manager passes its health check before a test gets it, the first one too:
-        // backends use it to clear session state, such as what a setup script left.
-        if !manager.health_check() {
+        // A connection setup ran on passes its health check before a test gets it: backends
+        // use it to clear session state, such as what a setup script left. A connection
+        // just opened has nothing to clear, and connecting proved it works: no round trip
+        // (one less per process under nextest).
+        if set_up && !manager.health_check() {
             return Err(Error::backend(
                 &self.config.backend,
                 "the health check of a new connection",
@@ -228,13 +234,16 @@ impl Pool {
         Ok(manager)
     }
 
-    fn run_setup(&self, manager: &mut dyn StateManager) -> Result<()> {
+    /// Runs the entry's setup files and function on `manager`; whether there was any.
+    fn run_setup(&self, manager: &mut dyn StateManager) -> Result<bool> {
         let failed = |step: String, source: BoxError| Error::Setup {
             entry: self.config.entry.clone(),
             step,
             source,
         };
+        let mut ran = false;
         if let Some(path) = &self.config.setup {
+            ran = true;
             for file in setup_files(path).map_err(|e| failed(path.display().to_string(), e))? {
                 let step = file.display().to_string();
                 let script =
@@ -245,10 +254,11 @@ impl Pool {
             }
         }
         if let Some(function) = setup_of(&self.config.entry) {
+            ran = true;
             function(manager)
                 .map_err(|e| failed("the registered setup function".into(), e.into()))?;
         }
-        Ok(())
+        Ok(ran)
     }
 }
 

@@ -1443,3 +1443,39 @@ mod tests {
         assert!(text.len() <= 300, "{} chars: {text}", text.len());
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, rng_seed: proptest::test_runner::RngSeed::Fixed(7), failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// Any text as a URL: a backend or a configuration error naming the key, never a
+        /// panic, and never the password.
+        #[test]
+        fn any_url_builds_or_errs_without_the_password(
+            prefix in prop_oneof![Just("mysql://"), Just("mariadb://"), Just(""), "\\PC{0,8}"],
+            user in "\\PC{0,8}",
+            password in "[^\\x00]{3,16}",
+            rest in "\\PC{0,40}",
+        ) {
+            let url = format!("{prefix}{user}:{password}@{rest}");
+            let config = BackendConfig::new("mysql").with_url(url.as_str());
+            match MySql::new(&config, MySqlOptions::default()) {
+                Ok(backend) => {
+                    let shown = format!("{backend:?}");
+                    prop_assert!(!shown.contains(&password), "{}", shown);
+                }
+                Err(e) => {
+                    let text = e.to_string();
+                    prop_assert!(matches!(e, Error::Config { .. }), "{}", text);
+                    prop_assert!(text.contains("backends.mysql.url"), "{}", text);
+                    prop_assert!(!text.contains(&password), "{}", text);
+                    prop_assert!(!text.contains('\n'), "{}", text);
+                }
+            }
+        }
+    }
+}

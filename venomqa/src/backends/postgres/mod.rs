@@ -1351,3 +1351,37 @@ mod tests {
         assert_eq!(one_line("abcdefghij", 6), "abc...");
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, rng_seed: proptest::test_runner::RngSeed::Fixed(7), failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// Any text as a URL: a backend or an error, never a panic, and never the
+        /// password.
+        #[test]
+        fn any_url_builds_or_errs_without_the_password(
+            prefix in prop_oneof![Just("postgres://"), Just("postgresql://"), Just(""), Just("host=h password="), "\\PC{0,8}"],
+            user in "\\PC{0,8}",
+            password in "[^\\x00]{3,16}",
+            rest in "\\PC{0,40}",
+        ) {
+            let url = format!("{prefix}{user}:{password}@{rest}");
+            let config = BackendConfig::new("postgres").with_url(url.as_str());
+            match Postgres::new(&config, PostgresOptions::default()) {
+                Ok(backend) => {
+                    let shown = format!("{backend:?}");
+                    prop_assert!(!shown.contains(&password), "{}", shown);
+                }
+                Err(e) => {
+                    let text = e.to_string();
+                    prop_assert!(!text.contains(&password), "{}", text);
+                    prop_assert!(!text.contains('\n'), "{}", text);
+                }
+            }
+        }
+    }
+}
