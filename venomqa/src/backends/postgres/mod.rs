@@ -1364,7 +1364,7 @@ mod properties {
         /// password.
         #[test]
         fn any_url_builds_or_errs_without_the_password(
-            prefix in prop_oneof![Just("postgres://"), Just("postgresql://"), Just(""), Just("host=h password="), "\\PC{0,8}"],
+            prefix in prop_oneof![Just("postgres://".to_owned()), Just("postgresql://".to_owned()), Just("".to_owned()), Just("host=h password=".to_owned()), "\\PC{0,8}"],
             user in "\\PC{0,8}",
             password in "[^\\x00]{3,16}",
             rest in "\\PC{0,40}",
