@@ -88,7 +88,7 @@ pub enum Error {
         /// reset or starting server within the connect timeout.
         attempts: u32,
         /// How long the attempts took, in milliseconds (0 for a single attempt).
-        waited_ms: u64,
+        waited_ms: u32,
         /// What went wrong, scrubbed of the URL's secrets; [`Error::driver`] reaches the
         /// driver's own error.
         #[source]
@@ -291,7 +291,7 @@ impl Error {
                 return Some(found);
             }
             next = match error.downcast_ref::<Scrubbed>() {
-                Some(scrubbed) => Some(scrubbed.inner.as_ref()),
+                Some(scrubbed) => Some(scrubbed.0.inner.as_ref()),
                 None => error.source(),
             };
         }
@@ -321,7 +321,7 @@ impl Error {
                 }
             }
             next = match error.downcast_ref::<Scrubbed>() {
-                Some(scrubbed) => Some(scrubbed.inner.as_ref()),
+                Some(scrubbed) => Some(scrubbed.0.inner.as_ref()),
                 None => error.source(),
             };
         }
@@ -355,7 +355,7 @@ pub(crate) fn is_transient_io(kind: std::io::ErrorKind) -> bool {
 }
 
 /// `" (12 attempts in 2003 ms)"` after the URL of a retried connect; nothing for one.
-fn tries(attempts: u32, waited_ms: u64) -> String {
+fn tries(attempts: u32, waited_ms: u32) -> String {
     if attempts > 1 {
         format!(" ({attempts} attempts in {waited_ms} ms)")
     } else {
@@ -366,7 +366,10 @@ fn tries(attempts: u32, waited_ms: u64) -> String {
 /// A driver error whose message may hold a password: it displays scrubbed of the
 /// connection URL's secrets, and hides its own sources (which print unscrubbed).
 /// [`Error::driver`] still reaches the driver's error.
-pub struct Scrubbed {
+pub struct Scrubbed(Box<ScrubbedParts>);
+
+/// Boxed, so an [`Error`] stays small.
+struct ScrubbedParts {
     message: String,
     inner: BoxError,
 }
@@ -379,25 +382,25 @@ impl Scrubbed {
         if let Some(first) = message.lines().next() {
             message = first.trim_end().to_owned();
         }
-        Scrubbed { message, inner }
+        Scrubbed(Box::new(ScrubbedParts { message, inner }))
     }
 
     /// The driver's error itself. Its message and sources are not scrubbed: never print
     /// them.
     pub fn get_ref(&self) -> &(dyn StdError + Send + Sync + 'static) {
-        self.inner.as_ref()
+        self.0.inner.as_ref()
     }
 }
 
 impl fmt::Display for Scrubbed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
+        f.write_str(&self.0.message)
     }
 }
 
 impl fmt::Debug for Scrubbed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&self.message, f)
+        fmt::Debug::fmt(&self.0.message, f)
     }
 }
 

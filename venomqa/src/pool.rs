@@ -311,7 +311,7 @@ pub(crate) fn open_retrying(
                     source,
                     env_var: config.url_env_var(),
                     attempts,
-                    waited_ms: u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
+                    waited_ms: u32::try_from(elapsed.as_millis()).unwrap_or(u32::MAX),
                 },
                 other => other,
             });
