@@ -208,15 +208,36 @@ impl PrivateServer {
         };
         let data = dir.0.join("data");
         match kind {
-            Kind::MariaDb => run(
-                Command::new(program("mariadb-install-db", &["/usr/bin", "/usr/sbin"]))
-                    .arg("--no-defaults")
-                    .arg(format!("--datadir={}", data.display()))
-                    .arg("--auth-root-authentication-method=normal")
-                    .arg("--skip-test-db")
-                    .args(if is_root() { &["--user=root"][..] } else { &[] }),
-                "mariadb-install-db",
-            ),
+            Kind::MariaDb => {
+                let install = || {
+                    let _ = std::fs::remove_dir_all(&data);
+                    Command::new(program("mariadb-install-db", &["/usr/bin", "/usr/sbin"]))
+                        .arg("--no-defaults")
+                        .arg(format!("--datadir={}", data.display()))
+                        .arg("--auth-root-authentication-method=normal")
+                        .arg("--skip-test-db")
+                        .args(if is_root() { &["--user=root"][..] } else { &[] })
+                        .stdin(Stdio::null())
+                        .output()
+                };
+                // Once more if the bootstrap fails (seen once under a full nextest run on
+                // a machine whose disk other builds were filling); the first failure is
+                // printed, the second fails the test with the server's own output.
+                match install() {
+                    Ok(out) if out.status.success() => {}
+                    first => {
+                        eprintln!("mariadb-install-db failed, trying once more: {first:?}");
+                        let out = install().expect("running mariadb-install-db");
+                        assert!(
+                            out.status.success(),
+                            "mariadb-install-db failed twice ({}): {}{}",
+                            out.status,
+                            String::from_utf8_lossy(&out.stdout),
+                            String::from_utf8_lossy(&out.stderr)
+                        );
+                    }
+                }
+            }
             Kind::Postgres => {
                 if let Some(uid) = uid {
                     std::os::unix::fs::chown(&dir.0, Some(uid), None).expect("chown");
