@@ -142,14 +142,32 @@ start_mongodb() {
     log "MongoDB-compatible server is up"
 }
 
+# The resilience tests start private servers of their own (on free ports, in temp dirs)
+# and restart them mid-suite: they need the server programs, not only a running server.
+check_private_server_tools() { # mariadb | postgres
+    case "$1" in
+        mariadb)
+            { command -v mariadb-install-db >/dev/null 2>&1 && [ -x /usr/sbin/mariadbd ]; } ||
+                apt_install mariadb-server mariadb-client
+            command -v mariadb-install-db >/dev/null 2>&1 || die "mariadb-install-db is missing after installing mariadb-server"
+            ;;
+        postgres)
+            ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || apt_install postgresql
+            ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || die "initdb is missing after installing postgresql"
+            command -v pg_isready >/dev/null 2>&1 || apt_install postgresql-client
+            id postgres >/dev/null 2>&1 || die "there is no 'postgres' user (PostgreSQL refuses to run as root)"
+            ;;
+    esac
+}
+
 [ "$(id -u)" = 0 ] || die "run me as root (I install packages and start servers)"
 
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(mariadb postgres redis mongodb)
 for t in "${targets[@]}"; do
     case "$t" in
-        mariadb | mysql) start_mariadb ;;
-        postgres | postgresql) start_postgres ;;
+        mariadb | mysql) start_mariadb; check_private_server_tools mariadb ;;
+        postgres | postgresql) start_postgres; check_private_server_tools postgres ;;
         redis) start_redis ;;
         mongodb | mongo) start_mongodb ;;
         *) die "unknown server '$t' (known: mariadb postgres redis mongodb)" ;;

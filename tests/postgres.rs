@@ -907,7 +907,7 @@ fn a_terminated_connection_fails_the_test_clearly_and_the_pool_heals() {
     }));
     let text = panic_text(caught.expect_err("the test must fail").as_ref());
     assert!(
-        text.contains("returned Err(") && text.contains("the rollback at its end failed"),
+        text.contains("returned Err(") && text.contains("connection was lost before the rollback"),
         "{text}"
     );
     assert!(

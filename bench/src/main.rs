@@ -19,6 +19,8 @@ mod plot;
 #[cfg(feature = "redis")]
 mod redis_bench;
 mod report;
+#[cfg(any(feature = "mysql", feature = "postgres"))]
+mod roundtrips;
 mod sql;
 mod suite;
 mod targets;
@@ -79,7 +81,7 @@ fn args() -> Args {
             "--update-docs" => args.update_docs = true,
             "--only" => args.only = it.next().map(|v| v.split(',').map(str::to_owned).collect()),
             "-h" | "--help" => {
-                println!("usage: venomqa-bench [--quick] [--no-suite] [--update-docs] [--only sqlite,mysql,postgres,capture,redis,mongodb,journey,suite]");
+                println!("usage: venomqa-bench [--quick] [--no-suite] [--update-docs] [--only sqlite,mysql,postgres,roundtrips,capture,redis,mongodb,journey,suite]");
                 std::process::exit(0);
             }
             other => {
@@ -148,6 +150,10 @@ fn main() {
         .run(&mut report, args.quick);
         #[cfg(not(feature = "postgres"))]
         report.note("postgres: skipped, built without the `postgres` feature (use --all-features)");
+    }
+    if wanted("roundtrips") {
+        #[cfg(any(feature = "mysql", feature = "postgres"))]
+        roundtrips::run(&mut report, args.quick);
     }
     if wanted("capture") {
         capture::run_sqlite(&mut report, &workspace, args.quick);

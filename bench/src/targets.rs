@@ -10,6 +10,12 @@ pub const MONGO_FASTER: &str = "MongoDB: snapshot faster than the JSON method";
 pub const MONGO_EXACT: &str = "MongoDB: snapshot type-exact";
 pub const SUITE_SQLITE: &str = "1,000-test suite on SQLite <= 1.3x unwrapped";
 pub const SUITE_MYSQL: &str = "1,000-test suite on MySQL <= 1.3x unwrapped";
+pub const SUITE_MYSQL_TX: &str =
+    "1,000-test suite on MySQL <= 1.1x a hand-written transaction per test";
+pub const NEXTEST_MYSQL: &str =
+    "nextest on MySQL: per-test overhead over a hand-written transaction <= 0.2 ms";
+pub const MYSQL_RT: &str = "MySQL: <= 2 round trips per empty test (counted)";
+pub const POSTGRES_RT: &str = "PostgreSQL: <= 2 round trips per empty test (counted)";
 
 /// Adds the SQL targets, and "not measured" for every target no module judged.
 pub fn judge(report: &mut Report) {
@@ -92,6 +98,10 @@ pub fn judge(report: &mut Report) {
         MONGO_EXACT,
         SUITE_SQLITE,
         SUITE_MYSQL,
+        SUITE_MYSQL_TX,
+        NEXTEST_MYSQL,
+        MYSQL_RT,
+        POSTGRES_RT,
     ] {
         if !report.targets.iter().any(|t| t.name == name) {
             report.target(

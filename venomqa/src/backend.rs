@@ -78,12 +78,37 @@ pub trait Backend: Send + Sync + Sized + 'static {
     /// fresh schema).
     fn connect(&self) -> Result<Self::Conn>;
 
+    /// How long the pool keeps trying to connect when [`connect`](Self::connect) fails with
+    /// a [transient](Self::is_transient) error (a server restarting). `None` (the default)
+    /// uses the entry's `connect_timeout_ms`, else 10 s.
+    fn connect_timeout(&self) -> Option<std::time::Duration> {
+        None
+    }
+
+    /// Whether a failed [`connect`](Self::connect) may succeed if tried again soon: the
+    /// server refused or reset the connection, or said it is starting up or shutting down.
+    /// The pool then retries, with a short backoff, until the connect timeout. The default
+    /// is [`Error::is_transient`] (the operating system's error kinds in the source
+    /// chain); override it to add the driver's own codes.
+    fn is_transient(&self, error: &Error) -> bool {
+        error.is_transient()
+    }
+
     /// Called before the pool hands a connection to a test: prove it works and clear what
     /// the previous test left in its session. An error drops the connection and the pool
     /// opens another. The default does nothing.
     fn recycle(&self, conn: &mut Self::Conn) -> Result<()> {
         let _ = conn;
         Ok(())
+    }
+
+    /// Whether the pool runs [`recycle`](Self::recycle) before every lease (the default).
+    /// Return `false` when the first checkpoint of a session proves the connection works
+    /// anyway (a SQL `BEGIN`) and nothing needs clearing: a connection that died while it
+    /// sat in the pool then fails that first checkpoint, and the session begins again on
+    /// another connection, so the lease costs no round trip.
+    fn recycle_on_lease(&self) -> bool {
+        true
     }
 
     /// Whether the connection is known to be unusable, without I/O (r2d2's `has_broken`).

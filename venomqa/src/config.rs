@@ -43,7 +43,7 @@ pub(crate) const CONFIG_FILE_NAMES: &[&str] = &["venomqa.yaml", "venomqa.yml"];
 pub(crate) const DEFAULT_BACKEND: &str = "sqlite";
 
 /// The keys every entry has; the others belong to its backend's options.
-const COMMON_KEYS: &str = "backend, url, pool_size, ...";
+const COMMON_KEYS: &str = "backend, url, pool_size, connect_timeout_ms, io_timeout_ms, ...";
 
 /// One entry of the file's `backends:` map: the common keys, and the backend's own.
 #[derive(Clone, Default, Deserialize)]
@@ -52,6 +52,7 @@ struct EntryFile {
     url: Option<String>,
     pool_size: Option<usize>,
     connect_timeout_ms: Option<u64>,
+    io_timeout_ms: Option<u64>,
     lease_timeout_ms: Option<u64>,
     setup: Option<PathBuf>,
     /// Everything else: the backend's options, checked against its `Options` type when
@@ -87,6 +88,10 @@ pub struct BackendConfig {
     pub pool_size: Option<usize>,
     /// How long a connection attempt may take.
     pub connect_timeout: Option<Duration>,
+    /// How long the server may stay silent while it owes an answer (a read or a write
+    /// that stalls) before the operation fails and the connection is dropped; `None` lets
+    /// the backend choose (the SQL backends: 60 s). `io_timeout_ms: 0` turns it off.
+    pub io_timeout: Option<Duration>,
     /// How long a test waits for a free pooled connection (default 300 s).
     pub lease_timeout: Option<Duration>,
     /// A directory of `.sql` files (run in name order) or one `.sql` file, run once per
@@ -443,6 +448,7 @@ impl Config {
             url: url.map(SecretUrl::new),
             pool_size,
             connect_timeout: file_entry.connect_timeout_ms.map(Duration::from_millis),
+            io_timeout: file_entry.io_timeout_ms.map(Duration::from_millis),
             lease_timeout: file_entry.lease_timeout_ms.map(Duration::from_millis),
             setup,
             source,
@@ -745,6 +751,33 @@ mod properties {
                 let is_config = matches!(e, Error::Config { .. });
                 prop_assert!(is_config, "{}", e);
                 prop_assert!(e.to_string().contains("/p/venomqa.yaml"), "{}", e);
+            }
+        }
+
+        /// Any value of the environment variables: resolves, or an error naming the
+        /// variable; never a panic.
+        #[test]
+        fn any_environment_resolves_or_names_the_variable(
+            pool in "\\PC{0,12}",
+            backend in "\\PC{0,12}",
+            url in "\\PC{0,40}",
+            entry in "[a-z][a-z0-9_-]{0,10}",
+        ) {
+            let var = format!("VENOMQA_{}_POOL_SIZE", env_key(&entry));
+            let env = |k: &str| {
+                if k == var {
+                    Some(pool.clone())
+                } else if k == "VENOMQA_DB_BACKEND" {
+                    Some(backend.clone())
+                } else if k.ends_with("_URL") {
+                    Some(url.clone())
+                } else {
+                    None
+                }
+            };
+            let selection = Selection { backend: Some(&entry), ..Default::default() };
+            if let Err(e) = Config::default().resolve_with_env(selection, env) {
+                prop_assert!(e.to_string().contains(&var), "{}", e);
             }
         }
 

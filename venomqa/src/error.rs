@@ -76,7 +76,7 @@ pub enum Error {
     },
 
     /// The backend could not connect to its server.
-    #[error("could not connect to {backend} at {url}: {source}. Check that the server is up and the URL is right ({env_var})")]
+    #[error("could not connect to {backend} at {url}{}: {source}. Check that the server is up and the URL is right ({env_var})", tries(*attempts, *waited_ms))]
     Connect {
         /// Backend name.
         backend: String,
@@ -84,6 +84,11 @@ pub enum Error {
         url: SecretUrl,
         /// The environment variable that sets this entry's URL.
         env_var: String,
+        /// How many attempts were made: more than 1 when the pool retried a refused,
+        /// reset or starting server within the connect timeout.
+        attempts: u32,
+        /// How long the attempts took, in milliseconds (0 for a single attempt).
+        waited_ms: u32,
         /// What went wrong, scrubbed of the URL's secrets; [`Error::driver`] reaches the
         /// driver's own error.
         #[source]
@@ -214,6 +219,8 @@ impl Error {
             source: Scrubbed::new(&url, source.into()),
             url,
             env_var: format!("VENOMQA_{}_URL", env_key(backend)),
+            attempts: 1,
+            waited_ms: 0,
         }
     }
 
@@ -284,11 +291,41 @@ impl Error {
                 return Some(found);
             }
             next = match error.downcast_ref::<Scrubbed>() {
-                Some(scrubbed) => Some(scrubbed.inner.as_ref()),
+                Some(scrubbed) => Some(scrubbed.0.inner.as_ref()),
                 None => error.source(),
             };
         }
         None
+    }
+
+    /// Whether a new attempt may succeed where this one failed: the server refused or
+    /// reset the connection, or is starting up or shutting down (a restart). Checks the
+    /// operating system's error kinds anywhere in the [`source`](std::error::Error::source)
+    /// chain; backends add their drivers' own codes (see
+    /// [`Backend::is_transient`](crate::Backend::is_transient)).
+    ///
+    /// ```
+    /// use std::io::{Error as IoError, ErrorKind};
+    ///
+    /// let refused = venomqa::Error::connect("x", "x://h:1", IoError::from(ErrorKind::ConnectionRefused));
+    /// assert!(refused.is_transient());
+    /// let denied = venomqa::Error::connect("x", "x://h:1", "access denied");
+    /// assert!(!denied.is_transient());
+    /// ```
+    pub fn is_transient(&self) -> bool {
+        let mut next: Option<&(dyn StdError + 'static)> = StdError::source(self);
+        while let Some(error) = next {
+            if let Some(io) = error.downcast_ref::<std::io::Error>() {
+                if is_transient_io(io.kind()) {
+                    return true;
+                }
+            }
+            next = match error.downcast_ref::<Scrubbed>() {
+                Some(scrubbed) => Some(scrubbed.0.inner.as_ref()),
+                None => error.source(),
+            };
+        }
+        false
     }
 
     /// Whether the connection this error came from must not be used again: it was lost,
@@ -301,10 +338,38 @@ impl Error {
     }
 }
 
+/// Whether an I/O error of this kind says the server is (for now) not there: refused,
+/// reset, aborted, closed under us. A restart shows these for a moment.
+pub(crate) fn is_transient_io(kind: std::io::ErrorKind) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        kind,
+        ConnectionRefused
+            | ConnectionReset
+            | ConnectionAborted
+            | NotConnected
+            | BrokenPipe
+            | UnexpectedEof
+            | AddrNotAvailable
+    )
+}
+
+/// `" (12 attempts in 2003 ms)"` after the URL of a retried connect; nothing for one.
+fn tries(attempts: u32, waited_ms: u32) -> String {
+    if attempts > 1 {
+        format!(" ({attempts} attempts in {waited_ms} ms)")
+    } else {
+        String::new()
+    }
+}
+
 /// A driver error whose message may hold a password: it displays scrubbed of the
 /// connection URL's secrets, and hides its own sources (which print unscrubbed).
 /// [`Error::driver`] still reaches the driver's error.
-pub struct Scrubbed {
+pub struct Scrubbed(Box<ScrubbedParts>);
+
+/// Boxed, so an [`Error`] stays small.
+struct ScrubbedParts {
     message: String,
     inner: BoxError,
 }
@@ -317,25 +382,25 @@ impl Scrubbed {
         if let Some(first) = message.lines().next() {
             message = first.trim_end().to_owned();
         }
-        Scrubbed { message, inner }
+        Scrubbed(Box::new(ScrubbedParts { message, inner }))
     }
 
     /// The driver's error itself. Its message and sources are not scrubbed: never print
     /// them.
     pub fn get_ref(&self) -> &(dyn StdError + Send + Sync + 'static) {
-        self.inner.as_ref()
+        self.0.inner.as_ref()
     }
 }
 
 impl fmt::Display for Scrubbed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
+        f.write_str(&self.0.message)
     }
 }
 
 impl fmt::Debug for Scrubbed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&self.message, f)
+        fmt::Debug::fmt(&self.0.message, f)
     }
 }
 

@@ -122,7 +122,7 @@ impl Pool {
                 drop(state);
                 // A health check that panics counts as failed; the slot is never lost.
                 let healthy =
-                    catch_unwind(AssertUnwindSafe(|| manager.health_check())).unwrap_or(false);
+                    catch_unwind(AssertUnwindSafe(|| manager.lease_check())).unwrap_or(false);
                 if healthy {
                     return Ok(self.hand_out(manager, started, None));
                 }
@@ -190,29 +190,19 @@ impl Pool {
     }
 
     fn open(&self) -> Result<Box<dyn StateManager>> {
-        let mut manager = self.connector.open().map_err(|e| match e {
-            // Name the variable that overrides this entry, not the backend's.
-            Error::Connect {
-                backend,
-                url,
-                source,
-                ..
-            } => Error::Connect {
-                backend,
-                url,
-                source,
-                env_var: self.config.url_env_var(),
-            },
-            other => other,
-        })?;
+        let mut manager = open_retrying(self.connector.as_ref(), &self.config)?;
         self.opened.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(target: "venomqa", backend = %self.config.backend, entry = %self.config.entry, "connection opened");
+        // Whether setup ran on this connection (so it may have left session state).
+        let mut set_up = false;
         if manager.setup_per_connection() {
-            self.run_setup(manager.as_mut())?;
+            set_up = self.run_setup(manager.as_mut())?;
         } else {
             self.setup
                 .get_or_init(|| {
-                    self.run_setup(manager.as_mut()).map_err(|e| match e {
+                    let ran = self.run_setup(manager.as_mut());
+                    set_up = matches!(ran, Ok(true));
+                    ran.map(drop).map_err(|e| match e {
                         Error::Setup { step, source, .. } => SetupFailure {
                             step,
                             message: source.to_string(),
@@ -230,9 +220,11 @@ impl Pool {
                     source: failure.message.into(),
                 })?;
         }
-        // Every manager passes its health check before a test gets it, the first one too:
-        // backends use it to clear session state, such as what a setup script left.
-        if !manager.health_check() {
+        // A connection setup ran on passes its health check before a test gets it: backends
+        // use it to clear session state, such as what a setup script left. A connection
+        // just opened has nothing to clear, and connecting proved it works: no round trip
+        // (one less per process under nextest).
+        if set_up && !manager.health_check() {
             return Err(Error::backend(
                 &self.config.backend,
                 "the health check of a new connection",
@@ -242,13 +234,16 @@ impl Pool {
         Ok(manager)
     }
 
-    fn run_setup(&self, manager: &mut dyn StateManager) -> Result<()> {
+    /// Runs the entry's setup files and function on `manager`; whether there was any.
+    fn run_setup(&self, manager: &mut dyn StateManager) -> Result<bool> {
         let failed = |step: String, source: BoxError| Error::Setup {
             entry: self.config.entry.clone(),
             step,
             source,
         };
+        let mut ran = false;
         if let Some(path) = &self.config.setup {
+            ran = true;
             for file in setup_files(path).map_err(|e| failed(path.display().to_string(), e))? {
                 let step = file.display().to_string();
                 let script =
@@ -259,10 +254,71 @@ impl Pool {
             }
         }
         if let Some(function) = setup_of(&self.config.entry) {
+            ran = true;
             function(manager)
                 .map_err(|e| failed("the registered setup function".into(), e.into()))?;
         }
-        Ok(())
+        Ok(ran)
+    }
+}
+
+/// How long connecting keeps trying a server that refuses unless configured otherwise.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The first pause between two connection attempts; it doubles up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(5);
+const MAX_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Opens a connected manager, trying again while the failure is transient (refused,
+/// reset, "starting up": a server restarting) and the connect timeout has not passed.
+/// The error of the last attempt says how many were made and names the entry's URL
+/// variable.
+pub(crate) fn open_retrying(
+    connector: &dyn Connector,
+    config: &BackendConfig,
+) -> Result<Box<dyn StateManager>> {
+    let timeout = connector
+        .connect_timeout()
+        .or(config.connect_timeout)
+        .unwrap_or(DEFAULT_CONNECT_TIMEOUT);
+    let started = Instant::now();
+    let mut backoff = FIRST_BACKOFF;
+    let mut attempts = 0u32;
+    loop {
+        attempts += 1;
+        let error = match connector.open() {
+            Ok(manager) => {
+                if attempts > 1 {
+                    tracing::info!(target: "venomqa", backend = %config.backend, entry = %config.entry, attempts, waited_ms = micros(started.elapsed()) / 1000, "connected after retrying");
+                }
+                return Ok(manager);
+            }
+            Err(e) => e,
+        };
+        let elapsed = started.elapsed();
+        if !connector.is_transient(&error) || elapsed + backoff >= timeout {
+            return Err(match error {
+                // Name the variable that overrides this entry, not the backend's, and
+                // say how long it was tried.
+                Error::Connect {
+                    backend,
+                    url,
+                    source,
+                    ..
+                } => Error::Connect {
+                    backend,
+                    url,
+                    source,
+                    env_var: config.url_env_var(),
+                    attempts,
+                    waited_ms: u32::try_from(elapsed.as_millis()).unwrap_or(u32::MAX),
+                },
+                other => other,
+            });
+        }
+        tracing::debug!(target: "venomqa", backend = %config.backend, attempts, error = %error, "connect failed; trying again");
+        std::thread::sleep(backoff);
+        backoff = (backoff * 2).min(MAX_BACKOFF);
     }
 }
 

@@ -81,8 +81,25 @@ const SECRET_KEYS: &[&str] = &[
 /// The user info runs to the **last** `@` of the URL, so a password holding unencoded
 /// `@ : / ? #` is masked whole; the password is what follows its first `:`. An `@` in a
 /// query (`?user=a@b`) can make this mask more than the password, never less.
+///
+/// Text without `://` that still has the shape `user:password@host` (a URL missing its
+/// scheme, a typo) is masked the same way, from its start: a URL too broken to parse
+/// must not show its password either.
 fn url_password_range(raw: &str) -> Option<(usize, usize)> {
-    let start = raw.find("://")? + 3;
+    let start = match raw.find("://") {
+        Some(i) => i + 3,
+        None => {
+            let userinfo = &raw[..raw.rfind('@')?];
+            let key = userinfo.split('=').next().unwrap_or_default();
+            let key_value = userinfo.contains('=')
+                && !key.is_empty()
+                && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if key_value || userinfo.contains(char::is_whitespace) {
+                return None; // a key=value string: secret_value_ranges handles it
+            }
+            0
+        }
+    };
     let rest = &raw[start..];
     let at = rest.rfind('@')?;
     let colon = rest[..at].find(':')?;
@@ -277,6 +294,15 @@ mod tests {
                 assert!(!text.contains(password), "{text}");
             }
         }
+    }
+
+    #[test]
+    fn urls_without_a_scheme_are_masked_too() {
+        assert_eq!(redact_url(":0A¡@"), ":***@");
+        assert_eq!(redact_url("u:p@ss:w@h/db"), "u:***@h/db");
+        assert_eq!(redact_url("mysql:/u:pw@h/db"), "mysql:***@h/db");
+        assert_eq!(redact_url("user=a@b"), "user=a@b");
+        assert_eq!(redact_url(":=A¡@"), ":***@");
     }
 
     #[test]

@@ -11,6 +11,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::{Arc, LazyLock};
+use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
 
@@ -30,6 +31,14 @@ pub(crate) trait Connector: Send + Sync {
     fn open(&self) -> Result<Box<dyn StateManager>>;
     /// The pool size when the configuration sets none.
     fn pool_size(&self) -> usize;
+    /// How long to keep retrying a transient connect failure, if the backend knows.
+    fn connect_timeout(&self) -> Option<Duration> {
+        None
+    }
+    /// Whether a failed [`open`](Self::open) may succeed if tried again soon.
+    fn is_transient(&self, error: &Error) -> bool {
+        error.is_transient()
+    }
 }
 
 type Build = dyn Fn(&BackendConfig) -> Result<Arc<dyn Connector>> + Send + Sync;
@@ -122,6 +131,14 @@ impl<B: Backend> Connector for Typed<B> {
 
     fn pool_size(&self) -> usize {
         self.0.pool_size().max(1)
+    }
+
+    fn connect_timeout(&self) -> Option<Duration> {
+        self.0.connect_timeout()
+    }
+
+    fn is_transient(&self, error: &Error) -> bool {
+        self.0.is_transient(error)
     }
 }
 
@@ -230,8 +247,12 @@ fn registration(name: &str) -> Result<Registration> {
 /// assert_eq!(m.checkpoints(), ["start"]);
 /// # Ok::<(), venomqa::Error>(())
 /// ```
+///
+/// A server that refuses or resets the connection (one restarting) is tried again, with a
+/// short backoff, until the connect timeout.
 pub fn connect(config: &BackendConfig) -> Result<Box<dyn StateManager>> {
-    registration(&config.backend)?.connector(config)?.open()
+    let connector = registration(&config.backend)?.connector(config)?;
+    crate::pool::open_retrying(connector.as_ref(), config)
 }
 
 /// The shared pool for `config`, built on first use: one pool per distinct configuration.

@@ -162,6 +162,7 @@ impl<M: ?Sized + SessionManager> Session<M> {
             url: None,
             name: None,
             dir: None,
+            resolved: None,
             _manager: PhantomData,
         }
     }
@@ -177,14 +178,28 @@ impl<M: ?Sized + SessionManager> Session<M> {
     /// Opens a session on `config`'s pool.
     pub(crate) fn lease(config: &crate::BackendConfig, test: &str) -> Result<Self> {
         let pool = registry::pool(config)?;
-        // A pooled connection can die between a health check and its first statement (a
-        // server restart); one retry on a fresh lease makes that invisible to the test.
+        // The first checkpoint is the health check of a pooled connection: one that died
+        // while it sat in the pool (a server restart, a KILL) fails it, is dropped, and the
+        // test begins again on another, so only a test in flight sees a restart. A restart
+        // kills every idle connection at once, so a lost reused connection is retried
+        // (at most once per pooled connection); any other failure once.
         let mut attempts = 0;
+        let mut lost_reused = 0;
         loop {
             attempts += 1;
-            match Self::begin(pool.lease()?, test) {
-                Err(e) if attempts < 2 && !matches!(e, Error::SessionType { .. }) => {
-                    tracing::warn!(target: "venomqa", error = %e, "could not open the root checkpoint; retrying on another connection");
+            let lease = pool.lease()?;
+            let reused = lease.timing().connect.is_none();
+            match Self::begin(lease, test) {
+                Err(e) if !matches!(e, Error::SessionType { .. }) => {
+                    let lost = reused && e.is_connection_lost();
+                    if lost {
+                        lost_reused += 1;
+                    }
+                    let again = (lost && lost_reused <= pool.stats().size + 1) || attempts < 2;
+                    if !again {
+                        return Err(e);
+                    }
+                    tracing::debug!(target: "venomqa", error = %e, reused, "could not open the root checkpoint; beginning again on another connection");
                 }
                 other => return other,
             }
@@ -455,6 +470,7 @@ pub struct SessionBuilder<M: ?Sized> {
     url: Option<String>,
     name: Option<String>,
     dir: Option<PathBuf>,
+    resolved: Option<crate::BackendConfig>,
     _manager: PhantomData<fn(&mut M)>,
 }
 
@@ -466,6 +482,7 @@ impl<M: ?Sized> std::fmt::Debug for SessionBuilder<M> {
             .field("url", &self.url.as_deref().map(crate::redact_url))
             .field("name", &self.name)
             .field("dir", &self.dir)
+            .field("config", &self.resolved)
             .finish()
     }
 }
@@ -495,6 +512,26 @@ impl<M: ?Sized + SessionManager> SessionBuilder<M> {
         self
     }
 
+    /// Runs on `config` as it is, instead of an entry resolved from `venomqa.yaml` and the
+    /// environment: for harnesses that build their configuration in code (a server
+    /// started by the test, its own timeouts). Sessions of equal configurations share a
+    /// pool.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use venomqa::BackendConfig;
+    ///
+    /// let mut config = BackendConfig::new("memory");
+    /// config.connect_timeout = Some(Duration::from_millis(500));
+    /// let db = <venomqa::Session>::builder().with_config(config).name("in_code").open()?;
+    /// assert_eq!(db.config().connect_timeout, Some(Duration::from_millis(500)));
+    /// # Ok::<(), venomqa::Error>(())
+    /// ```
+    pub fn with_config(mut self, config: crate::BackendConfig) -> Self {
+        self.resolved = Some(config);
+        self
+    }
+
     /// Where to look for `venomqa.yaml` (and its parents); default `CARGO_MANIFEST_DIR`,
     /// else the current directory.
     pub fn config_dir(mut self, dir: impl Into<PathBuf>) -> Self {
@@ -511,6 +548,9 @@ impl<M: ?Sized + SessionManager> SessionBuilder<M> {
     /// # Ok::<(), venomqa::Error>(())
     /// ```
     pub fn config(&self) -> Result<crate::BackendConfig> {
+        if let Some(config) = &self.resolved {
+            return Ok(config.clone());
+        }
         Config::discover_cached(&self.dir())?.resolve(self.selection())
     }
 
@@ -548,6 +588,7 @@ impl<M: ?Sized + SessionManager> SessionBuilder<M> {
             .as_deref()
             .or(self.entry.as_deref())
             .or(self.backend.as_deref())
+            .or(self.resolved.as_ref().map(|c| c.entry.as_str()))
             .or(M::default_backend())
             .unwrap_or("session")
             .to_owned()
@@ -556,7 +597,7 @@ impl<M: ?Sized + SessionManager> SessionBuilder<M> {
     /// Leases a connection from the shared pool of the chosen entry and opens the root
     /// checkpoint.
     pub fn open(self) -> Result<Session<M>> {
-        let config = Config::discover_cached(&self.dir())?.resolve(self.selection())?;
+        let config = self.config()?;
         Session::lease(&config, &self.session_name())
     }
 
@@ -588,11 +629,21 @@ impl<M: ?Sized + SessionManager> SessionBuilder<M> {
         let rolled_back = session.finish();
         match (outcome, rolled_back) {
             (Ok(value), Ok(())) => value,
+            // A lost connection is not a rollback that failed: the server discarded the
+            // open transaction. Say that, and never that the test passed.
+            (Ok(value), Err(e @ Error::ConnectionLost { .. })) => panic!(
+                "test {name} failed ({}); its connection was lost before the rollback at its end: {e}",
+                value.describe()
+            ),
             (Ok(value), Err(e)) => panic!(
                 "test {name} failed: the rollback at its end failed ({}): {e}",
                 value.describe()
             ),
             (Err(panic), Ok(())) => resume_unwind(panic),
+            (Err(panic), Err(e @ Error::ConnectionLost { .. })) => {
+                eprintln!("venomqa: test {name} panicked; its connection was lost: {e}");
+                resume_unwind(panic)
+            }
             (Err(panic), Err(e)) => {
                 eprintln!(
                     "venomqa: test {name} panicked, and the rollback at its end failed too: {e}"

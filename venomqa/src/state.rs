@@ -66,6 +66,15 @@ pub trait StateManager: Any + Send {
         self.is_connected()
     }
 
+    /// What the pool runs before it hands a manager to a test: the
+    /// [`health_check`](Self::health_check), unless the backend proves the connection at
+    /// the session's first checkpoint anyway (see
+    /// [`Backend::recycle_on_lease`](crate::Backend::recycle_on_lease)); then only
+    /// [`is_connected`](Self::is_connected), no I/O.
+    fn lease_check(&mut self) -> bool {
+        self.health_check()
+    }
+
     /// Rolls back to `name` and releases it: the state is as it was just before
     /// `checkpoint(name)`. Sessions end every test and every checkpoint block with this.
     /// The default calls [`rollback`](Self::rollback) then [`release`](Self::release).
@@ -386,6 +395,14 @@ impl<B: Backend> StateManager for Manager<B> {
                 self.broken = true;
                 false
             }
+        }
+    }
+
+    fn lease_check(&mut self) -> bool {
+        if self.backend.recycle_on_lease() {
+            self.health_check()
+        } else {
+            self.stack.is_empty() && self.is_connected()
         }
     }
 

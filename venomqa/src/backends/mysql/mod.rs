@@ -122,6 +122,7 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// MySQL error codes the backend reacts to.
 const ER_SP_DOES_NOT_EXIST: u16 = 1305;
+const ER_CON_COUNT_ERROR: u16 = 1040;
 const ER_SERVER_SHUTDOWN: u16 = 1053;
 const ER_CONNECTION_KILLED: u16 = 1927;
 const CR_SERVER_GONE_ERROR: u16 = 2006;
@@ -130,7 +131,11 @@ const CR_SERVER_LOST: u16 = 2013;
 const XA_ROLLED_BACK: [u16; 3] = [1402, 1613, 1614];
 
 /// What a lost connection means for the test's changes.
-const LOST_OUTCOME: &str = "the server rolled back the open transaction, so nothing uncommitted survives; a new connection replaces this one";
+const LOST_OUTCOME: &str = "the server rolled back the open transaction: nothing uncommitted survives; a new connection replaces this one";
+
+/// How long the server may stay silent while a read or write waits, unless `io_timeout_ms`
+/// says otherwise.
+pub const DEFAULT_IO_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The MySQL backend's [`StateManager`](crate::StateManager).
 pub type MySqlStateManager = Manager<MySql>;
@@ -184,6 +189,7 @@ pub enum TransactionMode {
 ///     exclude_tables: [countries]
 ///     reset_strategy: delete     # or truncate
 ///     transaction: standard      # or xa
+///     session_reset: each_test   # or never
 /// ```
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -206,6 +212,31 @@ pub struct MySqlOptions {
     /// Capture: how long a checkpoint or a rollback waits for other sessions of the
     /// database to finish their write transactions (default 5000).
     pub quiescence_timeout_ms: Option<u64>,
+    /// Whether each test gets a freshly reset session (default [`SessionReset::EachTest`]).
+    pub session_reset: SessionReset,
+}
+
+/// Whether the pool resets a connection's session before each test (`session_reset:`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum SessionReset {
+    /// `COM_RESET_CONNECTION` before every lease (the default): what a test left in its
+    /// session (temporary tables, user and session variables such as
+    /// `FOREIGN_KEY_CHECKS`, named locks) never reaches the next test. It is also the
+    /// health check. Three round trips per test: the reset, `START TRANSACTION;
+    /// SAVEPOINT`, and `ROLLBACK TO SAVEPOINT; ROLLBACK`. The reset cannot share a round
+    /// trip with either (it is a protocol command, not a statement; it must follow the
+    /// rollback that proves the test's transaction was still open, and precede the next
+    /// `START TRANSACTION`, which it would roll back).
+    #[default]
+    EachTest,
+    /// No reset: two round trips per test, as a hand-written transaction. The first
+    /// checkpoint's batch (which selects the URL's database again) is the health check: a
+    /// connection that died in the pool fails it and the test begins on another. What a
+    /// test changes in its session (variables, temporary tables, named locks) reaches the
+    /// next test on the same connection: choose this when tests leave none.
+    Never,
 }
 
 /// How the MySQL backend isolates a test's changes (`isolation:`).
@@ -254,6 +285,10 @@ pub struct MySql {
     database: Option<String>,
     /// The timeout unless the URL sets `connect_timeout_ms`.
     connect_timeout: Duration,
+    /// The URL's own `connect_timeout_ms`, which wins.
+    url_connect_timeout: Option<Duration>,
+    /// The read and write timeout of every connection (`None`: off).
+    io_timeout: Option<Duration>,
     /// Capture: how long a session waits for another to finish with the database.
     lock_timeout: Duration,
     options: MySqlOptions,
@@ -342,11 +377,43 @@ fn parse_url(raw: &str) -> std::result::Result<Parsed, String> {
             url.query_pairs_mut().clear().extend_pairs(kept);
         }
     }
-    let opts = Opts::from_url(url.as_str()).map_err(|e| scrub(e.to_string()))?;
+    let opts = Opts::from_url(url.as_str()).map_err(|e| scrub(url_error(&e)))?;
     Ok(Parsed {
         opts,
         connect_timeout,
     })
+}
+
+/// The driver's URL error in words that never echo a value of the URL (which may be a
+/// password written where a parameter was expected); a parameter's name is shown only
+/// when it is a plain word.
+fn url_error(e: &driver::UrlError) -> String {
+    let word = |s: &str| {
+        if !s.is_empty()
+            && s.len() <= 40
+            && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            format!(" `{s}`")
+        } else {
+            String::new()
+        }
+    };
+    match e {
+        driver::UrlError::UnknownParameter(name) => format!("unknown URL parameter{}", word(name)),
+        driver::UrlError::InvalidValue(name, _) => {
+            format!("invalid value of URL parameter{}", word(name))
+        }
+        driver::UrlError::FeatureRequired(feature, name) => {
+            format!(
+                "URL parameter{} needs the driver's feature{}",
+                word(name),
+                word(feature)
+            )
+        }
+        driver::UrlError::UnsupportedScheme(_) => "unsupported scheme".to_owned(),
+        driver::UrlError::ParseError(p) => format!("it does not parse ({p})"),
+        _ => "it is not a valid MySQL URL".to_owned(),
+    }
 }
 
 /// The statements that open, commit and roll back the test's transaction.
@@ -403,7 +470,7 @@ fn savepoint_gone(savepoint: &str) -> Error {
 fn failure(operation: impl Into<String>, savepoint: &str, e: driver::Error) -> Error {
     let operation = operation.into();
     if is_connection_lost(&e) {
-        Error::connection_lost(NAME, operation, LOST_OUTCOME, e)
+        lost(operation, e)
     } else if let Some(code) = server_code(&e).filter(|c| XA_ROLLED_BACK.contains(c)) {
         Error::state_lost(
             NAME,
@@ -418,12 +485,72 @@ fn failure(operation: impl Into<String>, savepoint: &str, e: driver::Error) -> E
     }
 }
 
+/// The kind of the I/O error behind a driver error, if there is one.
+fn io_kind(e: &driver::Error) -> Option<std::io::ErrorKind> {
+    match e {
+        driver::Error::IoError(io) => Some(io.kind()),
+        driver::Error::CodecError(codec) => std::error::Error::source(codec)
+            .and_then(|s| s.downcast_ref::<std::io::Error>())
+            .map(std::io::Error::kind),
+        _ => None,
+    }
+}
+
+/// The [`Error::ConnectionLost`] of `operation` (a read or write that timed out shows as
+/// "no answer within io_timeout_ms").
+fn lost(operation: String, e: driver::Error) -> Error {
+    Error::connection_lost(NAME, operation, LOST_OUTCOME, Described::new(e))
+}
+
 /// Maps a driver error of `operation` where no savepoint is involved.
 fn plain_failure(operation: impl Into<String>, e: driver::Error) -> Error {
     if is_connection_lost(&e) {
-        Error::connection_lost(NAME, operation, LOST_OUTCOME, e)
+        lost(operation.into(), e)
     } else {
         Error::backend(NAME, operation, e)
+    }
+}
+
+/// A driver error shown as the server or the operating system put it (`ERROR 1044
+/// (42000): Access denied ...`, `Connection reset by peer (os error 104)`), not as the
+/// driver's `Debug`-like text; its [`source`](std::error::Error::source) is the driver's
+/// error, which [`Error::driver`] finds.
+#[derive(Debug)]
+pub(crate) struct Described {
+    text: String,
+    error: driver::Error,
+}
+
+impl Described {
+    pub(crate) fn new(error: driver::Error) -> Self {
+        let text = match &error {
+            e if matches!(
+                io_kind(e),
+                Some(std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)
+            ) =>
+            {
+                "no answer within io_timeout_ms".to_owned()
+            }
+            driver::Error::IoError(io) => io.to_string(),
+            driver::Error::CodecError(codec) => std::error::Error::source(codec)
+                .map_or_else(|| codec.to_string(), ToString::to_string),
+            driver::Error::MySqlError(server) => server.to_string(),
+            driver::Error::DriverError(d) => d.to_string(),
+            other => other.to_string(),
+        };
+        Described { text, error }
+    }
+}
+
+impl std::fmt::Display for Described {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl std::error::Error for Described {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
     }
 }
 
@@ -494,6 +621,12 @@ impl MySql {
     /// How the test's transaction is opened (default [`TransactionMode::Standard`]).
     pub fn transaction_mode(mut self, mode: TransactionMode) -> Self {
         self.options.transaction = mode;
+        self
+    }
+
+    /// Whether each test gets a freshly reset session (default [`SessionReset::EachTest`]).
+    pub fn session_reset(mut self, reset: SessionReset) -> Self {
+        self.options.session_reset = reset;
         self
     }
 
@@ -720,10 +853,18 @@ impl Backend for MySql {
             .clone()
             .unwrap_or_else(|| SecretUrl::from(DEFAULT_URL));
         let parsed = parse_url(url.expose()).map_err(|why| {
+            // Shown (redacted) only with its scheme: without it, where the password ends is
+            // a guess.
+            let raw = url.expose();
+            let shown = if raw.starts_with("mysql://") || raw.starts_with("mariadb://") {
+                url.to_string()
+            } else {
+                "the URL (not shown)".to_owned()
+            };
             Error::config(
                 &config.source,
                 format!("backends.{}.url", config.entry),
-                format!("{url} is not a MySQL URL: {why}; write mysql://user:password@host:port/database, with @ : / in the password as %40 %3A %2F"),
+                format!("{shown} is not a MySQL URL: {why}; write mysql://user:password@host:port/database, with @ : / in the password as %40 %3A %2F"),
             )
         })?;
         let connect_timeout = options
@@ -732,6 +873,11 @@ impl Backend for MySql {
             .or(config.connect_timeout)
             .unwrap_or(DEFAULT_CONNECT_TIMEOUT);
         let database = parsed.opts.get_db_name().map(str::to_owned);
+        let io_timeout = match config.io_timeout {
+            Some(t) if t.is_zero() => None,
+            Some(t) => Some(t),
+            None => Some(DEFAULT_IO_TIMEOUT),
+        };
         if options.isolation == MySqlIsolation::Capture && database.is_none() {
             return Err(Error::config(
                 &config.source,
@@ -743,6 +889,8 @@ impl Backend for MySql {
             database,
             url,
             connect_timeout,
+            url_connect_timeout: parsed.connect_timeout,
+            io_timeout,
             lock_timeout: config.lease_timeout.unwrap_or(Duration::from_secs(300)),
             options,
         })
@@ -755,7 +903,14 @@ impl Backend for MySql {
         let parsed = parse_url(url).map_err(|why| Error::connect(NAME, url, why))?;
         let timeout = parsed.connect_timeout.unwrap_or(self.connect_timeout);
         let tcp_timeout = parsed.opts.get_tcp_connect_timeout().or(Some(timeout));
-        let opts = OptsBuilder::from_opts(parsed.opts).tcp_connect_timeout(tcp_timeout);
+        // Reads and writes that stall (a server that accepted and stopped answering) fail
+        // after the I/O timeout instead of hanging the test, unless the URL sets its own.
+        let read_timeout = parsed.opts.get_read_timeout().copied().or(self.io_timeout);
+        let write_timeout = parsed.opts.get_write_timeout().copied().or(self.io_timeout);
+        let opts = OptsBuilder::from_opts(parsed.opts)
+            .tcp_connect_timeout(tcp_timeout)
+            .read_timeout(read_timeout)
+            .write_timeout(write_timeout);
         let attempt = super::within("venomqa-mysql-connect", timeout, move || {
             driver::Conn::new(opts)
         })
@@ -766,7 +921,7 @@ impl Backend for MySql {
                 transaction_open: false,
                 capture: None,
             }),
-            Some(Err(e)) => Err(Error::connect(NAME, url, e)),
+            Some(Err(e)) => Err(Error::connect(NAME, url, Described::new(e))),
             None => Err(Error::connect(
                 NAME,
                 url,
@@ -778,6 +933,36 @@ impl Backend for MySql {
                     ),
                 ),
             )),
+        }
+    }
+
+    fn connect_timeout(&self) -> Option<Duration> {
+        Some(self.url_connect_timeout.unwrap_or(self.connect_timeout))
+    }
+
+    /// Only with `session_reset: each_test` (the default), whose reset is also the health
+    /// check; with `never` the first checkpoint's batch proves the connection instead.
+    fn recycle_on_lease(&self) -> bool {
+        self.options.session_reset == SessionReset::EachTest || self.capture()
+    }
+
+    /// Refused, reset or closed connections, and the server's "shutdown in progress" and
+    /// "too many connections": what a restart (or a burst) shows for a moment.
+    fn is_transient(&self, error: &Error) -> bool {
+        match error.driver::<driver::Error>() {
+            Some(e @ (driver::Error::IoError(_) | driver::Error::CodecError(_))) => {
+                io_kind(e).is_none_or(crate::error::is_transient_io)
+            }
+            Some(driver::Error::DriverError(driver::DriverError::CouldNotConnect(Some((
+                _,
+                _,
+                kind,
+            ))))) => crate::error::is_transient_io(*kind),
+            Some(driver::Error::MySqlError(e)) => matches!(
+                e.code,
+                ER_SERVER_SHUTDOWN | ER_CON_COUNT_ERROR | ER_CONNECTION_KILLED
+            ),
+            _ => error.is_transient(),
         }
     }
 
@@ -1296,5 +1481,41 @@ mod tests {
     pub(super) fn check_shape(text: &str) {
         assert!(!text.contains('\n') && !text.contains("  "), "{text}");
         assert!(text.len() <= 300, "{} chars: {text}", text.len());
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, rng_seed: proptest::test_runner::RngSeed::Fixed(7), failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// Any text as a URL: a backend or a configuration error naming the key, never a
+        /// panic, and never the password.
+        #[test]
+        fn any_url_builds_or_errs_without_the_password(
+            prefix in prop_oneof![Just("mysql://".to_owned()), Just("mariadb://".to_owned()), Just("".to_owned()), "\\PC{0,8}"],
+            user in "\\PC{0,8}",
+            password in "[^\\x00]{3,16}",
+            rest in "\\PC{0,40}",
+        ) {
+            let url = format!("{prefix}{user}:{password}@{rest}");
+            let config = BackendConfig::new("mysql").with_url(url.as_str());
+            match MySql::new(&config, MySqlOptions::default()) {
+                Ok(backend) => {
+                    let shown = format!("{backend:?}");
+                    prop_assert!(!shown.contains(&password), "{}", shown);
+                }
+                Err(e) => {
+                    let text = e.to_string();
+                    prop_assert!(matches!(e, Error::Config { .. }), "{}", text);
+                    prop_assert!(text.contains("backends.mysql.url"), "{}", text);
+                    prop_assert!(!text.contains(&password), "{}", text);
+                    prop_assert!(!text.contains('\n'), "{}", text);
+                }
+            }
+        }
     }
 }

@@ -87,7 +87,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod capture;
+mod stall;
 
+use ::postgres::config::{Host, SslMode, SslNegotiation};
 use ::postgres::error::{DbError, SqlState};
 use ::postgres::{Client, Config, NoTls, SimpleQueryMessage};
 use parking_lot::Mutex;
@@ -115,6 +117,10 @@ pub const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 /// How long a connection attempt may take unless `connect_timeout_ms` (or the URL's
 /// `connect_timeout`) says otherwise.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long the server may stay silent while it owes an answer, unless `io_timeout_ms`
+/// says otherwise (0: forever). Only for TCP connections: see `io_timeout_ms` in the README.
+pub const DEFAULT_IO_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What the discard of the outermost checkpoint runs after its `ROLLBACK` (same round
 /// trip), because a rollback does not undo it: session advisory locks
@@ -220,6 +226,8 @@ pub struct Postgres {
     /// The parsed URL, with the connect timeout set (its `Debug` hides the password).
     config: Config,
     timeout: Duration,
+    /// How long the server may stay silent while it owes an answer (`None`: forever).
+    io_timeout: Option<Duration>,
     options: PostgresOptions,
     /// The sequences `restore_sequences` covers, as (oid, start value): read on the first
     /// outermost checkpoint and shared by the pool's connections (sequences belong to the
@@ -631,6 +639,11 @@ impl Backend for Postgres {
             url,
             config: parsed,
             timeout,
+            io_timeout: match config.io_timeout {
+                Some(t) if t.is_zero() => None,
+                Some(t) => Some(t),
+                None => Some(DEFAULT_IO_TIMEOUT),
+            },
             options,
             sequence_list: Mutex::new(None),
             capture: Mutex::new(None),
@@ -648,8 +661,17 @@ impl Backend for Postgres {
         // timeout passes.
         let config = self.config.clone();
         let timeout = self.timeout;
-        let attempt = super::within("venomqa-postgres-connect", timeout, move || {
-            config.connect(NoTls)
+        let guard = self.io_timeout.filter(|_| stall_guard_applies(&config));
+        let attempt = super::within("venomqa-postgres-connect", timeout, move || match guard {
+            // Reads and writes that stall fail after the I/O timeout (see stall.rs).
+            Some(timeout) => {
+                let mut config = config;
+                config
+                    .ssl_mode(SslMode::Require)
+                    .ssl_negotiation(SslNegotiation::Direct);
+                config.connect(stall::Guard { timeout })
+            }
+            None => config.connect(NoTls),
         })
         .map_err(|e| Error::connect(NAME, url, e))?;
         match attempt {
@@ -671,13 +693,40 @@ impl Backend for Postgres {
         }
     }
 
-    /// One `SELECT 1`: a connection killed while it sat in the pool fails here and is
-    /// replaced before a test gets it.
+    fn connect_timeout(&self) -> Option<Duration> {
+        Some(self.timeout)
+    }
+
+    /// Refused or reset connections, and the server saying it is starting up, shutting
+    /// down or out of connections (SQLSTATE 57P01, 57P02, 57P03, 53300): a restart.
+    fn is_transient(&self, error: &Error) -> bool {
+        if let Some(code) = error.driver::<::postgres::Error>().and_then(|e| e.code()) {
+            return [
+                SqlState::CANNOT_CONNECT_NOW,
+                SqlState::ADMIN_SHUTDOWN,
+                SqlState::CRASH_SHUTDOWN,
+                SqlState::TOO_MANY_CONNECTIONS,
+            ]
+            .contains(code);
+        }
+        error.is_transient()
+    }
+
+    /// One `SELECT 1`: the explicit [`health_check`](crate::StateManager::health_check).
+    /// The pool does not run it before a lease (see
+    /// [`recycle_on_lease`](Self::recycle_on_lease)).
     fn recycle(&self, client: &mut Client) -> Result<()> {
         client
             .simple_query("SELECT 1")
             .map(drop)
             .map_err(|e| fail(client, "the health check", e, Stage::Other))
+    }
+
+    /// No: the first checkpoint's `BEGIN` is the health check (a connection that died in
+    /// the pool fails it, and the session begins again on another), and the end of the
+    /// previous test already cleared the session. Two round trips per test, not three.
+    fn recycle_on_lease(&self) -> bool {
+        false
     }
 
     fn is_broken(&self, client: &Client) -> bool {
@@ -927,6 +976,16 @@ fn parse_url(url: &str) -> Result<Config> {
             ),
         )
     })
+}
+
+/// Whether the I/O timeout can watch connections of `config`: every host is reached over
+/// TCP (a Unix socket has no host name to pass through the TLS hook the watch uses), and
+/// the URL does not ask for TLS (`sslmode=require`, which this backend does not speak: the
+/// connection then fails as before, instead of going on in plain text).
+fn stall_guard_applies(config: &Config) -> bool {
+    config.get_ssl_mode() != SslMode::Require
+        && !config.get_hosts().is_empty()
+        && config.get_hosts().iter().all(|h| matches!(h, Host::Tcp(_)))
 }
 
 /// Where a statement ran, which decides what its failure means.
@@ -1290,5 +1349,39 @@ mod tests {
     fn one_line_collapses_and_cuts() {
         assert_eq!(one_line("a\nDETAIL:  b", 100), "a DETAIL: b");
         assert_eq!(one_line("abcdefghij", 6), "abc...");
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, rng_seed: proptest::test_runner::RngSeed::Fixed(7), failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// Any text as a URL: a backend or an error, never a panic, and never the
+        /// password.
+        #[test]
+        fn any_url_builds_or_errs_without_the_password(
+            prefix in prop_oneof![Just("postgres://".to_owned()), Just("postgresql://".to_owned()), Just("".to_owned()), Just("host=h password=".to_owned()), "\\PC{0,8}"],
+            user in "\\PC{0,8}",
+            password in "[^\\x00]{3,16}",
+            rest in "\\PC{0,40}",
+        ) {
+            let url = format!("{prefix}{user}:{password}@{rest}");
+            let config = BackendConfig::new("postgres").with_url(url.as_str());
+            match Postgres::new(&config, PostgresOptions::default()) {
+                Ok(backend) => {
+                    let shown = format!("{backend:?}");
+                    prop_assert!(!shown.contains(&password), "{}", shown);
+                }
+                Err(e) => {
+                    let text = e.to_string();
+                    prop_assert!(!text.contains(&password), "{}", text);
+                    prop_assert!(!text.contains('\n'), "{}", text);
+                }
+            }
+        }
     }
 }
