@@ -676,7 +676,9 @@ impl<'e> Engine<'e> {
             Strategy::Dfs => {
                 for k in (0..self.stack.len()).rev() {
                     if let Some(n) = self.stack[k].node {
-                        if !self.nodes[n].untried.is_empty() {
+                        // Only where the state's own (shortest) path puts it: a state met
+                        // again deeper, as on a cycle, is expanded where it was found.
+                        if self.nodes[n].path.len() == k && !self.nodes[n].untried.is_empty() {
                             let a = self.nodes[n].untried.remove(0);
                             return Some((At::Frame(k), a));
                         }
@@ -826,14 +828,24 @@ impl<'e> Engine<'e> {
         let mut path = self.current_path();
         path.push(a);
         let violated = !run.violations.is_empty();
+        // The new position first, so a fault while enabling its actions names its path.
+        self.stack.push(Frame {
+            node: None,
+            via: Some(a),
+            ctx,
+            checkpoint: false,
+            outcome: run.outcome.clone(),
+            diff: run.diff.clone(),
+        });
         let node = match self.seen.get(&run.fp).copied() {
-            Some(id) if self.nodes[id].path.len() <= path.len() || violated => Some(id),
+            Some(id) if self.nodes[id].path.len() <= path.len() || violated => id,
             found => {
                 // A new state, or one reached by a shorter path than before (re-opened, so
                 // its actions are tried within the depth they now have).
                 let untried = if violated || path.len() >= self.settings.max_depth {
                     Vec::new()
                 } else {
+                    let ctx = self.stack.last().expect("pushed").ctx.clone();
                     self.enabled(&ctx)?
                 };
                 let id = match found {
@@ -855,17 +867,10 @@ impl<'e> Engine<'e> {
                 };
                 self.queue.push_back(id);
                 self.open.push(id);
-                Some(id)
+                id
             }
         };
-        self.stack.push(Frame {
-            node,
-            via: Some(a),
-            ctx,
-            checkpoint: false,
-            outcome: run.outcome.clone(),
-            diff: run.diff.clone(),
-        });
+        self.stack.last_mut().expect("pushed").node = Some(node);
         if violated {
             let steps = self.path_steps();
             for (target, message) in run.violations {
