@@ -86,7 +86,9 @@ use serde_json::Value;
 
 pub use crate::journey::{Check, Invariant, Severity, StepError};
 use crate::journey::{Client, Context};
-pub use engine::{ExploreError, Explorer, EXPLORE_CHECKPOINT};
+pub use engine::{
+    ExploreError, Explorer, DEFAULT_MAX_DEPTH, DEFAULT_MAX_STEPS, EXPLORE_CHECKPOINT,
+};
 pub use report::{
     ActionCoverage, Coverage, ExplorationResult, Fault, FaultKind, PathStep, StopReason, Violation,
 };
