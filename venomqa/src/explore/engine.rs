@@ -583,14 +583,24 @@ impl<'e> Engine<'e> {
                 .last()
                 .map(|e| format!(" (last request: {})", e.summary()))
                 .unwrap_or_default();
-            let problem = match outcome {
-                Ok(Ok(())) => None,
-                Ok(Err(e)) => Some(format!("it returned an error: {}{last}", e.chain())),
-                Err(p) => Some(format!("it panicked: {}{last}", panic_message(&*p))),
+            let (kind, problem) = match outcome {
+                Ok(Ok(())) => (FaultKind::Setup, None),
+                Ok(Err(e)) => (
+                    if transport(&e) {
+                        FaultKind::ServerUnreachable
+                    } else {
+                        FaultKind::Setup
+                    },
+                    Some(format!("it returned an error: {}{last}", e.chain())),
+                ),
+                Err(p) => (
+                    FaultKind::Setup,
+                    Some(format!("it panicked: {}{last}", panic_message(&*p))),
+                ),
             };
             if let Some(problem) = problem {
                 return Err(Fault {
-                    kind: FaultKind::Setup,
+                    kind,
                     action: None,
                     sequence: Vec::new(),
                     message: format!(

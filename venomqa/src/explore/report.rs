@@ -71,7 +71,8 @@ pub enum FaultKind {
     InvariantFailed,
     /// An observation of the world failed.
     ObservationFailed,
-    /// The API did not answer: not reachable, or no response in time (the server died).
+    /// The API did not answer: not reachable, or no response in time (the server died,
+    /// or was never there: during the setup too).
     ServerUnreachable,
     /// A checkpoint, rollback or diff of the state manager failed.
     StateManager,

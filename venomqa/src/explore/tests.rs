@@ -320,6 +320,14 @@ fn faults_stop_cleanly_and_say_what_they_are() {
             FaultKind::InvariantFailed,
             "invariant \"panics\" panicked after step \"setup\": oops",
         ),
+        (
+            world().setup(|client, _| {
+                client.post("/deposit").send()?;
+                Err::<(), _>(StepError::msg("no catalogue"))
+            }),
+            FaultKind::Setup,
+            "the world's setup failed, so there is no state to explore: it returned an error: no catalogue (last request: POST http://bank.test/deposit -> 200 OK)",
+        ),
     ];
     for (w, kind, message) in cases {
         let mut db = db("capture");
@@ -370,6 +378,21 @@ fn a_server_that_dies_mid_exploration_is_a_fault_and_the_database_comes_back() {
     );
     assert_eq!(fault.action.as_deref(), Some("count"));
     assert_eq!(fault.sequence.last().map(String::as_str), Some("count"));
+    assert_eq!(dump(&db.file), baseline);
+
+    // A server that is not there at all: the setup says so.
+    let w = world().setup(|client, _| Ok(client.get("/balance").send()?));
+    let result = Explorer::new(&w, bank(&db.file, false, Arc::new(AtomicBool::new(true))))
+        .state_manager(&mut db.manager)
+        .run()
+        .unwrap();
+    let fault = result.fault.as_ref().expect("a fault");
+    assert_eq!(fault.kind, FaultKind::ServerUnreachable, "{result}");
+    assert!(
+        fault.message.contains("could not reach the server"),
+        "{}",
+        fault.message
+    );
     assert_eq!(dump(&db.file), baseline);
 }
 
