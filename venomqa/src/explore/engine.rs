@@ -352,10 +352,10 @@ fn mix(mut z: u64) -> u64 {
 
 /// A 128-bit fingerprint from two independent SipHash states (fixed keys: the same
 /// state gives the same fingerprint in every run).
-struct Fingerprint(DefaultHasher, DefaultHasher);
+pub(crate) struct Fingerprint(DefaultHasher, DefaultHasher);
 
 impl Fingerprint {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let mut b = DefaultHasher::new();
         0xA5u8.hash(&mut b);
         Fingerprint(DefaultHasher::new(), b)
@@ -366,7 +366,7 @@ impl Fingerprint {
         value.hash(&mut self.1);
     }
 
-    fn finish(&self) -> u128 {
+    pub(crate) fn finish(&self) -> u128 {
         (u128::from(self.0.finish()) << 64) | u128::from(self.1.finish())
     }
 }
@@ -392,6 +392,33 @@ fn add_diff(fp: &mut Fingerprint, diff: &Diff) {
                 fp.add(&c.new);
             }
         }
+    }
+}
+
+/// A JSON value in an order that does not depend on how it was built: object keys
+/// sorted (serde_json keeps insertion order when a dependency turns on its
+/// `preserve_order`).
+pub(crate) fn add_json(fp: &mut Fingerprint, value: &serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => {
+            fp.add("{");
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            for k in keys {
+                fp.add(k.as_str());
+                add_json(fp, &map[k.as_str()]);
+            }
+            fp.add("}");
+        }
+        Value::Array(items) => {
+            fp.add("[");
+            for v in items {
+                add_json(fp, v);
+            }
+            fp.add("]");
+        }
+        other => fp.add(&other.to_string()),
     }
 }
 
@@ -1166,7 +1193,9 @@ impl<'e> Engine<'e> {
                 continue;
             }
             fp.add(key);
-            fp.add(&ctx.get(key).map(|v| v.to_string()).unwrap_or_default());
+            if let Some(v) = ctx.get(key) {
+                add_json(&mut fp, v);
+            }
         }
         let world = self.world;
         for (name, observe) in &world.observers {
@@ -1195,7 +1224,7 @@ impl<'e> Engine<'e> {
                 }
             };
             fp.add(name.as_str());
-            fp.add(&value.to_string());
+            add_json(&mut fp, &value);
         }
         let _ = self.client.take_exchanges();
         Ok((fp.finish(), diff))

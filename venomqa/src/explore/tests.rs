@@ -606,3 +606,19 @@ fn fingerprints_ignore_what_they_are_told_to_and_use_observations() {
     .unwrap();
     assert_eq!(r.states, 2, "{r}");
 }
+
+#[test]
+fn a_fingerprint_does_not_depend_on_the_order_keys_were_set() {
+    let mut a = super::engine::Fingerprint::new();
+    let mut b = super::engine::Fingerprint::new();
+    let x: serde_json::Value =
+        serde_json::from_str(r#"{"a": 1, "b": [{"c": 2, "d": 3}]}"#).unwrap();
+    let y: serde_json::Value =
+        serde_json::from_str(r#"{"b": [{"d": 3, "c": 2}], "a": 1}"#).unwrap();
+    super::engine::add_json(&mut a, &x);
+    super::engine::add_json(&mut b, &y);
+    assert_eq!(a.finish(), b.finish());
+    let mut c = super::engine::Fingerprint::new();
+    super::engine::add_json(&mut c, &json!({"a": 1, "b": [{"c": 2, "d": 4}]}));
+    assert_ne!(a.finish(), c.finish());
+}
