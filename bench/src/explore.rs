@@ -11,7 +11,9 @@
 //! Both fingerprint states by the context alone (the template state manager has no
 //! diff; the shop world's context tells its states apart), so both explore exactly the
 //! same states with the same steps; a third run adds the capture diff to the fingerprint,
-//! as the explorer does by default. The same client (no keep-alive) serves all three.
+//! as the explorer does by default. The same client (no keep-alive) serves all three; a
+//! fourth capture run keeps connections alive, as a test would (the restarted server of
+//! the baseline breaks pooled connections).
 //! The rows are the time per state (median over the runs), with states per second.
 //!
 //! (`venomqa::explore` is compiled in through `venomqa-examples`, which turns the
@@ -49,7 +51,7 @@ pub fn run(report: &mut Report, workspace: &Path, quick: bool) {
     let sample = |f: &dyn Fn() -> Result<ExplorationResult, String>| {
         (0..runs).map(|_| f()).collect::<Result<Vec<_>, String>>()
     };
-    let capture = match sample(&|| capture_run(&shop, &dir, false)) {
+    let capture = match sample(&|| capture_run(&shop, &dir, false, false)) {
         Ok(r) => r,
         Err(e) => {
             report.skip("sqlite", "explore", case("capture"), e);
@@ -83,7 +85,23 @@ pub fn run(report: &mut Report, workspace: &Path, quick: bool) {
             100.0 * first.rollback_time.as_secs_f64() / first.duration.as_secs_f64()
         ),
     );
-    match sample(&|| capture_run(&shop, &dir, true)) {
+    match sample(&|| capture_run(&shop, &dir, false, true)) {
+        Ok(kept) => {
+            let s = stats(kept.iter().map(per_state).collect());
+            report.add(
+                "sqlite",
+                "explore",
+                case("capture, keep-alive client"),
+                s,
+                format!(
+                    "{:.0} states/s: connections kept open, as a test would (a restarted server cannot)",
+                    sps(s.median)
+                ),
+            );
+        }
+        Err(e) => report.skip("sqlite", "explore", case("capture, keep-alive"), e),
+    }
+    match sample(&|| capture_run(&shop, &dir, true, false)) {
         Ok(with_diff) => {
             let s = stats(with_diff.iter().map(per_state).collect());
             let same = with_diff[0].states == first.states;
@@ -155,7 +173,12 @@ fn explorer_run(explorer: Explorer<'_>, label: &str) -> Result<ExplorationResult
     Ok(result)
 }
 
-fn capture_run(shop: &Path, dir: &Path, diff: bool) -> Result<ExplorationResult, String> {
+fn capture_run(
+    shop: &Path,
+    dir: &Path,
+    diff: bool,
+    keep_alive: bool,
+) -> Result<ExplorationResult, String> {
     let file = fresh(dir, "explore-capture.sqlite");
     let mut m = SqliteStateManager::from_config(
         &BackendConfig::new("sqlite")
@@ -170,9 +193,16 @@ fn capture_run(shop: &Path, dir: &Path, diff: bool) -> Result<ExplorationResult,
     );
     let baseline = dump(&file);
     let result = explorer_run(
-        Explorer::new(&shop_world_api_only(), client(server.url()))
-            .state_manager(&mut m)
-            .fingerprint_diff(diff),
+        Explorer::new(
+            &shop_world_api_only(),
+            if keep_alive {
+                server.client()
+            } else {
+                client(server.url())
+            },
+        )
+        .state_manager(&mut m)
+        .fingerprint_diff(diff),
         "capture",
     )?;
     if dump(&file) != baseline {
