@@ -88,7 +88,7 @@ pub fn run(report: &mut Report, workspace: &Path) {
     }
 }
 
-fn one(d: Duration) -> Stats {
+pub(crate) fn one(d: Duration) -> Stats {
     Stats {
         median: d,
         p90: d,
@@ -97,7 +97,7 @@ fn one(d: Duration) -> Stats {
 }
 
 /// The shop binary of this build profile, built first if missing.
-fn shop_binary(workspace: &Path) -> std::result::Result<PathBuf, String> {
+pub(crate) fn shop_binary(workspace: &Path) -> std::result::Result<PathBuf, String> {
     let release = !cfg!(debug_assertions);
     let exe_dir = std::env::current_exe()
         .ok()
@@ -126,7 +126,7 @@ fn shop_binary(workspace: &Path) -> std::result::Result<PathBuf, String> {
     }
 }
 
-fn client(url: &str) -> Client {
+pub(crate) fn client(url: &str) -> Client {
     let agent = ureq::Agent::config_builder()
         .max_idle_connections(0)
         .build()
@@ -134,7 +134,7 @@ fn client(url: &str) -> Client {
     Client::with_transport(url, UreqTransport::from_agent(agent)).timeout(Duration::from_secs(30))
 }
 
-fn fresh(dir: &Path, name: &str) -> PathBuf {
+pub(crate) fn fresh(dir: &Path, name: &str) -> PathBuf {
     let file = dir.join(name);
     for ext in ["", "-wal", "-shm", ".venomqa-lock"] {
         let _ = std::fs::remove_file(format!("{}{ext}", file.display()));
@@ -180,14 +180,7 @@ fn template_run(shop: &Path, dir: &Path) -> std::result::Result<JourneyResult, S
         .and_then(|p| p.parse().ok())
         .ok_or("no port")?;
     let url = server.url().to_owned();
-    let mut m = RestartFromTemplate {
-        shop: shop.to_string_lossy().into_owned(),
-        file: file.clone(),
-        db_url,
-        port,
-        server: Some(server),
-        stack: Stack::new("template"),
-    };
+    let mut m = RestartFromTemplate::new(shop, &file, db_url, port, server);
     let result = JourneyRunner::new(client(&url))
         .state_manager(&mut m)
         .run(&bench_journey(PATHS))
@@ -201,7 +194,7 @@ fn template_run(shop: &Path, dir: &Path) -> std::result::Result<JourneyResult, S
 /// What users do without capture: a copy of the database at each checkpoint; a rollback
 /// stops the server, copies the template back (a fresh database file) and starts the
 /// server again on the same port.
-struct RestartFromTemplate {
+pub(crate) struct RestartFromTemplate {
     shop: String,
     file: PathBuf,
     db_url: String,
@@ -215,6 +208,24 @@ fn io(op: &str, e: impl Into<venomqa::BoxError>) -> Error {
 }
 
 impl RestartFromTemplate {
+    /// The manager of `server`, running `shop` on `file` (`db_url`) at `port`.
+    pub(crate) fn new(
+        shop: &Path,
+        file: &Path,
+        db_url: String,
+        port: u16,
+        server: ShopServer,
+    ) -> Self {
+        RestartFromTemplate {
+            shop: shop.to_string_lossy().into_owned(),
+            file: file.to_owned(),
+            db_url,
+            port,
+            server: Some(server),
+            stack: Stack::new("template"),
+        }
+    }
+
     fn restore(&mut self, template: &Path) -> Result<()> {
         if let Some(mut s) = self.server.take() {
             s.kill();

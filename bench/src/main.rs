@@ -2,7 +2,7 @@
 //! servers that are running, in one run.
 //!
 //! ```text
-//! cargo run -p venomqa-bench --release --all-features -- [--quick] [--no-suite] [--update-docs] [--only sqlite,mysql,...,journey]
+//! cargo run -p venomqa-bench --release --all-features -- [--quick] [--no-suite] [--update-docs] [--only sqlite,mysql,...,journey,explore]
 //! ```
 //!
 //! Prints a table, writes `target/venomqa-bench/results.csv` and `results.md`, draws
@@ -11,6 +11,7 @@
 //! saying so. See docs/benchmarks.md for the method.
 
 mod capture;
+mod explore;
 mod harness;
 mod journey;
 #[cfg(feature = "mongodb")]
@@ -81,7 +82,7 @@ fn args() -> Args {
             "--update-docs" => args.update_docs = true,
             "--only" => args.only = it.next().map(|v| v.split(',').map(str::to_owned).collect()),
             "-h" | "--help" => {
-                println!("usage: venomqa-bench [--quick] [--no-suite] [--update-docs] [--only sqlite,mysql,postgres,roundtrips,capture,redis,mongodb,journey,suite]");
+                println!("usage: venomqa-bench [--quick] [--no-suite] [--update-docs] [--only sqlite,mysql,postgres,roundtrips,capture,redis,mongodb,journey,explore,suite]");
                 std::process::exit(0);
             }
             other => {
@@ -196,6 +197,9 @@ fn main() {
     }
     if wanted("journey") {
         journey::run(&mut report, &workspace);
+    }
+    if wanted("explore") {
+        explore::run(&mut report, &workspace, args.quick);
     }
     if args.suite && wanted("suite") {
         suite::run(&mut report, &workspace, args.quick);

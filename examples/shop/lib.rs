@@ -1,10 +1,13 @@
-//! The shop's journeys, and a guard that runs the shop server in its own process: what
-//! the journey tests (`examples/tests/journeys.rs`) and the benchmark share.
+//! The shop's journeys, its exploration world ([`explore::shop_world`]), and a guard that
+//! runs the shop server in its own process: what the journey and exploration tests
+//! (`examples/tests/`) and the benchmark share.
 //!
 //! The checkout journey signs a customer up, fills a cart, checkpoints, and branches:
 //! pay by card, pay by voucher, cancel, run out of stock; every path checks the state it
 //! starts from (stock, user and order counts, the single-use voucher), so a write leaking
 //! from one path into the next fails it.
+
+pub mod explore;
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path as FsPath;
@@ -39,7 +42,24 @@ impl ShopServer {
 
     /// Starts the server on `port` (0: a free one).
     pub fn start_on(binary: &str, db_url: &str, port: u16) -> ShopServer {
-        let mut child = Command::new(binary)
+        Self::start_with(binary, db_url, port, &[])
+    }
+
+    /// Starts the server with the known bug `bug` switched on (`SHOP_BUG`, see the
+    /// shop's documentation), on a free port.
+    pub fn start_buggy(binary: &str, db_url: &str, bug: &str) -> ShopServer {
+        Self::start_with(binary, db_url, 0, &[("SHOP_BUG", bug)])
+    }
+
+    /// Starts the server on `port` with these environment variables; `SHOP_BUG` is not
+    /// inherited from the test's environment (only set here).
+    pub fn start_with(binary: &str, db_url: &str, port: u16, env: &[(&str, &str)]) -> ShopServer {
+        let mut command = Command::new(binary);
+        command.env_remove("SHOP_BUG");
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command
             .args([
                 "--db",
                 db_url,
@@ -245,26 +265,30 @@ fn expect_order(name: &str, order: &'static str, status: &'static str) -> Step {
 
 /// The admin creates the products and the voucher (the journey's first step).
 pub fn create_catalog() -> Step {
-    Step::new("create_catalog", |client, ctx| {
-        let admin = |path: &str, body: Value| {
-            client
-                .post(path)
-                .api_key("X-Api-Key", ADMIN_KEY)
-                .json(&body)
-                .send()?
-                .expect_status(201)
-        };
-        let widget = admin(
-            "/products",
-            json!({"sku": "W-1", "name": "Widget", "price_cents": 250, "stock": 5}),
-        )?;
-        ctx.set("widget_id", widget.value("/id")?);
-        admin(
-            "/vouchers",
-            json!({"code": "WELCOME", "amount_cents": 10000}),
-        )?;
-        Ok(())
-    })
+    Step::new("create_catalog", catalog)
+}
+
+/// Creates the widget (SKU `W-1`, 250 cents, 5 in stock; its id in `widget_id`) and the
+/// voucher `WELCOME` (10000 cents), as the admin.
+pub fn catalog(client: &Client, ctx: &mut Context) -> Result<(), StepError> {
+    let admin = |path: &str, body: Value| {
+        client
+            .post(path)
+            .api_key("X-Api-Key", ADMIN_KEY)
+            .json(&body)
+            .send()?
+            .expect_status(201)
+    };
+    let widget = admin(
+        "/products",
+        json!({"sku": "W-1", "name": "Widget", "price_cents": 250, "stock": 5}),
+    )?;
+    ctx.set("widget_id", widget.value("/id")?);
+    admin(
+        "/vouchers",
+        json!({"code": "WELCOME", "amount_cents": 10000}),
+    )?;
+    Ok(())
 }
 
 /// The checkout journey: 3 branches, 8 paths.

@@ -12,6 +12,13 @@
 //! a free port; the server prints `listening on 127.0.0.1:<port>` once it accepts
 //! requests.
 //!
+//! `SHOP_BUG` switches on known bugs, for the explorer to find (`examples/tests/explore.rs`):
+//!
+//! - `voucher_oversell`: paying by voucher skips the stock check, so two orders that each
+//!   fit in the stock, paid one by card and one by voucher, take more than there is and
+//!   the stock goes negative. No written journey pays an order by voucher after another
+//!   order took the stock it counted on.
+//!
 //! | route | auth | answers |
 //! |---|---|---|
 //! | `GET /health` | | 200 |
@@ -60,6 +67,29 @@ type Answer = Result<(u16, Value), ApiError>;
 struct Shop {
     store: Store,
     admin_key: String,
+    bugs: Bugs,
+}
+
+/// The bugs `SHOP_BUG` switched on (a comma-separated list).
+#[derive(Debug, Default)]
+struct Bugs {
+    voucher_oversell: bool,
+}
+
+fn bugs() -> Result<Bugs, String> {
+    let mut bugs = Bugs::default();
+    for name in std::env::var("SHOP_BUG").unwrap_or_default().split(',') {
+        match name.trim() {
+            "" => {}
+            "voucher_oversell" => bugs.voucher_oversell = true,
+            other => {
+                return Err(format!(
+                    "SHOP_BUG: unknown bug {other:?}; the known one is voucher_oversell"
+                ))
+            }
+        }
+    }
+    Ok(bugs)
 }
 
 struct Args {
@@ -106,6 +136,16 @@ fn main() {
             std::process::exit(2);
         }
     };
+    let bugs = match bugs() {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("shop: {e}");
+            std::process::exit(2);
+        }
+    };
+    if bugs.voucher_oversell {
+        eprintln!("shop: SHOP_BUG=voucher_oversell: paying by voucher skips the stock check");
+    }
     let store = match Store::open(&args.db, args.threads as u32 + 1) {
         Ok(s) => s,
         Err(e) => {
@@ -123,6 +163,7 @@ fn main() {
     let shop = Arc::new(Shop {
         store,
         admin_key: args.admin_key,
+        bugs,
     });
     let port = server.server_addr().to_ip().map_or(args.port, |a| a.port());
     println!("listening on 127.0.0.1:{port}");
@@ -398,9 +439,11 @@ impl Shop {
                 "SELECT i.product_id, SUM(i.quantity), p.stock FROM order_items i JOIN products p ON p.id = i.product_id WHERE i.order_id = ? GROUP BY i.product_id, p.stock",
                 &[order.into()],
             )?;
+            // The seeded bug: the voucher path forgets the stock check.
+            let checks_stock = !(self.bugs.voucher_oversell && method == "voucher");
             for l in &lines {
                 let (product, quantity, stock) = (l[0].int(), l[1].int(), l[2].int());
-                if quantity > stock {
+                if quantity > stock && checks_stock {
                     return err(422, format!("out of stock: product {product} has {stock} left, the order needs {quantity}"));
                 }
                 tx.exec(

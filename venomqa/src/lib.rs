@@ -54,6 +54,8 @@ pub mod config;
 #[cfg_attr(docsrs, doc(cfg(feature = "conformance")))]
 pub mod conformance;
 mod error;
+#[cfg(feature = "explore")]
+pub mod explore;
 #[cfg(feature = "journey")]
 #[cfg_attr(docsrs, doc(cfg(feature = "journey")))]
 pub mod journey;

@@ -930,6 +930,17 @@ impl Client {
         std::mem::take(&mut self.recorder.lock().exchanges)
     }
 
+    /// The statuses of the responses recorded since the last
+    /// [`take_exchanges`](Self::take_exchanges), oldest first, without taking them.
+    pub(crate) fn recorded_statuses(&self) -> Vec<u16> {
+        self.recorder
+            .lock()
+            .exchanges
+            .iter()
+            .filter_map(|e| e.response.as_ref().ok().map(|r| r.status))
+            .collect()
+    }
+
     pub(crate) fn set_step_timeout(&self, timeout: Option<Duration>) {
         self.recorder.lock().step_timeout = timeout;
     }

@@ -101,6 +101,12 @@ pub use report::{
 };
 pub use runner::{Check, Invariant, JourneyError, JourneyRunner, StateHandle, JOURNEY_CHECKPOINT};
 
+// What the explorer (feature `explore`) shares with the runner and its reports.
+#[cfg(feature = "explore")]
+pub(crate) use report::{cut, diff_details, diff_json, exchange_json, fmt_duration, ms, xml};
+#[cfg(feature = "explore")]
+pub(crate) use runner::panic_message;
+
 /// The error a step or an invariant returns: any error (`?` converts it, keeping its
 /// sources for the report) or a message ([`StepError::msg`]).
 ///
@@ -110,12 +116,32 @@ pub struct StepError {
     inner: crate::BoxError,
 }
 
+/// The error [`StepError::msg`] makes: a message, nothing underneath. The explorer reads
+/// an invariant's `Err` of this kind as a violation, and other errors (a failed query, an
+/// unreachable server) as the invariant failing to check.
+#[derive(Debug)]
+struct Message(String);
+
+impl fmt::Display for Message {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Message {}
+
 impl StepError {
     /// An error with this message.
     pub fn msg(message: impl fmt::Display) -> Self {
         StepError {
-            inner: message.to_string().into(),
+            inner: Box::new(Message(message.to_string())),
         }
+    }
+
+    /// Whether this is a plain message ([`StepError::msg`]) rather than an error of some
+    /// operation converted by `?`.
+    pub fn is_message(&self) -> bool {
+        self.inner.is::<Message>()
     }
 
     /// The error of type `E` this wraps, if it is one.

@@ -970,12 +970,12 @@ pub(crate) fn fmt_duration(d: Duration) -> String {
     }
 }
 
-fn ms(d: Duration) -> f64 {
+pub(crate) fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1_000_000.0).round() / 1000.0
 }
 
 /// The rows of `diff`, one line each, with old and new values of updated columns.
-fn diff_details(diff: &Diff, pad: &str) -> String {
+pub(crate) fn diff_details(diff: &Diff, pad: &str) -> String {
     let mut out = String::new();
     for t in diff.tables() {
         for r in t.rows.iter().take(5) {
@@ -1003,7 +1003,7 @@ fn diff_details(diff: &Diff, pad: &str) -> String {
     out
 }
 
-fn diff_json(diff: &Result<Diff, String>) -> Value {
+pub(crate) fn diff_json(diff: &Result<Diff, String>) -> Value {
     match diff {
         Err(e) => json!({"error": e}),
         Ok(d) => json!({
@@ -1033,26 +1033,31 @@ fn step_json(s: &StepResult) -> Value {
         "attempts": s.attempts,
         "error": s.failure.as_ref().map(|f| f.message.clone()),
         "failure_kind": s.failure.as_ref().filter(|_| s.status == Status::Failed).map(|f| f.kind.name()),
-        "exchanges": s.exchanges.iter().map(|e| json!({
-            "method": e.method.as_str(),
-            "url": e.url,
-            "request_headers": e.request_headers.iter().map(|(k, v)| json!([k, v])).collect::<Vec<_>>(),
-            "request_body": e.request_body,
-            "duration_ms": ms(e.duration),
-            "response": match &e.response {
-                Ok(r) => json!({
-                    "status": r.status,
-                    "headers": r.headers.iter().map(|(k, v)| json!([k, v])).collect::<Vec<_>>(),
-                    "body": r.body,
-                }),
-                Err(err) => json!({"error": err}),
-            },
-        })).collect::<Vec<_>>(),
+        "exchanges": s.exchanges.iter().map(exchange_json).collect::<Vec<_>>(),
+    })
+}
+
+/// One recorded exchange (already redacted) as JSON.
+pub(crate) fn exchange_json(e: &Exchange) -> Value {
+    json!({
+        "method": e.method.as_str(),
+        "url": e.url,
+        "request_headers": e.request_headers.iter().map(|(k, v)| json!([k, v])).collect::<Vec<_>>(),
+        "request_body": e.request_body,
+        "duration_ms": ms(e.duration),
+        "response": match &e.response {
+            Ok(r) => json!({
+                "status": r.status,
+                "headers": r.headers.iter().map(|(k, v)| json!([k, v])).collect::<Vec<_>>(),
+                "body": r.body,
+            }),
+            Err(err) => json!({"error": err}),
+        },
     })
 }
 
 /// Escapes text for XML attributes and content; drops characters XML 1.0 forbids.
-fn xml(text: &str) -> String {
+pub(crate) fn xml(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

@@ -13,8 +13,8 @@ use crate::state::StateManager;
 use super::client::{Client, HttpError};
 use super::context::Context;
 use super::report::{
-    BranchResult, FailureKind, ItemResult, JourneyResult, PathResult, Place, Status, StepFailure,
-    StepResult,
+    BranchResult, FailureKind, ItemResult, JourneyResult, PathResult, Place, Severity, Status,
+    StepFailure, StepResult,
 };
 use super::{Item, Journey, Step, StepError};
 
@@ -200,19 +200,23 @@ type CheckFn = Arc<dyn Fn(&mut Check<'_>) -> Result<(), StepError> + Send + Sync
 #[derive(Clone)]
 pub struct Invariant {
     name: String,
-    check: CheckFn,
+    pub(crate) check: CheckFn,
+    severity: Severity,
 }
 
 impl std::fmt::Debug for Invariant {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Invariant")
             .field("name", &self.name)
+            .field("severity", &self.severity)
             .finish_non_exhaustive()
     }
 }
 
 impl Invariant {
     /// An invariant named `name`: `check` returns `Err` (or panics) when it is violated.
+    /// Its severity is [`Severity::Critical`] until [`severity`](Self::severity) says
+    /// otherwise.
     pub fn new<F>(name: impl Into<String>, check: F) -> Self
     where
         F: Fn(&mut Check<'_>) -> Result<(), StepError> + Send + Sync + 'static,
@@ -220,12 +224,25 @@ impl Invariant {
         Invariant {
             name: name.into(),
             check: Arc::new(check),
+            severity: Severity::Critical,
         }
+    }
+
+    /// How bad a violation is, for reports (the explorer's violations carry it; the
+    /// journey runner reports every violated invariant as critical).
+    pub fn severity(mut self, severity: Severity) -> Self {
+        self.severity = severity;
+        self
     }
 
     /// The invariant's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Its severity.
+    pub fn get_severity(&self) -> Severity {
+        self.severity
     }
 }
 
@@ -245,6 +262,26 @@ impl std::fmt::Debug for Check<'_> {
             .field("step", &self.step)
             .field("path", &self.path)
             .finish_non_exhaustive()
+    }
+}
+
+impl<'r> Check<'r> {
+    /// What an invariant checks after `step` (of `path`, if any): the explorer builds
+    /// these too.
+    pub(crate) fn new(
+        client: &'r Client,
+        context: &'r Context,
+        manager: Option<&'r mut dyn StateManager>,
+        step: &'r str,
+        path: Option<&'r str>,
+    ) -> Self {
+        Check {
+            client,
+            context,
+            manager,
+            step,
+            path,
+        }
     }
 }
 
