@@ -57,10 +57,12 @@ mod error;
 #[cfg(feature = "journey")]
 #[cfg_attr(docsrs, doc(cfg(feature = "journey")))]
 pub mod journey;
+mod log;
 #[doc(hidden)]
 pub mod pool;
 mod redact;
 pub mod registry;
+pub mod report;
 mod session;
 #[cfg_attr(
     not(any(feature = "sqlite", feature = "mysql", feature = "postgres")),

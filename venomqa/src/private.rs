@@ -46,6 +46,8 @@ where
     M: ?Sized + SessionManager,
     R: TestOutcome,
 {
+    // Logs in the test's output and its line of the cost report, when asked for.
+    let _scope = crate::log::test_scope(spec.test);
     if spec.backend.is_some() || spec.config.is_some() {
         check_session_type::<M>(spec);
     }
