@@ -54,24 +54,36 @@ pub struct Line {
 }
 
 impl Line {
-    /// What isolation cost this test: the lease, checkpoints and rollbacks.
+    /// The test body: the session less its checkpoints and rollbacks.
+    pub fn body_us(&self) -> u64 {
+        self.session_us
+            .saturating_sub(self.checkpoint_us + self.rollback_us)
+    }
+
+    /// venomqa's set-up before the lease: reading the configuration, building the pool.
+    pub fn setup_us(&self) -> u64 {
+        self.test_us.saturating_sub(self.lease_us + self.session_us)
+    }
+
+    /// What isolation cost this test: everything but its body (set-up, lease,
+    /// checkpoints, rollbacks).
     pub fn isolation_us(&self) -> u64 {
-        self.lease_us + self.checkpoint_us + self.rollback_us
+        self.test_us.saturating_sub(self.body_us())
     }
 
     /// The largest part of the test's time, and how long it took.
     pub fn dominated_by(&self) -> (&'static str, u64) {
-        let own = self.test_us.saturating_sub(self.isolation_us());
         [
             ("lease wait", self.lease_wait_us),
             ("connect", self.connect_us.unwrap_or(0)),
+            ("set-up", self.setup_us()),
             ("checkpoints", self.checkpoint_us),
             ("rollbacks", self.rollback_us),
-            ("its own work", own),
+            ("the test body", self.body_us()),
         ]
         .into_iter()
         .max_by_key(|(_, us)| *us)
-        .expect("five parts")
+        .expect("six parts")
     }
 }
 
@@ -181,6 +193,7 @@ impl Report {
             Some(median(lines.iter().map(Line::isolation_us))),
             String::new(),
         );
+        row("  set-up", sum(Line::setup_us), None, String::new());
         row(
             "  lease wait",
             sum(|l| l.lease_wait_us),
@@ -206,9 +219,9 @@ impl Report {
             format!("  {} done", sum(|l| l.rollbacks)),
         );
         row(
-            "the tests' own work",
-            total.saturating_sub(isolation),
-            None,
+            "test bodies",
+            sum(Line::body_us),
+            Some(median(lines.iter().map(Line::body_us))),
             String::new(),
         );
 
@@ -285,18 +298,21 @@ fn duration(us: u64) -> String {
 mod tests {
     use super::*;
 
+    /// A line with 100 µs of set-up and 10 µs of checkpoints.
     fn line(
         test: &str,
         outcome: &str,
-        test_us: u64,
-        lease_wait: u64,
+        wait: u64,
         connect: Option<u64>,
         rollback: u64,
+        body: u64,
     ) -> String {
-        let lease = lease_wait + connect.unwrap_or(0);
+        let lease = wait + connect.unwrap_or(0);
+        let session = 10 + rollback + body;
+        let test_us = 100 + lease + session;
         let connect = connect.map_or("null".to_owned(), |c| c.to_string());
         format!(
-            r#"{{"test":"{test}","backend":"sqlite","entry":"sqlite","isolation":"transaction","outcome":"{outcome}","rolled_back":true,"test_us":{test_us},"lease_us":{lease},"lease_wait_us":{lease_wait},"connect_us":{connect},"checkpoints":2,"checkpoint_us":10,"rollbacks":2,"rollback_us":{rollback},"session_us":100,"pid":{pid},"at_ms":0}}"#,
+            r#"{{"test":"{test}","backend":"sqlite","entry":"sqlite","isolation":"transaction","outcome":"{outcome}","rolled_back":true,"test_us":{test_us},"lease_us":{lease},"lease_wait_us":{wait},"connect_us":{connect},"checkpoints":2,"checkpoint_us":10,"rollbacks":2,"rollback_us":{rollback},"session_us":{session},"pid":{pid},"at_ms":0}}"#,
             pid = test.len()
         )
     }
@@ -304,41 +320,37 @@ mod tests {
     #[test]
     fn totals_shares_and_the_slowest_with_why() {
         let text = [
-            line("a::waits", "ok", 50_000, 40_000, None, 100),
-            line("a::connects", "err", 30_000, 10, Some(25_000), 100),
-            line("a::rolls_back", "panic", 20_000, 10, None, 15_000),
-            line("a::works", "ok", 10_000, 10, None, 100),
+            line("a::waits", "ok", 40_000, None, 100, 9_790),
+            line("a::connects", "err", 10, Some(25_000), 100, 4_780),
+            line("a::rolls_back", "panic", 10, None, 15_000, 4_880),
+            line("a::works", "ok", 10, None, 100, 9_780),
             String::new(),
         ]
         .join("\n");
         let report = Report::parse(&text).unwrap();
         assert_eq!(report.lines.len(), 4);
         let out = report.render("r.jsonl");
-        assert!(
-            out.contains("4 tests in 3 processes: 2 ok, 1 err, 1 panic"),
-            "{out}"
-        );
-        assert!(out.contains("backends: sqlite 4 (4 transaction)"), "{out}");
-        // 110 ms of tests; isolation = leases 65.03 ms + checkpoints 0.04 + rollbacks 15.3.
-        assert!(
-            out.contains("tests                     110.0 ms   100.0%"),
-            "{out}"
-        );
-        assert!(
-            out.contains("isolation                  80.4 ms    73.1%"),
-            "{out}"
-        );
-        assert!(
-            out.contains(
-                "  connect                  25.0 ms    22.7%                1 new connection"
-            ),
-            "{out}"
-        );
+        for expected in [
+            "4 tests in 3 processes: 2 ok, 1 err, 1 panic",
+            "backends: sqlite 4 (4 transaction)",
+            // Each test takes 50, 30, 20 and 10 ms.
+            "tests                     110.0 ms   100.0%       30.0 ms",
+            // Isolation: set-up 0.4 ms, leases 65.03, checkpoints 0.04, rollbacks 15.3.
+            "isolation                  80.8 ms    73.4%       25.2 ms",
+            "  set-up                    400 µs     0.4%",
+            "  lease wait               40.0 ms    36.4%",
+            "  connect                  25.0 ms    22.7%                1 new connection",
+            "  checkpoints                40 µs     0.0%                8 created",
+            "  rollbacks                15.3 ms    13.9%                8 done",
+            "test bodies                29.2 ms    26.6%        9.8 ms",
+        ] {
+            assert!(out.contains(expected), "{expected:?} in:\n{out}");
+        }
         for (test, why) in [
             ("a::waits", "lease wait 40.0 ms"),
             ("a::connects", "connect 25.0 ms"),
             ("a::rolls_back", "rollbacks 15.0 ms"),
-            ("a::works", "its own work 9.9 ms"),
+            ("a::works", "the test body 9.8 ms"),
         ] {
             let row = out.lines().find(|l| l.contains(test)).unwrap();
             assert!(row.contains(why), "{test}: {row}");
@@ -362,7 +374,7 @@ mod tests {
     #[test]
     fn at_most_ten_slowest() {
         let text: Vec<String> = (0..25)
-            .map(|i| line(&format!("t::n{i:02}"), "ok", 1000 + i, 1, None, 1))
+            .map(|i| line(&format!("t::n{i:02}"), "ok", 1, None, 1, 1000 + i))
             .collect();
         let out = Report::parse(&text.join("\n")).unwrap().render("x");
         assert!(out.contains("\n10 slowest tests\n"), "{out}");

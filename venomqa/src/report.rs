@@ -33,8 +33,10 @@
 //! | `session_us` | from the root checkpoint to the end of the final rollback: the test body plus checkpoints and rollbacks |
 //! | `pid`, `at_ms` | the process, and when the line was written (ms since the Unix epoch) |
 //!
-//! The isolation cost of a test is `lease_us + checkpoint_us + rollback_us`; its own work
-//! is `session_us - checkpoint_us - rollback_us`. Rows or keys captured are not recorded:
+//! The test body took `session_us - checkpoint_us - rollback_us`; venomqa's set-up before
+//! the lease (reading the configuration, building the pool) `test_us - lease_us -
+//! session_us`; everything but the body is what isolation cost. Rows or keys captured are
+//! not recorded:
 //! no backend counts them as it goes, and counting them at the end (a [`diff`]) would cost
 //! more than the checkpoint it reports on.
 //!
