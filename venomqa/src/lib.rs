@@ -82,7 +82,8 @@ pub use state::{Manager, StateManager};
 pub use venomqa_macros::venom_test;
 
 /// Registers a backend at program start-up, before `main` and before any test runs (the
-/// equivalent of the Python original's entry points), using `ctor`.
+/// equivalent of the Python original's entry points), using `ctor`. Like
+/// [`register_setup!`], it applies to the binary it is compiled into.
 ///
 /// - `register_backend!(MyBackend)`: a typed [`Backend`], under its
 ///   [`NAME`](Backend::NAME);
@@ -131,6 +132,11 @@ macro_rules! register_backend {
 /// Registers a setup function for a configuration entry at program start-up: it runs
 /// once per process on the first connected manager of that entry (a backend's name, or a
 /// named entry of `venomqa.yaml`), after the entry's `setup:` files.
+///
+/// It registers in the binary it is compiled into, so it applies to that test binary
+/// only: each file under `tests/` is a binary of its own (and unit tests another). Setup
+/// every test binary needs belongs in the entry's `setup:` files, or in a module each test
+/// file includes (`mod common;`).
 ///
 /// ```
 /// use venomqa::{memory::MemoryStateManager, StateManager};
