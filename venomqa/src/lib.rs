@@ -38,7 +38,10 @@
 //! - `conformance` (feature `conformance`): the checkpoint-semantics suite any backend
 //!   can run;
 //! - `journey` (feature `journey`): journeys of steps, checkpoints and branches run
-//!   against a real API server, rolled back between paths by capture isolation.
+//!   against a real API server, rolled back between paths by capture isolation;
+//! - [`report`]: the cost report, one JSON line per test when `VENOMQA_REPORT` names a
+//!   file. With `RUST_LOG` or `VENOMQA_LOG` set (feature `logs`, on by default), a
+//!   failing test's output shows venomqa's events.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 
