@@ -163,6 +163,31 @@ fn mongodb_is_inferred(db: &mut venomqa::mongodb::MongoDbSession) {
     assert_eq!(items.count_documents(doc! {}).run().unwrap(), 1);
 }
 
+// The server backends named as well as typed: the compile-time check agrees.
+#[cfg(feature = "mysql")]
+#[venom_test(backend = "mysql")]
+fn mysql_named_and_typed(db: &mut venomqa::mysql::MySqlSession) {
+    assert_eq!(db.backend_name(), "mysql");
+}
+
+#[cfg(feature = "postgres")]
+#[venom_test(backend = "postgres")]
+fn postgres_named_and_typed(db: &mut venomqa::postgres::PostgresSession) {
+    assert_eq!(db.backend_name(), "postgres");
+}
+
+#[cfg(feature = "redis")]
+#[venom_test(backend = "redis")]
+fn redis_named_and_typed(db: &mut venomqa::redis::RedisSession) {
+    assert_eq!(db.backend_name(), "redis");
+}
+
+#[cfg(feature = "mongodb")]
+#[venom_test(backend = "mongodb")]
+fn mongodb_named_and_typed(db: &mut venomqa::mongodb::MongoDbSession) {
+    assert_eq!(db.backend_name(), "mongodb");
+}
+
 /// `Session` says no backend: it runs where the attribute says.
 #[venom_test(backend = "scratch")]
 fn untyped_sessions_run_where_the_attribute_says(db: &mut venomqa::Session) {
