@@ -210,3 +210,74 @@ impl Subscriber for Forward {
         self.theirs.current_span()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    /// Keeps the target and message of every event.
+    #[derive(Clone, Default)]
+    struct Theirs(Arc<Mutex<Vec<String>>>);
+
+    impl Subscriber for Theirs {
+        fn enabled(&self, _: &Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, _: &Attributes<'_>) -> Id {
+            Id::from_u64(7)
+        }
+        fn record(&self, _: &Id, _: &Record<'_>) {}
+        fn record_follows_from(&self, _: &Id, _: &Id) {}
+        fn event(&self, event: &Event<'_>) {
+            let target = event.metadata().target().to_owned();
+            self.0.lock().unwrap().push(target);
+        }
+        fn enter(&self, _: &Id) {}
+        fn exit(&self, _: &Id) {}
+    }
+
+    fn session_event() {
+        tracing::debug!(target: "venomqa::test", test = "t::a", backend = "memory",
+            outcome = "ok", rolled_back = true, lease_us = 1u64, "session finished");
+    }
+
+    #[test]
+    fn the_report_reads_the_session_event_and_theirs_gets_every_call() {
+        let theirs = Theirs::default();
+        let forward = Dispatch::new(Forward {
+            theirs: Dispatch::new(theirs.clone()),
+        });
+        dispatcher::with_default(&forward, || {
+            report::begin("t::a");
+            let span = tracing::info_span!("theirs");
+            let _entered = span.enter();
+            tracing::debug!(target: "venomqa", "checkpoint created");
+            session_event();
+        });
+        let record = report::take().expect("the report read the event");
+        assert_eq!(
+            (
+                record.test.as_str(),
+                record.backend.as_str(),
+                record.lease_us
+            ),
+            ("t::a", "memory", 1)
+        );
+        assert_eq!(*theirs.0.lock().unwrap(), ["venomqa", "venomqa::test"]);
+    }
+
+    #[test]
+    fn without_a_subscriber_below_the_report_still_reads_the_event() {
+        let forward = Dispatch::new(Forward {
+            theirs: Dispatch::none(),
+        });
+        dispatcher::with_default(&forward, || {
+            report::begin("t::a");
+            tracing::debug!(target: "venomqa", "checkpoint created");
+            session_event();
+        });
+        assert_eq!(report::take().expect("read").outcome, "ok");
+    }
+}

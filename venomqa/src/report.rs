@@ -158,6 +158,14 @@ pub(crate) fn observe(event: &Event<'_>) {
     });
 }
 
+/// The record of the test on this thread so far (for tests).
+#[cfg(test)]
+pub(crate) fn take() -> Option<SessionRecord> {
+    CURRENT
+        .with_borrow_mut(Option::take)
+        .and_then(|current| current.record)
+}
+
 /// The test on this thread ended after `test_time`: append its line to `path`.
 pub(crate) fn end(path: &Path, test_time: Duration) {
     let Some(Current {
