@@ -217,6 +217,7 @@ fn expand_fn(args: Args, func: ItemFn) -> syn::Result<TokenStream> {
         option(&args.url),
         option(&args.config),
     );
+    let check = backend_check(&krate, args.backend.as_ref(), sig.inputs.first());
     // A return type that is neither `()` nor a `Result` is reported at the user's type.
     let run_test = match output {
         syn::ReturnType::Type(_, ty) => quote_spanned!(ty.span()=> #krate::__private::run_test),
@@ -228,6 +229,7 @@ fn expand_fn(args: Args, func: ItemFn) -> syn::Result<TokenStream> {
         #[cfg_attr(not(test), allow(dead_code))]
         #vis fn #ident() #output {
             #inner_sig #block
+            #check
             #run_test(
                 &#krate::__private::TestSpec {
                     test: ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#ident)),
@@ -240,6 +242,59 @@ fn expand_fn(args: Args, func: ItemFn) -> syn::Result<TokenStream> {
             )
         }
     })
+}
+
+/// With `backend = ".."` and a session parameter: a compile-time check that the type's
+/// own backend, if it has one, is not another built-in backend (the decision is
+/// `__private::backend_agrees`). On a conflict, rustc reports an unsatisfied bound whose
+/// message names the attribute's backend, at the parameter's type, with the attribute's
+/// string as the call that introduced it.
+fn backend_check(
+    krate: &syn::Path,
+    backend: Option<&LitStr>,
+    param: Option<&FnArg>,
+) -> TokenStream {
+    let (Some(backend), Some(FnArg::Typed(param))) = (backend, param) else {
+        return TokenStream::new();
+    };
+    let Type::Reference(reference) = &*param.ty else {
+        return TokenStream::new();
+    };
+    let ty = &reference.elem;
+    let name = backend.value();
+    // `on_unimplemented` reads `{..}` as a format argument.
+    let shown = name.replace('{', "{{").replace('}', "}}");
+    let message = format!(
+        "#[venom_test(backend = {shown:?})] conflicts with the parameter's type `{{S}}`, a session on another backend"
+    );
+    let label = format!("this session type does not run on {shown:?}");
+    let note = format!(
+        "a typed session runs on its own backend: remove `backend = {shown:?}`, take the session type of {shown:?}, or take `&mut venomqa::Session` (any backend)"
+    );
+    let site = Span::mixed_site();
+    let agrees = format_ident!("__VenomqaBackendAgrees", span = site);
+    let require = format_ident!("__venomqa_backend", span = site);
+    // The call that introduces the bound is shown at the attribute's string.
+    let call = format_ident!("__venomqa_backend", span = site.located_at(backend.span()));
+    let agree = quote! {
+        #krate::__private::Agree::<{
+            use #krate::__private::UntypedSession as _;
+            #krate::__private::backend_agrees(#backend, #krate::__private::SessionOf::<#ty>::NAME)
+        }>
+    };
+    // The unsatisfied bound is reported at the argument: a variable at the user's type.
+    let value = format_ident!("__venomqa_agree", span = site.located_at(ty.span()));
+    quote! {
+        {
+            #[diagnostic::on_unimplemented(message = #message, label = #label, note = #note)]
+            trait #agrees<S: ?::core::marker::Sized> {}
+            #[diagnostic::do_not_recommend]
+            impl<S: ?::core::marker::Sized> #agrees<S> for #krate::__private::Agree<true> {}
+            fn #require<S: ?::core::marker::Sized, A: #agrees<S>>(_: ::core::marker::PhantomData<S>, _: A) {}
+            let #value = #agree;
+            #call(::core::marker::PhantomData::<#ty>, #value);
+        }
+    }
 }
 
 /// Expands `#[venom_test(args)] item`. On error, emits the error and the function as it
@@ -291,7 +346,7 @@ mod tests {
     #[test]
     fn sync_test_with_session() {
         let out = expand_str(
-            r#"backend = "sqlite""#,
+            r#"url = "sqlite::memory:""#,
             "#[should_panic] fn t(db: &mut SqliteSession) { db.x(); }",
         );
         let expected = r#"#[should_panic]
@@ -304,8 +359,8 @@ fn t() {
     ::venomqa::__private::run_test(
         &::venomqa::__private::TestSpec {
             test: ::core::concat!(::core::module_path!(), "::", ::core::stringify!(t)),
-            backend: ::core::option::Option::Some("sqlite"),
-            url: ::core::option::Option::None,
+            backend: ::core::option::Option::None,
+            url: ::core::option::Option::Some("sqlite::memory:"),
             config: ::core::option::Option::None,
             manifest_dir: ::core::env!("CARGO_MANIFEST_DIR"),
         },
@@ -314,6 +369,30 @@ fn t() {
 }
 "#;
         assert_eq!(out, expected);
+    }
+
+    #[test]
+    fn backend_check_only_with_a_backend_and_a_session() {
+        let out = expand_str(r#"backend = "mysql""#, "fn t(db: &mut SqliteSession) {}");
+        assert!(
+            out.contains("::venomqa::__private::SessionOf::<SqliteSession>::NAME"),
+            "{out}"
+        );
+        assert!(
+            out.contains(r##"message = "#[venom_test(backend = \"mysql\")] conflicts with the parameter's type `{S}`"##),
+            "{out}"
+        );
+        for (args, item) in [
+            ("", "fn t(db: &mut SqliteSession) {}"),
+            (r#"config = "x""#, "fn t(db: &mut SqliteSession) {}"),
+            (r#"backend = "mysql""#, "fn t() {}"),
+        ] {
+            let out = expand_str(args, item);
+            assert!(!out.contains("SessionOf"), "{args} {item}: {out}");
+        }
+        // A name that is also a format string stays literal in the message.
+        let out = expand_str(r#"backend = "{x}""#, "fn t(db: &mut Session) {}");
+        assert!(out.contains(r#"backend = \"{{x}}\""#), "{out}");
     }
 
     #[test]

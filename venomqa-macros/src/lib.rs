@@ -12,7 +12,7 @@ use proc_macro::TokenStream;
 /// it returns, returns `Err`, or panics.
 ///
 /// ```ignore
-/// #[venom_test]                                 // backend from venomqa.yaml / env, else sqlite
+/// #[venom_test]                                 // the session type's backend, else venomqa.yaml / env, else sqlite
 /// #[venom_test(backend = "mysql")]              // a registered backend
 /// #[venom_test(config = "analytics")]           // a named entry of venomqa.yaml
 /// #[venom_test(backend = "postgres", url = "postgres://postgres@127.0.0.1/test")]
@@ -23,6 +23,12 @@ use proc_macro::TokenStream;
 /// `&mut` session (`&mut venomqa::Session`, or a typed one such as
 /// `&mut venomqa::sqlite::SqliteSession`), and return `()` or a `Result`. Other
 /// attributes (`#[should_panic]`, `#[ignore]`, ...) are kept. Do not add `#[test]`.
+///
+/// A typed session names its backend: `fn t(db: &mut MySqlSession)` runs on `mysql` (its
+/// `venomqa.yaml` entry, if any) without `backend = ".."`. Naming another built-in
+/// backend in the attribute is a compile error at both; another name (a registration of
+/// the type's backend under a name of its own) and `config = ".."` are checked when the
+/// test runs.
 #[proc_macro_attribute]
 pub fn venom_test(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::expand(args.into(), item.into()).into()

@@ -38,7 +38,10 @@
 //! - `conformance` (feature `conformance`): the checkpoint-semantics suite any backend
 //!   can run;
 //! - `journey` (feature `journey`): journeys of steps, checkpoints and branches run
-//!   against a real API server, rolled back between paths by capture isolation.
+//!   against a real API server, rolled back between paths by capture isolation;
+//! - [`report`]: the cost report, one JSON line per test when `VENOMQA_REPORT` names a
+//!   file. With `RUST_LOG` or `VENOMQA_LOG` set (feature `logs`, on by default), a
+//!   failing test's output shows venomqa's events.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 
@@ -59,10 +62,12 @@ pub mod explore;
 #[cfg(feature = "journey")]
 #[cfg_attr(docsrs, doc(cfg(feature = "journey")))]
 pub mod journey;
+mod log;
 #[doc(hidden)]
 pub mod pool;
 mod redact;
 pub mod registry;
+pub mod report;
 mod session;
 #[cfg_attr(
     not(any(feature = "sqlite", feature = "mysql", feature = "postgres")),
@@ -82,7 +87,8 @@ pub use state::{Manager, StateManager};
 pub use venomqa_macros::venom_test;
 
 /// Registers a backend at program start-up, before `main` and before any test runs (the
-/// equivalent of the Python original's entry points), using `ctor`.
+/// equivalent of the Python original's entry points), using `ctor`. Like
+/// [`register_setup!`], it applies to the binary it is compiled into.
 ///
 /// - `register_backend!(MyBackend)`: a typed [`Backend`], under its
 ///   [`NAME`](Backend::NAME);
@@ -131,6 +137,11 @@ macro_rules! register_backend {
 /// Registers a setup function for a configuration entry at program start-up: it runs
 /// once per process on the first connected manager of that entry (a backend's name, or a
 /// named entry of `venomqa.yaml`), after the entry's `setup:` files.
+///
+/// It registers in the binary it is compiled into, so it applies to that test binary
+/// only: each file under `tests/` is a binary of its own (and unit tests another). Setup
+/// every test binary needs belongs in the entry's `setup:` files, or in a module each test
+/// file includes (`mod common;`).
 ///
 /// ```
 /// use venomqa::{memory::MemoryStateManager, StateManager};

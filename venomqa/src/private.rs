@@ -1,9 +1,12 @@
 //! What `#[venom_test]` expands to calls into this module. Not a public API: it changes
 //! without notice.
 
+use std::marker::PhantomData;
 use std::path::Path;
 
+use crate::backend::Backend;
 use crate::session::{Session, SessionManager};
+use crate::state::Manager;
 
 pub use ctor;
 
@@ -43,6 +46,16 @@ where
     M: ?Sized + SessionManager,
     R: TestOutcome,
 {
+    // Logs in the test's output and its line of the cost report, when asked for.
+    let _scope = crate::log::test_scope(spec.test);
+    if spec.backend.is_some() || spec.config.is_some() {
+        check_session_type::<M>(spec);
+    }
+    builder::<M>(spec).run(body)
+}
+
+/// The session builder of one test, as its attribute says.
+fn builder<M: ?Sized + SessionManager>(spec: &TestSpec) -> crate::SessionBuilder<M> {
     // The directory cargo runs the test in, else where it was compiled (an archived test
     // binary run elsewhere, as `cargo nextest archive` does, has only the former).
     let dir = std::env::var_os("CARGO_MANIFEST_DIR")
@@ -58,7 +71,46 @@ where
     if let Some(url) = spec.url {
         builder = builder.url(url);
     }
-    builder.run(body)
+    builder
+}
+
+/// A typed session on an entry or a registration whose backend has another name: a
+/// conflict the compiler cannot see (the configuration is read at run time, and a
+/// registration may give the type's backend another name). When the names differ, a
+/// connection is leased (no checkpoint, no session) to look at its manager's type, and a
+/// mismatch fails the test saying which entry and file chose the backend.
+fn check_session_type<M: ?Sized + SessionManager>(spec: &TestSpec) {
+    let Some(own) = M::default_backend() else {
+        return; // `Session` (any backend), or a hand-written manager's session
+    };
+    if spec.config.is_none() && spec.backend == Some(own) {
+        return; // the attribute repeats the type's backend (checked at compile time)
+    }
+    let Ok(config) = builder::<M>(spec).config() else {
+        return; // the run reports it
+    };
+    if config.backend == own {
+        return;
+    }
+    let Ok(mut lease) = crate::registry::pool(&config).and_then(|pool| pool.lease()) else {
+        return; // the run reports it
+    };
+    if M::cast(lease.manager()).is_some() {
+        return; // the type's backend under another name
+    }
+    drop(lease);
+    let chosen = match (spec.config, spec.backend) {
+        (Some(entry), _) => format!(
+            "config = {entry:?} (in {}) is for {:?}",
+            config.source, config.backend
+        ),
+        (None, Some(backend)) => format!("backend = {backend:?} is registered for another type"),
+        (None, None) => unreachable!("checked only with backend or config"),
+    };
+    panic!(
+        "venomqa could not start test {}: its parameter is a session on {own:?}, but {chosen}; take `&mut venomqa::Session` or the session type of {:?}, or use a {own:?} entry",
+        spec.test, config.backend
+    );
 }
 
 /// Implemented when venomqa can run `async fn` tests.
@@ -92,3 +144,72 @@ where
         unreachable!("AsyncTest is only implemented with the `tokio` feature")
     }
 }
+
+/// The backend a session type runs on, when the type says: `Session<Manager<B>>` (every
+/// typed session: `SqliteSession`, `MySqlSession`, a custom backend's) runs on `B::NAME`.
+///
+/// `SessionOf::<T>::NAME` is the inherent const below when `T` is such a type, and the
+/// trait's `None` otherwise (`Session`, a hand-written manager's session, a type that is
+/// not a session): `#[venom_test]` reads it for concrete types only.
+pub struct SessionOf<T: ?Sized>(PhantomData<fn(&T)>);
+
+impl<B: Backend> SessionOf<Session<Manager<B>>> {
+    /// `Some(B::NAME)`.
+    pub const NAME: Option<&'static str> = Some(B::NAME);
+}
+
+/// The fallback of [`SessionOf::NAME`]: the type does not say which backend it runs on.
+pub trait UntypedSession {
+    /// No backend.
+    const NAME: Option<&'static str> = None;
+}
+
+impl<T: ?Sized> UntypedSession for SessionOf<T> {}
+
+/// The names of the built-in backends. `#[venom_test(backend = "..")]` naming one of them
+/// on a session typed for another backend is a compile error; any other name is checked
+/// when the test runs, since it may name a registration of the type's backend under
+/// another name (`Registration::of::<Memory>().named("scratch")`).
+pub const BUILT_IN_BACKENDS: &[&str] =
+    &["sqlite", "mysql", "postgres", "redis", "mongodb", "memory"];
+
+const fn same(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// Whether `#[venom_test(backend = attribute)]` may run a session of a type that runs on
+/// `session` (`None`: the type does not say). False only for a built-in name that is not
+/// the type's backend.
+pub const fn backend_agrees(attribute: &str, session: Option<&str>) -> bool {
+    let Some(session) = session else {
+        return true;
+    };
+    if same(attribute, session) {
+        return true;
+    }
+    let mut i = 0;
+    while i < BUILT_IN_BACKENDS.len() {
+        if same(attribute, BUILT_IN_BACKENDS[i]) {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// Whether the attribute's backend and the session type agree, as a type: the
+/// expansion requires `Agree<true>` to implement a trait of its own whose
+/// `on_unimplemented` message names both.
+#[derive(Clone, Copy)]
+pub struct Agree<const OK: bool>;

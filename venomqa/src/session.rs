@@ -494,7 +494,23 @@ impl<M: ?Sized + SessionManager> SessionBuilder<M> {
         self
     }
 
-    /// A named entry of `venomqa.yaml`, as `#[venom_test(config = "..")]`.
+    /// A named entry of `venomqa.yaml`, as `#[venom_test(config = "..")]`: how a session
+    /// is opened by hand on an entry (its backend, URL, pool and setup).
+    ///
+    /// ```
+    /// use venomqa::memory::MemorySession;
+    /// # let dir = std::env::temp_dir().join(format!("venomqa-entry-doc-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// # std::fs::write(dir.join("venomqa.yaml"), "backends:\n  notes:\n    backend: memory\n").unwrap();
+    ///
+    /// // venomqa.yaml (found from `dir` upward):  backends: { notes: { backend: memory } }
+    /// let mut db = MemorySession::builder().config_dir(&dir).entry("notes").name("by_hand").open()?;
+    /// assert_eq!((db.config().entry.as_str(), db.backend_name()), ("notes", "memory"));
+    /// db.connection().set("k", "v");
+    /// db.finish()?; // rolled back, as at the end of a test
+    /// # std::fs::remove_dir_all(&dir).unwrap();
+    /// # Ok::<(), venomqa::Error>(())
+    /// ```
     pub fn entry(mut self, entry: impl Into<String>) -> Self {
         self.entry = Some(entry.into());
         self

@@ -1,0 +1,46 @@
+//! `venomqa report [path]`: prints the totals of a venomqa cost report, isolation time
+//! against test time, and the 10 slowest tests with what dominated each. The path
+//! defaults to `$VENOMQA_REPORT`.
+
+use std::process::ExitCode;
+
+const USAGE: &str = "usage: venomqa report [path]   (path defaults to $VENOMQA_REPORT; write one with VENOMQA_REPORT=/abs/path cargo test)";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let path = match args.as_slice() {
+        [command] if command == "report" => std::env::var("VENOMQA_REPORT")
+            .ok()
+            .filter(|p| !p.is_empty()),
+        [command, path] if command == "report" => Some(path.clone()),
+        [flag] if flag == "-h" || flag == "--help" => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        _ => {
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let Some(path) = path else {
+        eprintln!("venomqa report: no report file given and VENOMQA_REPORT is not set; {USAGE}");
+        return ExitCode::from(2);
+    };
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) => {
+            eprintln!("venomqa report: cannot read {path}: {e}; run the tests with VENOMQA_REPORT={path} first");
+            return ExitCode::FAILURE;
+        }
+    };
+    match venomqa_cli::Report::parse(&text) {
+        Ok(report) => {
+            print!("{}", report.render(&path));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("venomqa report: {path}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
