@@ -702,6 +702,23 @@ macro_rules! sqlx_backend {
             }
         }
 
+        /// The session stands where a `PoolConnection` stood: `&mut conn` and `&mut *conn`
+        /// coerce to the connection, so a ported test's calls of functions taking
+        /// `&mut PgConnection` (and the like) stay as they were.
+        impl ::std::ops::Deref for $session {
+            type Target = <$db as ::sqlx::Database>::Connection;
+
+            fn deref(&self) -> &Self::Target {
+                self.connection_ref()
+            }
+        }
+
+        impl ::std::ops::DerefMut for $session {
+            fn deref_mut(&mut self) -> &mut Self::Target {
+                self.connection()
+            }
+        }
+
         /// `db.begin()` (with `sqlx::Acquire` in scope), as on a `PoolConnection`: a
         /// savepoint inside the test's transaction, released by `commit()`, rolled back by
         /// `rollback()` or drop. Code generic over `A: Acquire` takes `&mut *db` too.
