@@ -241,14 +241,17 @@ pub fn migrate(
 pub fn run_migrator(manager: &mut dyn StateManager, migrator: &Migrator) -> Result<()> {
     #[cfg(feature = "sqlx-postgres")]
     if let Some(m) = manager.downcast_mut::<SqlxPostgresStateManager>() {
+        let _lock = m.backend().migration_lock()?;
         return migrate_on::<SqlxPostgres>(m.connection()?, migrator);
     }
     #[cfg(feature = "sqlx-mysql")]
     if let Some(m) = manager.downcast_mut::<SqlxMySqlStateManager>() {
+        let _lock = m.backend().migration_lock()?;
         return migrate_on::<SqlxMySql>(m.connection()?, migrator);
     }
     #[cfg(feature = "sqlx-sqlite")]
     if let Some(m) = manager.downcast_mut::<SqlxSqliteStateManager>() {
+        let _lock = m.backend().migration_lock()?;
         return migrate_on::<SqlxSqlite>(m.connection()?, migrator);
     }
     let _ = migrator;
@@ -279,6 +282,12 @@ pub(crate) trait Dialect: crate::Backend + Sized {
     /// a `ROLLBACK` outside a transaction already fails (SQLite).
     fn end_sql(&self) -> Option<&'static str> {
         Some("ROLLBACK TO SAVEPOINT venomqa_root")
+    }
+
+    /// A lock held while migrations run, where sqlx's migrator takes none that other
+    /// processes see (an SQLite file): sessions of every process take turns.
+    fn migration_lock(&self) -> Result<Option<std::fs::File>> {
+        Ok(None)
     }
 
     /// Makes sqlx's transaction depth current: SQLite's worker thread applies a dropped
@@ -373,6 +382,7 @@ where
     if let Some(dir) = &core.migrations {
         let mut migrated = core.migrated.lock();
         if every_connection || !*migrated {
+            let _lock = backend.migration_lock()?;
             let step = || format!("the migrations in {}", dir.display());
             let migrator = block_on(Migrator::new(dir.as_path())).map_err(|e| Error::Setup {
                 entry: core.entry.clone(),
@@ -388,6 +398,36 @@ where
         }
     }
     Ok(conn)
+}
+
+/// Locks `path` (created if missing), waiting up to 300 s for another process to let go.
+#[cfg_attr(not(feature = "sqlx-sqlite"), allow(dead_code))]
+fn lock_file(backend: &str, path: &Path) -> Result<std::fs::File> {
+    let failed =
+        |e: std::io::Error| Error::backend(backend, format!("locking {}", path.display()), e);
+    let file = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(failed)?;
+    let started = std::time::Instant::now();
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) if started.elapsed() < Duration::from_secs(300) => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(Error::backend(
+                    backend,
+                    format!("locking {}", path.display()),
+                    "another process held it for 300 s while migrating; look for a test process that hangs",
+                ))
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(failed(e)),
+        }
+    }
 }
 
 /// Where a statement ran, which decides what its failure means.

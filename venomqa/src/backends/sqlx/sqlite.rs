@@ -121,6 +121,17 @@ impl Dialect for SqlxSqlite {
         None
     }
 
+    /// sqlx's migrator locks nothing on SQLite: on a file, processes that start at once
+    /// (nextest) take turns through a lock file next to it, so each migration runs once.
+    fn migration_lock(&self) -> Result<Option<std::fs::File>> {
+        if self.memory {
+            return Ok(None);
+        }
+        let mut path = self.options()?.get_filename().as_os_str().to_owned();
+        path.push(".venomqa-migrate-lock");
+        super::lock_file(NAME, std::path::Path::new(&path)).map(Some)
+    }
+
     /// A ping goes through the worker's queue: once it is answered, what code under test
     /// queued before it (a dropped `Transaction`'s rollback) has run.
     fn settle(conn: &mut SqliteConnection) -> std::result::Result<(), ::sqlx::Error> {
