@@ -2,7 +2,7 @@
 //! servers that are running, in one run.
 //!
 //! ```text
-//! cargo run -p venomqa-bench --release --all-features -- [--quick] [--no-suite] [--update-docs] [--only sqlite,mysql,...,journey]
+//! cargo run -p venomqa-bench --release --all-features -- [--quick] [--no-suite] [--update-docs] [--only sqlite,mysql,...,sqlx,journey]
 //! ```
 //!
 //! Prints a table, writes `target/venomqa-bench/results.csv` and `results.md`, draws
@@ -20,6 +20,8 @@ mod plot;
 mod redis_bench;
 mod report;
 mod sql;
+#[cfg(feature = "sqlx")]
+mod sqlx_bench;
 mod suite;
 mod targets;
 
@@ -36,7 +38,8 @@ use sql::{Dialect, SqlBench};
         feature = "mysql",
         feature = "postgres",
         feature = "redis",
-        feature = "mongodb"
+        feature = "mongodb",
+        feature = "sqlx"
     )),
     allow(dead_code)
 )]
@@ -48,7 +51,7 @@ fn url(backend: &str, default: &'static str) -> &'static str {
 }
 
 /// A URL's server part, without its database.
-#[cfg(any(feature = "mysql", feature = "postgres"))]
+#[cfg(any(feature = "mysql", feature = "postgres", feature = "sqlx"))]
 fn server_of(url: &str) -> &str {
     let after_scheme = url.find("://").map_or(0, |i| i + 3);
     match url[after_scheme..].find('/') {
@@ -79,7 +82,7 @@ fn args() -> Args {
             "--update-docs" => args.update_docs = true,
             "--only" => args.only = it.next().map(|v| v.split(',').map(str::to_owned).collect()),
             "-h" | "--help" => {
-                println!("usage: venomqa-bench [--quick] [--no-suite] [--update-docs] [--only sqlite,mysql,postgres,capture,redis,mongodb,journey,suite]");
+                println!("usage: venomqa-bench [--quick] [--no-suite] [--update-docs] [--only sqlite,mysql,postgres,capture,redis,mongodb,sqlx,journey,suite]");
                 std::process::exit(0);
             }
             other => {
@@ -187,6 +190,12 @@ fn main() {
         );
         #[cfg(not(feature = "mongodb"))]
         report.note("mongodb: skipped, built without the `mongodb` feature (use --all-features)");
+    }
+    if wanted("sqlx") {
+        #[cfg(feature = "sqlx")]
+        sqlx_bench::run(&mut report, args.quick);
+        #[cfg(not(feature = "sqlx"))]
+        report.note("sqlx: skipped, built without the `sqlx` feature (use --all-features)");
     }
     if wanted("journey") {
         journey::run(&mut report, &workspace);
