@@ -39,7 +39,8 @@
 //! | first checkpoint (test start) | `BEGIN; SAVEPOINT venomqa_root` (SQLite files: `BEGIN IMMEDIATE; ..`) |
 //! | later checkpoint | `SAVEPOINT _sqlx_savepoint_N` (sqlx's name for depth `N`) |
 //! | rollback to a checkpoint | `ROLLBACK TO SAVEPOINT` of its savepoint |
-//! | end of a block, end of the test | `ROLLBACK TO SAVEPOINT ..`; at the end of the test, `ROLLBACK TO SAVEPOINT venomqa_root` then `ROLLBACK` (PostgreSQL and MySQL) |
+//! | end of a block | `ROLLBACK TO SAVEPOINT ..` |
+//! | end of the test | PostgreSQL: `ROLLBACK TO SAVEPOINT venomqa_root; SELECT pg_advisory_unlock_all()`, then `ROLLBACK`; MySQL: `ROLLBACK TO SAVEPOINT venomqa_root; ROLLBACK`; SQLite: `ROLLBACK` |
 //!
 //! The `ROLLBACK TO SAVEPOINT venomqa_root` at the end proves the transaction is still
 //! the test's: if code under test ran a bare `COMMIT` (or, on MySQL, DDL, which commits),
@@ -295,6 +296,12 @@ pub(crate) trait Dialect: crate::Backend + Sized {
     fn settle(conn: &mut Conn<Self>) -> std::result::Result<(), ::sqlx::Error> {
         let _ = conn;
         Ok(())
+    }
+
+    /// Whether [`end_sql`](Self::end_sql) also ends the transaction (its last statement is
+    /// a `ROLLBACK`), saving a round trip where a `ROLLBACK` with no transaction is silent.
+    fn end_sql_rolls_back(&self) -> bool {
+        false
     }
 
     /// Whether a database error means the transaction or a savepoint is gone.
@@ -615,6 +622,12 @@ where
     if mark.depth == 1 {
         if let Some(probe) = backend.end_sql() {
             execute::<D>(conn, probe).map_err(|e| fail::<D>(operation(), e, Stage::Nested))?;
+            if backend.end_sql_rolls_back() {
+                // The transaction has ended; sqlx's depth goes back to 0 with a ROLLBACK
+                // queued (a silent no-op) that goes out with the next statement.
+                <Tm<D> as TransactionManager>::start_rollback(conn);
+                return Ok(());
+            }
         }
     }
     block_on(<Tm<D> as TransactionManager>::rollback(conn))

@@ -38,12 +38,12 @@ pub type SqlxMySqlStateManager = Manager<SqlxMySql>;
 /// `&mut sqlx::MySqlConnection`, inside its transaction.
 ///
 /// ```
+/// use sqlx::Connection;
 /// use venomqa::sqlx::{block_on, SqlxMySqlSession};
 ///
-/// // A table for the example, created outside any test (DDL commits on MySQL).
-/// let mut db = SqlxMySqlSession::builder().open()?;
-/// block_on(sqlx::raw_sql("CREATE TABLE IF NOT EXISTS vq_sqlx_doc (v INT)").execute(db.conn())).unwrap();
-/// db.finish()?;
+/// // A table for the example, created outside any session (DDL commits on MySQL).
+/// let mut setup = block_on(sqlx::MySqlConnection::connect("mysql://root@127.0.0.1:3306/test")).unwrap();
+/// block_on(sqlx::raw_sql("CREATE TABLE IF NOT EXISTS vq_sqlx_doc (v INT)").execute(&mut setup)).unwrap();
 ///
 /// #[venomqa::venom_test] // backend sqlx_mysql, from the type
 /// async fn inserts(db: &mut SqlxMySqlSession) -> sqlx::Result<()> {
@@ -104,6 +104,17 @@ impl Dialect for SqlxMySql {
             ));
         }
         MySqlConnectOptions::from_str(url).map_err(|e| Error::connect(NAME, url, e))
+    }
+
+    /// The proof and the end of the transaction in one round trip: a multi-statement query
+    /// stops at its first error, so a missing savepoint leaves the ROLLBACK unrun.
+    fn end_sql(&self) -> Option<&'static str> {
+        Some("ROLLBACK TO SAVEPOINT venomqa_root; ROLLBACK")
+    }
+
+    /// sqlx's own `ROLLBACK`, queued to put its depth back, is a silent no-op on MySQL.
+    fn end_sql_rolls_back(&self) -> bool {
+        true
     }
 
     /// SAVEPOINT does not exist (1305).
