@@ -10,7 +10,7 @@ mod common;
 
 type Db = SqlxMySqlSession;
 type Conn = sqlx::MySqlConnection;
-type MANAGER = SqlxMySqlStateManager;
+type Mgr = SqlxMySqlStateManager;
 const ENTRY: &str = "sqlx_mysql";
 
 fn url() -> String {

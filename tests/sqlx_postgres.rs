@@ -10,7 +10,7 @@ mod common;
 
 type Db = SqlxPostgresSession;
 type Conn = sqlx::PgConnection;
-type MANAGER = SqlxPostgresStateManager;
+type Mgr = SqlxPostgresStateManager;
 const ENTRY: &str = "sqlx_postgres";
 
 fn url() -> String {

@@ -11,7 +11,7 @@ mod common;
 
 type Db = SqlxSqliteSession;
 type Conn = sqlx::SqliteConnection;
-type MANAGER = SqlxSqliteStateManager;
+type Mgr = SqlxSqliteStateManager;
 const ENTRY: &str = "sqlx_sqlite";
 
 /// The `sqlx_sqlite_file` entry's database, relative to this crate (where tests run).

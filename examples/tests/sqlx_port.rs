@@ -32,7 +32,8 @@
 //! }
 //! ```
 #![cfg(feature = "sqlx-sqlite")]
-#![allow(unused_mut)] // `mut conn` is kept from the sqlx version on purpose
+// The bodies are kept as written for `PoolConnection` on purpose: `mut conn`, `&mut conn`.
+#![allow(unused_mut, clippy::needless_borrow)]
 
 use sqlx::{Connection, SqliteConnection};
 use venomqa::sqlx::SqlxSqliteSession;
