@@ -225,9 +225,28 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
 /// only what `_sqlx_migrations` does not list, under a database lock, so it runs once per
 /// database however many test processes start at once.
 ///
-/// ```ignore
-/// static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
-/// venomqa::register_setup!("sqlx_postgres", venomqa::sqlx::migrate(&MIGRATOR));
+/// ```
+/// # #[cfg(feature = "sqlx-sqlite")] {
+/// use std::sync::LazyLock;
+/// use sqlx::migrate::Migrator;
+/// use venomqa::sqlx::{block_on, SqlxSqliteSession};
+///
+/// // In a test crate: static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+/// // here, a directory of one migration, read at run time.
+/// static MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
+///     let dir = std::env::temp_dir().join(format!("vq_migrate_doc_{}", std::process::id()));
+///     std::fs::create_dir_all(&dir).unwrap();
+///     std::fs::write(dir.join("1_users.sql"), "CREATE TABLE users (email TEXT)").unwrap();
+///     block_on(Migrator::new(dir)).unwrap()
+/// });
+/// venomqa::register_setup!("sqlx_sqlite", venomqa::sqlx::migrate(&MIGRATOR));
+///
+/// let mut db = SqlxSqliteSession::builder().open()?;
+/// let users: i64 = block_on(sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(db.conn())).unwrap();
+/// assert_eq!(users, 0); // the table the migration created
+/// # let _ = std::fs::remove_dir_all(std::env::temp_dir().join(format!("vq_migrate_doc_{}", std::process::id())));
+/// # }
+/// # Ok::<(), venomqa::Error>(())
 /// ```
 ///
 /// A setup function of your own can call [`run_migrator`] instead.
