@@ -107,11 +107,20 @@ fn backend_pid(client: &mut Client) -> i32 {
 
 /// The server-side state of connection `pid` (`idle`, `idle in transaction`, ...), or
 /// `None` when it no longer exists.
+/// The state of backend `pid`, once it has settled: a backend sends an error to its client
+/// before it reports itself idle, so right after an error it may still read "active".
 fn state(verifier: &mut Client, pid: i32) -> Option<String> {
-    verifier
-        .query_opt("SELECT state FROM pg_stat_activity WHERE pid = $1", &[&pid])
-        .unwrap()
-        .map(|r| r.get(0))
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let state: Option<String> = verifier
+            .query_opt("SELECT state FROM pg_stat_activity WHERE pid = $1", &[&pid])
+            .unwrap()
+            .map(|r| r.get(0));
+        if state.as_deref() != Some("active") || std::time::Instant::now() > deadline {
+            return state;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
 }
 
 fn terminate(verifier: &mut Client, pid: i32) {
