@@ -52,13 +52,17 @@
 //!
 //! # The runtime
 //!
-//! Connections are opened on one Tokio runtime that venomqa starts for the process (one
-//! worker thread, named `venomqa-sqlx`), whose I/O driver keeps running between tests. A
-//! pooled connection therefore works from any test's runtime: an `async fn` test awaits
-//! `db.conn()` on its own Tokio runtime, while checkpoints and rollbacks (synchronous
-//! calls) block the calling thread on [`block_on`]. Sync tests use [`block_on`] too. A
-//! runtime per connection would be simpler, but its I/O driver runs only while something
-//! blocks on it, so an `async fn` test awaiting the connection would wait forever.
+//! A pooled connection outlives each test, and each `async fn` test runs on a Tokio
+//! runtime of its own that ends with it. So connections are opened on one runtime that
+//! venomqa starts for the process (one worker thread, named `venomqa-sqlx`), whose I/O
+//! driver keeps running between tests: an `async fn` test awaits `db.conn()` from its own
+//! runtime, and checkpoints and rollbacks (synchronous calls) block the calling thread on
+//! [`block_on`], which also works inside an async test. Sync tests use [`block_on`] too.
+//! A current-thread runtime per connection would save the wake-up from the worker thread
+//! (a debug-build `SELECT 1` took 31 us on one, 85 us through [`block_on`], 44 us awaited
+//! from a test's runtime), but a checkpoint inside an `async fn` test could not block on
+//! it (Tokio's `block_on` panics inside a runtime), and its I/O driver would run only
+//! while something blocks on it, so nothing would drive it while the test awaits.
 //!
 //! # Migrations and setup
 //!
