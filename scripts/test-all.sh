@@ -17,5 +17,10 @@ echo "== cargo test --workspace --all-features" >&2
 cargo test --workspace --all-features --no-fail-fast
 echo "== cargo nextest run --workspace --all-features" >&2
 cargo nextest run --workspace --all-features --no-fail-fast
+# A crate of its own that depends on venomqa and on sqlx 0.8 (SQLite, MySQL, PostgreSQL),
+# resolved afresh each run: the two must keep fitting in one dependency graph.
+echo "== ci/coexist: venomqa and sqlx in one crate (default features, then all)" >&2
+cargo test --manifest-path ci/coexist/Cargo.toml --target-dir target
+cargo test --manifest-path ci/coexist/Cargo.toml --target-dir target --features all
 echo "== cargo doc" >&2
 RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps --all-features

@@ -2,7 +2,7 @@
 //! servers that are running, in one run.
 //!
 //! ```text
-//! cargo run -p venomqa-bench --release --all-features -- [--quick] [--no-suite] [--update-docs] [--only sqlite,mysql,...,journey,explore]
+//! cargo run -p venomqa-bench --release --all-features -- [--quick] [--no-suite] [--update-docs] [--only sqlite,mysql,...,sqlx,journey,explore]
 //! ```
 //!
 //! Prints a table, writes `target/venomqa-bench/results.csv` and `results.md`, draws
@@ -23,6 +23,8 @@ mod report;
 #[cfg(any(feature = "mysql", feature = "postgres"))]
 mod roundtrips;
 mod sql;
+#[cfg(feature = "sqlx")]
+mod sqlx_bench;
 mod suite;
 mod targets;
 
@@ -39,7 +41,8 @@ use sql::{Dialect, SqlBench};
         feature = "mysql",
         feature = "postgres",
         feature = "redis",
-        feature = "mongodb"
+        feature = "mongodb",
+        feature = "sqlx"
     )),
     allow(dead_code)
 )]
@@ -51,7 +54,7 @@ fn url(backend: &str, default: &'static str) -> &'static str {
 }
 
 /// A URL's server part, without its database.
-#[cfg(any(feature = "mysql", feature = "postgres"))]
+#[cfg(any(feature = "mysql", feature = "postgres", feature = "sqlx"))]
 fn server_of(url: &str) -> &str {
     let after_scheme = url.find("://").map_or(0, |i| i + 3);
     match url[after_scheme..].find('/') {
@@ -82,7 +85,7 @@ fn args() -> Args {
             "--update-docs" => args.update_docs = true,
             "--only" => args.only = it.next().map(|v| v.split(',').map(str::to_owned).collect()),
             "-h" | "--help" => {
-                println!("usage: venomqa-bench [--quick] [--no-suite] [--update-docs] [--only sqlite,mysql,postgres,roundtrips,capture,redis,mongodb,journey,explore,suite]");
+                println!("usage: venomqa-bench [--quick] [--no-suite] [--update-docs] [--only sqlite,mysql,postgres,roundtrips,capture,redis,mongodb,sqlx,journey,explore,suite]");
                 std::process::exit(0);
             }
             other => {
@@ -194,6 +197,12 @@ fn main() {
         );
         #[cfg(not(feature = "mongodb"))]
         report.note("mongodb: skipped, built without the `mongodb` feature (use --all-features)");
+    }
+    if wanted("sqlx") {
+        #[cfg(feature = "sqlx")]
+        sqlx_bench::run(&mut report, args.quick);
+        #[cfg(not(feature = "sqlx"))]
+        report.note("sqlx: skipped, built without the `sqlx` feature (use --all-features)");
     }
     if wanted("journey") {
         journey::run(&mut report, &workspace);

@@ -18,6 +18,20 @@ pub mod redis;
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub mod sqlite;
+#[cfg(any(
+    feature = "sqlx-postgres",
+    feature = "sqlx-mysql",
+    feature = "sqlx-sqlite"
+))]
+#[cfg_attr(
+    docsrs,
+    doc(cfg(any(
+        feature = "sqlx-postgres",
+        feature = "sqlx-mysql",
+        feature = "sqlx-sqlite"
+    )))
+)]
+pub mod sqlx;
 
 /// The built-in backends, registered when the registry is first used.
 pub(crate) fn builtins() -> Vec<crate::registry::Registration> {
@@ -34,6 +48,12 @@ pub(crate) fn builtins() -> Vec<crate::registry::Registration> {
     all.push(Registration::of::<redis::Redis>());
     #[cfg(feature = "mongodb")]
     all.push(Registration::of::<mongodb::MongoDb>());
+    #[cfg(feature = "sqlx-postgres")]
+    all.push(Registration::of::<sqlx::SqlxPostgres>());
+    #[cfg(feature = "sqlx-mysql")]
+    all.push(Registration::of::<sqlx::SqlxMySql>());
+    #[cfg(feature = "sqlx-sqlite")]
+    all.push(Registration::of::<sqlx::SqlxSqlite>());
     all
 }
 

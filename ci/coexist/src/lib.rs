@@ -1,0 +1,1 @@
+//! Nothing but the dependency graph: see `Cargo.toml` and `tests/coexist.rs`.
