@@ -872,6 +872,21 @@ impl Backend for Redis {
         })
     }
 
+    /// A refused, reset or dropped connection, or a server still loading its data
+    /// (`LOADING`, as after a restart): the pool tries again within the connect timeout.
+    /// The driver keeps its I/O error inside its own type, so the core's check of the
+    /// source chain does not see it.
+    fn is_transient(&self, error: &Error) -> bool {
+        match error.driver::<::redis::RedisError>() {
+            Some(e) => {
+                e.is_connection_refusal()
+                    || e.is_connection_dropped()
+                    || e.code() == Some("LOADING")
+            }
+            None => error.is_transient(),
+        }
+    }
+
     /// Connects, pins the URL's database (prefix, none and capture isolation on a database
     /// n >= 1), leases a database or prefix (waiting up to `lease_wait_ms`), empties it, and
     /// starts the lease's renewer thread. Capture leases nothing yet: its sessions take
