@@ -5,9 +5,6 @@
 #[path = "resilience/support.rs"]
 mod support;
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -29,14 +26,6 @@ fn config(url: &str) -> BackendConfig {
     config
 }
 
-fn panic_text(payload: Box<dyn std::any::Any + Send>) -> String {
-    payload
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-        .unwrap_or_default()
-}
-
 /// The scenario: tests run on two threads while the server restarts (down for
 /// 0.6 s). Only a test in flight may fail (at most one per thread), saying its connection
 /// was lost; every test that starts while the server is down waits for it (within the
@@ -50,85 +39,29 @@ fn a_restart_mid_suite_fails_only_the_tests_in_flight() {
         .unwrap();
     drop(c);
     let config = config(&url);
-    let restarted = Arc::new(AtomicBool::new(false));
-    let workers: Vec<_> = (0..2)
-        .map(|worker| {
-            let (config, restarted) = (config.clone(), restarted.clone());
-            thread::spawn(move || {
-                let mut outcomes = Vec::new();
-                let mut after_restart = 0;
-                let mut i = 0;
-                // Until 8 tests have run after the restart.
-                while after_restart < 8 {
-                    i += 1;
-                    assert!(i < 2000, "the restart never happened");
-                    let was_restarted = restarted.load(Ordering::SeqCst);
-                    let name = format!("worker{worker}_test{i}");
-                    let outcome = catch_unwind(AssertUnwindSafe(|| {
-                        PostgresSession::builder()
-                            .with_config(config.clone())
-                            .name(name.clone())
-                            .run(|db| -> venomqa::Result<()> {
-                                let fail = |e| venomqa::Error::backend("postgres", "the test", e);
-                                db.client()
-                                    .execute("INSERT INTO items (label) VALUES ($1)", &[&name])
-                                    .map_err(fail)?;
-                                thread::sleep(Duration::from_millis(10));
-                                let n: i64 = db
-                                    .client()
-                                    .query_one("SELECT COUNT(*) FROM items", &[])
-                                    .map_err(fail)?
-                                    .get(0);
-                                assert_eq!(n, 1, "only this test's row is visible");
-                                Ok(())
-                            })
-                    }));
-                    let failure = match outcome {
-                        Ok(Ok(())) => None,
-                        Ok(Err(e)) => Some(e.to_string()),
-                        Err(panic) => Some(panic_text(panic)),
-                    };
-                    if was_restarted {
-                        after_restart += 1;
-                    }
-                    outcomes.push((name, was_restarted, failure));
-                }
-                outcomes
-            })
-        })
-        .collect();
-    thread::sleep(Duration::from_millis(400));
-    let began = Instant::now();
-    server.stop();
-    thread::sleep(Duration::from_millis(600));
-    server.start_again();
-    restarted.store(true, Ordering::SeqCst);
-    println!("server down and up again in {:?}", began.elapsed());
-
-    let outcomes: Vec<_> = workers
-        .into_iter()
-        .flat_map(|w| w.join().expect("a worker thread panicked"))
-        .collect();
-    let failed: Vec<_> = outcomes.iter().filter(|o| o.2.is_some()).collect();
-    for (name, _, failure) in &failed {
-        println!("{name}: {}", failure.as_deref().unwrap_or_default());
-    }
-    println!("{} tests, {} failed", outcomes.len(), failed.len());
-    assert!(
-        failed.len() <= 2,
-        "more than the tests in flight failed: {failed:#?}"
-    );
-    for (name, _, failure) in &failed {
-        let text = failure.as_deref().unwrap_or_default();
-        assert!(
-            text.contains("connection was lost") && !text.contains("passed"),
-            "{name}: {text}"
-        );
-    }
-    // Every test that began after the server was back passed.
-    assert!(
-        outcomes.iter().filter(|o| o.1).all(|o| o.2.is_none()),
-        "{outcomes:#?}"
+    support::through_a_restart(
+        move |name| {
+            PostgresSession::builder()
+                .with_config(config.clone())
+                .name(name)
+                .run(|db| -> venomqa::Result<()> {
+                    let fail = |e| venomqa::Error::backend("postgres", "the test", e);
+                    db.client()
+                        .execute("INSERT INTO items (label) VALUES ($1)", &[&name])
+                        .map_err(fail)?;
+                    thread::sleep(Duration::from_millis(10));
+                    let n: i64 = db
+                        .client()
+                        .query_one("SELECT COUNT(*) FROM items", &[])
+                        .map_err(fail)?
+                        .get(0);
+                    assert_eq!(n, 1, "only this test's row is visible");
+                    Ok(())
+                })
+                .map_err(|e| e.to_string())
+        },
+        || server.restart(Duration::from_millis(600)),
+        Some("connection was lost"),
     );
     let mut c = driver::Client::connect(&url, driver::NoTls).unwrap();
     let left: i64 = c

@@ -1,6 +1,7 @@
 -- The shop's schema on MySQL/MariaDB: what the server creates at start (examples/shop/
--- store.rs), as the setup of the capture entry shop_mysql (examples/venomqa.yaml), so the
--- tables exist before the first checkpoint.
+-- store.rs includes this file), and the setup of the capture entry shop_mysql
+-- (examples/venomqa.yaml), so the tables exist before the first checkpoint. Keep it in
+-- step with the SQLite schema in store.rs.
 CREATE TABLE IF NOT EXISTS users (
     id BIGINT PRIMARY KEY AUTO_INCREMENT,
     email VARCHAR(255) NOT NULL UNIQUE,

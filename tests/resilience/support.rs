@@ -9,6 +9,7 @@
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -148,6 +149,8 @@ fn run(command: &mut Command, what: &str) {
 pub enum Kind {
     MariaDb,
     Postgres,
+    /// `redis-server`, keeping nothing on disk: a restart brings it back empty.
+    Redis,
 }
 
 /// A database server of the test's own, on its own port, in a temporary directory.
@@ -199,6 +202,7 @@ impl PrivateServer {
         let dir = TempDir::new(match kind {
             Kind::MariaDb => "mariadb",
             Kind::Postgres => "postgres",
+            Kind::Redis => "redis",
         });
         let uid = match kind {
             Kind::Postgres if is_root() => Some(postgres_uid().expect(
@@ -261,6 +265,7 @@ impl PrivateServer {
                 }
                 run(&mut initdb, "initdb");
             }
+            Kind::Redis => {} // nothing to initialise: it keeps nothing on disk
         }
         let mut server = PrivateServer {
             kind,
@@ -299,6 +304,7 @@ impl PrivateServer {
                 }
                 run(&mut psql, "creating database test");
             }
+            Kind::Redis => {}
         }
     }
 
@@ -319,6 +325,7 @@ impl PrivateServer {
                 ),
                 None => format!("postgres://postgres@127.0.0.1:{}/test", self.port),
             },
+            Kind::Redis => format!("redis://127.0.0.1:{}", self.port),
         }
     }
 
@@ -376,6 +383,15 @@ impl PrivateServer {
                 }
                 c
             }
+            Kind::Redis => {
+                let mut c = Command::new(program("redis-server", &["/usr/bin", "/usr/local/bin"]));
+                c.arg("--port")
+                    .arg(self.port.to_string())
+                    .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+                    .arg("--dir")
+                    .arg(&self.dir.0);
+                c
+            }
         };
         let child = command
             .stdin(Stdio::null())
@@ -417,6 +433,7 @@ impl PrivateServer {
                 .args(["-q", "-h", "127.0.0.1"])
                 .arg(format!("-p{}", self.port))
                 .status(),
+            Kind::Redis => return true, // it answers once it listens
         };
         status.is_ok_and(|s| s.success())
     }
@@ -429,7 +446,7 @@ impl PrivateServer {
         // SIGTERM: MariaDB's normal shutdown; SIGINT: PostgreSQL's fast shutdown (it
         // rolls back open transactions and disconnects everyone).
         let signal = match self.kind {
-            Kind::MariaDb => "-TERM",
+            Kind::MariaDb | Kind::Redis => "-TERM",
             Kind::Postgres => "-INT",
         };
         let _ = Command::new("kill")
@@ -599,4 +616,99 @@ impl Drop for StallProxy {
             let _ = s.shutdown(Shutdown::Both);
         }
     }
+}
+
+/// What one test of [`through_a_restart`] did.
+#[derive(Debug)]
+pub struct Outcome {
+    pub name: String,
+    /// Whether it began after the server was back.
+    pub after_restart: bool,
+    /// Its error or panic message, if it failed.
+    pub failure: Option<String>,
+}
+
+fn panic_text(payload: Box<dyn std::any::Any + Send>) -> String {
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+        .unwrap_or_default()
+}
+
+/// The scenario: tests run on two threads (`test(name)` runs one, as a session
+/// would) while `restart` stops the server and starts it again, 400 ms in. Each thread
+/// runs tests until 8 have begun after the restart. Then it checks that only a test in
+/// flight failed (at most one per thread), that no failure calls its test "passed" and
+/// each says `lost` (when given), and that every test that began after the restart passed.
+pub fn through_a_restart(
+    test: impl Fn(&str) -> Result<(), String> + Send + Sync + 'static,
+    restart: impl FnOnce(),
+    lost: Option<&str>,
+) -> Vec<Outcome> {
+    let test = Arc::new(test);
+    let restarted = Arc::new(AtomicBool::new(false));
+    let workers: Vec<_> = (0..2)
+        .map(|worker| {
+            let (test, restarted) = (test.clone(), restarted.clone());
+            thread::spawn(move || {
+                let mut outcomes = Vec::new();
+                let mut after = 0;
+                for i in 1.. {
+                    if after == 8 {
+                        break;
+                    }
+                    assert!(i < 2000, "the restart never happened");
+                    let after_restart = restarted.load(Ordering::SeqCst);
+                    let name = format!("worker{worker}_test{i}");
+                    let failure = match catch_unwind(AssertUnwindSafe(|| test(&name))) {
+                        Ok(Ok(())) => None,
+                        Ok(Err(e)) => Some(e),
+                        Err(panic) => Some(panic_text(panic)),
+                    };
+                    after += usize::from(after_restart);
+                    outcomes.push(Outcome {
+                        name,
+                        after_restart,
+                        failure,
+                    });
+                }
+                outcomes
+            })
+        })
+        .collect();
+    thread::sleep(Duration::from_millis(400));
+    let began = Instant::now();
+    restart();
+    restarted.store(true, Ordering::SeqCst);
+    println!("server down and up again in {:?}", began.elapsed());
+
+    let outcomes: Vec<Outcome> = workers
+        .into_iter()
+        .flat_map(|w| w.join().expect("a worker thread panicked"))
+        .collect();
+    let failed: Vec<&Outcome> = outcomes.iter().filter(|o| o.failure.is_some()).collect();
+    for o in &failed {
+        println!("{}: {}", o.name, o.failure.as_deref().unwrap_or_default());
+    }
+    println!("{} tests, {} failed", outcomes.len(), failed.len());
+    assert!(
+        failed.len() <= 2,
+        "more than the tests in flight failed: {failed:#?}"
+    );
+    for o in &failed {
+        let text = o.failure.as_deref().unwrap_or_default();
+        assert!(!text.contains("passed"), "{}: {text}", o.name);
+        if let Some(lost) = lost {
+            assert!(text.contains(lost), "{}: {text}", o.name);
+        }
+    }
+    assert!(
+        outcomes
+            .iter()
+            .filter(|o| o.after_restart)
+            .all(|o| o.failure.is_none()),
+        "a test that began after the restart failed: {outcomes:#?}"
+    );
+    outcomes
 }
