@@ -70,7 +70,7 @@ mysql = ["venomqa/mysql", "dep:mysql"]
 
 [dependencies]
 venomqa = {{ path = {venomqa:?} }}
-rusqlite = {{ version = "0.43", features = ["bundled"] }}
+rusqlite = {{ version = "0.32", features = ["bundled"] }}
 mysql = {{ version = "28", default-features = false, features = ["default-rust"], optional = true }}
 "#
         ),
