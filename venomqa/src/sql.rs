@@ -4,6 +4,7 @@
 use crate::error::{Error, Result};
 
 /// `name` as a double-quoted identifier (SQLite, PostgreSQL): `a"b` -> `"a""b"`.
+#[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
 pub(crate) fn quote_double(backend: &str, name: &str) -> Result<String> {
     quote(backend, name, '"')
 }

@@ -932,6 +932,7 @@ impl Client {
 
     /// The statuses of the responses recorded since the last
     /// [`take_exchanges`](Self::take_exchanges), oldest first, without taking them.
+    #[cfg(feature = "explore")]
     pub(crate) fn recorded_statuses(&self) -> Vec<u16> {
         self.recorder
             .lock()

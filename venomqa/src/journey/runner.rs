@@ -268,6 +268,7 @@ impl std::fmt::Debug for Check<'_> {
 impl<'r> Check<'r> {
     /// What an invariant checks after `step` (of `path`, if any): the explorer builds
     /// these too.
+    #[cfg(feature = "explore")]
     pub(crate) fn new(
         client: &'r Client,
         context: &'r Context,
