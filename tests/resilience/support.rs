@@ -712,3 +712,39 @@ pub fn through_a_restart(
     );
     outcomes
 }
+
+/// A server that stays down: `open` (a session on `server` whose connect timeout is about
+/// 1.5 s, running `SELECT 1`) keeps trying for the timeout, then fails naming the host,
+/// the port, the cause and how long it tried, in one short line. When the server is
+/// back, `open` succeeds.
+pub fn stays_down_then_back(server: &mut PrivateServer, open: impl Fn() -> venomqa::Result<()>) {
+    server.stop();
+    let started = Instant::now();
+    let e = open().expect_err("a session opened while the server was down");
+    let waited = started.elapsed();
+    let text = e.to_string();
+    println!("{text} (after {waited:?})");
+    assert!(
+        matches!(e, venomqa::Error::Connect { attempts, .. } if attempts > 1),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("127.0.0.1:{}", server.port)),
+        "{text}"
+    );
+    assert!(text.contains("refused"), "names the cause: {text}");
+    assert!(text.contains("attempts in"), "{text}");
+    assert!(
+        waited >= Duration::from_millis(1000),
+        "it gave up before the timeout: {waited:?}"
+    );
+    assert!(
+        waited < Duration::from_secs(30),
+        "the timeout was ignored: {waited:?}"
+    );
+    assert!(text.len() <= 300, "{} chars: {text}", text.len());
+
+    // Back up: the next session connects.
+    server.start_again();
+    open().expect("a session once the server was back");
+}

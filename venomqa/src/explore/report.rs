@@ -10,7 +10,8 @@ use serde_json::{json, Value};
 
 use crate::capture::Diff;
 use crate::journey::{
-    cut, diff_details, diff_json, exchange_json, fmt_duration, ms, xml, Exchange, Journey, Severity,
+    cut, diff_details, diff_json, exchange_json, fmt_duration, ms, write_report_files, xml,
+    Exchange, Journey, Severity,
 };
 
 use super::repro::RustTemplate;
@@ -551,22 +552,12 @@ impl ExplorationResult {
 
     /// Writes `<dir>/explore_<world>.xml` and `<dir>/explore_<world>.json`.
     pub fn write_reports(&self, dir: &FsPath) -> std::io::Result<()> {
-        std::fs::create_dir_all(dir)?;
-        let stem: String = self
-            .world
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        std::fs::write(dir.join(format!("explore_{stem}.xml")), self.to_junit())?;
-        std::fs::write(
-            dir.join(format!("explore_{stem}.json")),
-            serde_json::to_string_pretty(&self.to_json()).unwrap_or_default(),
+        write_report_files(
+            dir,
+            "explore_",
+            &self.world,
+            &self.to_junit(),
+            &self.to_json(),
         )
     }
 }

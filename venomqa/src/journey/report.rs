@@ -790,22 +790,12 @@ impl JourneyResult {
 
     /// Writes `<dir>/<journey>.xml` and `<dir>/<journey>.json`.
     pub fn write_reports(&self, dir: &FsPath) -> std::io::Result<()> {
-        std::fs::create_dir_all(dir)?;
-        let stem: String = self
-            .journey_name
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        std::fs::write(dir.join(format!("{stem}.xml")), self.to_junit())?;
-        std::fs::write(
-            dir.join(format!("{stem}.json")),
-            serde_json::to_string_pretty(&self.to_json()).unwrap_or_default(),
+        write_report_files(
+            dir,
+            "",
+            &self.journey_name,
+            &self.to_junit(),
+            &self.to_json(),
         )
     }
 
@@ -959,6 +949,33 @@ fn time(d: Duration, status: Status) -> String {
 }
 
 /// `0.4 ms`, `12 ms`, `1.24 s`.
+/// Writes `<dir>/<prefix><name>.xml` and `.json`, the name made safe for a file name
+/// (anything but ASCII letters, digits, `-` and `_` becomes `_`).
+pub(crate) fn write_report_files(
+    dir: &FsPath,
+    prefix: &str,
+    name: &str,
+    junit: &str,
+    json: &Value,
+) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let stem: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    std::fs::write(dir.join(format!("{prefix}{stem}.xml")), junit)?;
+    std::fs::write(
+        dir.join(format!("{prefix}{stem}.json")),
+        serde_json::to_string_pretty(json).unwrap_or_default(),
+    )
+}
+
 pub(crate) fn fmt_duration(d: Duration) -> String {
     let ms = d.as_secs_f64() * 1000.0;
     if ms < 10.0 {
