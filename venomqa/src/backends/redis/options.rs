@@ -25,22 +25,7 @@ pub enum Isolation {
     Capture,
 }
 
-/// How a capture rollback proves that the spare database still holds the checkpoint,
-/// before it swaps it in (`capture_proof:`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
-#[non_exhaustive]
-pub enum CaptureProof {
-    /// Its key count, as recorded when it was filled, less the keys that expired since, and
-    /// its lease: O(1), catches a spare flushed or written to by keys added or deleted (the
-    /// default).
-    #[default]
-    Count,
-    /// A digest of every key (SHA1 of its name, `DUMP` payload and expiry time), taken
-    /// when it was filled and again before the swap: catches any change of any value, at
-    /// the cost of reading every key twice (about 3 us a key).
-    Digest,
-}
+pub use crate::capture::CaptureProof;
 
 /// The databases database isolation leases, inclusive: `"3-5"`, `"7"`, `7`, or
 /// `{first: 3, last: 5}` in `venomqa.yaml`.
