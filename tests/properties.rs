@@ -312,3 +312,375 @@ impl Probe for MongoDocs {
 fn mongodb_capture_keeps_the_rules() {
     check("mongodb_capture", MongoDocs, 48);
 }
+
+/// Capture exactness: the named checks of `conformance::capture` and a differential
+/// property test on every capture backend. Random programs of writes from another
+/// connection (churn of one row, duplicates in keyless tables, cascades, key updates,
+/// transactions committed or rolled back by the app) interleaved with checkpoints,
+/// rollbacks and releases; the oracle is a full dump by an independent connection at
+/// every checkpoint, compared after every rollback and after the session.
+mod capture_exact {
+    use super::*;
+    use venomqa::conformance::capture::{self, Child, Step, Write};
+
+    fn child() -> impl Strategy<Value = Child> {
+        prop_oneof![
+            Just(Child::KeyedCascade),
+            Just(Child::KeyedSetNull),
+            Just(Child::KeylessCascade),
+            Just(Child::KeylessSetNull),
+        ]
+    }
+
+    fn simple_write() -> impl Strategy<Value = Write> {
+        let id = 1..=5i64;
+        let v = 0..4i64;
+        prop_oneof![
+            3 => id.clone().prop_map(|id| Write::InsertParent { id }),
+            1 => id.clone().prop_map(|id| Write::RenameParent { id }),
+            1 => (id.clone(), id.clone()).prop_map(|(id, to)| Write::RekeyParent { id, to }),
+            2 => id.clone().prop_map(|id| Write::DeleteParent { id }),
+            6 => (child(), id.clone(), v.clone()).prop_map(|(child, parent, v)| Write::Insert { child, parent, v }),
+            3 => (child(), id.clone()).prop_map(|(child, parent)| Write::Update { child, parent }),
+            1 => (child(), id.clone()).prop_map(|(child, parent)| Write::RekeyChildren { child, parent }),
+            3 => (child(), id, v.clone()).prop_map(|(child, parent, v)| Write::DeleteOne { child, parent, v }),
+            1 => (child(), v).prop_map(|(child, v)| Write::DeleteAll { child, v }),
+        ]
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            8 => simple_write().prop_map(Step::Write),
+            1 => (prop::collection::vec(simple_write(), 1..4), any::<bool>())
+                .prop_map(|(writes, commit)| Step::Write(Write::Transaction { writes, commit })),
+            // Three names, so most rollbacks and releases find their checkpoint.
+            3 => (0..3usize).prop_map(Step::Checkpoint),
+            3 => (0..3usize).prop_map(Step::Rollback),
+            1 => (0..3usize).prop_map(Step::Release),
+        ]
+    }
+
+    /// The named checks, then `cases` random programs (seed fixed unless overridden).
+    pub(super) fn check_capture(entry: &str, probe: &impl capture::CaptureProbe, cases: u32) {
+        capture::run(entry, probe);
+        let seed = env_u64("VENOMQA_PROPTEST_SEED", 20_261_207);
+        let cases = env_u64("VENOMQA_PROPTEST_CASES", u64::from(cases)) as u32;
+        let config = Config {
+            cases,
+            rng_seed: RngSeed::Fixed(seed),
+            failure_persistence: None,
+            ..Config::default()
+        };
+        let result = TestRunner::new(config).run(&prop::collection::vec(step(), 4..40), |steps| {
+            capture::run_program(entry, probe, &steps).map_err(TestCaseError::fail)
+        });
+        if let Err(e) = result {
+            panic!("{entry}: a capture rollback was not exact (seed {seed}, VENOMQA_PROPTEST_SEED={seed} reproduces it): {e}");
+        }
+    }
+}
+
+#[cfg(feature = "postgres")]
+mod postgres_capture_exact {
+    use super::capture_exact::check_capture;
+    use super::*;
+    use std::sync::Mutex;
+    use venomqa::conformance::capture::{self, Dialect, Write};
+    use venomqa::postgres::driver::{Client, NoTls, SimpleQueryMessage};
+
+    /// Another connection to the database, as the app's own would be.
+    struct Pg(Mutex<Client>);
+
+    fn connect(database: &str, user: &str) -> Client {
+        Client::connect(
+            &format!("host=127.0.0.1 port=5432 user={user} dbname={database}"),
+            NoTls,
+        )
+        .unwrap_or_else(|e| panic!("PostgreSQL at 127.0.0.1:5432 is needed: {e}"))
+    }
+
+    impl Pg {
+        /// A fresh database `name` owned by `owner`, with the suite's tables, and a
+        /// connection to it. Dropped first, so no earlier run's state is used.
+        fn fresh(name: &str, owner: &str) -> Self {
+            let mut admin = connect("postgres", "postgres");
+            let _ = admin.batch_execute(&format!("CREATE ROLE {owner} LOGIN"));
+            admin
+                .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .unwrap();
+            admin
+                .batch_execute(&format!("CREATE DATABASE {name} OWNER {owner}"))
+                .unwrap();
+            let mut client = connect(name, owner);
+            for ddl in capture::schema(Dialect::Postgres) {
+                client.batch_execute(&ddl).unwrap();
+            }
+            // The app's own trigger, as a real app has (`updated_at`): it must not fire
+            // while a rollback restores rows. ENABLE ALWAYS fires even in replica mode.
+            client
+                .batch_execute(
+                    "ALTER TABLE vq_cc_parent ADD COLUMN touched bigint NOT NULL DEFAULT 0;
+                     CREATE SEQUENCE vq_cc_clock;
+                     CREATE FUNCTION vq_cc_touch() RETURNS trigger LANGUAGE plpgsql AS
+                       $$ BEGIN NEW.touched := nextval('vq_cc_clock'); RETURN NEW; END $$;
+                     CREATE TRIGGER vq_cc_touch BEFORE INSERT OR UPDATE ON vq_cc_parent
+                       FOR EACH ROW EXECUTE FUNCTION vq_cc_touch();
+                     ALTER TABLE vq_cc_parent ENABLE ALWAYS TRIGGER vq_cc_touch;",
+                )
+                .unwrap();
+            Pg(Mutex::new(client))
+        }
+
+        fn rows(client: &mut Client, sql: &str) -> Result<Vec<String>> {
+            Ok(client
+                .simple_query(sql)
+                .map_err(|e| Error::backend("postgres", "probe dump", e))?
+                .into_iter()
+                .filter_map(|m| match m {
+                    SimpleQueryMessage::Row(r) => Some(
+                        (0..r.len())
+                            .map(|i| r.get(i).unwrap_or("NULL").to_owned())
+                            .collect::<Vec<_>>()
+                            .join(" | "),
+                    ),
+                    _ => None,
+                })
+                .collect())
+        }
+    }
+
+    impl capture::CaptureProbe for Pg {
+        fn write(&self, write: &Write) -> Result<()> {
+            let mut client = self.0.lock().unwrap();
+            for statement in capture::sql(Dialect::Postgres, write) {
+                if let Err(e) = client.batch_execute(&statement) {
+                    let _ = client.batch_execute("ROLLBACK");
+                    return Err(Error::backend("postgres", "probe write", e));
+                }
+            }
+            Ok(())
+        }
+
+        fn dump(&self) -> Result<Vec<String>> {
+            let mut client = self.0.lock().unwrap();
+            let mut out = Vec::new();
+            for (table, query) in capture::dump_queries() {
+                for row in Pg::rows(&mut client, &query)? {
+                    out.push(format!("{table}: {row}"));
+                }
+            }
+            for row in Pg::rows(
+                &mut client,
+                "SELECT id, touched FROM vq_cc_parent ORDER BY id",
+            )? {
+                out.push(format!("touched: {row}"));
+            }
+            for seq in ["vq_cc_kc_id_seq", "vq_cc_kn_id_seq", "vq_cc_clock"] {
+                for row in Pg::rows(
+                    &mut client,
+                    &format!("SELECT last_value, is_called FROM {seq}"),
+                )? {
+                    out.push(format!("{seq}: {row}"));
+                }
+            }
+            Ok(out)
+        }
+    }
+
+    #[test]
+    fn postgres_capture_is_exact_as_a_superuser() {
+        check_capture(
+            "postgres_capture_cc",
+            &Pg::fresh("vq_capture_cc", "postgres"),
+            256,
+        );
+    }
+
+    #[test]
+    fn postgres_capture_is_exact_as_a_plain_role_in_foreign_key_order() {
+        check_capture(
+            "postgres_capture_cc_plain",
+            &Pg::fresh("vq_capture_cc_plain", "vq_plain"),
+            256,
+        );
+    }
+
+    #[test]
+    fn postgres_capture_is_exact_with_the_digest_proof() {
+        check_capture(
+            "postgres_capture_cc_digest",
+            &Pg::fresh("vq_capture_cc_digest", "postgres"),
+            64,
+        );
+    }
+}
+
+#[cfg(feature = "mysql")]
+mod mysql_capture_exact {
+    use super::capture_exact::check_capture;
+    use super::*;
+    use std::sync::Mutex;
+    use venomqa::conformance::capture::{self, Dialect, Write};
+    use venomqa::mysql::driver::prelude::Queryable;
+    use venomqa::mysql::driver::{Conn, Opts, Row, Value};
+
+    struct My(Mutex<Conn>);
+
+    fn server() -> String {
+        std::env::var("VENOMQA_MYSQL_URL")
+            .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".into())
+    }
+
+    impl My {
+        /// A fresh database `name` with the suite's tables, and a connection to it.
+        fn fresh(name: &str) -> Self {
+            let mut admin = Conn::new(Opts::from_url(&server()).unwrap())
+                .unwrap_or_else(|e| panic!("MySQL/MariaDB at 127.0.0.1:3306 is needed: {e}"));
+            admin
+                .query_drop(format!("DROP DATABASE IF EXISTS `{name}`"))
+                .unwrap();
+            admin
+                .query_drop(format!("CREATE DATABASE `{name}`"))
+                .unwrap();
+            admin.query_drop(format!("USE `{name}`")).unwrap();
+            for ddl in capture::schema(Dialect::MySql) {
+                admin.query_drop(ddl).unwrap();
+            }
+            // MySQL 8 caches information_schema's AUTO_INCREMENT; MariaDB has no such cache.
+            let _ = admin.query_drop("SET SESSION information_schema_stats_expiry = 0");
+            My(Mutex::new(admin))
+        }
+    }
+
+    fn text(v: &Value) -> String {
+        match v {
+            Value::NULL => "NULL".to_owned(),
+            Value::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
+            other => other.as_sql(true),
+        }
+    }
+
+    impl capture::CaptureProbe for My {
+        fn write(&self, write: &Write) -> Result<()> {
+            let mut conn = self.0.lock().unwrap();
+            for statement in capture::sql(Dialect::MySql, write) {
+                if let Err(e) = conn.query_drop(&statement) {
+                    let _ = conn.query_drop("ROLLBACK");
+                    return Err(Error::backend("mysql", "probe write", e));
+                }
+            }
+            Ok(())
+        }
+
+        fn dump(&self) -> Result<Vec<String>> {
+            let mut conn = self.0.lock().unwrap();
+            let mut out = Vec::new();
+            let mut queries = capture::dump_queries();
+            queries.push((
+                "auto_increment".to_owned(),
+                "SELECT TABLE_NAME, AUTO_INCREMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN ('vq_cc_kc', 'vq_cc_kn') ORDER BY 1".to_owned(),
+            ));
+            for (table, query) in queries {
+                let rows: Vec<Row> = conn
+                    .query(query)
+                    .map_err(|e| Error::backend("mysql", "probe dump", e))?;
+                for row in rows {
+                    let cells: Vec<String> = row.unwrap().iter().map(text).collect();
+                    out.push(format!("{table}: {}", cells.join(" | ")));
+                }
+            }
+            Ok(out)
+        }
+    }
+
+    #[test]
+    fn mysql_capture_is_exact() {
+        check_capture("mysql_capture_cc", &My::fresh("vq_capture_cc"), 256);
+    }
+}
+
+mod sqlite_capture_exact {
+    use super::capture_exact::check_capture;
+    use super::*;
+    use std::sync::Mutex;
+    use venomqa::conformance::capture::{self, Dialect, Write};
+
+    struct Lite(Mutex<rusqlite::Connection>);
+
+    /// The entry's file, relative to this crate's directory (where tests run).
+    const FILE: &str = "target/venomqa-capture-cc.sqlite";
+
+    impl Lite {
+        /// A fresh file with the suite's tables, and a connection to it.
+        fn fresh() -> Self {
+            std::fs::create_dir_all("target").unwrap();
+            for suffix in ["", "-wal", "-shm", "-journal", ".lock"] {
+                let _ = std::fs::remove_file(format!("{FILE}{suffix}"));
+            }
+            let conn = rusqlite::Connection::open(FILE).unwrap();
+            conn.busy_timeout(std::time::Duration::from_secs(10))
+                .unwrap();
+            conn.execute_batch("PRAGMA foreign_keys = ON").unwrap();
+            for ddl in capture::schema(Dialect::Sqlite) {
+                conn.execute_batch(&ddl).unwrap();
+            }
+            Lite(Mutex::new(conn))
+        }
+    }
+
+    impl capture::CaptureProbe for Lite {
+        fn write(&self, write: &Write) -> Result<()> {
+            let conn = self.0.lock().unwrap();
+            for statement in capture::sql(Dialect::Sqlite, write) {
+                if let Err(e) = conn.execute_batch(&statement) {
+                    if !conn.is_autocommit() {
+                        let _ = conn.execute_batch("ROLLBACK");
+                    }
+                    return Err(Error::backend("sqlite", "probe write", e));
+                }
+            }
+            Ok(())
+        }
+
+        fn dump(&self) -> Result<Vec<String>> {
+            let conn = self.0.lock().unwrap();
+            let mut out = Vec::new();
+            let mut queries = capture::dump_queries();
+            queries.push((
+                "sqlite_sequence".to_owned(),
+                "SELECT name, seq FROM sqlite_sequence ORDER BY name".to_owned(),
+            ));
+            for (table, query) in queries {
+                let mut stmt = conn
+                    .prepare(&query)
+                    .map_err(|e| Error::backend("sqlite", "probe dump", e))?;
+                let n = stmt.column_count();
+                let rows = stmt
+                    .query_map([], |r| {
+                        (0..n)
+                            .map(|i| {
+                                r.get::<_, rusqlite::types::Value>(i).map(|v| match v {
+                                    rusqlite::types::Value::Null => "NULL".to_owned(),
+                                    rusqlite::types::Value::Integer(i) => i.to_string(),
+                                    rusqlite::types::Value::Real(f) => f.to_string(),
+                                    rusqlite::types::Value::Text(t) => t,
+                                    rusqlite::types::Value::Blob(b) => format!("{b:?}"),
+                                })
+                            })
+                            .collect::<rusqlite::Result<Vec<String>>>()
+                    })
+                    .and_then(|rows| rows.collect::<rusqlite::Result<Vec<Vec<String>>>>())
+                    .map_err(|e| Error::backend("sqlite", "probe dump", e))?;
+                for row in rows {
+                    out.push(format!("{table}: {}", row.join(" | ")));
+                }
+            }
+            Ok(out)
+        }
+    }
+
+    #[test]
+    fn sqlite_capture_is_exact() {
+        check_capture("sqlite_capture_cc", &Lite::fresh(), 256);
+    }
+}

@@ -1,5 +1,7 @@
 //! The checkpoint-semantics suite: run it against any backend, yours included, to check
-//! that it keeps the rules every venomqa backend keeps.
+//! that it keeps the rules every venomqa backend keeps. [`capture`] is the suite for
+//! capture backends: rollbacks of what other connections wrote, checked against an
+//! independent dump.
 //!
 //! [`run`] drives a configured backend through the same code path as `#[venom_test]`:
 //! nested checkpoints, the rollback and release rules, rollback after a test returns,
@@ -30,6 +32,8 @@
 //! conformance::run("memory", Keys);
 //! conformance::faults(venomqa::memory::Memory);
 //! ```
+
+pub mod capture;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicI64, Ordering};

@@ -73,7 +73,8 @@ pub(crate) fn mask_literals(sql: &str, max: usize) -> String {
                     i += 1;
                 }
                 i += 1;
-                if out.ends_with(['E', 'e', 'X', 'x', 'B', 'b', 'N', 'n']) && !in_word_before(&out) {
+                if out.ends_with(['E', 'e', 'X', 'x', 'B', 'b', 'N', 'n']) && !in_word_before(&out)
+                {
                     out.pop();
                 }
                 out.push('?');
@@ -86,7 +87,9 @@ pub(crate) fn mask_literals(sql: &str, max: usize) -> String {
                     .iter()
                     .position(|&d| !(d.is_alphanumeric() || d == '_'))
                     .map(|p| i + 1 + p);
-                if let Some(end) = tag_end.filter(|&e| chars[e] == '$' && !chars[i + 1].is_ascii_digit()) {
+                if let Some(end) =
+                    tag_end.filter(|&e| chars[e] == '$' && !chars[i + 1].is_ascii_digit())
+                {
                     let tag: String = chars[i..=end].iter().collect();
                     let rest: String = chars[end + 1..].iter().collect();
                     let close = rest.find(&tag).map(|p| rest[..p].chars().count());
@@ -162,17 +165,29 @@ mod tests {
     #[test]
     fn masks_every_literal_and_keeps_the_shape() {
         assert_eq!(
-            mask_literals("UPDATE products SET stock = 4 WHERE id = 7 AND note = 'it''s secret'", 200),
+            mask_literals(
+                "UPDATE products SET stock = 4 WHERE id = 7 AND note = 'it''s secret'",
+                200
+            ),
             "UPDATE products SET stock = ? WHERE id = ? AND note = ?"
         );
         assert_eq!(
-            mask_literals("INSERT INTO t1 (a) VALUES (E'pa\\'ss', \"tok\", $$x$$, $k$y$k$, -3.5e2, x'ff')", 200),
+            mask_literals(
+                "INSERT INTO t1 (a) VALUES (E'pa\\'ss', \"tok\", $$x$$, $k$y$k$, -3.5e2, x'ff')",
+                200
+            ),
             "INSERT INTO t1 (a) VALUES (?, ?, ?, ?, -?, ?)"
         );
-        assert_eq!(mask_literals("SELECT * FROM `t2` WHERE c = $1", 200), "SELECT * FROM `t2` WHERE c = $1");
+        assert_eq!(
+            mask_literals("SELECT * FROM `t2` WHERE c = $1", 200),
+            "SELECT * FROM `t2` WHERE c = $1"
+        );
         let long = format!("SELECT '{}' , col_9", "p".repeat(500));
         assert_eq!(mask_literals(&long, 200), "SELECT ? , col_9");
-        assert_eq!(mask_literals("SELECT 'unterminated secret", 200), "SELECT ?");
+        assert_eq!(
+            mask_literals("SELECT 'unterminated secret", 200),
+            "SELECT ?"
+        );
         assert_eq!(mask_literals("UPDATE a SET b = 1", 10), "UPDATE ...");
     }
 }

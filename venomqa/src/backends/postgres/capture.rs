@@ -36,13 +36,13 @@ use postgres::{Client, SimpleQueryMessage};
 
 use super::DriverError;
 
-use crate::capture::{ChangeKind, ColumnChange, Diff, RowChange, TableDiff};
+use crate::capture::{CaptureProof, ChangeKind, ColumnChange, Diff, RowChange, TableDiff};
 use crate::error::{Error, Result};
 
 const NAME: &str = "postgres";
 
 /// Installed objects' layout version: a different one is reinstalled.
-const VERSION: &str = "2";
+const VERSION: &str = "3";
 
 /// How many rows of each table a diff lists.
 const DIFF_ROWS: usize = 20;
@@ -97,6 +97,12 @@ struct Table {
     columns: Vec<Column>,
     /// The primary key's columns; empty for a keyless table.
     key: Vec<String>,
+    /// A keyless table with the index `_vq_h_<table>` on the hash of its whole row: a
+    /// restore finds the rows to delete through it instead of scanning the table.
+    hashed: bool,
+    /// The app's own triggers on the table (not capture's), as (name, `tgenabled`): they
+    /// would fire during a restore, so it turns them off for its transaction.
+    triggers: Vec<(String, char)>,
 }
 
 impl Table {
@@ -130,6 +136,17 @@ impl Table {
             .join(", ")
     }
 
+    /// The whole row as text: the identity of a row of a keyless table (equal values
+    /// give equal text; `1.0` and `1.00` do not, so they stay apart, as they are).
+    fn row_text(&self, alias: &str) -> String {
+        format!("ROW({})::text", self.cols(alias))
+    }
+
+    /// The whole row's 64-bit hash: the expression the `_vq_h_` index is on.
+    fn row_hash(&self, alias: &str) -> String {
+        format!("hash_record_extended(ROW({}), 0)", self.cols(alias))
+    }
+
     fn key_of(&self, alias: &str) -> String {
         self.key
             .iter()
@@ -154,6 +171,11 @@ pub(crate) struct Mark {
     snapshot: String,
     sequences: Vec<(i64, bool)>,
     fingerprint: String,
+    /// Every table's row count at the mark (in `Capture::tables` order); empty for a mark
+    /// a dead session left that recorded none.
+    counts: Vec<i64>,
+    /// With `capture_proof: digest`, every table's content digest at the mark.
+    digests: Vec<String>,
 }
 
 impl Mark {
@@ -193,7 +215,11 @@ pub(crate) struct Capture {
     /// Whether this role may set `session_replication_role = replica`.
     replica: bool,
     quiescence: Duration,
+    proof: CaptureProof,
 }
+
+/// The SQLSTATE of a failed content proof inside the restore's transaction.
+const PROOF_FAILED: &str = "VQ001";
 
 fn failed(operation: &str, e: postgres::Error) -> Error {
     let hint = match e.code().map(|c| c.code()) {
@@ -248,8 +274,9 @@ impl Capture {
         client: &mut Client,
         schemas: &[String],
         quiescence: Duration,
+        proof: CaptureProof,
     ) -> Result<Self> {
-        let mut capture = Self::read(client, schemas, quiescence)?;
+        let mut capture = Self::read(client, schemas, quiescence, proof)?;
         let installed: Option<(String, String)> = client
             .query_opt(
                 "SELECT (SELECT v FROM public._vq_meta WHERE k = 'version'), (SELECT v FROM public._vq_meta WHERE k = 'fingerprint')",
@@ -260,7 +287,7 @@ impl Capture {
             .and_then(|r| Some((r.get::<_, Option<String>>(0)?, r.get::<_, Option<String>>(1)?)));
         let up_to_date = match &installed {
             Some((version, fingerprint)) if version == VERSION => {
-                capture.state(client).is_ok_and(|now| {
+                capture.state(client, false).is_ok_and(|now| {
                     now.mark.fingerprint == *fingerprint
                         && now.triggers == capture.expected_triggers()
                 })
@@ -278,16 +305,23 @@ impl Capture {
             if left.is_some_and(|n| n > 0) {
                 return Err(Error::state_lost(
                     NAME,
-                    "a session that died left changes, and the schema changed since, so they cannot be restored; restore the database, call Postgres::uninstall_capture(), and run again",
+                    "a session ended without rolling back (it died, or DDL inside it made its rollback fail), and the schema changed since, so its changes cannot be restored; to keep the data as it is, run `venomqa capture reset <entry>` (or call Postgres::uninstall_capture()) and run again, and run DDL and migrations in setup, not in tests",
                 ));
             }
             capture.install(client)?;
+            // The installation made the `_vq_h_` indexes: read which tables have one.
+            capture = Self::read(client, schemas, quiescence, proof)?;
         }
-        capture.fingerprint = capture.state(client)?.mark.fingerprint;
+        capture.fingerprint = capture.state(client, false)?.mark.fingerprint;
         Ok(capture)
     }
 
-    fn read(client: &mut Client, schemas: &[String], quiescence: Duration) -> Result<Self> {
+    fn read(
+        client: &mut Client,
+        schemas: &[String],
+        quiescence: Duration,
+        proof: CaptureProof,
+    ) -> Result<Self> {
         let schemas: Vec<String> = schemas.to_vec();
         let rows = client
             .query(
@@ -315,6 +349,8 @@ impl Capture {
                     name,
                     columns: Vec::new(),
                     key: Vec::new(),
+                    hashed: false,
+                    triggers: Vec::new(),
                 });
             }
             let table = tables.last_mut().expect("pushed above");
@@ -354,6 +390,34 @@ impl Capture {
             .enumerate()
             .map(|(i, t)| ((t.schema.clone(), t.name.clone()), i))
             .collect();
+        // The app's own triggers, and capture's row-hash indexes.
+        let extras = client
+            .query(
+                "SELECT n.nspname, c.relname, g.tgname, g.tgenabled::text, false
+                   FROM pg_trigger g JOIN pg_class c ON c.oid = g.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+                  WHERE n.nspname = ANY ($1) AND NOT g.tgisinternal AND g.tgname NOT LIKE '\\_vq\\_%'
+                 UNION ALL
+                 SELECT n.nspname, c.relname, ic.relname, '', true
+                   FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
+                   JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+                  WHERE n.nspname = ANY ($1) AND ic.relname LIKE '\\_vq\\_h\\_%'
+                  ORDER BY 1, 2, 3",
+                &[&schemas],
+            )
+            .map_err(|e| failed("reading triggers and indexes for capture", e))?;
+        for row in &extras {
+            let Some(&i) = index.get(&(row.get(0), row.get(1))) else {
+                continue;
+            };
+            if row.get::<_, bool>(4) {
+                tables[i].hashed = true;
+            } else {
+                let enabled: String = row.get(3);
+                tables[i]
+                    .triggers
+                    .push((row.get(2), enabled.chars().next().unwrap_or('O')));
+            }
+        }
         let fk_rows = client
             .query(
                 "SELECT cn.nspname, c.relname, pn.nspname, p.relname
@@ -400,6 +464,7 @@ impl Capture {
             fingerprint: String::new(),
             replica,
             quiescence,
+            proof,
         })
     }
 
@@ -413,7 +478,8 @@ impl Capture {
         sql.push_str(
             " CREATE TABLE IF NOT EXISTS public._vq_meta (k text PRIMARY KEY, v text);
               CREATE TABLE IF NOT EXISTS public._vq_root (snapshot text NOT NULL);
-              CREATE TABLE IF NOT EXISTS public._vq_root_sequences (seq text PRIMARY KEY, last_value bigint NOT NULL, is_called boolean NOT NULL);",
+              CREATE TABLE IF NOT EXISTS public._vq_root_sequences (seq text PRIMARY KEY, last_value bigint NOT NULL, is_called boolean NOT NULL);
+              CREATE TABLE IF NOT EXISTS public._vq_root_counts (tbl text PRIMARY KEY, n bigint NOT NULL, digest text);",
         );
         for table in &self.tables {
             sql.push_str(&self.table_ddl(table));
@@ -424,7 +490,7 @@ impl Capture {
             let _ = run(client, "ROLLBACK");
             failed("installing capture", e)
         })?;
-        let fingerprint = self.state(client)?.mark.fingerprint;
+        let fingerprint = self.state(client, false)?.mark.fingerprint;
         client
             .execute(
                 "INSERT INTO public._vq_meta (k, v) VALUES ('version', $1), ('fingerprint', $2)
@@ -432,7 +498,18 @@ impl Capture {
                 &[&VERSION, &fingerprint],
             )
             .map_err(|e| failed("installing capture", e))?;
-        tracing::info!(target: "venomqa", tables = self.tables.len(), "capture installed");
+        let keyless: Vec<String> = self
+            .tables
+            .iter()
+            .filter(|t| t.key.is_empty())
+            .map(|t| t.label())
+            .collect();
+        tracing::info!(
+            target: "venomqa",
+            tables = self.tables.len(),
+            keyless = %keyless.join(", "),
+            "capture installed: statement triggers on every table of the schemas, undo tables _vq_u_*, and an index _vq_h_<table> on each keyless table's row hash (keyless: the `keyless` field), until Postgres::uninstall_capture()"
+        );
         Ok(())
     }
 
@@ -448,7 +525,18 @@ impl Capture {
             " CREATE TABLE {u} (_vq_seq bigserial PRIMARY KEY, _vq_op \"char\" NOT NULL, _vq_xid xid8 NOT NULL DEFAULT pg_current_xact_id(), {});",
             cols.join(", ")
         );
-        if !table.key.is_empty() {
+        if table.key.is_empty() {
+            // A keyless table: an index on the whole row's hash lets a restore find the
+            // rows to delete without scanning the table. A column type with no hash
+            // function (json, point, ..) leaves it out: the restore then scans.
+            write!(
+                sql,
+                " DO $vq$ BEGIN CREATE INDEX {} ON {t} ({}); EXCEPTION WHEN undefined_function OR feature_not_supported OR undefined_object THEN NULL; END $vq$;",
+                q(&object_name("_vq_h_", &table.name, "")),
+                table.row_hash(""),
+            )
+            .expect("write to a String");
+        } else {
             let key: Vec<String> = table.key.iter().map(|k| q(k)).collect();
             write!(sql, " CREATE INDEX ON {u} ({});", key.join(", ")).expect("write to a String");
         }
@@ -503,6 +591,16 @@ impl Capture {
         }
         for row in client
             .query(
+                "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                  WHERE c.relkind = 'i' AND n.nspname = ANY ($1) AND c.relname LIKE '\\_vq\\_h\\_%'",
+                &[&schemas],
+            )
+            .map_err(|e| failed("reading what capture installed", e))?
+        {
+            write!(sql, " DROP INDEX IF EXISTS {}.{};", q(row.get(0)), q(row.get(1))).expect("write to a String");
+        }
+        for row in client
+            .query(
                 "SELECT n.nspname, p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
                   WHERE n.nspname = ANY ($1) AND p.proname LIKE '\\_vq\\_f\\_%'",
                 &[&schemas],
@@ -518,7 +616,7 @@ impl Capture {
     /// Removes everything capture installed in `schemas` and its bookkeeping.
     pub(crate) fn uninstall(client: &mut Client, schemas: &[String]) -> Result<()> {
         let sql = format!(
-            "BEGIN;{} DROP TABLE IF EXISTS public._vq_meta, public._vq_root, public._vq_root_sequences; COMMIT;",
+            "BEGIN;{} DROP TABLE IF EXISTS public._vq_meta, public._vq_root, public._vq_root_sequences, public._vq_root_counts; COMMIT;",
             Self::uninstall_sql(client, schemas)?
         );
         run(client, &sql).map_err(|e| {
@@ -528,8 +626,10 @@ impl Capture {
     }
 
     /// One round trip: fingerprint, trigger count, the current snapshot, sequence values,
-    /// and the other sessions of this database with an open write transaction.
-    fn state(&self, client: &mut Client) -> Result<State> {
+    /// and the other sessions of this database with an open write transaction. With
+    /// `measure`, also every table's row count (and digest, with `capture_proof: digest`),
+    /// read in the same statement as the snapshot, so they agree with it.
+    fn state(&self, client: &mut Client, measure: bool) -> Result<State> {
         let schemas = self
             .schemas
             .iter()
@@ -545,15 +645,35 @@ impl Capture {
                 .collect::<Vec<_>>()
                 .join(" UNION ALL ")
         };
+        let measures: String = if measure {
+            self.tables
+                .iter()
+                .map(|t| {
+                    let count = format!(", (SELECT count(*) FROM {})", t.qualified());
+                    if self.proof == CaptureProof::Digest {
+                        format!("{count}, {}", digest_of(t))
+                    } else {
+                        count
+                    }
+                })
+                .collect()
+        } else {
+            String::new()
+        };
+        // The schema's fingerprint: every column's definition, and the app's own triggers
+        // (a restore turns them off by name).
         let sql = format!(
-            "SELECT md5(string_agg(concat_ws(chr(31), n.nspname, c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, a.attgenerated, a.attidentity), chr(30) ORDER BY n.nspname, c.relname, a.attnum))
+            "SELECT md5(coalesce((SELECT string_agg(concat_ws(chr(31), n.nspname, c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, a.attgenerated, a.attidentity), chr(30) ORDER BY n.nspname, c.relname, a.attnum)
                FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-              WHERE c.relkind = 'r' AND n.nspname IN ({schemas}) AND c.relname NOT LIKE '\\_vq\\_%';
+              WHERE c.relkind = 'r' AND n.nspname IN ({schemas}) AND c.relname NOT LIKE '\\_vq\\_%'), '')
+              || coalesce((SELECT string_agg(concat_ws(chr(31), n.nspname, c.relname, g.tgname, g.tgenabled), chr(30) ORDER BY n.nspname, c.relname, g.tgname)
+               FROM pg_trigger g JOIN pg_class c ON c.oid = g.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE n.nspname IN ({schemas}) AND NOT g.tgisinternal AND g.tgname NOT LIKE '\\_vq\\_%'), ''));
              SELECT count(*) FROM pg_trigger g JOIN pg_class c ON c.oid = g.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
               WHERE n.nspname IN ({schemas}) AND g.tgname LIKE '\\_vq\\_%';
-             SELECT pg_current_snapshot()::text;
+             SELECT pg_current_snapshot()::text{measures};
              {sequences};
-             SELECT pid, usename, state, left(query, 80) FROM pg_stat_activity
+             SELECT pid, usename, state, query FROM pg_stat_activity
               WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_xid IS NOT NULL;"
         );
         let results = sets(client, &sql).map_err(|e| failed("reading the capture state", e))?;
@@ -581,14 +701,39 @@ impl Capture {
             .iter()
             .map(|r| {
                 let v = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
-                format!("pid {} ({}, {}, `{}`)", v(0), v(1), v(2), v(3))
+                // Another session's statement: its shape only, never its literals.
+                format!(
+                    "pid {} ({}, {}, `{}`)",
+                    v(0),
+                    v(1),
+                    v(2),
+                    crate::sql::mask_literals(&v(3), 80)
+                )
             })
             .collect();
+        let (mut counts, mut digests) = (Vec::new(), Vec::new());
+        if measure {
+            let row = snapshot.first().cloned().unwrap_or_default();
+            let per = if self.proof == CaptureProof::Digest {
+                2
+            } else {
+                1
+            };
+            for i in 0..self.tables.len() {
+                let cell = |j: usize| row.get(1 + i * per + j).cloned().flatten();
+                counts.push(cell(0).and_then(|v| v.parse().ok()).unwrap_or(-1));
+                if per == 2 {
+                    digests.push(cell(1).unwrap_or_default());
+                }
+            }
+        }
         Ok(State {
             mark: Mark {
                 snapshot: cell(&snapshot, 0).unwrap_or_default(),
                 sequences,
                 fingerprint: cell(&fp, 0).unwrap_or_default(),
+                counts,
+                digests,
             },
             triggers: cell(&triggers, 0).and_then(|v| v.parse().ok()).unwrap_or(0),
             writers,
@@ -624,7 +769,7 @@ impl Capture {
     }
 
     fn schema_change(&self, client: &mut Client) -> String {
-        match Self::read(client, &self.schemas, self.quiescence) {
+        match Self::read(client, &self.schemas, self.quiescence, self.proof) {
             Ok(now) => {
                 let describe = |c: &Capture| -> BTreeMap<String, Vec<String>> {
                     c.tables
@@ -705,7 +850,7 @@ impl Capture {
 
     /// Whether the installation is as this `Capture` knows it (tables, triggers, schema).
     pub(crate) fn is_current(&self, client: &mut Client) -> bool {
-        self.state(client).is_ok_and(|s| {
+        self.state(client, false).is_ok_and(|s| {
             s.mark.fingerprint == self.fingerprint && s.triggers == self.expected_triggers()
         })
     }
@@ -713,19 +858,30 @@ impl Capture {
     /// A checkpoint: checks the schema and returns the mark (the snapshot now). A
     /// transaction still in flight is after the mark as a whole, so no wait is needed.
     pub(crate) fn mark(&self, client: &mut Client, operation: &str) -> Result<Mark> {
-        let state = self.state(client)?;
+        let state = self.state(client, true)?;
         self.check_schema(client, &state, operation)?;
         Ok(state.mark)
     }
 
-    /// Rolls every table back to `mark` in one transaction, then proves it: no entry after
-    /// the mark is left, the sequences and the schema are as they were. A session writing
-    /// during the rollback makes the proof fail; the rollback then runs again, until the
-    /// quiescence timeout.
+    /// Rolls every table back to `mark` in one transaction, then proves it: inside the
+    /// transaction, every restored table's row count (with `capture_proof: digest`, every
+    /// table's content digest) must equal the mark's, or nothing is restored; after it, no
+    /// entry after the mark is left, the sequences and the schema are as they were. A
+    /// session writing during the rollback makes a proof fail; the rollback then runs
+    /// again, until the quiescence timeout.
     pub(crate) fn rollback(&self, client: &mut Client, mark: &Mark, operation: &str) -> Result<()> {
         let deadline = Instant::now() + self.quiescence;
         loop {
-            self.rollback_once(client, mark, operation, deadline)?;
+            if let Some(problem) = self.rollback_once(client, mark, operation, deadline)? {
+                if Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                }
+                return Err(Error::state_lost(
+                    NAME,
+                    format!("{operation}: the capture proof failed: {problem}; nothing was restored (the data is as the app left it, the log is kept); unless another connection wrote during the rollback, this is a venomqa bug: please report it with the writes that led here"),
+                ));
+            }
             match self.prove(client, mark, operation) {
                 Ok(()) => return Ok(()),
                 Err(_) if Instant::now() < deadline => {
@@ -745,7 +901,7 @@ impl Capture {
         operation: &str,
     ) -> Result<State> {
         loop {
-            let state = self.state(client)?;
+            let state = self.state(client, false)?;
             if state.writers.is_empty() {
                 return Ok(state);
             }
@@ -764,13 +920,15 @@ impl Capture {
         }
     }
 
+    /// One restore in one transaction. Returns the content proof's complaint when it
+    /// failed (the transaction was rolled back: nothing changed).
     fn rollback_once(
         &self,
         client: &mut Client,
         mark: &Mark,
         operation: &str,
         deadline: Instant,
-    ) -> Result<()> {
+    ) -> Result<Option<String>> {
         let state = self.wait_for_writers(client, deadline, operation)?;
         self.check_schema(client, &state, operation)?;
         let changed: Vec<usize> = self
@@ -781,15 +939,46 @@ impl Capture {
             .map(|(i, _)| i)
             .collect();
         if changed.is_empty() && state.mark.sequences == mark.sequences {
-            return Ok(());
+            return Ok(None);
         }
         let wait = self.quiescence.as_millis().max(1);
         let mut sql =
             format!("BEGIN; SET LOCAL venomqa.replay = 'on'; SET LOCAL lock_timeout = '{wait}ms';");
         if self.replica {
+            sql.push_str(" SET LOCAL session_replication_role = replica;");
+        }
+        // The app's own triggers that would fire during the restore (in replica mode only
+        // those enabled ALWAYS or REPLICA) are off for this transaction: a `BEFORE UPDATE`
+        // that sets `updated_at` would otherwise stamp every restored row.
+        let firing: Vec<(&Table, &str, char)> = changed
+            .iter()
+            .flat_map(|&i| {
+                let table = &self.tables[i];
+                table
+                    .triggers
+                    .iter()
+                    .filter(|(_, on)| {
+                        if self.replica {
+                            matches!(on, 'A' | 'R')
+                        } else {
+                            matches!(on, 'O' | 'A')
+                        }
+                    })
+                    .map(move |(name, on)| (table, name.as_str(), *on))
+            })
+            .collect();
+        for (table, name, _) in &firing {
+            write!(
+                sql,
+                " ALTER TABLE {} DISABLE TRIGGER {};",
+                table.qualified(),
+                q(name)
+            )
+            .expect("write to a String");
+        }
+        if self.replica {
             // Triggers and foreign-key checks off: every touched row out, every row that
             // existed at the mark back in as it was.
-            sql.push_str(" SET LOCAL session_replication_role = replica;");
             for &i in &changed {
                 let table = &self.tables[i];
                 if table.key.is_empty() {
@@ -833,6 +1022,20 @@ impl Capture {
             )
             .expect("write to a String");
         }
+        for (table, name, on) in &firing {
+            let how = match on {
+                'A' => "ENABLE ALWAYS",
+                'R' => "ENABLE REPLICA",
+                _ => "ENABLE",
+            };
+            write!(
+                sql,
+                " ALTER TABLE {} {how} TRIGGER {};",
+                table.qualified(),
+                q(name)
+            )
+            .expect("write to a String");
+        }
         for &i in &changed {
             write!(
                 sql,
@@ -850,28 +1053,109 @@ impl Capture {
                 }
             }
         }
+        sql.push_str(&self.content_proof(mark, &changed));
         sql.push_str(" COMMIT;");
-        run(client, &sql).map_err(|e| {
-            let _ = run(client, "ROLLBACK");
-            if e.code().map(|c| c.code()) == Some("55P03") {
-                let writers = self.state(client).map(|s| s.writers).unwrap_or_default();
-                return Error::backend(
-                    NAME,
-                    operation,
-                    format!(
-                        "other sessions kept rows locked for {wait} ms ({}); let the app finish its requests first, or raise quiescence_timeout_ms",
-                        if writers.is_empty() { "sessions unknown".to_owned() } else { writers.join("; ") }
-                    ),
-                );
-            }
-            let mut error = failed(operation, e);
-            if !self.replica {
-                if let Error::Backend { operation, .. } = &mut error {
-                    operation.push_str(" (restored in foreign-key order: nothing was restored; a superuser, or GRANT SET ON PARAMETER session_replication_role, restores exactly)");
+        match run(client, &sql) {
+            Ok(()) => Ok(None),
+            Err(e) => {
+                let _ = run(client, "ROLLBACK");
+                match self.restore_failed(client, e, operation, wait, &firing) {
+                    RestoreError::Proof(problem) => Ok(Some(problem)),
+                    RestoreError::Other(e) => Err(e),
                 }
             }
-            error
-        })
+        }
+    }
+
+    /// What a failed restore transaction means, in one line.
+    fn restore_failed(
+        &self,
+        client: &mut Client,
+        e: postgres::Error,
+        operation: &str,
+        wait: u128,
+        firing: &[(&Table, &str, char)],
+    ) -> RestoreError {
+        let code = e.code().map(|c| c.code().to_owned());
+        if code.as_deref() == Some(PROOF_FAILED) {
+            let problem = e
+                .as_db_error()
+                .map(|d| d.message().to_owned())
+                .unwrap_or_else(|| e.to_string());
+            return RestoreError::Proof(problem);
+        }
+        if code.as_deref() == Some("55P03") {
+            let writers = self
+                .state(client, false)
+                .map(|s| s.writers)
+                .unwrap_or_default();
+            return RestoreError::Other(Error::backend(
+                NAME,
+                operation,
+                format!(
+                    "other sessions kept rows locked for {wait} ms ({}); let the app finish its requests first, or raise quiescence_timeout_ms",
+                    if writers.is_empty() { "sessions unknown".to_owned() } else { writers.join("; ") }
+                ),
+            ));
+        }
+        if code.as_deref() == Some("42501") && !firing.is_empty() {
+            let names: Vec<String> = firing
+                .iter()
+                .map(|(t, name, _)| format!("{name} on {}", t.label()))
+                .collect();
+            return RestoreError::Other(Error::backend(
+                NAME,
+                format!(
+                    "{operation}: the app's triggers ({}) would fire during the restore and change the restored rows, and this role may not turn them off (that needs to own the table, or a superuser); nothing was restored",
+                    names.join(", ")
+                ),
+                DriverError::new(e, ""),
+            ));
+        }
+        let mut error = failed(operation, e);
+        if !self.replica {
+            if let Error::Backend { operation, .. } = &mut error {
+                operation.push_str(" (restored in foreign-key order: nothing was restored; a superuser, or GRANT SET ON PARAMETER session_replication_role, restores exactly)");
+            }
+        }
+        RestoreError::Other(error)
+    }
+
+    /// The content proof, run inside the restore's transaction before it commits: the row
+    /// count of every restored table (with `capture_proof: digest`, the digest of every
+    /// table) equals the mark's, or it raises [`PROOF_FAILED`] and nothing is restored.
+    fn content_proof(&self, mark: &Mark, changed: &[usize]) -> String {
+        if mark.counts.len() != self.tables.len() {
+            // A mark a dead session recorded before counts existed: the log proof only.
+            return String::new();
+        }
+        let mut body = String::new();
+        let digest = self.proof == CaptureProof::Digest && mark.digests.len() == self.tables.len();
+        for (i, table) in self.tables.iter().enumerate() {
+            if digest {
+                write!(
+                    body,
+                    " SELECT {} INTO d; IF d IS DISTINCT FROM {expected} THEN RAISE EXCEPTION USING ERRCODE = '{PROOF_FAILED}', MESSAGE = format('table %s has other content after the restore than at the checkpoint (rows/digest %s, %s at the checkpoint)', {label}, d, {expected}); END IF;",
+                    digest_of(table),
+                    expected = lit(&mark.digests[i]),
+                    label = lit(&table.label()),
+                )
+                .expect("write to a String");
+            } else if changed.contains(&i) {
+                write!(
+                    body,
+                    " SELECT count(*) INTO n FROM {}; IF n <> {expected} THEN RAISE EXCEPTION USING ERRCODE = '{PROOF_FAILED}', MESSAGE = format('table %s has %s rows after the restore, %s at the checkpoint', {label}, n, {expected}); END IF;",
+                    table.qualified(),
+                    expected = mark.counts[i],
+                    label = lit(&table.label()),
+                )
+                .expect("write to a String");
+            }
+        }
+        if body.is_empty() {
+            return String::new();
+        }
+        format!(" DO $vq$ DECLARE n bigint; d text; BEGIN{body} END $vq$;")
     }
 
     /// The first logged change of each key after `mark`: `(key columns, _vq_op, image)`.
@@ -942,21 +1226,40 @@ impl Capture {
         sql
     }
 
-    /// A keyless table as a multiset of whole rows: the rows that appeared since the mark
-    /// (inserts, updates' new rows) go, one per logged image; the rows that disappeared
-    /// (deletes, updates' old rows) come back.
+    /// A keyless table as a multiset of whole rows. Per row value, the log after `mark`
+    /// gives its net change: +1 for every image that appeared (an insert, an update's new
+    /// row), -1 for every image that went (a delete, an update's old row). A value with a
+    /// positive net loses that many copies; one with a negative net gets that many copies
+    /// back. A row that appeared and went again (inserted then deleted, updated twice,
+    /// deleted by a cascade) nets to zero and is left alone.
     fn restore_keyless(&self, table: &Table, mark: &Mark) -> String {
         let (t, u) = (table.qualified(), table.undo_qualified());
-        let row = |alias: &str| format!("md5(ROW({})::text)", table.cols(alias));
         let after = mark.after();
+        let net = format!(
+            "SELECT {r} AS r, sum(CASE WHEN u._vq_op IN ('I', 'N') THEN 1 ELSE -1 END) AS net FROM {u} u WHERE {after} GROUP BY 1",
+            r = table.row_text("u"),
+        );
+        // The rows that may have to go: with the row-hash index, only those whose hash
+        // is one the log holds; without it, the whole table.
+        let candidates = if table.hashed {
+            format!(
+                " WHERE {} = ANY (ARRAY(SELECT {} FROM {u} u WHERE {after} AND u._vq_op IN ('I', 'N')))",
+                table.row_hash("t"),
+                table.row_hash("u"),
+            )
+        } else {
+            String::new()
+        };
         format!(
-            " DELETE FROM {t} WHERE ctid IN (SELECT x.ctid FROM (SELECT t.ctid, {h} AS h, row_number() OVER (PARTITION BY {h} ORDER BY t.ctid) AS rn FROM {t} t) x
-                 JOIN (SELECT {hu} AS h, count(*) AS c FROM {u} u WHERE {after} AND u._vq_op IN ('I', 'N') GROUP BY 1) g ON g.h = x.h WHERE x.rn <= g.c);
-              INSERT INTO {t} ({}) OVERRIDING SYSTEM VALUE SELECT {} FROM {u} u WHERE {after} AND u._vq_op IN ('U', 'D');",
-            table.cols(""),
-            table.cols("u"),
-            h = row("t"),
-            hu = row("u"),
+            " DELETE FROM {t} WHERE ctid IN (SELECT x.ctid FROM (SELECT t.ctid, {rt} AS r, row_number() OVER (PARTITION BY {rt} ORDER BY t.ctid) AS rn FROM {t} t{candidates}) x
+                 JOIN ({net}) g ON g.r = x.r WHERE g.net > 0 AND x.rn <= g.net);
+              INSERT INTO {t} ({cols}) OVERRIDING SYSTEM VALUE SELECT {ecols} FROM (SELECT DISTINCT ON ({ru}) * FROM {u} u WHERE {after} AND u._vq_op IN ('U', 'D') ORDER BY {ru}, u._vq_seq) e
+                 JOIN ({net}) g ON g.r = {re} CROSS JOIN LATERAL generate_series(1, -g.net) WHERE g.net < 0;",
+            rt = table.row_text("t"),
+            ru = table.row_text("u"),
+            re = table.row_text("e"),
+            cols = table.cols(""),
+            ecols = table.cols("e"),
         )
     }
 
@@ -983,9 +1286,21 @@ impl Capture {
     /// restores it if this process dies before rolling back.
     pub(crate) fn record_root(&self, client: &mut Client, mark: &Mark) -> Result<()> {
         let mut sql = format!(
-            "BEGIN; DELETE FROM public._vq_root; DELETE FROM public._vq_root_sequences; INSERT INTO public._vq_root VALUES ({});",
+            "BEGIN; DELETE FROM public._vq_root; DELETE FROM public._vq_root_sequences; DELETE FROM public._vq_root_counts; INSERT INTO public._vq_root VALUES ({});",
             lit(&mark.snapshot)
         );
+        for (i, table) in self.tables.iter().enumerate() {
+            let Some(count) = mark.counts.get(i) else {
+                break;
+            };
+            let digest = mark.digests.get(i).map_or("NULL".to_owned(), |d| lit(d));
+            write!(
+                sql,
+                " INSERT INTO public._vq_root_counts VALUES ({}, {count}, {digest});",
+                lit(&table.qualified())
+            )
+            .expect("write to a String");
+        }
         for (i, s) in self.sequences.iter().enumerate() {
             let (value, called) = mark.sequences[i];
             write!(
@@ -1003,7 +1318,7 @@ impl Capture {
     pub(crate) fn clear_root(&self, client: &mut Client) -> Result<()> {
         run(
             client,
-            "DELETE FROM public._vq_root; DELETE FROM public._vq_root_sequences;",
+            "DELETE FROM public._vq_root; DELETE FROM public._vq_root_sequences; DELETE FROM public._vq_root_counts;",
         )
         .map_err(|e| failed("clearing the capture root", e))
     }
@@ -1026,6 +1341,21 @@ impl Capture {
             .iter()
             .map(|r| (r.get(0), (r.get(1), r.get(2))))
             .collect();
+        let measured: HashMap<String, (i64, Option<String>)> = client
+            .query("SELECT tbl, n, digest FROM public._vq_root_counts", &[])
+            .map_err(|e| failed("reading the capture root", e))?
+            .iter()
+            .map(|r| (r.get(0), (r.get(1), r.get(2))))
+            .collect();
+        // Counts (and digests) only when every table has one: a table created since has
+        // none, and the proof then checks the log alone.
+        let counts: Option<Vec<(i64, Option<String>)>> = self
+            .tables
+            .iter()
+            .map(|t| measured.get(&t.qualified()).cloned())
+            .collect();
+        let counts = counts.unwrap_or_default();
+        let digests: Option<Vec<String>> = counts.iter().map(|(_, d)| d.clone()).collect();
         Ok(Some(Mark {
             snapshot: root.get(0),
             sequences: self
@@ -1034,6 +1364,8 @@ impl Capture {
                 .map(|s| value_of.get(s).copied().unwrap_or((1, false)))
                 .collect(),
             fingerprint: self.fingerprint.clone(),
+            digests: digests.filter(|d| !d.is_empty()).unwrap_or_default(),
+            counts: counts.iter().map(|(n, _)| *n).collect(),
         }))
     }
 
@@ -1143,7 +1475,7 @@ impl Capture {
     }
 
     fn prove(&self, client: &mut Client, mark: &Mark, operation: &str) -> Result<()> {
-        let state = self.state(client)?;
+        let state = self.state(client, false)?;
         let changed = self.changed(client, mark)?;
         let mut problems: Vec<String> = self
             .tables
@@ -1225,11 +1557,14 @@ impl Capture {
         slot: &mut Option<Capture>,
         schemas: &[String],
         quiescence: Duration,
+        proof: CaptureProof,
     ) -> Result<Mark> {
-        let current = slot.take().filter(|c| c.is_current(client));
+        let current = slot
+            .take()
+            .filter(|c| c.is_current(client) && c.proof == proof);
         let capture = match current {
             Some(found) => found,
-            None => Capture::attach(client, schemas, quiescence)?,
+            None => Capture::attach(client, schemas, quiescence, proof)?,
         };
         let capture = slot.insert(capture);
         if let Some(root) = capture.left_root(client)? {
@@ -1242,6 +1577,22 @@ impl Capture {
         capture.record_root(client, &mark)?;
         Ok(mark)
     }
+}
+
+/// Why a restore's transaction failed: its content proof, or anything else.
+enum RestoreError {
+    Proof(String),
+    Other(Error),
+}
+
+/// An SQL expression: the digest of `table`'s whole content, independent of row order
+/// (the sum of the first 60 bits of every row's md5, then the row count).
+fn digest_of(table: &Table) -> String {
+    format!(
+        "(SELECT coalesce(sum(('x' || left(md5({}), 15))::bit(60)::bigint), 0)::text || '/' || count(*) FROM {} x)",
+        table.row_text("x"),
+        table.qualified()
+    )
 }
 
 /// Tables in foreign-key order (a parent before its children); cycles keep their

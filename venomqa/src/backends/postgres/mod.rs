@@ -104,6 +104,7 @@ use crate::registry::test_threads;
 use crate::sql::quote_double;
 use crate::state::Manager;
 
+pub use crate::capture::CaptureProof;
 /// The `postgres` crate venomqa is built with, so your tests can name its types (such as
 /// `driver::Client`, `driver::GenericClient` or `driver::error::SqlState`) without
 /// depending on a matching version.
@@ -169,6 +170,9 @@ pub struct PostgresOptions {
     /// Capture: how long a rollback waits for rows other sessions keep locked (default
     /// 5000).
     pub quiescence_timeout_ms: Option<u64>,
+    /// Capture: how a rollback proves the data is back, beyond its log (default
+    /// [`CaptureProof::Count`]; see [`Postgres::capture_proof`]).
+    pub capture_proof: CaptureProof,
 }
 
 /// How the PostgreSQL backend isolates a test's changes (`isolation:`).
@@ -198,6 +202,7 @@ impl Default for PostgresOptions {
             restore_sequences: false,
             isolation: PostgresIsolation::Transaction,
             quiescence_timeout_ms: None,
+            capture_proof: CaptureProof::Count,
         }
     }
 }
@@ -323,6 +328,20 @@ impl Postgres {
         self
     }
 
+    /// Capture: how a rollback proves that the data is back at the checkpoint, beyond its
+    /// log (`capture_proof:` in the entry; default [`CaptureProof::Count`]).
+    ///
+    /// Every checkpoint reads the row count of every captured table (one `count(*)` each,
+    /// in the checkpoint's round trip), and every rollback compares the tables it restored
+    /// with them before it commits. [`CaptureProof::Digest`] also reads a digest of every
+    /// row of every captured table at each checkpoint and rollback: it catches any value
+    /// restored wrong, for the price of reading the whole captured data twice per cycle
+    /// (docs/benchmarks.md has the measured cost).
+    pub fn capture_proof(mut self, proof: CaptureProof) -> Self {
+        self.options.capture_proof = proof;
+        self
+    }
+
     /// The options in effect.
     pub fn options(&self) -> &PostgresOptions {
         &self.options
@@ -370,7 +389,14 @@ impl Postgres {
         let schemas = self.schema_list();
         capture::Capture::lock(client, self.database(), &schemas, self.lock_timeout)?;
         let mut slot = self.capture.lock();
-        capture::Capture::begin(client, &mut slot, &schemas, self.quiescence()).inspect_err(|_| {
+        capture::Capture::begin(
+            client,
+            &mut slot,
+            &schemas,
+            self.quiescence(),
+            self.options.capture_proof,
+        )
+        .inspect_err(|_| {
             let _ = capture::Capture::unlock(client, self.database(), &schemas);
         })
     }
