@@ -500,27 +500,38 @@ fn failed_hooks_leave_the_stack_unchanged() {
 
 // Capture isolation: another process writes to the file, and the rollback undoes it.
 
-const CAPTURE_FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/target/venomqa-capture.sqlite");
+/// The capture file of test `test`: one per test, so no test sees what another (or an
+/// earlier run) left in it. Relative to this crate's directory, where tests run.
+fn capture_url(test: &str) -> String {
+    format!("sqlite://target/venomqa-capture-{test}.sqlite")
+}
+
+fn capture_file(test: &str) -> String {
+    format!(
+        "{}/target/venomqa-capture-{test}.sqlite",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
 
 /// Runs the writer binary: another process with its own connection to the file.
-fn other_process(sql: &str, hold_ms: Option<u64>) -> std::process::Child {
+fn other_process(test: &str, sql: &str, hold_ms: Option<u64>) -> std::process::Child {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_venomqa-writer"));
-    cmd.args(["sqlite", CAPTURE_FILE, sql]);
+    cmd.args(["sqlite", &capture_file(test), sql]);
     if let Some(ms) = hold_ms {
         cmd.args(["--hold", &ms.to_string()]);
     }
     cmd.stdout(std::process::Stdio::piped()).spawn().unwrap()
 }
 
-fn write_from_another_process(sql: &str) {
-    let out = other_process(sql, None).wait_with_output().unwrap();
+fn write_from_another_process(test: &str, sql: &str) {
+    let out = other_process(test, sql, None).wait_with_output().unwrap();
     assert!(out.status.success(), "the writer failed");
 }
 
 /// Everything in the capture file, read by an independent connection: schema, rows of
 /// every table, AUTOINCREMENT counters.
-fn dump() -> Vec<String> {
-    let conn = rusqlite::Connection::open(CAPTURE_FILE).unwrap();
+fn dump(test: &str) -> Vec<String> {
+    let conn = rusqlite::Connection::open(capture_file(test)).unwrap();
     conn.busy_timeout(Duration::from_secs(60)).unwrap();
     let mut out = Vec::new();
     let mut stmt = conn
@@ -558,8 +569,17 @@ fn dump() -> Vec<String> {
     out
 }
 
+/// Sessions on the capture entry, on a file of the test's own, new for each run: the
+/// entry's setup creates its tables.
 fn capture(test: &str) -> SessionBuilder<SqliteStateManager> {
-    SqliteSession::builder().entry("sqlite_capture").name(test)
+    std::fs::create_dir_all(concat!(env!("CARGO_MANIFEST_DIR"), "/target")).unwrap();
+    for suffix in ["", "-wal", "-shm", "-journal", ".lock"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", capture_file(test)));
+    }
+    SqliteSession::builder()
+        .entry("sqlite_capture")
+        .url(capture_url(test))
+        .name(test)
 }
 
 #[test]
@@ -567,9 +587,10 @@ fn capture_undoes_what_another_process_wrote() {
     capture("capture").run(|db: &mut SqliteSession| {
         assert!(db.captures());
         insert(db, "mine");
-        let at_checkpoint = dump();
+        let at_checkpoint = dump("capture");
         db.create_checkpoint("before_the_app").unwrap();
         write_from_another_process(
+            "capture",
             "INSERT INTO items (marker) VALUES ('app'), ('app2');
              UPDATE items SET marker = 'changed' WHERE marker = 'mine';
              INSERT INTO orders (item_id, note) VALUES (1, 'new order');
@@ -578,7 +599,7 @@ fn capture_undoes_what_another_process_wrote() {
              CREATE TABLE app_made (v TEXT); INSERT INTO app_made VALUES ('ddl too');",
         );
         assert_ne!(
-            dump(),
+            dump("capture"),
             at_checkpoint,
             "the other process's writes are in the file"
         );
@@ -602,14 +623,14 @@ fn capture_undoes_what_another_process_wrote() {
         assert!(diff.table("app_made").is_some(), "{diff}");
         db.rollback("before_the_app").unwrap();
         assert_eq!(
-            dump(),
+            dump("capture"),
             at_checkpoint,
             "rows, schema and AUTOINCREMENT counters are back"
         );
         assert_eq!(visible(db, "mine"), 1);
     });
     assert!(
-        dump().iter().all(|row| !row.contains("mine")),
+        dump("capture").iter().all(|row| !row.contains("mine")),
         "the test's own write is gone too"
     );
 }
@@ -617,10 +638,7 @@ fn capture_undoes_what_another_process_wrote() {
 #[test]
 fn capture_hands_out_the_url_and_transaction_mode_refuses() {
     capture("url").run(|db: &mut SqliteSession| {
-        assert_eq!(
-            db.url().unwrap().expose(),
-            "sqlite://target/venomqa-capture.sqlite"
-        );
+        assert_eq!(db.url().unwrap().expose(), capture_url("url"));
     });
     file("no_url").run(|db: &mut SqliteSession| {
         let e = db.url().unwrap_err();
@@ -633,9 +651,13 @@ fn capture_hands_out_the_url_and_transaction_mode_refuses() {
 #[test]
 fn capture_waits_for_a_writer_inside_a_transaction() {
     capture("wait").run(|db: &mut SqliteSession| {
-        let at_checkpoint = dump();
+        let at_checkpoint = dump("wait");
         db.create_checkpoint("c").unwrap();
-        let mut writer = other_process("INSERT INTO items (marker) VALUES ('slow')", Some(300));
+        let mut writer = other_process(
+            "wait",
+            "INSERT INTO items (marker) VALUES ('slow')",
+            Some(300),
+        );
         let mut line = String::new();
         std::io::BufRead::read_line(
             &mut std::io::BufReader::new(writer.stdout.as_mut().unwrap()),
@@ -646,7 +668,7 @@ fn capture_waits_for_a_writer_inside_a_transaction() {
         db.rollback("c").unwrap();
         assert!(writer.wait().unwrap().success());
         // The rollback waited for the writer's commit, then undid it.
-        assert_eq!(dump(), at_checkpoint);
+        assert_eq!(dump("wait"), at_checkpoint);
     });
 }
 

@@ -482,7 +482,10 @@ fn judge(report: &mut Report, name: &str, n: usize) {
     let template = get(report, "baseline: re-create the database from a template");
     let write_with = get(report, "app write, capture triggers on");
     let write_without = get(report, "app write, no triggers");
-    let keyless = get(report, "capture rollback, 10 changes churning a keyless table");
+    let keyless = get(
+        report,
+        "capture rollback, 10 changes churning a keyless table",
+    );
     let keyless_with = get(report, "app insert into the keyless table, capture on");
     let keyless_without = get(report, "app insert into the keyless table, no capture");
     let target = |report: &mut Report,
@@ -559,7 +562,9 @@ fn judge(report: &mut Report, name: &str, n: usize) {
     );
     target(
         report,
-        format!("{label} capture: rollback of 10 changes to a keyless table <= 15 ms ({n} rows/table)"),
+        format!(
+            "{label} capture: rollback of 10 changes to a keyless table <= 15 ms ({n} rows/table)"
+        ),
         keyless,
         15_000.0,
         false,
