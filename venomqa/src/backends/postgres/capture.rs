@@ -842,7 +842,7 @@ impl Capture {
             };
             return Err(Error::state_lost(
                 NAME,
-                format!("{operation}: the schema changed since capture was installed ({what}), so nothing was restored; run DDL in setup, not in tests"),
+                format!("{operation}: the schema changed since capture was installed ({what}), so nothing was restored and the data stays as the app left it; keep it with `venomqa capture reset <entry>` (capture is then installed for the new schema), and run DDL and migrations in setup, not in tests"),
             ));
         }
         Ok(())
