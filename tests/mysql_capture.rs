@@ -685,3 +685,53 @@ fn the_digest_proof_passes_a_right_restore_end_to_end() {
     });
     assert_eq!(dump("vq_capture_digest"), baseline);
 }
+
+/// A schema change between sessions reinstalls capture; a keyless table keeps (gets
+/// again) its row id, and the app's writes to it are captured and rolled back.
+#[test]
+fn a_schema_change_between_sessions_reinstalls_with_the_row_ids() {
+    let mut admin = conn("test");
+    admin
+        .query_drop(
+            "DROP DATABASE IF EXISTS vq_capture_reinstall;
+             CREATE DATABASE vq_capture_reinstall;
+             CREATE TABLE vq_capture_reinstall.k (body TEXT) ENGINE=InnoDB;
+             CREATE TABLE vq_capture_reinstall.p (id INT PRIMARY KEY) ENGINE=InnoDB;
+             INSERT INTO vq_capture_reinstall.k VALUES ('kept')",
+        )
+        .unwrap();
+    let config = venomqa::BackendConfig::new("mysql")
+        .with_url(format!("{}/vq_capture_reinstall", server()))
+        .with_option("isolation", "capture");
+    let session = |config: &venomqa::BackendConfig| {
+        let mut m = MySqlStateManager::from_config(config).unwrap();
+        m.connect().unwrap();
+        m
+    };
+    let mut m = session(&config);
+    m.checkpoint("c").unwrap();
+    m.discard("c").unwrap();
+    admin
+        .query_drop("ALTER TABLE vq_capture_reinstall.p ADD COLUMN x INT")
+        .unwrap();
+    let mut m = session(&config);
+    m.checkpoint("c").unwrap();
+    let rowid: u64 = admin
+        .query_first("SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = 'vq_capture_reinstall' AND TABLE_NAME = 'k' AND COLUMN_NAME = '_vq_rowid'")
+        .unwrap()
+        .unwrap();
+    assert_eq!(rowid, 1, "the keyless table has its row id again");
+    admin
+        .query_drop("INSERT INTO vq_capture_reinstall.k VALUES ('app')")
+        .unwrap();
+    m.rollback("c").unwrap();
+    m.discard("c").unwrap();
+    let rows: Vec<String> = admin
+        .query("SELECT body FROM vq_capture_reinstall.k")
+        .unwrap();
+    assert_eq!(rows, ["kept"]);
+    m.backend().uninstall_capture().unwrap();
+    admin
+        .query_drop("DROP DATABASE vq_capture_reinstall")
+        .unwrap();
+}

@@ -545,6 +545,14 @@ impl Capture {
         // Metadata locks on the app's tables: fail in seconds, not in a year.
         let _ = run(conn, "SET SESSION lock_wait_timeout = 10");
         Self::uninstall_from(conn, &self.database)?;
+        // The old installation's row ids are gone with it: give them again (a schema
+        // change between sessions reinstalls capture on tables that had one).
+        for table in &mut self.tables {
+            if table.keyless {
+                table.keyless = false;
+                table.columns.retain(|c| c.name != ROWID);
+            }
+        }
         let rowids = match self.install_steps(conn) {
             Ok(rowids) => rowids,
             Err(e) => {
