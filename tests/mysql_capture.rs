@@ -315,6 +315,82 @@ fn a_writer_inside_a_transaction_is_waited_for_then_named() {
     assert_eq!(dump("vq_capture"), baseline);
 }
 
+#[test]
+fn a_writers_statement_is_named_by_its_shape_without_its_literals() {
+    let _turn = exclusive();
+    prepare();
+    let baseline = dump("vq_capture");
+    MySqlSession::builder()
+        .entry("mysql_capture_quick")
+        .run(|db: &mut MySqlSession| {
+            let url = db.url().unwrap();
+            db.create_checkpoint("c").unwrap();
+            // Another connection, inside a write transaction, running a statement whose
+            // literals are secrets while the rollback waits for it.
+            let (open, opened) = std::sync::mpsc::channel();
+            let app = std::thread::spawn({
+                let url = url.expose().to_owned();
+                move || {
+                    let mut c = Conn::new(Opts::from_url(&url).unwrap()).unwrap();
+                    c.query_drop("START TRANSACTION; INSERT INTO audit_log VALUES ('held', 7)")
+                        .unwrap();
+                    open.send(()).unwrap();
+                    c.query_drop(
+                        "UPDATE users SET name = 'hunter2-secret' WHERE id = 2 AND SLEEP(3) = 0",
+                    )
+                    .unwrap();
+                    c.query_drop("ROLLBACK").unwrap();
+                }
+            });
+            opened.recv().unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            let e = db.rollback("c").unwrap_err().to_string();
+            assert!(
+                e.contains("running `UPDATE users SET name = ? WHERE id = ? AND SLEEP(?) = ?`"),
+                "the statement's shape: {e}"
+            );
+            assert!(!e.contains("hunter2"), "no literal of another session: {e}");
+            app.join().unwrap();
+            db.rollback("c").unwrap();
+        });
+    assert_eq!(dump("vq_capture"), baseline);
+}
+
+/// A write the log cannot see (another connection with the replay guard set, as a
+/// wrong restore would leave): the proof reads the data, so the rollback fails, naming
+/// the table and both counts, and undoes its restore.
+#[test]
+fn the_count_proof_catches_data_the_log_does_not_explain() {
+    let _turn = exclusive();
+    prepare();
+    let baseline = dump("vq_capture");
+    MySqlSession::builder()
+        .entry("mysql_capture_quick")
+        .run(|db: &mut MySqlSession| {
+            let url = db.url().unwrap();
+            db.create_checkpoint("c").unwrap();
+            write_from_another_process(
+                url.expose(),
+                "INSERT INTO audit_log VALUES ('logged', 1); SET @venomqa_replay = 1; INSERT INTO audit_log VALUES ('unlogged', 2)",
+            );
+            let changed = dump("vq_capture");
+            let e = db.rollback("c").unwrap_err();
+            assert!(matches!(e, Error::StateLost { .. }), "{e}");
+            let e = e.to_string();
+            assert!(
+                e.contains(r#"rollback to checkpoint "c": the capture proof failed: table audit_log has 3 rows after the restore, 2 at the checkpoint; nothing was restored"#),
+                "{e}"
+            );
+            assert_eq!(dump("vq_capture"), changed, "the restore was undone");
+            write_from_another_process(
+                url.expose(),
+                "SET @venomqa_replay = 1; DELETE FROM audit_log WHERE message = 'unlogged'",
+            );
+            db.rollback("c").unwrap();
+        });
+    assert_eq!(dump("vq_capture"), baseline);
+}
+
 fn wait_for_holding(child: &mut std::process::Child) {
     let mut line = String::new();
     std::io::BufReader::new(child.stdout.as_mut().unwrap())
@@ -395,8 +471,24 @@ fn capture_needs_the_trigger_privilege_and_leaves_nothing_half_installed() {
         .with_option("isolation", "capture");
     let mut m = MySqlStateManager::from_config(&config).unwrap();
     m.connect().unwrap();
-    let e = m.checkpoint("c").unwrap_err().to_string();
-    assert!(e.contains("TRIGGER"), "names the privilege: {e}");
+    let e = m.checkpoint("c").unwrap_err();
+    assert!(
+        e.driver::<venomqa::mysql::driver::Error>().is_some(),
+        "the driver's error is the source: {e:?}"
+    );
+    let e = e.to_string();
+    assert!(
+        e.contains("installing capture failed: TRIGGER command denied to user 'vq_noperm'@"),
+        "the server's own words: {e}"
+    );
+    assert!(
+        e.ends_with("(capture needs the TRIGGER, ALTER and CREATE privileges on the database)"),
+        "and what capture needs: {e}"
+    );
+    assert!(
+        !e.contains("MySqlError") && !e.contains('\n'),
+        "one line: {e}"
+    );
     assert!(!e.contains("vq_noperm_pw"), "{e}");
     let left: Vec<String> = admin
         .query("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'vq_capture_noperm' AND TABLE_NAME LIKE '\\_vq\\_%'")
@@ -406,6 +498,10 @@ fn capture_needs_the_trigger_privilege_and_leaves_nothing_half_installed() {
         .query("SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = 'vq_capture_noperm'")
         .unwrap();
     assert!(triggers.is_empty(), "{triggers:?}");
+    drop(m);
+    admin
+        .query_drop("DROP USER IF EXISTS 'vq_noperm'@'%', 'vq_noperm'@'localhost'")
+        .unwrap();
 }
 
 #[test]
@@ -430,7 +526,23 @@ fn uninstall_removes_everything_and_the_next_session_reinstalls() {
                         + (SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = 'vq_capture_uninstall')
                         + (SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = 'vq_capture_uninstall' AND COLUMN_NAME = '_vq_rowid')";
     assert!(count(&mut admin, objects) > 0, "installed on first use");
+    let rowid = "SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = 'vq_capture_uninstall' AND TABLE_NAME = 'k' AND COLUMN_NAME = '_vq_rowid'";
+    let rowid_index = "SELECT COUNT(*) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = 'vq_capture_uninstall' AND TABLE_NAME = 'k' AND INDEX_NAME = '_vq_rowid'";
+    let triggers = "SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = 'vq_capture_uninstall'";
+    let undo = "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'vq_capture_uninstall' AND TABLE_NAME LIKE '\\_vq\\_u\\_%'";
+    assert_eq!(
+        count(&mut admin, rowid),
+        1,
+        "the keyless table got a row id"
+    );
+    assert_eq!(count(&mut admin, rowid_index), 1, "and its index");
+    assert_eq!(count(&mut admin, triggers), 6, "three triggers per table");
+    assert_eq!(count(&mut admin, undo), 2, "an undo table per table");
     m.backend().uninstall_capture().unwrap();
+    assert_eq!(count(&mut admin, rowid), 0, "the row id column is gone");
+    assert_eq!(count(&mut admin, rowid_index), 0, "and its index");
+    assert_eq!(count(&mut admin, triggers), 0, "the triggers are gone");
+    assert_eq!(count(&mut admin, undo), 0, "the undo tables are gone");
     assert_eq!(count(&mut admin, objects), 0, "nothing of capture is left");
     m.checkpoint("again").unwrap();
     assert!(
@@ -513,4 +625,113 @@ fn conformance_with_capture() {
         }
     }
     venomqa::conformance::run_with("mysql_capture", Probe, 2, 3);
+}
+
+/// `capture_proof: digest`, configured in code on a database of its own: the checkpoint
+/// digests every captured table, the rollback compares every digest before it commits,
+/// and an independent connection finds the database exactly as it was.
+#[test]
+fn the_digest_proof_passes_a_right_restore_end_to_end() {
+    conn("test")
+        .query_drop("CREATE DATABASE IF NOT EXISTS vq_capture_digest")
+        .unwrap();
+    let mut config = venomqa::BackendConfig::new("mysql")
+        .with_url(format!("{}/vq_capture_digest", server()))
+        .with_option("isolation", "capture")
+        .with_option("capture_proof", "digest")
+        .with_option("quiescence_timeout_ms", 300);
+    config.setup = Some(concat!(env!("CARGO_MANIFEST_DIR"), "/sql/mysql_capture/").into());
+    let digest = || {
+        MySqlSession::builder()
+            .with_config(config.clone())
+            .name("digest")
+    };
+    digest().run(|_: &mut MySqlSession| ());
+    let baseline = dump("vq_capture_digest");
+    digest().run(|db: &mut MySqlSession| {
+        let url = db.url().unwrap();
+        db.create_checkpoint("before_the_app").unwrap();
+        // Inserts, updates and deletes, in keyed and keyless tables, with cascades.
+        write_from_another_process(url.expose(), APP_WRITES);
+        let changed = dump("vq_capture_digest");
+        assert_ne!(changed, baseline);
+        db.create_checkpoint("changed").unwrap();
+        write_from_another_process(
+            url.expose(),
+            "DELETE FROM users WHERE id = 2; UPDATE audit_log SET message = NULL; INSERT INTO audit_log VALUES ('', NULL)",
+        );
+        db.rollback("changed").unwrap();
+        assert_eq!(dump("vq_capture_digest"), changed, "the nested checkpoint");
+        db.rollback("before_the_app").unwrap();
+        assert_eq!(dump("vq_capture_digest"), baseline, "rows, counters, schema");
+        // A value changed where the log cannot see it (same row count): only the digest
+        // sees it, in a table the rollback did not even replay.
+        db.create_checkpoint("quiet").unwrap();
+        write_from_another_process(
+            url.expose(),
+            "INSERT INTO orders (user_id, total) VALUES (2, 5.00); SET @venomqa_replay = 1; UPDATE prefs SET theme = NULL WHERE id = 2",
+        );
+        let e = db.rollback("quiet").unwrap_err().to_string();
+        assert!(
+            e.contains("the capture proof failed: table prefs has its 2 rows of the checkpoint but other values (its content digest differs); nothing was restored"),
+            "{e}"
+        );
+        write_from_another_process(
+            url.expose(),
+            "SET @venomqa_replay = 1; UPDATE prefs SET theme = 'light' WHERE id = 2",
+        );
+        db.rollback("quiet").unwrap();
+        assert_eq!(dump("vq_capture_digest"), baseline);
+    });
+    assert_eq!(dump("vq_capture_digest"), baseline);
+}
+
+/// A schema change between sessions reinstalls capture; a keyless table keeps (gets
+/// again) its row id, and the app's writes to it are captured and rolled back.
+#[test]
+fn a_schema_change_between_sessions_reinstalls_with_the_row_ids() {
+    let mut admin = conn("test");
+    admin
+        .query_drop(
+            "DROP DATABASE IF EXISTS vq_capture_reinstall;
+             CREATE DATABASE vq_capture_reinstall;
+             CREATE TABLE vq_capture_reinstall.k (body TEXT) ENGINE=InnoDB;
+             CREATE TABLE vq_capture_reinstall.p (id INT PRIMARY KEY) ENGINE=InnoDB;
+             INSERT INTO vq_capture_reinstall.k VALUES ('kept')",
+        )
+        .unwrap();
+    let config = venomqa::BackendConfig::new("mysql")
+        .with_url(format!("{}/vq_capture_reinstall", server()))
+        .with_option("isolation", "capture");
+    let session = |config: &venomqa::BackendConfig| {
+        let mut m = MySqlStateManager::from_config(config).unwrap();
+        m.connect().unwrap();
+        m
+    };
+    let mut m = session(&config);
+    m.checkpoint("c").unwrap();
+    m.discard("c").unwrap();
+    admin
+        .query_drop("ALTER TABLE vq_capture_reinstall.p ADD COLUMN x INT")
+        .unwrap();
+    let mut m = session(&config);
+    m.checkpoint("c").unwrap();
+    let rowid: u64 = admin
+        .query_first("SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = 'vq_capture_reinstall' AND TABLE_NAME = 'k' AND COLUMN_NAME = '_vq_rowid'")
+        .unwrap()
+        .unwrap();
+    assert_eq!(rowid, 1, "the keyless table has its row id again");
+    admin
+        .query_drop("INSERT INTO vq_capture_reinstall.k VALUES ('app')")
+        .unwrap();
+    m.rollback("c").unwrap();
+    m.discard("c").unwrap();
+    let rows: Vec<String> = admin
+        .query("SELECT body FROM vq_capture_reinstall.k")
+        .unwrap();
+    assert_eq!(rows, ["kept"]);
+    m.backend().uninstall_capture().unwrap();
+    admin
+        .query_drop("DROP DATABASE vq_capture_reinstall")
+        .unwrap();
 }

@@ -18,9 +18,12 @@
 //! counters and a schema fingerprint. A rollback replays the log past the mark in one
 //! transaction, set-based per table (delete every row a logged change touched, re-insert
 //! each row's image as it was at the mark), with foreign-key checks off; then restores the
-//! counters, and proves it worked: the log past the mark is empty, the counters and the
-//! schema are as they were. Before a checkpoint and a rollback it waits (bounded) until no
-//! other session of the database is inside a write transaction.
+//! counters, and proves it worked: before the restore commits, the tables it restored
+//! have the row counts they had at the mark (with `capture_proof: digest`, every captured
+//! table has the content digest it had), or the restore is rolled back; after the commit,
+//! the log past the mark is empty, the counters and the schema are as they were. Before a
+//! checkpoint and a rollback it waits (bounded) until no other session of the database is
+//! inside a write transaction.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
@@ -29,9 +32,9 @@ use std::time::{Duration, Instant};
 use mysql::prelude::Queryable;
 use mysql::{Conn, Row, Value};
 
-use crate::capture::{ChangeKind, ColumnChange, Diff, RowChange, TableDiff};
+use crate::capture::{CaptureProof, ChangeKind, ColumnChange, Diff, RowChange, TableDiff};
 use crate::error::{Error, Result};
-use crate::sql::quote_backtick;
+use crate::sql::{mask_literals, quote_backtick};
 
 const NAME: &str = "mysql";
 
@@ -167,12 +170,40 @@ struct ForeignKey {
 }
 
 /// The mark of a checkpoint: where each table's undo log was, the AUTO_INCREMENT
-/// counters, and the schema's fingerprint.
+/// counters, the schema's fingerprint, and what the data looked like (for the proof).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Mark {
     seqs: Vec<u64>,
     counters: Vec<Option<u64>>,
     fingerprint: String,
+    /// Each table's content at the mark, read in the transaction that read `seqs`; `None`
+    /// when it was not read (a state read, or a dead session's recorded root: `_vq_root`
+    /// keeps no counts, so restoring what a dead session left proves only by the log).
+    content: Option<Vec<Content>>,
+}
+
+/// One table's data as the proof sees it: its exact row count and, with
+/// `capture_proof: digest`, an order-independent digest of its rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Content {
+    rows: u64,
+    /// `sum:count` of a hash of every row (`None` in count mode).
+    digest: Option<String>,
+}
+
+impl Content {
+    /// Parses what [`Capture::content_sql`] selects for one table: `n`, or `n:sum`.
+    fn parse(v: &Value) -> Option<Self> {
+        let text = text(v);
+        let (rows, digest) = match text.split_once(':') {
+            Some((rows, sum)) => (rows, Some(sum.to_owned())),
+            None => (text.as_str(), None),
+        };
+        Some(Content {
+            rows: rows.parse().ok()?,
+            digest,
+        })
+    }
 }
 
 /// Which costly parts of the state to read.
@@ -233,6 +264,8 @@ pub(crate) struct Capture {
     ids_sql: Option<String>,
     /// How long checkpoints and rollbacks wait for other sessions' write transactions.
     quiescence: Duration,
+    /// What the proof inside a rollback's transaction reads of the data.
+    proof: CaptureProof,
 }
 
 /// Reads every result of a (multi-statement) batch, so an error in any is returned.
@@ -278,21 +311,46 @@ fn u64_of(v: &Value) -> Option<u64> {
     }
 }
 
+/// A server error in words: the server's own message and what capture needs, on one line.
+/// The driver's error stays its [`source`](std::error::Error::source), so
+/// [`Error::driver`] still finds it.
+#[derive(Debug)]
+struct ServerError {
+    message: String,
+    source: mysql::Error,
+}
+
+impl std::fmt::Display for ServerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ServerError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}
+
 /// The error of a failed capture statement: a lost connection or a server error.
 fn failed(operation: &str, e: mysql::Error) -> Error {
-    let privilege = match &e {
-        mysql::Error::MySqlError(s) if s.code == 1142 || s.code == 1227 || s.code == 1044 => {
-            Some("the TRIGGER, ALTER and CREATE privileges on the database")
-        }
-        mysql::Error::MySqlError(s) if s.code == 1419 => Some(
+    let mysql::Error::MySqlError(server) = &e else {
+        return Error::backend(NAME, operation, e);
+    };
+    let needs = match server.code {
+        1142 | 1227 | 1044 => Some("the TRIGGER, ALTER and CREATE privileges on the database"),
+        1419 => Some(
             "SUPER, or the server variable log_bin_trust_function_creators = 1 (binary logging is on)",
         ),
         _ => None,
     };
-    match privilege {
-        Some(needs) => Error::backend(NAME, format!("{operation} (capture needs {needs})"), e),
-        None => Error::backend(NAME, operation, e),
-    }
+    // The server's message is one line; a Debug dump of the driver's error is not.
+    let text = server.message.replace(['\n', '\r'], " ");
+    let message = match needs {
+        Some(needs) => format!("{text} (capture needs {needs})"),
+        None => format!("{text} (server error {})", server.code),
+    };
+    Error::backend(NAME, operation, ServerError { message, source: e })
 }
 
 impl Capture {
@@ -456,6 +514,7 @@ impl Capture {
             ids: BTreeMap::new(),
             ids_sql,
             quiescence,
+            proof: CaptureProof::default(),
         })
     }
 
@@ -486,24 +545,46 @@ impl Capture {
         // Metadata locks on the app's tables: fail in seconds, not in a year.
         let _ = run(conn, "SET SESSION lock_wait_timeout = 10");
         Self::uninstall_from(conn, &self.database)?;
-        let result = self.install_steps(conn);
-        if let Err(e) = result {
-            let _ = Self::uninstall_from(conn, &self.database);
-            return Err(e);
+        // The old installation's row ids are gone with it: give them again (a schema
+        // change between sessions reinstalls capture on tables that had one).
+        for table in &mut self.tables {
+            if table.keyless {
+                table.keyless = false;
+                table.columns.retain(|c| c.name != ROWID);
+            }
         }
+        let rowids = match self.install_steps(conn) {
+            Ok(rowids) => rowids,
+            Err(e) => {
+                let _ = Self::uninstall_from(conn, &self.database);
+                return Err(e);
+            }
+        };
         tracing::info!(target: "venomqa", database = %self.database, tables = self.tables.len(), "capture installed");
+        if !rowids.is_empty() {
+            // The one change to the app's own tables: say which, and how it goes away.
+            tracing::info!(
+                target: "venomqa",
+                database = %self.database,
+                tables = %rowids.join(", "),
+                "capture added the invisible column {ROWID} (and a unique index of that name) to the tables without a primary key; schema-diff tools see it, the app's SELECT * and INSERT .. VALUES do not; MySql::uninstall_capture() removes it"
+            );
+        }
         Ok(())
     }
 
-    fn install_steps(&mut self, conn: &mut Conn) -> Result<()> {
+    /// The installation's statements, run in order; returns the tables given a row id.
+    fn install_steps(&mut self, conn: &mut Conn) -> Result<Vec<String>> {
         let db = q(&self.database)?;
         let mut statements = vec![format!(
             "CREATE TABLE IF NOT EXISTS {db}.`_vq_meta` (k VARCHAR(64) PRIMARY KEY, v TEXT) ENGINE=InnoDB"
         ), format!(
             "CREATE TABLE IF NOT EXISTS {db}.`_vq_root` (tbl VARCHAR(64) PRIMARY KEY, seq BIGINT UNSIGNED NOT NULL, counter BIGINT UNSIGNED NULL) ENGINE=InnoDB"
         )];
+        let mut rowids = Vec::new();
         for table in &mut self.tables {
             if table.key == [ROWID] && !table.keyless {
+                rowids.push(table.name.clone());
                 statements.push(format!(
                     "ALTER TABLE {db}.{} ADD COLUMN `{ROWID}` BIGINT UNSIGNED NOT NULL AUTO_INCREMENT INVISIBLE, ADD UNIQUE KEY `{ROWID}` (`{ROWID}`)",
                     q(&table.name)?
@@ -535,7 +616,7 @@ impl Capture {
             ),
         )
         .map_err(|e| failed("installing capture", e))?;
-        Ok(())
+        Ok(rowids)
     }
 
     fn undo_table_ddl(&self, table: &Table) -> Result<String> {
@@ -950,8 +1031,8 @@ impl Capture {
             .iter()
             .map(|r| {
                 let v = |i| r.as_ref(i).map(text).unwrap_or_default();
-                let query = v(3);
-                let query: String = query.chars().take(80).collect();
+                // Another session's statement may hold secrets: its shape only.
+                let query = mask_literals(&v(3), 80);
                 format!(
                     "connection {} ({}@{}, {} rows changed{})",
                     v(0),
@@ -971,6 +1052,7 @@ impl Capture {
                 seqs,
                 counters,
                 fingerprint,
+                content: None,
             },
             triggers,
             ids,
@@ -985,12 +1067,17 @@ impl Capture {
     /// changes to captured tables (whose log entries they hold locked), so no mark falls
     /// between two transactions' entries and no rollback misses one. The wait is bounded by
     /// the quiescence timeout; then the error names the sessions still writing.
+    ///
+    /// With `content`, the same round trip then reads every table's [`Content`] (after the
+    /// locking reads, so it is the data at exactly those positions: no other session can
+    /// log a change until this transaction ends).
     fn locked_positions(
         &self,
         conn: &mut Conn,
         since: &[u64],
         operation: &str,
-    ) -> Result<Vec<u64>> {
+        content: bool,
+    ) -> Result<(Vec<u64>, Option<Vec<Content>>)> {
         let wait = self.quiescence.as_secs_f64().ceil().max(1.0) as u64;
         let mut sql = format!("SET SESSION innodb_lock_wait_timeout = {wait}; START TRANSACTION;");
         for (i, table) in self.tables.iter().enumerate() {
@@ -1003,19 +1090,48 @@ impl Capture {
             )
             .expect("write to a String");
         }
+        let all: Vec<usize> = (0..self.tables.len()).collect();
+        let content_sql = if content {
+            self.content_sql(&all, self.proof == CaptureProof::Digest)?
+        } else {
+            None
+        };
+        if let Some(read) = &content_sql {
+            write!(sql, " {read};").expect("write to a String");
+        }
         match sets(conn, &sql) {
-            Ok(results) => Ok(results
-                .iter()
-                .skip(2)
-                .zip(since)
-                .map(|(rows, &from)| {
-                    rows.first()
-                        .and_then(|r| r.as_ref(1))
-                        .and_then(u64_of)
-                        .unwrap_or(0)
-                        .max(from)
-                })
-                .collect()),
+            Ok(results) => {
+                let positions = results
+                    .iter()
+                    .skip(2)
+                    .zip(since)
+                    .map(|(rows, &from)| {
+                        rows.first()
+                            .and_then(|r| r.as_ref(1))
+                            .and_then(u64_of)
+                            .unwrap_or(0)
+                            .max(from)
+                    })
+                    .collect();
+                let content = match content_sql {
+                    Some(_) => {
+                        let rows = results.get(2 + self.tables.len());
+                        let read = rows.and_then(|rows| Self::parse_content(rows, all.len()));
+                        if read.is_none() {
+                            let _ = run(conn, "ROLLBACK");
+                            return Err(Error::backend(
+                                NAME,
+                                operation,
+                                "reading the captured tables' row counts returned no row",
+                            ));
+                        }
+                        read
+                    }
+                    None if content && self.tables.is_empty() => Some(Vec::new()),
+                    None => None,
+                };
+                Ok((positions, content))
+            }
             Err(e) => {
                 let _ = run(conn, "ROLLBACK");
                 if matches!(&e, mysql::Error::MySqlError(s) if s.code == 1205) {
@@ -1139,26 +1255,73 @@ impl Capture {
     /// A checkpoint: the counters, and the log positions read with locks (waiting for
     /// other sessions' uncommitted changes). The schema is checked when the session
     /// begins and at every rollback, not here (it is the expensive part).
+    ///
+    /// Also each table's exact row count (and digest, with `capture_proof: digest`), in the
+    /// round trip of the locking reads, for the proof inside the rollback.
     pub(crate) fn mark(&self, conn: &mut Conn, operation: &str) -> Result<Mark> {
         let state = self.state(conn, Read::COUNTERS)?;
-        let seqs = self.locked_positions(conn, &vec![0; self.tables.len()], operation)?;
+        let (seqs, content) =
+            self.locked_positions(conn, &vec![0; self.tables.len()], operation, true)?;
         run(conn, "COMMIT").map_err(|e| lost_or(operation, e))?;
         Ok(Mark {
             seqs,
             fingerprint: self.fingerprint.clone(),
+            content,
             ..state.mark
         })
     }
 
-    /// Rolls every table back to `mark`, then proves it: the log past the mark is empty,
-    /// the counters and the schema are as they were. A session that writes during the
-    /// rollback makes the proof fail; the rollback then runs again, until the quiescence
-    /// timeout.
+    /// One `SELECT` of the [`Content`] of the tables at `indexes` (one column each), or
+    /// `None` for no table. A digest is `count:sum` of the first 60 bits of an MD5 of every
+    /// row: all its columns but [`ROWID`], each with a null flag (so NULL and '' differ),
+    /// as binary strings (so no collation is involved), summed exactly (DECIMAL), so the
+    /// order of the rows does not matter.
+    fn content_sql(&self, indexes: &[usize], digest: bool) -> Result<Option<String>> {
+        if indexes.is_empty() {
+            return Ok(None);
+        }
+        let db = q(&self.database)?;
+        let mut parts = Vec::with_capacity(indexes.len());
+        for &i in indexes {
+            let table = &self.tables[i];
+            let t = format!("{db}.{}", q(&table.name)?);
+            if digest {
+                let mut fields = Vec::new();
+                for c in table.columns.iter().filter(|c| c.name != ROWID) {
+                    let c = q(&c.name)?;
+                    fields.push(format!("ISNULL({c}), CAST({c} AS BINARY)"));
+                }
+                parts.push(format!(
+                    "(SELECT CONCAT(COUNT(*), ':', COALESCE(SUM(CAST(CONV(LEFT(MD5(CONCAT_WS(0x1f, {})), 15), 16, 10) AS UNSIGNED)), 0)) FROM {t})",
+                    fields.join(", ")
+                ));
+            } else {
+                parts.push(format!("(SELECT COUNT(*) FROM {t})"));
+            }
+        }
+        Ok(Some(format!("SELECT {}", parts.join(", "))))
+    }
+
+    /// The [`Content`]s of a [`content_sql`](Self::content_sql) result of `n` tables.
+    fn parse_content(rows: &[Row], n: usize) -> Option<Vec<Content>> {
+        let row = rows.first()?;
+        (0..n).map(|i| Content::parse(row.as_ref(i)?)).collect()
+    }
+
+    /// Rolls every table back to `mark`, then proves it: before the commit, the restored
+    /// tables' row counts (every table's digest, with `capture_proof: digest`) are the
+    /// mark's, or the restore is undone; after it, the log past the mark is empty, the
+    /// counters and the schema are as they were. A failed proof (a session that writes
+    /// during the rollback, or a wrong restore) makes the rollback run again, until the
+    /// quiescence timeout; then it fails.
     pub(crate) fn rollback(&self, conn: &mut Conn, mark: &Mark, operation: &str) -> Result<()> {
         let deadline = Instant::now() + self.quiescence;
         loop {
-            self.rollback_once(conn, mark, operation)?;
-            match self.prove(conn, mark, operation) {
+            let proven = match self.rollback_once(conn, mark, operation)? {
+                None => self.prove(conn, mark, operation),
+                Some(unproven) => Err(unproven),
+            };
+            match proven {
                 Ok(()) => return Ok(()),
                 Err(_) if Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(10))
@@ -1168,27 +1331,79 @@ impl Capture {
         }
     }
 
-    fn rollback_once(&self, conn: &mut Conn, mark: &Mark, operation: &str) -> Result<()> {
+    /// One restore: `Ok(Some(error))` when the proof inside its transaction failed (the
+    /// restore was rolled back, nothing changed), for the caller to try again.
+    fn rollback_once(
+        &self,
+        conn: &mut Conn,
+        mark: &Mark,
+        operation: &str,
+    ) -> Result<Option<Error>> {
         let state = self.state(conn, Read::SCHEMA)?;
         self.check_schema(conn, &state, operation)?;
         run(conn, "SET @venomqa_replay = 1, FOREIGN_KEY_CHECKS = 0")
             .map_err(|e| lost_or(operation, e))?;
-        let restored = (|| -> Result<()> {
-            let now = self.locked_positions(conn, &mark.seqs, operation)?;
+        let restored = (|| -> Result<Option<Error>> {
+            let (now, _) = self.locked_positions(conn, &mark.seqs, operation, false)?;
             let mut sql = String::new();
+            let mut replayed = Vec::new();
             for (i, table) in self.tables.iter().enumerate() {
                 if now[i] > mark.seqs[i] {
                     sql.push_str(&self.replay(table, mark.seqs[i])?);
+                    replayed.push(i);
                 }
             }
-            sql.push_str(" COMMIT;");
-            run(conn, &sql).map_err(|e| {
-                let _ = run(conn, "ROLLBACK");
-                lost_or(operation, e)
-            })
+            // The proof reads the data itself, in the restore's transaction: the replayed
+            // tables' counts (cheap), or every table's digest (the mark's proof decides).
+            let digest = mark
+                .content
+                .as_ref()
+                .is_some_and(|c| c.iter().any(|c| c.digest.is_some()));
+            let checked: Vec<usize> = match &mark.content {
+                None => Vec::new(),
+                Some(_) if digest => (0..self.tables.len()).collect(),
+                Some(_) => replayed,
+            };
+            let read = self.content_sql(&checked, digest)?;
+            if let Some(read) = &read {
+                write!(sql, " {read};").expect("write to a String");
+            }
+            let results = if sql.is_empty() {
+                Vec::new()
+            } else {
+                sets(conn, &sql).map_err(|e| {
+                    let _ = run(conn, "ROLLBACK");
+                    lost_or(operation, e)
+                })?
+            };
+            if let (Some(then), Some(_)) = (&mark.content, &read) {
+                let now = results
+                    .last()
+                    .and_then(|rows| Self::parse_content(rows, checked.len()));
+                let problem = match now {
+                    None => {
+                        Some("reading the restored tables' row counts returned no row".to_owned())
+                    }
+                    Some(now) => checked
+                        .iter()
+                        .zip(&now)
+                        .find_map(|(&i, now)| self.content_problem(i, &then[i], now)),
+                };
+                if let Some(problem) = problem {
+                    run(conn, "ROLLBACK").map_err(|e| lost_or(operation, e))?;
+                    return Ok(Some(Error::state_lost(
+                        NAME,
+                        format!("{operation}: the capture proof failed: {problem}; nothing was restored"),
+                    )));
+                }
+            }
+            run(conn, "COMMIT").map_err(|e| lost_or(operation, e))?;
+            Ok(None)
         })();
         let _ = run(conn, "SET @venomqa_replay = NULL, FOREIGN_KEY_CHECKS = 1");
-        restored?;
+        if let Some(unproven) = restored? {
+            return Ok(Some(unproven));
+        }
         // Counters after the data: ALTER TABLE commits implicitly.
         let counters = self.state(conn, Read::COUNTERS)?.mark.counters;
         let mut alters = Vec::new();
@@ -1206,7 +1421,25 @@ impl Capture {
         if !alters.is_empty() {
             run(conn, &alters.join("; ")).map_err(|e| lost_or(operation, e))?;
         }
-        Ok(())
+        Ok(None)
+    }
+
+    /// What differs between table `i`'s content at the mark and after the restore.
+    fn content_problem(&self, i: usize, then: &Content, now: &Content) -> Option<String> {
+        let name = &self.tables[i].name;
+        if now.rows != then.rows {
+            Some(format!(
+                "table {name} has {} rows after the restore, {} at the checkpoint",
+                now.rows, then.rows
+            ))
+        } else if now.digest != then.digest {
+            Some(format!(
+                "table {name} has its {} rows of the checkpoint but other values (its content digest differs)",
+                now.rows
+            ))
+        } else {
+            None
+        }
     }
 
     /// After a rollback: the undo log past the mark is empty and the counters are back
@@ -1386,6 +1619,9 @@ impl Capture {
                 .map(|t| by_name.get(t.name.as_str()).and_then(|v| v.1))
                 .collect(),
             fingerprint: self.fingerprint.clone(),
+            // Not recorded in `_vq_root`: the restore of a dead session's changes is proven
+            // by the log, the counters and the schema only.
+            content: None,
         }))
     }
 
@@ -1398,6 +1634,7 @@ impl Capture {
         slot: &mut Option<Capture>,
         database: &str,
         quiescence: Duration,
+        proof: CaptureProof,
     ) -> Result<Mark> {
         let current = match slot.take() {
             // Reused while its tables, triggers and schema are as installed (a failing
@@ -1413,6 +1650,7 @@ impl Capture {
             None => Capture::attach(conn, database, quiescence)?,
         };
         let capture = slot.insert(capture);
+        capture.proof = proof;
         if let Some(root) = capture.left_root(conn)? {
             tracing::warn!(target: "venomqa", database, "a session that ended without rolling back left its changes; restoring its first checkpoint");
             capture.rollback(conn, &root, "restoring what a dead session left")?;
