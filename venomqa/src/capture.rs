@@ -231,36 +231,6 @@ impl fmt::Display for Diff {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn one_line_summary() {
-        let mut users = TableDiff::new("users");
-        let mut change = RowChange::new(ChangeKind::Updated, "id=5");
-        change.columns.push(ColumnChange {
-            column: "email".into(),
-            old: "a".into(),
-            new: "b".into(),
-        });
-        users.push(change, 10);
-        let mut items = TableDiff::new("order_items");
-        for i in 0..5 {
-            let mut c = RowChange::new(ChangeKind::Deleted, format!("id={i}"));
-            c.cascade = true;
-            items.push(c, 4);
-        }
-        let diff = Diff::from_tables(vec![users, items]);
-        assert_eq!(
-            diff.to_string(),
-            "users ~1 (id=5 email); order_items -5 (id=0 by cascade, id=1 by cascade, id=2 by cascade, 2 more)"
-        );
-        assert_eq!(diff.table("order_items").unwrap().omitted, 1);
-        assert_eq!(Diff::default().to_string(), "no changes");
-    }
-}
-
 /// Removes what capture installed for the entry `entry` of `venomqa.yaml` (found from the
 /// current directory up, or `VENOMQA_CONFIG`), leaving the data as it is: the way out
 /// when a session ended without rolling back and its changes cannot be restored (DDL
@@ -336,5 +306,35 @@ pub fn reset(entry: &str) -> crate::Result<String> {
             format!("backends.{entry}.backend"),
             format!("capture reset knows no backend {other:?} in this build (its cargo feature may be off)"),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_line_summary() {
+        let mut users = TableDiff::new("users");
+        let mut change = RowChange::new(ChangeKind::Updated, "id=5");
+        change.columns.push(ColumnChange {
+            column: "email".into(),
+            old: "a".into(),
+            new: "b".into(),
+        });
+        users.push(change, 10);
+        let mut items = TableDiff::new("order_items");
+        for i in 0..5 {
+            let mut c = RowChange::new(ChangeKind::Deleted, format!("id={i}"));
+            c.cascade = true;
+            items.push(c, 4);
+        }
+        let diff = Diff::from_tables(vec![users, items]);
+        assert_eq!(
+            diff.to_string(),
+            "users ~1 (id=5 email); order_items -5 (id=0 by cascade, id=1 by cascade, id=2 by cascade, 2 more)"
+        );
+        assert_eq!(diff.table("order_items").unwrap().omitted, 1);
+        assert_eq!(Diff::default().to_string(), "no changes");
     }
 }
