@@ -100,7 +100,9 @@ pub(crate) fn mask_literals(sql: &str, max: usize) -> String {
                     out.push('?');
                     continue;
                 }
+                // A parameter such as `$1`: its digits belong to it.
                 out.push(c);
+                in_word = true;
             }
             '`' => {
                 // A MySQL identifier: kept as it is.
