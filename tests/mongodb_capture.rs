@@ -689,3 +689,337 @@ fn failed_hooks_leave_the_stack_unchanged() {
     venomqa::conformance::faults(backend.backend().clone());
     other_db(&name).drop().run().unwrap();
 }
+
+/// The capture suite (`conformance::capture`) on MongoDB: the writes of a small shop made
+/// by a client of the probe's own, as an app without foreign keys makes them (cascades
+/// and `SET NULL` by `delete_many`/`update_many`, a changed `_id` as an insert and a
+/// delete), and a dump of every document of every `vq_cc_*` collection read by that
+/// client. Entry `mongodb_capture_cc` of venomqa.yaml: the database `vq_capture_cc`, which
+/// no other test uses.
+mod capture_exact {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, RngSeed, TestRunner};
+    use venomqa::conformance::capture::{self, Child, Step, Write, PARENT};
+    use venomqa::mongodb::bson::{doc, Bson, Document};
+    use venomqa::mongodb::driver::options::ReturnDocument;
+    use venomqa::mongodb::driver::sync::{Client, Collection, Database};
+    use venomqa::mongodb::MongoDbStateManager;
+    use venomqa::{BackendConfig, Error, Result};
+
+    const ENTRY: &str = "mongodb_capture_cc";
+    const DATABASE: &str = "vq_capture_cc";
+    const COUNTERS: &str = "vq_cc_counters";
+
+    /// A write's failure: the driver's error, or a constraint the app checks.
+    type Rejected = Box<dyn std::error::Error + Send + Sync>;
+
+    /// A client of the probe's own, as the app's would be.
+    struct Shop(Database);
+
+    impl Shop {
+        /// The probe, on a database dropped first. What a session of an earlier run that
+        /// died left is restored and removed before (so the next session does not restore
+        /// it over the fresh database).
+        fn fresh() -> Shop {
+            let config = BackendConfig::new("mongodb")
+                .with_url(super::url())
+                .with_option("isolation", "capture")
+                .with_option("database", DATABASE);
+            MongoDbStateManager::from_config(&config)
+                .unwrap()
+                .backend()
+                .uninstall_capture()
+                .unwrap();
+            let client = Client::with_uri_str(super::url()).unwrap();
+            let db = client.database(DATABASE);
+            db.drop().run().unwrap();
+            Shop(db)
+        }
+
+        fn coll(&self, name: &str) -> Collection<Document> {
+            self.0.collection(name)
+        }
+
+        fn exists(&self, table: &str, id: i64) -> std::result::Result<bool, Rejected> {
+            Ok(self
+                .coll(table)
+                .find_one(doc! { "_id": id })
+                .run()?
+                .is_some())
+        }
+
+        /// The collections of the shop and what each holds, in `_id` order.
+        fn contents(&self) -> std::result::Result<Vec<(String, Vec<Document>)>, Rejected> {
+            let mut names: Vec<String> = self
+                .0
+                .list_collection_names()
+                .run()?
+                .into_iter()
+                .filter(|n| n.starts_with("vq_cc_"))
+                .collect();
+            names.sort();
+            let mut out = Vec::new();
+            for name in names {
+                let docs = self
+                    .coll(&name)
+                    .find(doc! {})
+                    .sort(doc! { "_id": 1 })
+                    .run()?
+                    .collect::<std::result::Result<Vec<Document>, _>>()?;
+                out.push((name, docs));
+            }
+            Ok(out)
+        }
+
+        /// Carries out one write; a transaction's writes in order, and when one is
+        /// rejected, the shop's collections put back as they were at its start (the app's
+        /// own rollback: this server has no multi-document transactions to lean on).
+        fn apply(&self, write: &Write) -> std::result::Result<(), Rejected> {
+            match *write {
+                Write::InsertParent { id } => {
+                    self.coll(PARENT)
+                        .insert_one(doc! { "_id": id, "name": format!("p{id}") })
+                        .run()?;
+                }
+                Write::RenameParent { id } => {
+                    if let Some(p) = self.coll(PARENT).find_one(doc! { "_id": id }).run()? {
+                        let name = format!("{}+", p.get_str("name")?);
+                        self.coll(PARENT)
+                            .update_one(doc! { "_id": id }, doc! { "$set": { "name": name } })
+                            .run()?;
+                    }
+                }
+                Write::RekeyParent { id, to } => {
+                    let Some(mut p) = self.coll(PARENT).find_one(doc! { "_id": id }).run()? else {
+                        return Err(format!("no parent {id}").into());
+                    };
+                    if self.exists(PARENT, to)? {
+                        return Err(format!("parent {to} exists").into());
+                    }
+                    p.insert("_id", to);
+                    self.coll(PARENT).insert_one(p).run()?;
+                    self.coll(PARENT).delete_one(doc! { "_id": id }).run()?;
+                    for child in Child::ALL {
+                        self.coll(child.table())
+                            .update_many(doc! { "parent": id }, doc! { "$set": { "parent": to } })
+                            .run()?;
+                    }
+                }
+                Write::DeleteParent { id } => {
+                    let gone = self.coll(PARENT).delete_one(doc! { "_id": id }).run()?;
+                    if gone.deleted_count == 0 {
+                        return Ok(());
+                    }
+                    for child in Child::ALL {
+                        let rows = self.coll(child.table());
+                        if child.cascades() {
+                            rows.delete_many(doc! { "parent": id }).run()?;
+                        } else {
+                            rows.update_many(
+                                doc! { "parent": id },
+                                doc! { "$set": { "parent": Bson::Null } },
+                            )
+                            .run()?;
+                        }
+                    }
+                }
+                Write::Insert { child, parent, v } => {
+                    if !self.exists(PARENT, parent)? {
+                        return Err(format!("no parent {parent}").into());
+                    }
+                    let rows = self.coll(child.table());
+                    if child.keyed() {
+                        let counters = self.coll(COUNTERS);
+                        let last = counters
+                            .find_one(doc! { "_id": child.table() })
+                            .run()?
+                            .map_or(Ok(0), |c| c.get_i64("seq"))?;
+                        if self.exists(child.table(), last + 1)? {
+                            return Err(format!("key {} exists", last + 1).into());
+                        }
+                        let counter = counters
+                            .find_one_and_update(
+                                doc! { "_id": child.table() },
+                                doc! { "$inc": { "seq": 1i64 } },
+                            )
+                            .upsert(true)
+                            .return_document(ReturnDocument::After)
+                            .run()?
+                            .ok_or("the counter's upsert returned nothing")?;
+                        let n = counter.get_i64("seq")?;
+                        rows.insert_one(doc! { "_id": n, "parent": parent, "v": v })
+                            .run()?;
+                    } else {
+                        // No _id: the driver makes an ObjectId.
+                        rows.insert_one(doc! { "parent": parent, "v": v }).run()?;
+                    }
+                }
+                Write::Update { child, parent } => {
+                    self.coll(child.table())
+                        .update_many(doc! { "parent": parent }, doc! { "$inc": { "v": 1i64 } })
+                        .run()?;
+                }
+                Write::RekeyChildren { child, parent } => {
+                    if !child.keyed() {
+                        return Ok(());
+                    }
+                    let rows = self.coll(child.table());
+                    let moving = rows
+                        .find(doc! { "parent": parent })
+                        .sort(doc! { "_id": 1 })
+                        .run()?
+                        .collect::<std::result::Result<Vec<Document>, _>>()?;
+                    for row in &moving {
+                        let to = row.get_i64("_id")? + 1000;
+                        if self.exists(child.table(), to)? {
+                            return Err(format!("key {to} exists").into());
+                        }
+                    }
+                    for mut row in moving {
+                        let id = row.get_i64("_id")?;
+                        row.insert("_id", id + 1000);
+                        rows.insert_one(row).run()?;
+                        rows.delete_one(doc! { "_id": id }).run()?;
+                    }
+                }
+                Write::DeleteOne { child, parent, v } => {
+                    self.coll(child.table())
+                        .delete_one(doc! { "parent": parent, "v": v })
+                        .run()?;
+                }
+                Write::DeleteAll { child, v } => {
+                    self.coll(child.table())
+                        .delete_many(doc! { "v": v })
+                        .run()?;
+                }
+                Write::Transaction { ref writes, commit } => {
+                    if !commit {
+                        return Ok(()); // the app rolled it back: nothing of it reached the server
+                    }
+                    let before = self.contents()?;
+                    for w in writes {
+                        if let Err(e) = self.apply(w) {
+                            self.put_back(&before)?;
+                            return Err(e);
+                        }
+                    }
+                }
+            }
+            Ok(())
+        }
+
+        /// The shop's collections as `before` holds them (a transaction's own rollback).
+        fn put_back(
+            &self,
+            before: &[(String, Vec<Document>)],
+        ) -> std::result::Result<(), Rejected> {
+            for (name, _) in self.contents()? {
+                if !before.iter().any(|(b, _)| *b == name) {
+                    self.coll(&name).drop().run()?;
+                }
+            }
+            for (name, docs) in before {
+                self.coll(name).delete_many(doc! {}).run()?;
+                if !docs.is_empty() {
+                    self.coll(name).insert_many(docs).run()?;
+                }
+            }
+            Ok(())
+        }
+    }
+
+    impl capture::CaptureProbe for Shop {
+        fn write(&self, write: &Write) -> Result<()> {
+            self.apply(write)
+                .map_err(|e| Error::backend("mongodb", "probe write", e))
+        }
+
+        fn dump(&self) -> Result<Vec<String>> {
+            let contents = self
+                .contents()
+                .map_err(|e| Error::backend("mongodb", "probe dump", e))?;
+            let mut out = Vec::new();
+            for (name, docs) in contents {
+                out.push(format!("collection {name}"));
+                let mut lines: Vec<String> = docs
+                    .into_iter()
+                    .map(|d| format!("{name}: {}", Bson::Document(d).into_canonical_extjson()))
+                    .collect();
+                lines.sort();
+                out.extend(lines);
+            }
+            Ok(out)
+        }
+    }
+
+    fn env_u64(name: &str, default: u64) -> u64 {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    }
+
+    // The step generator of tests/properties.rs (module `capture_exact`).
+
+    fn child() -> impl Strategy<Value = Child> {
+        prop_oneof![
+            Just(Child::KeyedCascade),
+            Just(Child::KeyedSetNull),
+            Just(Child::KeylessCascade),
+            Just(Child::KeylessSetNull),
+        ]
+    }
+
+    fn simple_write() -> impl Strategy<Value = Write> {
+        let id = 1..=5i64;
+        let v = 0..4i64;
+        prop_oneof![
+            3 => id.clone().prop_map(|id| Write::InsertParent { id }),
+            1 => id.clone().prop_map(|id| Write::RenameParent { id }),
+            1 => (id.clone(), id.clone()).prop_map(|(id, to)| Write::RekeyParent { id, to }),
+            2 => id.clone().prop_map(|id| Write::DeleteParent { id }),
+            6 => (child(), id.clone(), v.clone()).prop_map(|(child, parent, v)| Write::Insert { child, parent, v }),
+            3 => (child(), id.clone()).prop_map(|(child, parent)| Write::Update { child, parent }),
+            1 => (child(), id.clone()).prop_map(|(child, parent)| Write::RekeyChildren { child, parent }),
+            3 => (child(), id, v.clone()).prop_map(|(child, parent, v)| Write::DeleteOne { child, parent, v }),
+            1 => (child(), v).prop_map(|(child, v)| Write::DeleteAll { child, v }),
+        ]
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            8 => simple_write().prop_map(Step::Write),
+            1 => (prop::collection::vec(simple_write(), 1..4), any::<bool>())
+                .prop_map(|(writes, commit)| Step::Write(Write::Transaction { writes, commit })),
+            // Three names, so most rollbacks and releases find their checkpoint.
+            3 => (0..3usize).prop_map(Step::Checkpoint),
+            3 => (0..3usize).prop_map(Step::Rollback),
+            1 => (0..3usize).prop_map(Step::Release),
+        ]
+    }
+
+    /// Every named check, then `cases` random programs after the suite's seed data
+    /// (the proptest seed fixed unless `VENOMQA_PROPTEST_SEED` says otherwise). 128
+    /// cases: the server (SecantusDB) is slower than Redis.
+    #[test]
+    fn mongodb_capture_is_exact() {
+        let shop = Shop::fresh();
+        capture::run(ENTRY, &shop);
+        let seed = env_u64("VENOMQA_PROPTEST_SEED", 20_261_207);
+        let cases = env_u64("VENOMQA_PROPTEST_CASES", 128) as u32;
+        let config = Config {
+            cases,
+            rng_seed: RngSeed::Fixed(seed),
+            failure_persistence: None,
+            ..Config::default()
+        };
+        let result = TestRunner::new(config).run(&prop::collection::vec(step(), 4..40), |steps| {
+            let mut program = capture::seed();
+            program.extend(steps);
+            capture::run_program(ENTRY, &shop, &program).map_err(TestCaseError::fail)
+        });
+        if let Err(e) = result {
+            panic!("{ENTRY}: a capture rollback was not exact (seed {seed}, VENOMQA_PROPTEST_SEED={seed} reproduces it): {e}");
+        }
+    }
+}

@@ -906,3 +906,410 @@ fn failed_hooks_leave_the_stack_unchanged() {
             .clone(),
     );
 }
+
+/// The capture suite (`conformance::capture`) on Redis: the writes of a small shop made
+/// by a client of the probe's own, as an app would (a Lua script per write, so each is
+/// atomic and a rejected one changes nothing), and a dump of every `vq_cc:*` key read by
+/// that client. Entry `redis_capture_cc` of venomqa.yaml: database 13 of the shared
+/// server, which no other test uses.
+mod capture_exact {
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, RngSeed, TestRunner};
+    use venomqa::conformance::capture::{self, Child, Step, Write};
+    use venomqa::redis::redis::{self, Connection, Script};
+    use venomqa::redis::RedisStateManager;
+    use venomqa::{BackendConfig, Error, Result};
+
+    const ENTRY: &str = "redis_capture_cc";
+    const URL: &str = "redis://127.0.0.1:6379/13";
+
+    /// The shop's writes. ARGV[1] is `one` or `tx`, then one write a word list each:
+    /// `ip id`, `rn id`, `rk id to`, `dp id`, `ins table parent v`, `up table parent`,
+    /// `rc table parent`, `d1 table parent v`, `da table v`. Parent `id` is the hash
+    /// `vq_cc:parent:<id>` {name} with a TTL; a keyed child the hash `vq_cc:<table>:<n>`
+    /// {parent, v}, `n` from `INCR vq_cc:<table>:seq`; a keyless child an element
+    /// `parent:v` of the list `vq_cc:<table>`. A rejected write returns an error before
+    /// it changes anything; in a transaction (`tx`) the writes before it are undone from
+    /// a DUMP of every key taken at its start.
+    const SHOP: &str = r#"
+local PARENT = 'vq_cc:parent:'
+local TABLES = { 'vq_cc_kc', 'vq_cc_kn', 'vq_cc_lc', 'vq_cc_ln' }
+local KEYED = { vq_cc_kc = true, vq_cc_kn = true }
+local CASCADE = { vq_cc_kc = true, vq_cc_lc = true }
+
+local function row_no(k) return tonumber(string.match(k, ':(%d+)$')) end
+
+-- The keyed rows of table t, in key order.
+local function rows(t)
+  local seq = 'vq_cc:' .. t .. ':seq'
+  local out = {}
+  for _, k in ipairs(redis.call('KEYS', 'vq_cc:' .. t .. ':*')) do
+    if k ~= seq then table.insert(out, k) end
+  end
+  table.sort(out, function(a, b) return row_no(a) < row_no(b) end)
+  return out
+end
+
+local function split(e) return string.match(e, '^(.*):(%d+)$') end
+
+-- f(key, index, parent, v) for every element of keyless table t.
+local function each_element(t, f)
+  local key = 'vq_cc:' .. t
+  for i, e in ipairs(redis.call('LRANGE', key, 0, -1)) do
+    local p, v = split(e)
+    f(key, i - 1, p, v)
+  end
+end
+
+-- Removes every element of keyless table t whose parent and value match.
+local function remove_where(t, matches)
+  local key = 'vq_cc:' .. t
+  local done = {}
+  for _, e in ipairs(redis.call('LRANGE', key, 0, -1)) do
+    local p, v = split(e)
+    if matches(p, v) and not done[e] then
+      done[e] = true
+      redis.call('LREM', key, 0, e)
+    end
+  end
+end
+
+-- Every child of parent `from` in table t gets parent `to` (an id or 'NULL').
+local function reparent(t, from, to)
+  if KEYED[t] then
+    for _, k in ipairs(rows(t)) do
+      if redis.call('HGET', k, 'parent') == from then redis.call('HSET', k, 'parent', to) end
+    end
+  else
+    each_element(t, function(key, i, p, v)
+      if p == from then redis.call('LSET', key, i, to .. ':' .. v) end
+    end)
+  end
+end
+
+local ops = {}
+
+function ops.ip(id)
+  local k = PARENT .. id
+  if redis.call('EXISTS', k) == 1 then return 'parent ' .. id .. ' exists' end
+  redis.call('HSET', k, 'name', 'p' .. id)
+  redis.call('PEXPIRE', k, 3600000)
+end
+
+function ops.rn(id)
+  local k = PARENT .. id
+  local name = redis.call('HGET', k, 'name')
+  if name then redis.call('HSET', k, 'name', name .. '+') end
+end
+
+function ops.rk(id, to)
+  local from, dest = PARENT .. id, PARENT .. to
+  if redis.call('EXISTS', from) == 0 then return 'no parent ' .. id end
+  if redis.call('EXISTS', dest) == 1 then return 'parent ' .. to .. ' exists' end
+  redis.call('RENAME', from, dest)
+  for _, t in ipairs(TABLES) do reparent(t, id, to) end
+end
+
+function ops.dp(id)
+  if redis.call('DEL', PARENT .. id) == 0 then return end
+  for _, t in ipairs(TABLES) do
+    if not CASCADE[t] then
+      reparent(t, id, 'NULL')
+    elseif KEYED[t] then
+      for _, k in ipairs(rows(t)) do
+        if redis.call('HGET', k, 'parent') == id then redis.call('DEL', k) end
+      end
+    else
+      remove_where(t, function(p, v) return p == id end)
+    end
+  end
+end
+
+function ops.ins(t, parent, v)
+  if redis.call('EXISTS', PARENT .. parent) == 0 then return 'no parent ' .. parent end
+  if KEYED[t] then
+    local seq = 'vq_cc:' .. t .. ':seq'
+    local n = tonumber(redis.call('GET', seq) or '0') + 1
+    if redis.call('EXISTS', 'vq_cc:' .. t .. ':' .. n) == 1 then return 'key ' .. n .. ' exists' end
+    n = redis.call('INCR', seq)
+    redis.call('HSET', 'vq_cc:' .. t .. ':' .. n, 'parent', parent, 'v', v)
+  else
+    redis.call('RPUSH', 'vq_cc:' .. t, parent .. ':' .. v)
+  end
+end
+
+function ops.up(t, parent)
+  if KEYED[t] then
+    for _, k in ipairs(rows(t)) do
+      if redis.call('HGET', k, 'parent') == parent then redis.call('HINCRBY', k, 'v', 1) end
+    end
+  else
+    each_element(t, function(key, i, p, v)
+      if p == parent then redis.call('LSET', key, i, p .. ':' .. (tonumber(v) + 1)) end
+    end)
+  end
+end
+
+function ops.rc(t, parent)
+  if not KEYED[t] then return end
+  local moves = {}
+  for _, k in ipairs(rows(t)) do
+    if redis.call('HGET', k, 'parent') == parent then
+      local dest = 'vq_cc:' .. t .. ':' .. (row_no(k) + 1000)
+      if redis.call('EXISTS', dest) == 1 then return dest .. ' exists' end
+      table.insert(moves, { k, dest })
+    end
+  end
+  for _, m in ipairs(moves) do redis.call('RENAME', m[1], m[2]) end
+end
+
+function ops.d1(t, parent, v)
+  if KEYED[t] then
+    for _, k in ipairs(rows(t)) do
+      if redis.call('HGET', k, 'parent') == parent and redis.call('HGET', k, 'v') == v then
+        redis.call('DEL', k)
+        return
+      end
+    end
+  else
+    redis.call('LREM', 'vq_cc:' .. t, 1, parent .. ':' .. v)
+  end
+end
+
+function ops.da(t, v)
+  if KEYED[t] then
+    for _, k in ipairs(rows(t)) do
+      if redis.call('HGET', k, 'v') == v then redis.call('DEL', k) end
+    end
+  else
+    remove_where(t, function(p, w) return w == v end)
+  end
+end
+
+local before = nil
+if ARGV[1] == 'tx' then
+  before = {}
+  for _, k in ipairs(redis.call('KEYS', 'vq_cc:*')) do
+    table.insert(before, { k, redis.call('DUMP', k), redis.call('PEXPIRETIME', k) })
+  end
+end
+for i = 2, #ARGV do
+  local words = {}
+  for w in string.gmatch(ARGV[i], '%S+') do table.insert(words, w) end
+  local op = table.remove(words, 1)
+  local err = ops[op](unpack(words))
+  if err then
+    if before then
+      for _, k in ipairs(redis.call('KEYS', 'vq_cc:*')) do redis.call('DEL', k) end
+      for _, b in ipairs(before) do
+        if b[3] > 0 then
+          redis.call('RESTORE', b[1], b[3], b[2], 'ABSTTL')
+        else
+          redis.call('RESTORE', b[1], 0, b[2])
+        end
+      end
+    end
+    return redis.error_reply('REJECTED ' .. ARGV[i] .. ': ' .. err)
+  end
+end
+return 'OK'
+"#;
+
+    /// A client of the probe's own on the captured database, as the app's would be.
+    struct Shop {
+        conn: Mutex<Connection>,
+        script: Script,
+    }
+
+    impl Shop {
+        /// The probe, on a database without the suite's keys. What a session of an
+        /// earlier run that died left is put back first (its first checkpoint, its
+        /// spare freed), so the next session does not swap it back in.
+        fn fresh() -> Shop {
+            let config = BackendConfig::new("redis")
+                .with_url(URL)
+                .with_option("isolation", "capture");
+            RedisStateManager::from_config(&config)
+                .unwrap()
+                .backend()
+                .uninstall_capture()
+                .unwrap();
+            let mut conn = super::observer(URL);
+            let keys: Vec<String> = redis::cmd("KEYS").arg("vq_cc:*").query(&mut conn).unwrap();
+            if !keys.is_empty() {
+                redis::cmd("DEL").arg(&keys).exec(&mut conn).unwrap();
+            }
+            Shop {
+                conn: Mutex::new(conn),
+                script: Script::new(SHOP),
+            }
+        }
+    }
+
+    /// The script's words for `write`, the writes of a committed transaction in order
+    /// (those of one rolled back: none).
+    fn words(write: &Write, out: &mut Vec<String>) {
+        out.push(match write {
+            Write::InsertParent { id } => format!("ip {id}"),
+            Write::RenameParent { id } => format!("rn {id}"),
+            Write::RekeyParent { id, to } => format!("rk {id} {to}"),
+            Write::DeleteParent { id } => format!("dp {id}"),
+            Write::Insert { child, parent, v } => format!("ins {} {parent} {v}", child.table()),
+            Write::Update { child, parent } => format!("up {} {parent}", child.table()),
+            Write::RekeyChildren { child, parent } => format!("rc {} {parent}", child.table()),
+            Write::DeleteOne { child, parent, v } => {
+                format!("d1 {} {parent} {v}", child.table())
+            }
+            Write::DeleteAll { child, v } => format!("da {} {v}", child.table()),
+            Write::Transaction { writes, commit } => {
+                if *commit {
+                    for w in writes {
+                        words(w, out);
+                    }
+                }
+                return;
+            }
+        });
+    }
+
+    impl capture::CaptureProbe for Shop {
+        fn write(&self, write: &Write) -> Result<()> {
+            let mut args = vec![match write {
+                Write::Transaction { .. } => "tx".to_owned(),
+                _ => "one".to_owned(),
+            }];
+            words(write, &mut args);
+            if args.len() == 1 {
+                return Ok(()); // a transaction the app rolled back
+            }
+            let mut conn = self.conn.lock().unwrap();
+            let mut invocation = self.script.prepare_invoke();
+            for a in &args {
+                invocation.arg(a);
+            }
+            invocation
+                .invoke::<()>(&mut *conn)
+                .map_err(|e| Error::backend("redis", "probe write", e))
+        }
+
+        fn dump(&self) -> Result<Vec<String>> {
+            let mut conn = self.conn.lock().unwrap();
+            let e = |e| Error::backend("redis", "probe dump", e);
+            let mut keys: Vec<String> = redis::cmd("KEYS")
+                .arg("vq_cc:*")
+                .query(&mut *conn)
+                .map_err(e)?;
+            keys.sort();
+            let mut out = Vec::new();
+            for key in keys {
+                let kind: String = redis::cmd("TYPE").arg(&key).query(&mut *conn).map_err(e)?;
+                let contents = match kind.as_str() {
+                    "hash" => {
+                        let m: BTreeMap<String, String> = redis::cmd("HGETALL")
+                            .arg(&key)
+                            .query(&mut *conn)
+                            .map_err(e)?;
+                        format!("{m:?}")
+                    }
+                    "list" => {
+                        let l: Vec<String> = redis::cmd("LRANGE")
+                            .arg(&key)
+                            .arg(0)
+                            .arg(-1)
+                            .query(&mut *conn)
+                            .map_err(e)?;
+                        format!("{l:?}")
+                    }
+                    "string" => {
+                        let s: String = redis::cmd("GET").arg(&key).query(&mut *conn).map_err(e)?;
+                        format!("{s:?}")
+                    }
+                    other => format!("(a key of type {other})"),
+                };
+                let pttl: i64 = redis::cmd("PTTL").arg(&key).query(&mut *conn).map_err(e)?;
+                // Coarse, so the milliseconds that pass between two dumps do not count;
+                // a lost or changed expiry does.
+                let expiry = if pttl >= 0 {
+                    format!(" expires in ~{}0 min", (pttl + 599_999) / 600_000)
+                } else {
+                    " persistent".to_owned()
+                };
+                out.push(format!("{key}: {kind} {contents}{expiry}"));
+            }
+            Ok(out)
+        }
+    }
+
+    fn env_u64(name: &str, default: u64) -> u64 {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    }
+
+    // The step generator of tests/properties.rs (module `capture_exact`).
+
+    fn child() -> impl Strategy<Value = Child> {
+        prop_oneof![
+            Just(Child::KeyedCascade),
+            Just(Child::KeyedSetNull),
+            Just(Child::KeylessCascade),
+            Just(Child::KeylessSetNull),
+        ]
+    }
+
+    fn simple_write() -> impl Strategy<Value = Write> {
+        let id = 1..=5i64;
+        let v = 0..4i64;
+        prop_oneof![
+            3 => id.clone().prop_map(|id| Write::InsertParent { id }),
+            1 => id.clone().prop_map(|id| Write::RenameParent { id }),
+            1 => (id.clone(), id.clone()).prop_map(|(id, to)| Write::RekeyParent { id, to }),
+            2 => id.clone().prop_map(|id| Write::DeleteParent { id }),
+            6 => (child(), id.clone(), v.clone()).prop_map(|(child, parent, v)| Write::Insert { child, parent, v }),
+            3 => (child(), id.clone()).prop_map(|(child, parent)| Write::Update { child, parent }),
+            1 => (child(), id.clone()).prop_map(|(child, parent)| Write::RekeyChildren { child, parent }),
+            3 => (child(), id, v.clone()).prop_map(|(child, parent, v)| Write::DeleteOne { child, parent, v }),
+            1 => (child(), v).prop_map(|(child, v)| Write::DeleteAll { child, v }),
+        ]
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            8 => simple_write().prop_map(Step::Write),
+            1 => (prop::collection::vec(simple_write(), 1..4), any::<bool>())
+                .prop_map(|(writes, commit)| Step::Write(Write::Transaction { writes, commit })),
+            // Three names, so most rollbacks and releases find their checkpoint.
+            3 => (0..3usize).prop_map(Step::Checkpoint),
+            3 => (0..3usize).prop_map(Step::Rollback),
+            1 => (0..3usize).prop_map(Step::Release),
+        ]
+    }
+
+    /// Every named check, then `cases` random programs after the suite's seed data
+    /// (the proptest seed fixed unless `VENOMQA_PROPTEST_SEED` says otherwise).
+    #[test]
+    fn redis_capture_is_exact() {
+        let shop = Shop::fresh();
+        capture::run(ENTRY, &shop);
+        let seed = env_u64("VENOMQA_PROPTEST_SEED", 20_261_207);
+        let cases = env_u64("VENOMQA_PROPTEST_CASES", 256) as u32;
+        let config = Config {
+            cases,
+            rng_seed: RngSeed::Fixed(seed),
+            failure_persistence: None,
+            ..Config::default()
+        };
+        let result = TestRunner::new(config).run(&prop::collection::vec(step(), 4..40), |steps| {
+            let mut program = capture::seed();
+            program.extend(steps);
+            capture::run_program(ENTRY, &shop, &program).map_err(TestCaseError::fail)
+        });
+        if let Err(e) = result {
+            panic!("{ENTRY}: a capture rollback was not exact (seed {seed}, VENOMQA_PROPTEST_SEED={seed} reproduces it): {e}");
+        }
+    }
+}
