@@ -412,7 +412,7 @@ mod postgres_capture_exact {
                 .batch_execute(&format!("CREATE DATABASE {name} OWNER {owner}"))
                 .unwrap();
             let mut client = connect(name, owner);
-            for ddl in capture::schema(Dialect::Postgres) {
+            for ddl in capture::schema(Dialect::PostgreSQL) {
                 client.batch_execute(&ddl).unwrap();
             }
             // The app's own trigger, as a real app has (`updated_at`): it must not fire
@@ -452,7 +452,7 @@ mod postgres_capture_exact {
     impl capture::CaptureProbe for Pg {
         fn write(&self, write: &Write) -> Result<()> {
             let mut client = self.0.lock().unwrap();
-            for statement in capture::sql(Dialect::Postgres, write) {
+            for statement in capture::sql(Dialect::PostgreSQL, write) {
                 if let Err(e) = client.batch_execute(&statement) {
                     let _ = client.batch_execute("ROLLBACK");
                     return Err(Error::backend("postgres", "probe write", e));
@@ -543,7 +543,7 @@ mod mysql_capture_exact {
                 .query_drop(format!("CREATE DATABASE `{name}`"))
                 .unwrap();
             admin.query_drop(format!("USE `{name}`")).unwrap();
-            for ddl in capture::schema(Dialect::MySql) {
+            for ddl in capture::schema(Dialect::MySQL) {
                 admin.query_drop(ddl).unwrap();
             }
             // MySQL 8 caches information_schema's AUTO_INCREMENT; MariaDB has no such cache.
@@ -563,7 +563,7 @@ mod mysql_capture_exact {
     impl capture::CaptureProbe for My {
         fn write(&self, write: &Write) -> Result<()> {
             let mut conn = self.0.lock().unwrap();
-            for statement in capture::sql(Dialect::MySql, write) {
+            for statement in capture::sql(Dialect::MySQL, write) {
                 if let Err(e) = conn.query_drop(&statement) {
                     let _ = conn.query_drop("ROLLBACK");
                     return Err(Error::backend("mysql", "probe write", e));
@@ -621,7 +621,7 @@ mod sqlite_capture_exact {
             conn.busy_timeout(std::time::Duration::from_secs(10))
                 .unwrap();
             conn.execute_batch("PRAGMA foreign_keys = ON").unwrap();
-            for ddl in capture::schema(Dialect::Sqlite) {
+            for ddl in capture::schema(Dialect::SQLite) {
                 conn.execute_batch(&ddl).unwrap();
             }
             Lite(Mutex::new(conn))
@@ -631,7 +631,7 @@ mod sqlite_capture_exact {
     impl capture::CaptureProbe for Lite {
         fn write(&self, write: &Write) -> Result<()> {
             let conn = self.0.lock().unwrap();
-            for statement in capture::sql(Dialect::Sqlite, write) {
+            for statement in capture::sql(Dialect::SQLite, write) {
                 if let Err(e) = conn.execute_batch(&statement) {
                     if !conn.is_autocommit() {
                         let _ = conn.execute_batch("ROLLBACK");

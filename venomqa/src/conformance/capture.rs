@@ -177,24 +177,25 @@ pub trait CaptureProbe: Send + Sync {
     fn dump(&self) -> Result<Vec<String>>;
 }
 
-/// The SQL dialects [`sql`] and [`schema`] write.
+/// The SQL dialects [`sql`] and [`schema`] write. (Named after the products, not the
+/// backend types, so a compiler message naming `Sqlite` or `MySql` stays unambiguous.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
     /// PostgreSQL.
-    Postgres,
+    PostgreSQL,
     /// MySQL and MariaDB (InnoDB).
-    MySql,
+    MySQL,
     /// SQLite (with `PRAGMA foreign_keys = ON` on the probe's connection).
-    Sqlite,
+    SQLite,
 }
 
 /// The tables the suite writes, created if missing (run it before any session opens:
 /// it is DDL).
 pub fn schema(dialect: Dialect) -> Vec<String> {
     let (auto, engine) = match dialect {
-        Dialect::Postgres => ("bigserial PRIMARY KEY", ""),
-        Dialect::MySql => ("BIGINT AUTO_INCREMENT PRIMARY KEY", " ENGINE=InnoDB"),
-        Dialect::Sqlite => ("INTEGER PRIMARY KEY AUTOINCREMENT", ""),
+        Dialect::PostgreSQL => ("bigserial PRIMARY KEY", ""),
+        Dialect::MySQL => ("BIGINT AUTO_INCREMENT PRIMARY KEY", " ENGINE=InnoDB"),
+        Dialect::SQLite => ("INTEGER PRIMARY KEY AUTOINCREMENT", ""),
     };
     let mut out = vec![format!(
         "CREATE TABLE IF NOT EXISTS {PARENT} (id BIGINT NOT NULL PRIMARY KEY, name VARCHAR(200) NOT NULL){engine}"
@@ -225,11 +226,11 @@ pub fn schema(dialect: Dialect) -> Vec<String> {
 pub fn sql(dialect: Dialect, write: &Write) -> Vec<String> {
     let one_of = |table: &str, condition: String| -> String {
         match dialect {
-            Dialect::MySql => format!("DELETE FROM {table} WHERE {condition} LIMIT 1"),
-            Dialect::Postgres => format!(
+            Dialect::MySQL => format!("DELETE FROM {table} WHERE {condition} LIMIT 1"),
+            Dialect::PostgreSQL => format!(
                 "DELETE FROM {table} WHERE ctid = (SELECT ctid FROM {table} WHERE {condition} LIMIT 1)"
             ),
-            Dialect::Sqlite => format!(
+            Dialect::SQLite => format!(
                 "DELETE FROM {table} WHERE rowid = (SELECT rowid FROM {table} WHERE {condition} LIMIT 1)"
             ),
         }
@@ -240,7 +241,7 @@ pub fn sql(dialect: Dialect, write: &Write) -> Vec<String> {
         )],
         Write::RenameParent { id } => {
             let concat = match dialect {
-                Dialect::MySql => "CONCAT(name, '+')",
+                Dialect::MySQL => "CONCAT(name, '+')",
                 _ => "name || '+'",
             };
             vec![format!(
@@ -278,7 +279,7 @@ pub fn sql(dialect: Dialect, write: &Write) -> Vec<String> {
         }
         Write::Transaction { writes, commit } => {
             let mut out = vec![match dialect {
-                Dialect::MySql => "START TRANSACTION".to_owned(),
+                Dialect::MySQL => "START TRANSACTION".to_owned(),
                 _ => "BEGIN".to_owned(),
             }];
             for w in writes {
@@ -757,15 +758,15 @@ mod tests {
             commit: false,
         };
         assert_eq!(
-            sql(Dialect::MySql, &t),
+            sql(Dialect::MySQL, &t),
             [
                 "START TRANSACTION",
                 "DELETE FROM vq_cc_lc WHERE parent_id = 1 AND v = 2 LIMIT 1",
                 "ROLLBACK"
             ]
         );
-        assert!(sql(Dialect::Postgres, &t)[1].contains("ctid"));
-        assert!(sql(Dialect::Sqlite, &t)[1].contains("rowid"));
+        assert!(sql(Dialect::PostgreSQL, &t)[1].contains("ctid"));
+        assert!(sql(Dialect::SQLite, &t)[1].contains("rowid"));
     }
 
     #[test]
