@@ -43,7 +43,7 @@ pub(crate) const CONFIG_FILE_NAMES: &[&str] = &["venomqa.yaml", "venomqa.yml"];
 pub(crate) const DEFAULT_BACKEND: &str = "sqlite";
 
 /// The keys every entry has; the others belong to its backend's options.
-const COMMON_KEYS: &str = "backend, url, pool_size, connect_timeout_ms, io_timeout_ms, ...";
+const COMMON_KEYS: &str = "backend, url, pool_size, setup, ...";
 
 /// One entry of the file's `backends:` map: the common keys, and the backend's own.
 #[derive(Clone, Default, Deserialize)]
