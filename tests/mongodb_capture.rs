@@ -690,16 +690,17 @@ fn failed_hooks_leave_the_stack_unchanged() {
     other_db(&name).drop().run().unwrap();
 }
 
+#[path = "support/capture_exact.rs"]
+mod capture_exact;
+
 /// The capture suite (`conformance::capture`) on MongoDB: the writes of a small shop made
 /// by a client of the probe's own, as an app without foreign keys makes them (cascades
 /// and `SET NULL` by `delete_many`/`update_many`, a changed `_id` as an insert and a
 /// delete), and a dump of every document of every `vq_cc_*` collection read by that
 /// client. Entry `mongodb_capture_cc` of venomqa.yaml: the database `vq_capture_cc`, which
 /// no other test uses.
-mod capture_exact {
-    use proptest::prelude::*;
-    use proptest::test_runner::{Config, RngSeed, TestRunner};
-    use venomqa::conformance::capture::{self, Child, Step, Write, PARENT};
+mod capture_exact_probe {
+    use venomqa::conformance::capture::{self, Child, Write, PARENT};
     use venomqa::mongodb::bson::{doc, Bson, Document};
     use venomqa::mongodb::driver::options::ReturnDocument;
     use venomqa::mongodb::driver::sync::{Client, Collection, Database};
@@ -952,74 +953,12 @@ mod capture_exact {
         }
     }
 
-    fn env_u64(name: &str, default: u64) -> u64 {
-        std::env::var(name)
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(default)
-    }
-
-    // The step generator of tests/properties.rs (module `capture_exact`).
-
-    fn child() -> impl Strategy<Value = Child> {
-        prop_oneof![
-            Just(Child::KeyedCascade),
-            Just(Child::KeyedSetNull),
-            Just(Child::KeylessCascade),
-            Just(Child::KeylessSetNull),
-        ]
-    }
-
-    fn simple_write() -> impl Strategy<Value = Write> {
-        let id = 1..=5i64;
-        let v = 0..4i64;
-        prop_oneof![
-            3 => id.clone().prop_map(|id| Write::InsertParent { id }),
-            1 => id.clone().prop_map(|id| Write::RenameParent { id }),
-            1 => (id.clone(), id.clone()).prop_map(|(id, to)| Write::RekeyParent { id, to }),
-            2 => id.clone().prop_map(|id| Write::DeleteParent { id }),
-            6 => (child(), id.clone(), v.clone()).prop_map(|(child, parent, v)| Write::Insert { child, parent, v }),
-            3 => (child(), id.clone()).prop_map(|(child, parent)| Write::Update { child, parent }),
-            1 => (child(), id.clone()).prop_map(|(child, parent)| Write::RekeyChildren { child, parent }),
-            3 => (child(), id, v.clone()).prop_map(|(child, parent, v)| Write::DeleteOne { child, parent, v }),
-            1 => (child(), v).prop_map(|(child, v)| Write::DeleteAll { child, v }),
-        ]
-    }
-
-    fn step() -> impl Strategy<Value = Step> {
-        prop_oneof![
-            8 => simple_write().prop_map(Step::Write),
-            1 => (prop::collection::vec(simple_write(), 1..4), any::<bool>())
-                .prop_map(|(writes, commit)| Step::Write(Write::Transaction { writes, commit })),
-            // Three names, so most rollbacks and releases find their checkpoint.
-            3 => (0..3usize).prop_map(Step::Checkpoint),
-            3 => (0..3usize).prop_map(Step::Rollback),
-            1 => (0..3usize).prop_map(Step::Release),
-        ]
-    }
-
     /// Every named check, then `cases` random programs after the suite's seed data
     /// (the proptest seed fixed unless `VENOMQA_PROPTEST_SEED` says otherwise). 128
     /// cases: the server (SecantusDB) is slower than Redis.
     #[test]
     fn mongodb_capture_is_exact() {
         let shop = Shop::fresh();
-        capture::run(ENTRY, &shop);
-        let seed = env_u64("VENOMQA_PROPTEST_SEED", 20_261_207);
-        let cases = env_u64("VENOMQA_PROPTEST_CASES", 128) as u32;
-        let config = Config {
-            cases,
-            rng_seed: RngSeed::Fixed(seed),
-            failure_persistence: None,
-            ..Config::default()
-        };
-        let result = TestRunner::new(config).run(&prop::collection::vec(step(), 4..40), |steps| {
-            let mut program = capture::seed();
-            program.extend(steps);
-            capture::run_program(ENTRY, &shop, &program).map_err(TestCaseError::fail)
-        });
-        if let Err(e) = result {
-            panic!("{ENTRY}: a capture rollback was not exact (seed {seed}, VENOMQA_PROPTEST_SEED={seed} reproduces it): {e}");
-        }
+        super::capture_exact::check_capture(ENTRY, &shop, 128);
     }
 }

@@ -313,72 +313,11 @@ fn mongodb_capture_keeps_the_rules() {
     check("mongodb_capture", MongoDocs, 48);
 }
 
-/// Capture exactness: the named checks of `conformance::capture` and a differential
-/// property test on every capture backend. Random programs of writes from another
-/// connection (churn of one row, duplicates in keyless tables, cascades, key updates,
-/// transactions committed or rolled back by the app) interleaved with checkpoints,
-/// rollbacks and releases; the oracle is a full dump by an independent connection at
-/// every checkpoint, compared after every rollback and after the session.
-mod capture_exact {
-    use super::*;
-    use venomqa::conformance::capture::{self, Child, Step, Write};
-
-    fn child() -> impl Strategy<Value = Child> {
-        prop_oneof![
-            Just(Child::KeyedCascade),
-            Just(Child::KeyedSetNull),
-            Just(Child::KeylessCascade),
-            Just(Child::KeylessSetNull),
-        ]
-    }
-
-    fn simple_write() -> impl Strategy<Value = Write> {
-        let id = 1..=5i64;
-        let v = 0..4i64;
-        prop_oneof![
-            3 => id.clone().prop_map(|id| Write::InsertParent { id }),
-            1 => id.clone().prop_map(|id| Write::RenameParent { id }),
-            1 => (id.clone(), id.clone()).prop_map(|(id, to)| Write::RekeyParent { id, to }),
-            2 => id.clone().prop_map(|id| Write::DeleteParent { id }),
-            6 => (child(), id.clone(), v.clone()).prop_map(|(child, parent, v)| Write::Insert { child, parent, v }),
-            3 => (child(), id.clone()).prop_map(|(child, parent)| Write::Update { child, parent }),
-            1 => (child(), id.clone()).prop_map(|(child, parent)| Write::RekeyChildren { child, parent }),
-            3 => (child(), id, v.clone()).prop_map(|(child, parent, v)| Write::DeleteOne { child, parent, v }),
-            1 => (child(), v).prop_map(|(child, v)| Write::DeleteAll { child, v }),
-        ]
-    }
-
-    fn step() -> impl Strategy<Value = Step> {
-        prop_oneof![
-            8 => simple_write().prop_map(Step::Write),
-            1 => (prop::collection::vec(simple_write(), 1..4), any::<bool>())
-                .prop_map(|(writes, commit)| Step::Write(Write::Transaction { writes, commit })),
-            // Three names, so most rollbacks and releases find their checkpoint.
-            3 => (0..3usize).prop_map(Step::Checkpoint),
-            3 => (0..3usize).prop_map(Step::Rollback),
-            1 => (0..3usize).prop_map(Step::Release),
-        ]
-    }
-
-    /// The named checks, then `cases` random programs (seed fixed unless overridden).
-    pub(super) fn check_capture(entry: &str, probe: &impl capture::CaptureProbe, cases: u32) {
-        capture::run(entry, probe);
-        let seed = env_u64("VENOMQA_PROPTEST_SEED", 20_261_207);
-        let cases = env_u64("VENOMQA_PROPTEST_CASES", u64::from(cases)) as u32;
-        let config = Config {
-            cases,
-            rng_seed: RngSeed::Fixed(seed),
-            failure_persistence: None,
-            ..Config::default()
-        };
-        let result = TestRunner::new(config).run(&prop::collection::vec(step(), 4..40), |steps| {
-            capture::run_program(entry, probe, &steps).map_err(TestCaseError::fail)
-        });
-        if let Err(e) = result {
-            panic!("{entry}: a capture rollback was not exact (seed {seed}, VENOMQA_PROPTEST_SEED={seed} reproduces it): {e}");
-        }
-    }
-}
+/// Capture exactness on MySQL/MariaDB, PostgreSQL and SQLite: `conformance::capture`'s
+/// named checks and the differential property test (Redis and MongoDB have theirs in
+/// their own test files).
+#[path = "support/capture_exact.rs"]
+mod capture_exact;
 
 #[cfg(feature = "postgres")]
 mod postgres_capture_exact {
