@@ -919,7 +919,7 @@ mod capture_exact_probe {
     use std::collections::BTreeMap;
     use std::sync::Mutex;
 
-    use venomqa::conformance::capture::{self, Child, Write};
+    use venomqa::conformance::capture::{self, Write};
     use venomqa::redis::redis::{self, Connection, Script};
     use venomqa::redis::RedisStateManager;
     use venomqa::{BackendConfig, Error, Result};
