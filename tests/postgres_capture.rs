@@ -143,6 +143,8 @@ const APP_WRITES: &str = "
     UPDATE order_items SET sku = 'changed' WHERE order_id = 30 AND line = 1;
     DELETE FROM audit_log WHERE ctid = (SELECT min(ctid) FROM audit_log);
     INSERT INTO audit_log VALUES ('app wrote', 2);
+    INSERT INTO events_json VALUES ('{\"app\": 2}', '(2,2)');
+    UPDATE events_json SET at = '(3,3)';
     INSERT INTO prefs (user_id, theme) VALUES (3, 'blue');
     TRUNCATE vq_capture_probe;
 ";

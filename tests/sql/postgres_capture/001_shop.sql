@@ -28,6 +28,9 @@ CREATE TABLE IF NOT EXISTS prefs (
     theme text
 );
 CREATE TABLE IF NOT EXISTS audit_log (message text, at int);
+-- A keyless table whose types have no hash function: capture gives it no row-hash index,
+-- and the app's writes to it must keep working.
+CREATE TABLE IF NOT EXISTS events_json (payload json, at point);
 CREATE TABLE IF NOT EXISTS vq_capture_probe (v bigint);
 INSERT INTO users (id, email, name, born, balance, avatar, tags, meta) VALUES
     (1, 'ann@example.com', 'Ann', '1990-01-02', 10.50, '\x00ff10', '{x,y}', '{"k": 1}'),
@@ -42,3 +45,4 @@ INSERT INTO prefs (user_id, theme) SELECT 1, 'dark' WHERE NOT EXISTS (SELECT 1 F
 INSERT INTO prefs (user_id, theme) SELECT 2, 'light' WHERE (SELECT count(*) FROM prefs) = 1;
 INSERT INTO audit_log SELECT 'seeded', 1 WHERE NOT EXISTS (SELECT 1 FROM audit_log);
 INSERT INTO audit_log SELECT 'seeded', 1 WHERE (SELECT count(*) FROM audit_log) = 1;
+INSERT INTO events_json SELECT '{"seeded": 1}', '(1,1)' WHERE NOT EXISTS (SELECT 1 FROM events_json);

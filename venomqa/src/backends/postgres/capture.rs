@@ -528,10 +528,19 @@ impl Capture {
         if table.key.is_empty() {
             // A keyless table: an index on the whole row's hash lets a restore find the
             // rows to delete without scanning the table. A column type with no hash
-            // function (json, point, ..) leaves it out: the restore then scans.
+            // function (json, point, ..) leaves it out, and the restore scans. The index
+            // would accept such a type and fail every write of the app afterwards (the
+            // function is looked up when a row is hashed): the hash of a row of NULLs of
+            // the table's types is taken first, and fails now instead.
+            let nulls: Vec<String> = table
+                .columns
+                .iter()
+                .map(|c| format!("NULL::{}", c.ty))
+                .collect();
             write!(
                 sql,
-                " DO $vq$ BEGIN CREATE INDEX {} ON {t} ({}); EXCEPTION WHEN undefined_function OR feature_not_supported OR undefined_object THEN NULL; END $vq$;",
+                " DO $vq$ BEGIN PERFORM hash_record_extended(ROW({}), 0); CREATE INDEX {} ON {t} ({}); EXCEPTION WHEN undefined_function OR feature_not_supported OR undefined_object THEN NULL; END $vq$;",
+                nulls.join(", "),
                 q(&object_name("_vq_h_", &table.name, "")),
                 table.row_hash(""),
             )
