@@ -304,7 +304,7 @@ pub fn reset(entry: &str) -> crate::Result<String> {
         other => Err(crate::Error::config(
             "venomqa.yaml",
             format!("backends.{entry}.backend"),
-            format!("capture reset knows no backend {other:?} in this build (its cargo feature may be off)"),
+            format!("capture reset knows no backend {other:?} in this build; build it with the cargo feature of that name (venomqa-cli: --features {other}, or --features all)"),
         )),
     }
 }
