@@ -289,68 +289,42 @@ fn sizes_run(report: &mut Report, db: &Db, n: usize, quick: bool) -> Result<(), 
     let plain = format!("vq_bench_plain_{n}");
     db.create(&plain, n)?;
     let mut plain_app = (db.connect)(&db.url(&plain))?;
-    let write = "UPDATE accounts SET balance = balance + 1 WHERE id = 7";
-    let with = measure(Budget::fast(quick), || timed(|| app.batch(write)))?;
-    let without = measure(Budget::fast(quick), || timed(|| plain_app.batch(write)))?;
-    report.add(
-        name,
-        SECTION,
-        case("app write, capture triggers on", n),
-        with,
-        format!(
-            "{:.2}x the write without",
-            with.median_us() / without.median_us()
-        ),
-    );
-    report.add(
-        name,
-        SECTION,
-        case("app write, no triggers", n),
-        without,
-        "the baseline",
-    );
-    let insert = "INSERT INTO orders (account_id, total) VALUES (3, 1)";
-    let with = measure(Budget::fast(quick), || timed(|| app.batch(insert)))?;
-    let without = measure(Budget::fast(quick), || timed(|| plain_app.batch(insert)))?;
-    report.add(
-        name,
-        SECTION,
-        case("app insert, capture triggers on", n),
-        with,
-        format!(
-            "{:.2}x the insert without",
-            with.median_us() / without.median_us()
-        ),
-    );
-    report.add(
-        name,
-        SECTION,
-        case("app insert, no triggers", n),
-        without,
-        "the baseline",
-    );
+    let mut app_write = |statement: &str, on: &str, off: &str, what: &str| {
+        let with = measure(Budget::fast(quick), || timed(|| app.batch(statement)))?;
+        let without = measure(Budget::fast(quick), || timed(|| plain_app.batch(statement)))?;
+        report.add(
+            name,
+            SECTION,
+            case(on, n),
+            with,
+            format!(
+                "{:.2}x the {what} without",
+                with.median_us() / without.median_us()
+            ),
+        );
+        report.add(name, SECTION, case(off, n), without, "the baseline");
+        Ok::<_, String>(())
+    };
+    app_write(
+        "UPDATE accounts SET balance = balance + 1 WHERE id = 7",
+        "app write, capture triggers on",
+        "app write, no triggers",
+        "write",
+    )?;
+    app_write(
+        "INSERT INTO orders (account_id, total) VALUES (3, 1)",
+        "app insert, capture triggers on",
+        "app insert, no triggers",
+        "insert",
+    )?;
     // The keyless table: its writes also maintain capture's row-hash index (PostgreSQL)
     // or its invisible row id (MySQL).
-    let insert = "INSERT INTO events (account_id, kind, at) VALUES (3, 'app', 1)";
-    let with = measure(Budget::fast(quick), || timed(|| app.batch(insert)))?;
-    let without = measure(Budget::fast(quick), || timed(|| plain_app.batch(insert)))?;
-    report.add(
-        name,
-        SECTION,
-        case("app insert into the keyless table, capture on", n),
-        with,
-        format!(
-            "{:.2}x the insert without",
-            with.median_us() / without.median_us()
-        ),
-    );
-    report.add(
-        name,
-        SECTION,
-        case("app insert into the keyless table, no capture", n),
-        without,
-        "the baseline",
-    );
+    app_write(
+        "INSERT INTO events (account_id, kind, at) VALUES (3, 'app', 1)",
+        "app insert into the keyless table, capture on",
+        "app insert into the keyless table, no capture",
+        "insert",
+    )?;
 
     // Baseline 1: a copy of every table, restored after the app's 10 changes.
     let copy = copy_statements(db.dialect);
