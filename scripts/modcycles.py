@@ -1,4 +1,6 @@
 #!/usr/bin/env python3
+# Usage: python3 scripts/modcycles.py venomqa/src   (exit 1 and the circles when there are any)
+# A child module using its ancestors (super::) is not an edge; everything else is.
 """Module import graph of a crate's src/: edges from `crate::` paths (use trees included);
 prints the strongly connected components with more than one module."""
 import os, re, sys

@@ -9,7 +9,7 @@
 
 use serde::de::DeserializeOwned;
 
-use crate::capture::Diff;
+use crate::capture::diff::Diff;
 use crate::checkpoint::Point;
 use crate::config::BackendConfig;
 use crate::error::{Error, Result};

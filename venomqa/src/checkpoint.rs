@@ -479,5 +479,5 @@ mod properties {
 
 /// Microseconds since `since`, for events and the cost report.
 pub(crate) fn micros(since: Instant) -> u64 {
-    crate::pool::micros(since.elapsed())
+    crate::util::micros(since.elapsed())
 }

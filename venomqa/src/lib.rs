@@ -75,6 +75,7 @@ mod session;
 )]
 mod sql;
 mod state;
+mod util;
 
 pub use backend::Backend;
 pub use backends::*;

@@ -16,8 +16,28 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::config::BackendConfig;
 use crate::error::{BoxError, Error, Result};
-use crate::registry::{setup_of, Connector};
 use crate::state::StateManager;
+use crate::util::micros;
+
+/// A setup function: runs on a freshly connected manager, once per process (or once per
+/// connection for backends whose connections each see private data).
+pub type SetupFn = dyn Fn(&mut dyn StateManager) -> Result<()> + Send + Sync;
+
+/// What a pool opens its managers with: built once per configuration.
+pub(crate) trait Connector: Send + Sync {
+    /// A new, connected manager.
+    fn open(&self) -> Result<Box<dyn StateManager>>;
+    /// The pool size when the configuration sets none.
+    fn pool_size(&self) -> usize;
+    /// How long to keep retrying a transient connect failure, if the backend knows.
+    fn connect_timeout(&self) -> Option<Duration> {
+        None
+    }
+    /// Whether a failed [`open`](Self::open) may succeed if tried again soon.
+    fn is_transient(&self, error: &Error) -> bool {
+        error.is_transient()
+    }
+}
 
 /// How long a test waits for a free pooled connection unless `lease_timeout_ms` says otherwise.
 pub const DEFAULT_LEASE_TIMEOUT: Duration = Duration::from_secs(300);
@@ -57,6 +77,8 @@ struct SetupFailure {
 pub struct Pool {
     config: BackendConfig,
     connector: Arc<dyn Connector>,
+    /// The entry's registered setup function, if any (run after its `setup:` files).
+    setup_fn: Option<Arc<SetupFn>>,
     size: usize,
     state: Mutex<PoolState>,
     returned: Condvar,
@@ -77,11 +99,16 @@ impl fmt::Debug for Pool {
 }
 
 impl Pool {
-    pub(crate) fn new(config: BackendConfig, connector: Arc<dyn Connector>) -> Self {
+    pub(crate) fn new(
+        config: BackendConfig,
+        connector: Arc<dyn Connector>,
+        setup: Option<Arc<SetupFn>>,
+    ) -> Self {
         let size = config.pool_size.unwrap_or_else(|| connector.pool_size());
         Pool {
             config,
             connector,
+            setup_fn: setup,
             size: size.max(1),
             state: Mutex::new(PoolState::default()),
             returned: Condvar::new(),
@@ -253,7 +280,7 @@ impl Pool {
                     .map_err(|e| failed(step, e.into()))?;
             }
         }
-        if let Some(function) = setup_of(&self.config.entry) {
+        if let Some(function) = &self.setup_fn {
             ran = true;
             function(manager)
                 .map_err(|e| failed("the registered setup function".into(), e.into()))?;
@@ -369,11 +396,6 @@ pub struct LeaseTiming {
     pub total: Duration,
     /// Connecting and running setup, when this lease opened a new connection.
     pub connect: Option<Duration>,
-}
-
-/// Whole microseconds of `d`, saturating.
-pub(crate) fn micros(d: Duration) -> u64 {
-    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
 impl fmt::Debug for Lease {

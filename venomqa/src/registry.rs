@@ -21,25 +21,8 @@ use crate::error::{Error, Result};
 use crate::pool::Pool;
 use crate::state::{build, Manager, StateManager};
 
-/// A setup function: runs on a freshly connected manager, once per process (or once per
-/// connection for backends whose connections each see private data).
-pub type SetupFn = dyn Fn(&mut dyn StateManager) -> Result<()> + Send + Sync;
-
-/// What a pool opens its managers with: built once per configuration.
-pub(crate) trait Connector: Send + Sync {
-    /// A new, connected manager.
-    fn open(&self) -> Result<Box<dyn StateManager>>;
-    /// The pool size when the configuration sets none.
-    fn pool_size(&self) -> usize;
-    /// How long to keep retrying a transient connect failure, if the backend knows.
-    fn connect_timeout(&self) -> Option<Duration> {
-        None
-    }
-    /// Whether a failed [`open`](Self::open) may succeed if tried again soon.
-    fn is_transient(&self, error: &Error) -> bool {
-        error.is_transient()
-    }
-}
+use crate::pool::Connector;
+pub use crate::pool::SetupFn;
 
 type Build = dyn Fn(&BackendConfig) -> Result<Arc<dyn Connector>> + Send + Sync;
 
@@ -164,17 +147,10 @@ where
     }
 }
 
-/// The number of tests `cargo test` runs at once in this process: `RUST_TEST_THREADS`, else
-/// the available parallelism. Server-backed pools default to this size.
+/// The number of tests `cargo test` runs at once in this process (moved to a module below
+/// the registry; kept here for code that named it).
 #[doc(hidden)]
-pub fn test_threads() -> usize {
-    std::env::var("RUST_TEST_THREADS")
-        .ok()
-        .and_then(|v| v.parse::<usize>().ok())
-        .filter(|&n| n > 0)
-        .or_else(|| std::thread::available_parallelism().ok().map(|n| n.get()))
-        .unwrap_or(1)
-}
+pub use crate::util::test_threads;
 
 #[derive(Default)]
 struct Registry {
@@ -187,7 +163,7 @@ static REGISTRY: LazyLock<Registry> = LazyLock::new(|| {
     let registry = Registry::default();
     {
         let mut backends = registry.backends.write();
-        for backend in crate::backends::builtins() {
+        for backend in builtins() {
             backends.insert(backend.name.clone(), backend);
         }
     }
@@ -217,7 +193,7 @@ pub fn register_setup(
         .insert(entry.to_owned(), Arc::new(setup));
 }
 
-pub(crate) fn setup_of(entry: &str) -> Option<Arc<SetupFn>> {
+fn setup_of(entry: &str) -> Option<Arc<SetupFn>> {
     REGISTRY.setups.read().get(entry).cloned()
 }
 
@@ -263,8 +239,35 @@ pub fn pool(config: &BackendConfig) -> Result<Arc<Pool>> {
     }
     let connector = registration(&config.backend)?.connector(config)?;
     let mut pools = REGISTRY.pools.lock();
-    let pool = pools
-        .entry(config.clone())
-        .or_insert_with(|| Arc::new(Pool::new(config.clone(), connector)));
+    let pool = pools.entry(config.clone()).or_insert_with(|| {
+        Arc::new(Pool::new(
+            config.clone(),
+            connector,
+            setup_of(&config.entry),
+        ))
+    });
     Ok(pool.clone())
+}
+
+/// The built-in backends, registered when the registry is first used.
+fn builtins() -> Vec<Registration> {
+    #[allow(unused_mut)]
+    let mut all = vec![Registration::of::<crate::backends::memory::Memory>()];
+    #[cfg(feature = "sqlite")]
+    all.push(Registration::of::<crate::backends::sqlite::Sqlite>());
+    #[cfg(feature = "mysql")]
+    all.push(Registration::of::<crate::backends::mysql::MySql>());
+    #[cfg(feature = "postgres")]
+    all.push(Registration::of::<crate::backends::postgres::Postgres>());
+    #[cfg(feature = "redis")]
+    all.push(Registration::of::<crate::backends::redis::Redis>());
+    #[cfg(feature = "mongodb")]
+    all.push(Registration::of::<crate::backends::mongodb::MongoDb>());
+    #[cfg(feature = "sqlx-postgres")]
+    all.push(Registration::of::<crate::backends::sqlx::SqlxPostgres>());
+    #[cfg(feature = "sqlx-mysql")]
+    all.push(Registration::of::<crate::backends::sqlx::SqlxMySql>());
+    #[cfg(feature = "sqlx-sqlite")]
+    all.push(Registration::of::<crate::backends::sqlx::SqlxSqlite>());
+    all
 }

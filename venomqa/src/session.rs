@@ -10,9 +10,10 @@ use crate::backend::Backend;
 use crate::checkpoint::Name;
 use crate::config::{Config, Selection};
 use crate::error::{Error, Result};
-use crate::pool::{micros, Lease};
+use crate::pool::Lease;
 use crate::registry;
 use crate::state::{Manager, StateManager};
+use crate::util::micros;
 
 /// The checkpoint every session opens first and discards last. Tests may roll back to
 /// it (undoing everything so far) but not release it.
@@ -323,13 +324,13 @@ impl<M: ?Sized + SessionManager> Session<M> {
 
     /// What changed since the test began, row by row, by any connection (capture
     /// isolation).
-    pub fn diff(&mut self) -> Result<crate::capture::Diff> {
+    pub fn diff(&mut self) -> Result<crate::capture::diff::Diff> {
         self.diff_since(ROOT_CHECKPOINT)
     }
 
     /// What changed since checkpoint `name`, row by row, by any connection (capture
     /// isolation).
-    pub fn diff_since(&mut self, name: &str) -> Result<crate::capture::Diff> {
+    pub fn diff_since(&mut self, name: &str) -> Result<crate::capture::diff::Diff> {
         self.lease.manager().diff(name)
     }
 

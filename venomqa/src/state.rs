@@ -6,7 +6,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::backend::Backend;
-use crate::capture::Diff;
+use crate::capture::diff::Diff;
 use crate::checkpoint::{Name, Stack};
 use crate::config::BackendConfig;
 use crate::error::{Error, Result};

@@ -10,8 +10,8 @@ use crate::backend::Backend;
 use crate::checkpoint::Point;
 use crate::config::BackendConfig;
 use crate::error::Result;
-use crate::registry::test_threads;
 use crate::state::Manager;
+use crate::util::test_threads;
 
 /// The in-memory backend, registered as `"memory"`: each connection is a [`MemoryStore`]
 /// and each checkpoint a copy of it.

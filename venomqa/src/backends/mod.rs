@@ -33,30 +33,6 @@ pub mod sqlite;
 )]
 pub mod sqlx;
 
-/// The built-in backends, registered when the registry is first used.
-pub(crate) fn builtins() -> Vec<crate::registry::Registration> {
-    use crate::registry::Registration;
-    #[allow(unused_mut)]
-    let mut all = vec![Registration::of::<memory::Memory>()];
-    #[cfg(feature = "sqlite")]
-    all.push(Registration::of::<sqlite::Sqlite>());
-    #[cfg(feature = "mysql")]
-    all.push(Registration::of::<mysql::MySql>());
-    #[cfg(feature = "postgres")]
-    all.push(Registration::of::<postgres::Postgres>());
-    #[cfg(feature = "redis")]
-    all.push(Registration::of::<redis::Redis>());
-    #[cfg(feature = "mongodb")]
-    all.push(Registration::of::<mongodb::MongoDb>());
-    #[cfg(feature = "sqlx-postgres")]
-    all.push(Registration::of::<sqlx::SqlxPostgres>());
-    #[cfg(feature = "sqlx-mysql")]
-    all.push(Registration::of::<sqlx::SqlxMySql>());
-    #[cfg(feature = "sqlx-sqlite")]
-    all.push(Registration::of::<sqlx::SqlxSqlite>());
-    all
-}
-
 /// Runs `work` (a driver's connect) on a helper thread and waits at most `timeout` for it.
 ///
 /// Drivers' own timeouts bound the TCP connect but not the handshake, so a host that

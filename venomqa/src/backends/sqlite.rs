@@ -20,14 +20,14 @@ use rusqlite::Connection;
 use serde::Deserialize;
 
 use crate::backend::Backend;
-use crate::capture::{ChangeKind, ColumnChange, Diff, RowChange, TableDiff};
+use crate::capture::diff::{ChangeKind, ColumnChange, Diff, RowChange, TableDiff};
 use crate::checkpoint::Point;
 use crate::config::BackendConfig;
 use crate::error::{Error, Result};
 use crate::redact::SecretUrl;
-use crate::registry::test_threads;
 use crate::sql::quote_double;
 use crate::state::Manager;
+use crate::util::test_threads;
 
 const NAME: &str = "sqlite";
 

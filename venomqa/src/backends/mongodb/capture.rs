@@ -26,7 +26,7 @@ use ::mongodb::bson::{doc, Bson, Document, RawDocumentBuf};
 
 use super::snapshot::{list_collections, list_indexes};
 use super::{driver_error, lease, MongoDb, MongoDbConn, NAME};
-use crate::capture::{ChangeKind, ColumnChange, Diff, RowChange, TableDiff};
+use crate::capture::diff::{ChangeKind, ColumnChange, Diff, RowChange, TableDiff};
 use crate::checkpoint::Point;
 use crate::error::{Error, Result};
 

@@ -140,13 +140,13 @@ use self::snapshot::{
     CollectionSnapshot, Saved,
 };
 use crate::backend::Backend;
-use crate::capture::Diff;
+use crate::capture::diff::Diff;
 use crate::checkpoint::Point;
 use crate::config::BackendConfig;
 use crate::error::{Error, Result};
 use crate::redact::SecretUrl;
-use crate::registry::test_threads;
 use crate::state::Manager;
+use crate::util::test_threads;
 
 /// The `mongodb` driver crate, re-exported so tests need no direct dependency on it.
 pub use ::mongodb as driver;

@@ -32,9 +32,11 @@ use std::time::{Duration, Instant};
 use mysql::prelude::Queryable;
 use mysql::{Conn, Row, Value};
 
-use crate::capture::{CaptureProof, ChangeKind, ColumnChange, Diff, RowChange, TableDiff};
+use crate::capture::diff::{ChangeKind, ColumnChange, Diff, RowChange, TableDiff};
+use crate::capture::proof::CaptureProof;
 use crate::error::{Error, Result};
 use crate::sql::{mask_literals, quote_backtick};
+use crate::util::fnv64;
 
 const NAME: &str = "mysql";
 
@@ -78,13 +80,10 @@ fn object_name(prefix: &str, table: &str, suffix: &str) -> String {
         return full;
     }
     let short: String = table.chars().take(40).collect();
-    format!("{prefix}{short}_{:08x}{suffix}", fnv(table) as u32)
-}
-
-fn fnv(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
+    format!(
+        "{prefix}{short}_{:08x}{suffix}",
+        fnv64(table.as_bytes()) as u32
+    )
 }
 
 /// One stored (not generated) column.
@@ -1679,7 +1678,7 @@ impl Capture {
         if name.chars().count() <= 64 {
             name
         } else {
-            format!("venomqa_capture:{:016x}", fnv(database))
+            format!("venomqa_capture:{:016x}", fnv64(database.as_bytes()))
         }
     }
 

@@ -107,9 +107,9 @@ use crate::checkpoint::{Point, Stack};
 use crate::config::BackendConfig;
 use crate::error::{Error, Result};
 use crate::redact::SecretUrl;
-use crate::registry::test_threads;
 use crate::sql::quote_backtick;
 use crate::state::Manager;
+use crate::util::test_threads;
 use capture::Capture;
 use statements::{refusal, Lexing, Refusal};
 
@@ -118,7 +118,7 @@ use statements::{refusal, Lexing, Refusal};
 /// its errors ([`Error::driver`]).
 pub use ::mysql as driver;
 
-pub use crate::capture::CaptureProof;
+pub use crate::capture::proof::CaptureProof;
 
 const NAME: &str = "mysql";
 
@@ -1246,7 +1246,7 @@ impl Backend for MySql {
         conn: &mut MySqlConn,
         at: Point<'_>,
         mark: &MySqlMark,
-    ) -> Result<crate::capture::Diff> {
+    ) -> Result<crate::capture::diff::Diff> {
         match &mark.0 {
             Some(mark) => {
                 let (driver, capture) = Self::installed(conn)?;

@@ -36,8 +36,10 @@ use postgres::{Client, SimpleQueryMessage};
 
 use super::DriverError;
 
-use crate::capture::{CaptureProof, ChangeKind, ColumnChange, Diff, RowChange, TableDiff};
+use crate::capture::diff::{ChangeKind, ColumnChange, Diff, RowChange, TableDiff};
+use crate::capture::proof::CaptureProof;
 use crate::error::{Error, Result};
+use crate::util::fnv64;
 
 const NAME: &str = "postgres";
 
@@ -71,13 +73,10 @@ fn object_name(prefix: &str, table: &str, suffix: &str) -> String {
         }
         short.push(c);
     }
-    format!("{prefix}{short}_{:08x}{suffix}", fnv(table) as u32)
-}
-
-fn fnv(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
+    format!(
+        "{prefix}{short}_{:08x}{suffix}",
+        fnv64(table.as_bytes()) as u32
+    )
 }
 
 #[derive(Debug, Clone)]
@@ -1519,7 +1518,7 @@ impl Capture {
 
     /// The name of the advisory lock that makes sessions on these schemas take turns.
     fn lock_key(database: &str, schemas: &[String]) -> i64 {
-        fnv(&format!("venomqa_capture:{database}:{}", schemas.join(","))) as i64
+        fnv64(format!("venomqa_capture:{database}:{}", schemas.join(",")).as_bytes()) as i64
     }
 
     /// Takes the lock that makes capture sessions on this database take turns (across

@@ -100,11 +100,11 @@ use crate::checkpoint::Point;
 use crate::config::BackendConfig;
 use crate::error::{Error, Result};
 use crate::redact::SecretUrl;
-use crate::registry::test_threads;
 use crate::sql::quote_double;
 use crate::state::Manager;
+use crate::util::test_threads;
 
-pub use crate::capture::CaptureProof;
+pub use crate::capture::proof::CaptureProof;
 /// The `postgres` crate venomqa is built with, so your tests can name its types (such as
 /// `driver::Client`, `driver::GenericClient` or `driver::error::SqlState`) without
 /// depending on a matching version.
@@ -950,7 +950,7 @@ impl Backend for Postgres {
         client: &mut Client,
         at: Point<'_>,
         mark: &PostgresMark,
-    ) -> Result<crate::capture::Diff> {
+    ) -> Result<crate::capture::diff::Diff> {
         match &mark.capture {
             Some(mark) => self.installed()?.diff(client, mark),
             None => Err(Error::unsupported(

@@ -26,7 +26,7 @@ use super::snapshot::Snapshot;
 use super::{
     lost_error, CaptureProof, Redis, RedisConn, CAPTURE_PIN_VALUE, LEASE_KEY_PREFIX, NAME,
 };
-use crate::capture::{ChangeKind, ColumnChange, Diff, RowChange, TableDiff};
+use crate::capture::diff::{ChangeKind, ColumnChange, Diff, RowChange, TableDiff};
 use crate::checkpoint::Point;
 use crate::error::{Error, Result};
 

@@ -151,13 +151,13 @@ pub use self::snapshot::Snapshot;
 
 use self::snapshot::{Entry, Scope};
 use crate::backend::Backend;
-use crate::capture::Diff;
+use crate::capture::diff::Diff;
 use crate::checkpoint::Point;
 use crate::config::BackendConfig;
 use crate::error::{Error, Result};
 use crate::redact::SecretUrl;
-use crate::registry::test_threads;
 use crate::state::Manager;
+use crate::util::test_threads;
 
 pub(crate) const NAME: &str = "redis";
 

@@ -25,7 +25,7 @@ pub enum Isolation {
     Capture,
 }
 
-pub use crate::capture::CaptureProof;
+pub use crate::capture::proof::CaptureProof;
 
 /// The databases database isolation leases, inclusive: `"3-5"`, `"7"`, `7`, or
 /// `{first: 3, last: 5}` in `venomqa.yaml`.

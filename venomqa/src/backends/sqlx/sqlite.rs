@@ -9,8 +9,8 @@ use ::sqlx::{Sqlite, SqliteConnection};
 use super::{Core, Dialect, SqlxOptions};
 use crate::config::BackendConfig;
 use crate::error::{Error, Result};
-use crate::registry::test_threads;
 use crate::state::Manager;
+use crate::util::test_threads;
 
 const NAME: &str = "sqlx_sqlite";
 

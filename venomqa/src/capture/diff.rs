@@ -1,40 +1,6 @@
-//! What capture isolation records: the row-level [`Diff`] of everything any connection
-//! changed since a checkpoint.
-//!
-//! With `isolation: capture`, a backend rolls back writes made by any connection of any
-//! process (an API server, an app's own pool), not only the test's own. The undo log it
-//! keeps for that is also a record of what changed: [`Session::diff`](crate::Session::diff)
-//! reads it.
+//! The row-level record of what changed since a checkpoint, by any connection.
 
 use std::fmt;
-
-use serde::Deserialize;
-
-/// How a capture rollback proves that the data is back at the checkpoint, beyond its log
-/// (`capture_proof:` in `venomqa.yaml`). The proof reads the data itself, so a restore that
-/// put back the wrong rows fails instead of reporting success.
-///
-/// - PostgreSQL and MySQL/MariaDB: [`Count`](Self::Count) compares the row count of every
-///   table the rollback restored with the count taken at the checkpoint, inside the
-///   restore's transaction (a failed proof undoes the restore and names the table and the
-///   counts). [`Digest`](Self::Digest) also compares a digest of every captured table's
-///   content (an order-independent sum of a hash of every row), taken at every checkpoint
-///   and again before the restore commits: it catches any changed value in any table, at
-///   the cost of reading every row of every captured table at each checkpoint and rollback.
-/// - Redis: the spare database's key count, or a digest of every key (name, `DUMP`
-///   payload, expiry), taken when it was filled and again before the swap.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
-#[non_exhaustive]
-pub enum CaptureProof {
-    /// Row counts (key counts on Redis): cheap, catches rows left behind or missing
-    /// (the default).
-    #[default]
-    Count,
-    /// A digest of the whole content: catches any change of any value, at the cost of
-    /// reading every row (every key) at each checkpoint and rollback.
-    Digest,
-}
 
 /// The net change of one row since the checkpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -228,84 +194,6 @@ impl fmt::Display for Diff {
             }
         }
         Ok(())
-    }
-}
-
-/// Removes what capture installed for the entry `entry` of `venomqa.yaml` (found from the
-/// current directory up, or `VENOMQA_CONFIG`), leaving the data as it is: the way out
-/// when a session ended without rolling back and its changes cannot be restored (DDL
-/// inside a session, a schema changed since a test died). The next session installs
-/// capture afresh for the schema as it is then. `venomqa capture reset <entry>` runs it.
-///
-/// PostgreSQL and MySQL/MariaDB drop their triggers, undo tables, row-hash indexes (or
-/// invisible row ids) and bookkeeping; Redis and MongoDB restore what a dead session left
-/// if they still can, then drop their spare databases or snapshots; SQLite installs
-/// nothing, so there is nothing to remove. Returns a one-line account of what it did.
-pub fn reset(entry: &str) -> crate::Result<String> {
-    let start = std::env::current_dir().map_err(|e| {
-        crate::Error::config(
-            "venomqa.yaml",
-            "(search)",
-            format!("no current directory: {e}"),
-        )
-    })?;
-    let config = crate::config::Config::discover(&start)?.resolve(crate::config::Selection {
-        backend: None,
-        entry: Some(entry),
-        url: None,
-    })?;
-    // Only `isolation` matters here; the backend checks the rest when it is built.
-    let captures = config
-        .options::<std::collections::BTreeMap<String, serde_yaml_ng::Value>>()
-        .ok()
-        .and_then(|o| {
-            o.get("isolation")
-                .and_then(|v| v.as_str().map(str::to_owned))
-        })
-        .is_some_and(|i| i == "capture");
-    if !captures {
-        return Err(crate::Error::config(
-            "venomqa.yaml",
-            format!("backends.{entry}"),
-            "this entry does not use `isolation: capture`, so there is nothing to reset",
-        ));
-    }
-    let done = |what: &str| Ok(format!("{entry} ({}): {what}", config.backend));
-    match config.backend.as_str() {
-        #[cfg(feature = "postgres")]
-        "postgres" => {
-            crate::state::Manager::<crate::postgres::Postgres>::from_config(&config)?
-                .backend()
-                .uninstall_capture()?;
-            done("capture's triggers, undo tables, indexes and bookkeeping removed; the next session installs them for the schema as it is")
-        }
-        #[cfg(feature = "mysql")]
-        "mysql" => {
-            crate::state::Manager::<crate::mysql::MySql>::from_config(&config)?
-                .backend()
-                .uninstall_capture()?;
-            done("capture's triggers, undo tables, invisible row ids and bookkeeping removed; the next session installs them for the schema as it is")
-        }
-        #[cfg(feature = "redis")]
-        "redis" => {
-            crate::state::Manager::<crate::redis::Redis>::from_config(&config)?
-                .backend()
-                .uninstall_capture()?;
-            done("capture's spare databases and record freed")
-        }
-        #[cfg(feature = "mongodb")]
-        "mongodb" => {
-            crate::state::Manager::<crate::mongodb::MongoDb>::from_config(&config)?
-                .backend()
-                .uninstall_capture()?;
-            done("capture's snapshot databases and record dropped")
-        }
-        "sqlite" => done("SQLite capture installs nothing; nothing to reset"),
-        other => Err(crate::Error::config(
-            "venomqa.yaml",
-            format!("backends.{entry}.backend"),
-            format!("capture reset knows no backend {other:?} in this build; build it with the cargo feature of that name (venomqa-cli: --features {other}, or --features all)"),
-        )),
     }
 }
 
