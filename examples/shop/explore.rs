@@ -1,7 +1,7 @@
 //! The shop as a world to explore: a customer with up to two orders, and every way to
 //! fill, pay (card or voucher) and cancel them; invariants over the API and the
 //! database. With `SHOP_BUG=voucher_oversell` the explorer finds the stock going
-//! negative (`examples/tests/explore.rs`); the written journeys do not.
+//! negative (`examples/tests/it/explore.rs`); the written journeys do not.
 
 use serde_json::{json, Value};
 use venomqa::explore::{Action, World};

@@ -12,7 +12,7 @@
 //! a free port; the server prints `listening on 127.0.0.1:<port>` once it accepts
 //! requests.
 //!
-//! `SHOP_BUG` switches on known bugs, for the explorer to find (`examples/tests/explore.rs`):
+//! `SHOP_BUG` switches on known bugs, for the explorer to find (`examples/tests/it/explore.rs`):
 //!
 //! - `voucher_oversell`: paying by voucher skips the stock check, so two orders that each
 //!   fit in the stock, paid one by card and one by voucher, take more than there is and

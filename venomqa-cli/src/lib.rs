@@ -10,6 +10,10 @@
 //! # Ok::<(), String>(())
 //! ```
 
+mod command;
+
+pub use command::run;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 

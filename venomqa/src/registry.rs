@@ -182,7 +182,8 @@ pub fn register(backend: Registration) {
 
 /// Registers a setup function for a configuration entry (a backend's name, or a named
 /// entry of `venomqa.yaml`). It runs on the first connected manager of the entry's pool,
-/// before the first lease, after the entry's `setup:` files if it has any.
+/// before the first lease, after the entry's `setup:` files if it has any. Register it before the
+/// entry's first session: its pool takes the function when it is built.
 pub fn register_setup(
     entry: &str,
     setup: impl Fn(&mut dyn StateManager) -> Result<()> + Send + Sync + 'static,

@@ -24,7 +24,7 @@ fn memory_inferred(_db: &mut MemorySession) {}
 fn memory_repeated(_db: &mut MemorySession) {}
 
 // The server backends' sessions (behind venomqa's features, which trybuild's copy of this
-// crate does not enable) are compiled, inferred and repeated, in tests/inference.rs.
+// crate does not enable) are compiled, inferred and repeated, in tests/it/inference.rs.
 
 // `Registration::of::<Memory>().named("scratch")` may register the type's backend under
 // another name: only the run can tell.

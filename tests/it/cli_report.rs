@@ -1,4 +1,4 @@
-//! The cost report end to end: the tests of `tests/fixture.rs` (23 `#[venom_test]`s: 20
+//! The cost report end to end: the tests of `tests/it/fixture.rs` (23 `#[venom_test]`s: 20
 //! with a checkpoint block, one asked to fail, one to return `Err`, one `#[should_panic]`)
 //! run in a child `cargo nextest run` (a process per test, 4 at a time, all appending to
 //! one file) and a child `cargo test` (threads of one process); every line must parse and
@@ -11,9 +11,9 @@ use std::process::{Command, Output};
 use serde_json::Value;
 
 fn expected_tests() -> BTreeSet<String> {
-    let mut tests: BTreeSet<String> = (1..=20).map(|i| format!("fixture::block_{i:02}")).collect();
+    let mut tests: BTreeSet<String> = (1..=20).map(|i| format!("it::fixture::block_{i:02}")).collect();
     for t in ["logged", "returns_err", "panics"] {
-        tests.insert(format!("fixture::{t}"));
+        tests.insert(format!("it::fixture::{t}"));
     }
     tests
 }
@@ -31,7 +31,12 @@ fn cargo(args: &[&str], report: &Path) -> Output {
     let mut command = Command::new(&cargo);
     command
         .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
-        .args(args);
+        .args(args.iter().take_while(|a| **a != "--"));
+    let features = crate::support::features().join(",");
+    if !features.is_empty() {
+        command.args(["--features", &features]);
+    }
+    command.args(args.iter().skip_while(|a| **a != "--"));
     for (key, _) in std::env::vars_os() {
         let key = key.to_string_lossy().into_owned();
         if key.starts_with("VENOMQA_") || key.starts_with("NEXTEST") || key == "RUST_LOG" {
@@ -92,8 +97,8 @@ fn check_lines(report: &Path) -> Vec<Value> {
         assert!(n("test_us") >= n("lease_us") + n("session_us"), "{l}");
         assert!(n("pid") > 0 && n("at_ms") > 0, "{l}");
         let expected = match test {
-            "fixture::returns_err" => "err",
-            "fixture::logged" | "fixture::panics" => "panic",
+            "it::fixture::returns_err" => "err",
+            "it::fixture::logged" | "it::fixture::panics" => "panic",
             _ => "ok",
         };
         assert_eq!(l["outcome"], expected, "{l}");
@@ -110,7 +115,7 @@ fn pids(lines: &[Value]) -> BTreeSet<u64> {
 }
 
 fn venomqa(args: &[&str], env: &[(&str, &Path)]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_venomqa"))
+    crate::support::cli::command()
         .args(args)
         .env_remove("VENOMQA_REPORT")
         .envs(env.iter().map(|(k, v)| (*k, v.as_os_str())))
@@ -136,10 +141,12 @@ fn a_nextest_run_of_many_processes_writes_one_file_and_the_command_sums_it_up() 
             "-p",
             "venomqa-tests",
             "--test",
-            "fixture",
+            "it",
             "--no-fail-fast",
             "--test-threads",
             "4",
+            "-E",
+            "test(/^fixture::/)",
         ],
         &report,
     );
@@ -223,7 +230,7 @@ fn a_nextest_run_of_many_processes_writes_one_file_and_the_command_sums_it_up() 
 fn a_cargo_test_run_of_one_process_writes_the_same_lines() {
     let report = report_path("cargo-test");
     let out = cargo(
-        &["test", "-p", "venomqa-tests", "--test", "fixture"],
+        &["test", "-p", "venomqa-tests", "--test", "it", "--", "fixture::"],
         &report,
     );
     let all = text(&out);

@@ -1,8 +1,7 @@
 //! Resilience on Redis: a private `redis-server` restarted mid-suite fails only the tests in
 //! flight, and a server that stays down fails within the connect timeout, naming where.
 
-#[path = "resilience/support.rs"]
-mod support;
+use crate::support::resilience as support;
 
 use std::thread;
 use std::time::{Duration, Instant};

@@ -1,6 +1,6 @@
 //! Ordinary tests that two drivers also run in child processes, to read what a test run
-//! leaves behind: `tests/logs.rs` (a failing test's captured output, with and without
-//! `RUST_LOG`) and `venomqa-cli/tests/report.rs` (the cost report of a `cargo nextest run`,
+//! leaves behind: `tests/it/logs.rs` (a failing test's captured output, with and without
+//! `RUST_LOG`) and `tests/it/cli_report.rs` (the cost report of a `cargo nextest run`,
 //! a process per test, all appending to one file). On their own they check their data
 //! like any test; with `VENOMQA_FIXTURE_FAIL` set, `logged` fails and `returns_err`
 //! returns `Err`, as the drivers ask.

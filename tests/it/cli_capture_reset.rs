@@ -6,7 +6,6 @@
 //! 127.0.0.1:5432 (trust).
 
 use std::path::Path;
-use std::process::Command;
 
 use venomqa::postgres::driver::{Client, NoTls};
 use venomqa::postgres::PostgresSession;
@@ -67,7 +66,7 @@ fn capture_reset_is_the_way_out_after_ddl_inside_a_session() {
     assert!(refused.contains("venomqa capture reset"), "{refused}");
 
     // The way out: the command, run where the configuration is.
-    let out = Command::new(env!("CARGO_BIN_EXE_venomqa"))
+    let out = crate::support::cli::command()
         .args(["capture", "reset", "shop"])
         .current_dir(&dir)
         .env_remove("VENOMQA_CONFIG")
@@ -108,7 +107,7 @@ fn capture_reset_is_the_way_out_after_ddl_inside_a_session() {
         "backends:\n  plain:\n    backend: postgres\n    url: postgres://postgres@127.0.0.1:5432/postgres\n",
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_venomqa"))
+    let out = crate::support::cli::command()
         .args(["capture", "reset", "plain"])
         .current_dir(&dir)
         .env_remove("VENOMQA_CONFIG")

@@ -18,11 +18,28 @@
 //! after the first round): a writer that keeps writing. Redis command lines split on
 //! spaces; `"..."` quotes a word, with `\"`, `\\`, `\n` and `\xHH` inside.
 //!
-//! Integration tests find it through `env!("CARGO_BIN_EXE_venomqa-writer")`.
+//! It is this test binary itself, re-executed with `VENOMQA_TEST_ROLE=writer`: a hook in
+//! `main.rs` runs [`main`] before the test harness starts. So the child always has the
+//! features of the tests that spawn it (a separate binary could be stale: cargo does not
+//! rebuild a binary target that another feature set built last).
 
+use std::process::Command;
 use std::time::Duration;
 
-fn main() {
+/// The environment variable that makes the test binary act as the writer.
+pub const ROLE: &str = "VENOMQA_TEST_ROLE";
+
+/// A command that runs the writer: this test binary, re-executed in the writer's role.
+/// Add the writer's arguments (`sqlite <file> <sql>`, ...) and run it.
+pub fn command() -> Command {
+    let mut command = Command::new(crate::support::this_binary());
+    command.env(ROLE, "writer");
+    command
+}
+
+/// The writer's `main`: its arguments are the process's, after the binary's name. Exits
+/// the process (non-zero on any error).
+pub fn main() -> ! {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let hold = args
         .iter()
@@ -56,6 +73,7 @@ fn main() {
         eprintln!("venomqa-writer: {e}");
         std::process::exit(1);
     }
+    std::process::exit(0);
 }
 
 fn sqlite(path: &str, sql: &str, hold: Option<Duration>) -> Result<(), String> {

@@ -913,10 +913,10 @@ fn child_process_helper() {
 }
 
 fn spawn_child(mode: &str, url: &str) -> (Child, i64, String) {
-    let mut child = Command::new(std::env::current_exe().unwrap())
+    let mut child = Command::new(crate::support::this_binary())
         .args([
             "--exact",
-            "child_process_helper",
+            "redis::child_process_helper",
             "--nocapture",
             "--test-threads=1",
         ])

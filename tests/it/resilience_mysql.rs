@@ -2,8 +2,7 @@
 //! in flight, a server that stays down fails within the connect timeout, a stalled one
 //! within the I/O timeout, and the server's own reasons reach the messages.
 
-#[path = "resilience/support.rs"]
-mod support;
+use crate::support::resilience as support;
 
 use std::thread;
 use std::time::{Duration, Instant};

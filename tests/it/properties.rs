@@ -183,9 +183,8 @@ mod postgres {
     use super::*;
     use venomqa::postgres::PostgresStateManager;
 
-    venomqa::register_setup!("postgres", |m: &mut dyn StateManager| {
-        m.execute_script("CREATE TABLE IF NOT EXISTS vq_pg_probe (v bigint NOT NULL)")
-    });
+    // The table `vq_pg_probe` comes from the setup of the `postgres` entry that
+    // `postgres.rs` registers (one binary: one setup per entry).
 
     struct Table(&'static str);
 
@@ -316,8 +315,7 @@ fn mongodb_capture_keeps_the_rules() {
 /// Capture exactness on MySQL/MariaDB, PostgreSQL and SQLite: `conformance::capture`'s
 /// named checks and the differential property test (Redis and MongoDB have theirs in
 /// their own test files).
-#[path = "support/capture_exact.rs"]
-mod capture_exact;
+use crate::support::capture_exact;
 
 #[cfg(feature = "postgres")]
 mod postgres_capture_exact {

@@ -1,24 +1,10 @@
-//! venomqa's events in a failing test's output: the test `logged` of `tests/fixture.rs`,
+//! venomqa's events in a failing test's output: the test `fixture::logged` (tests/it/fixture.rs),
 //! made to fail, is run in a child `cargo test` and a child `cargo nextest run`, with and
 //! without `RUST_LOG`; its captured output must hold venomqa's debug events exactly when
 //! the variable is set. (`tests/subscriber.rs`: a subscriber of the user's own is left
 //! in charge.)
 
 use std::process::{Command, Output};
-
-/// The test crate's features this binary was built with, so the child builds the same.
-fn features() -> Vec<&'static str> {
-    [
-        ("mysql", cfg!(feature = "mysql")),
-        ("postgres", cfg!(feature = "postgres")),
-        ("redis", cfg!(feature = "redis")),
-        ("mongodb", cfg!(feature = "mongodb")),
-        ("tokio", cfg!(feature = "tokio")),
-    ]
-    .into_iter()
-    .filter_map(|(name, on)| on.then_some(name))
-    .collect()
-}
 
 /// `cargo <args> [--features ..] [-- <test_args>]` in the workspace, in a clean
 /// environment plus `env`.
@@ -27,7 +13,7 @@ fn cargo(args: &[&str], test_args: &[&str], env: &[(&str, &str)]) -> Output {
     let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut command = Command::new(&cargo);
     command.current_dir(&workspace).args(args);
-    let features = features().join(",");
+    let features = crate::support::features().join(",");
     if !features.is_empty() {
         command.args(["--features", &features]);
     }
@@ -75,8 +61,8 @@ fn assert_no_events(output: &str) {
 fn cargo_test(env: &[(&str, &str)]) -> String {
     // Only `logged`, which fails.
     let out = cargo(
-        &["test", "-p", "venomqa-tests", "--test", "fixture"],
-        &["--exact", "logged"],
+        &["test", "-p", "venomqa-tests", "--test", "it"],
+        &["--exact", "fixture::logged"],
         env,
     );
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -86,10 +72,10 @@ fn cargo_test(env: &[(&str, &str)]) -> String {
         "the fixture run was asked to fail:\n{stdout}\n{stderr}"
     );
     assert!(
-        stdout.contains("test logged ... FAILED"),
+        stdout.contains("test fixture::logged ... FAILED"),
         "{stdout}\n{stderr}"
     );
-    captured(&stdout, "logged").to_owned()
+    captured(&stdout, "fixture::logged").to_owned()
 }
 
 #[test]
@@ -98,7 +84,7 @@ fn cargo_test_shows_venomqa_events_in_a_failing_tests_output_when_rust_log_is_se
     for event in [
         "DEBUG venomqa: connection opened backend=sqlite entry=sqlite",
         "DEBUG venomqa: checkpoint created backend=sqlite checkpoint=venomqa_root",
-        "DEBUG venomqa::test: session finished test=fixture::logged backend=sqlite entry=sqlite isolation=\"transaction\" outcome=\"panic\" rolled_back=true",
+        "DEBUG venomqa::test: session finished test=it::fixture::logged backend=sqlite entry=sqlite isolation=\"transaction\" outcome=\"panic\" rolled_back=true",
     ] {
         assert!(shown.contains(event), "{event:?} missing from:\n{shown}");
     }
@@ -116,7 +102,7 @@ fn cargo_test_shows_venomqa_events_in_a_failing_tests_output_when_rust_log_is_se
 fn venomqa_log_is_read_before_rust_log() {
     let shown = cargo_test(&[("RUST_LOG", "off"), ("VENOMQA_LOG", "venomqa::test=debug")]);
     assert!(
-        shown.contains("DEBUG venomqa::test: session finished test=fixture::logged"),
+        shown.contains("DEBUG venomqa::test: session finished test=it::fixture::logged"),
         "{shown}"
     );
     assert!(
@@ -141,10 +127,10 @@ fn nextest(env: &[(&str, &str)]) -> String {
             "-p",
             "venomqa-tests",
             "--test",
-            "fixture",
+            "it",
             "--no-fail-fast",
             "-E",
-            "test(=logged)",
+            "test(=fixture::logged)",
         ],
         &[],
         env,
@@ -156,7 +142,7 @@ fn nextest(env: &[(&str, &str)]) -> String {
     );
     assert!(!out.status.success(), "asked to fail:\n{all}");
     assert!(
-        all.contains("FAIL") && all.contains("fixture logged"),
+        all.contains("FAIL") && all.contains("fixture::logged"),
         "nextest ran the fixture's `logged`:\n{all}"
     );
     assert!(all.contains("failing on purpose"), "{all}");
@@ -167,7 +153,7 @@ fn nextest(env: &[(&str, &str)]) -> String {
 fn nextest_shows_venomqa_events_in_a_failing_tests_output_when_rust_log_is_set() {
     let shown = nextest(&[("RUST_LOG", "venomqa=debug")]);
     assert!(
-        shown.contains("DEBUG venomqa::test: session finished test=fixture::logged"),
+        shown.contains("DEBUG venomqa::test: session finished test=it::fixture::logged"),
         "{shown}"
     );
     assert!(

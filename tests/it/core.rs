@@ -424,10 +424,10 @@ fn environment_overrides_the_file() {
         return;
     }
     let run = |env: &[(&str, &str)], expected: &str| {
-        let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+        let mut cmd = std::process::Command::new(crate::support::this_binary());
         cmd.args([
             "--exact",
-            "environment_overrides_the_file",
+            "core::environment_overrides_the_file",
             "--test-threads=1",
         ])
         .env("VENOMQA_TEST_EXPECT", expected);

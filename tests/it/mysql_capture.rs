@@ -1,5 +1,5 @@
 //! MySQL / MariaDB capture isolation: writes made by OTHER processes (the tests crate's
-//! `venomqa-writer` binary, on connections of its own) and by another crate's pool are
+//! writer (this test binary re-executed, `support::writer`), on connections of its own) and by another crate's pool are
 //! rolled back, and an independent connection proves the database is back exactly: every
 //! row, the AUTO_INCREMENT counters, the schema.
 //!
@@ -102,7 +102,7 @@ fn dump(database: &str) -> Vec<String> {
 /// Runs `sql` in another process on a connection of its own; with `hold_ms`, inside a
 /// transaction it keeps open that long (the child prints "holding" once it is open).
 fn other_process(url: &str, sql: &str, hold_ms: Option<u64>) -> std::process::Child {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_venomqa-writer"));
+    let mut cmd = crate::support::writer::command();
     cmd.args(["mysql", url, sql]);
     if let Some(ms) = hold_ms {
         cmd.args(["--hold", &ms.to_string()]);
@@ -417,8 +417,8 @@ fn a_killed_test_process_is_restored_by_the_next_session() {
     let _turn = exclusive();
     prepare();
     let baseline = dump("vq_capture");
-    let status = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "killed_child", "--ignored", "--nocapture"])
+    let status = Command::new(crate::support::this_binary())
+        .args(["--exact", "mysql_capture::killed_child", "--ignored", "--nocapture"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
@@ -581,8 +581,8 @@ fn two_processes_each_on_its_own_database() {
     let children: Vec<_> = ["vq_capture_a", "vq_capture_b"]
         .into_iter()
         .map(|db| {
-            Command::new(std::env::current_exe().unwrap())
-                .args(["--exact", "own_database_child", "--ignored"])
+            Command::new(crate::support::this_binary())
+                .args(["--exact", "mysql_capture::own_database_child", "--ignored"])
                 .env("VENOMQA_MYSQL_CAPTURE_URL", format!("{}/{db}", server()))
                 .env("VENOMQA_TEST_DATABASE", db)
                 .stdout(Stdio::piped())

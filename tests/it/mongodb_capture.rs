@@ -1,6 +1,6 @@
 #![cfg(feature = "mongodb")]
 //! MongoDB capture isolation: writes made by OTHER processes (the tests crate's
-//! `venomqa-writer`, with a client of its own) to the captured database are rolled back,
+//! the writer (this test binary re-executed, `support::writer`), with a client of its own) to the captured database are rolled back,
 //! and an independent client proves the database is back exactly: every document as
 //! canonical extended JSON (so Int32 and Int64, Decimal128 digits, Binary subtypes and
 //! field order count), every collection's options and indexes.
@@ -134,7 +134,7 @@ fn same(now: &[String], expected: &[String]) {
 
 /// Runs `commands` (a JSON array of database commands, extended JSON) in another process.
 fn write_from_another_process(database: &str, commands: &str) {
-    let out = Command::new(env!("CARGO_BIN_EXE_venomqa-writer"))
+    let out = crate::support::writer::command()
         .args(["mongodb", &url(), database, commands])
         .output()
         .unwrap();
@@ -350,8 +350,8 @@ fn killed_child() {
 }
 
 fn spawn_child(test: &str, database: &str) -> Child {
-    Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", test, "--ignored", "--nocapture"])
+    Command::new(crate::support::this_binary())
+        .args(["--exact", &format!("mongodb_capture::{test}"), "--ignored", "--nocapture"])
         .env("VQ_CAPTURE_DATABASE", database)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -451,7 +451,7 @@ fn a_writer_that_keeps_writing_is_named_then_the_rollback_succeeds() {
         // Three app processes inserting as fast as they can.
         let mut writers: Vec<Child> = (0..3)
             .map(|_| {
-                Command::new(env!("CARGO_BIN_EXE_venomqa-writer"))
+                crate::support::writer::command()
                     .args([
                         "mongodb",
                         &url(),
@@ -510,7 +510,7 @@ fn an_app_killed_mid_write_is_rolled_back() {
     capture(&name, "app_killed").run(|db: &mut MongoDbSession| {
         db.create_checkpoint("c").unwrap();
         // The app writes in a loop, and dies (SIGKILL) somewhere in the middle of a round.
-        let mut app = Command::new(env!("CARGO_BIN_EXE_venomqa-writer"))
+        let mut app = crate::support::writer::command()
             .args(["mongodb", &url(), &name, LOOP_WRITES, "--loop", "20000"])
             .stdout(Stdio::piped())
             .spawn()
@@ -690,8 +690,7 @@ fn failed_hooks_leave_the_stack_unchanged() {
     other_db(&name).drop().run().unwrap();
 }
 
-#[path = "support/capture_exact.rs"]
-mod capture_exact;
+use crate::support::capture_exact;
 
 /// The capture suite (`conformance::capture`) on MongoDB: the writes of a small shop made
 /// by a client of the probe's own, as an app without foreign keys makes them (cascades

@@ -515,7 +515,7 @@ fn capture_file(test: &str) -> String {
 
 /// Runs the writer binary: another process with its own connection to the file.
 fn other_process(test: &str, sql: &str, hold_ms: Option<u64>) -> std::process::Child {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_venomqa-writer"));
+    let mut cmd = crate::support::writer::command();
     cmd.args(["sqlite", &capture_file(test), sql]);
     if let Some(ms) = hold_ms {
         cmd.args(["--hold", &ms.to_string()]);

@@ -1,5 +1,5 @@
 //! PostgreSQL capture isolation: writes made by OTHER processes (the tests crate's
-//! `venomqa-writer` binary) and by other connections are rolled back, and an independent
+//! writer (this test binary re-executed, `support::writer`)) and by other connections are rolled back, and an independent
 //! connection proves the database is back exactly: every row, every sequence, the schema.
 //! Both restore paths run: as a superuser (triggers and foreign-key checks off while
 //! restoring) and as a plain role (foreign-key order).
@@ -103,7 +103,7 @@ fn dump(database: &str) -> Vec<String> {
 }
 
 fn other_process(url: &str, sql: &str, hold_ms: Option<u64>) -> std::process::Child {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_venomqa-writer"));
+    let mut cmd = crate::support::writer::command();
     cmd.args(["postgres", url, sql]);
     if let Some(ms) = hold_ms {
         cmd.args(["--hold", &ms.to_string()]);
@@ -365,8 +365,8 @@ fn a_killed_test_process_is_restored_by_the_next_session() {
     let _turn = exclusive();
     prepare();
     let baseline = dump("vq_capture");
-    let status = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "killed_child", "--ignored", "--nocapture"])
+    let status = Command::new(crate::support::this_binary())
+        .args(["--exact", "postgres_capture::killed_child", "--ignored", "--nocapture"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
@@ -488,8 +488,8 @@ fn two_processes_each_on_its_own_database() {
     let children: Vec<_> = ["vq_capture_a", "vq_capture_b"]
         .into_iter()
         .map(|db| {
-            Command::new(std::env::current_exe().unwrap())
-                .args(["--exact", "own_database_child", "--ignored"])
+            Command::new(crate::support::this_binary())
+                .args(["--exact", "postgres_capture::own_database_child", "--ignored"])
                 .env(
                     "VENOMQA_POSTGRES_CAPTURE_URL",
                     format!("postgres://postgres@127.0.0.1:5432/{db}"),

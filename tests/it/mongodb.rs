@@ -963,10 +963,10 @@ fn spawn_helper(mode: &str) -> std::process::Child {
 }
 
 fn spawn_helper_with(mode: &str, env: &[(&str, &str)]) -> std::process::Child {
-    Command::new(std::env::current_exe().unwrap())
+    Command::new(crate::support::this_binary())
         .envs(env.iter().copied())
         .args([
-            "child_process_helper",
+            "mongodb::child_process_helper",
             "--exact",
             "--ignored",
             "--nocapture",

@@ -1,4 +1,4 @@
-// The sqlx session tests, shared by tests/sqlx_postgres.rs, sqlx_mysql.rs and
+// The sqlx session tests, shared by tests/it/sqlx_postgres.rs, sqlx_mysql.rs and
 // sqlx_sqlite.rs (`sqlx_tests!("entry")` in each). The calling file defines:
 // - `Db`: its session type; `Conn`: sqlx's connection type; `Mgr`: its state manager type;
 // - `ENTRY`: its backend's name (in-memory for SQLite), for the conformance suite;

@@ -1,6 +1,6 @@
 #![cfg(feature = "redis")]
 //! Redis capture isolation: writes made by OTHER processes (the tests crate's
-//! `venomqa-writer`, on connections of its own) to the URL's database are rolled back, and
+//! the writer (this test binary re-executed, `support::writer`), on connections of its own) to the URL's database are rolled back, and
 //! an independent connection proves the database is back exactly: every type, every
 //! member, every absolute expiry time to the millisecond.
 //!
@@ -137,7 +137,7 @@ fn cmd(conn: &mut Connection, args: &[&str]) -> Value {
 
 /// Writes `commands` (one a line) from another process, on a connection of its own.
 fn write_from_another_process(url: &str, commands: &str) {
-    let out = Command::new(env!("CARGO_BIN_EXE_venomqa-writer"))
+    let out = crate::support::writer::command()
         .args(["redis", url, commands])
         .output()
         .unwrap();
@@ -467,8 +467,8 @@ fn killed_child() {
 }
 
 fn spawn_child(test: &str, url: &str) -> Child {
-    Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", test, "--ignored", "--nocapture"])
+    Command::new(crate::support::this_binary())
+        .args(["--exact", &format!("redis_capture::{test}"), "--ignored", "--nocapture"])
         .env("VQ_CAPTURE_URL", url)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -604,7 +604,7 @@ fn a_writer_that_keeps_writing_is_rolled_back_each_time() {
     let baseline = dump(&mut eye);
     capture(&url, "busy").run(|db: &mut RedisSession| {
         db.create_checkpoint("c").unwrap();
-        let mut writer = Command::new(env!("CARGO_BIN_EXE_venomqa-writer"))
+        let mut writer = crate::support::writer::command()
             .args([
                 "redis",
                 &url,
@@ -645,7 +645,7 @@ fn an_app_killed_mid_write_is_rolled_back() {
     capture(&url, "app_killed").run(|db: &mut RedisSession| {
         db.create_checkpoint("c").unwrap();
         // The app writes in a loop, and dies (SIGKILL) somewhere in the middle of a round.
-        let mut app = Command::new(env!("CARGO_BIN_EXE_venomqa-writer"))
+        let mut app = crate::support::writer::command()
             .args([
                 "redis",
                 &url,
@@ -907,8 +907,7 @@ fn failed_hooks_leave_the_stack_unchanged() {
     );
 }
 
-#[path = "support/capture_exact.rs"]
-mod capture_exact;
+use crate::support::capture_exact;
 
 /// The capture suite (`conformance::capture`) on Redis: the writes of a small shop made
 /// by a client of the probe's own, as an app would (a Lua script per write, so each is
