@@ -81,6 +81,7 @@
 
 mod client;
 mod context;
+mod format;
 mod report;
 mod runner;
 
@@ -103,9 +104,9 @@ pub use runner::{Check, Invariant, JourneyError, JourneyRunner, StateHandle, JOU
 
 // What the explorer (feature `explore`) shares with the runner and its reports.
 #[cfg(feature = "explore")]
-pub(crate) use report::{
-    cut, diff_details, diff_json, exchange_json, fmt_duration, ms, write_report_files, xml,
-};
+pub(crate) use format::{cut, fmt_duration};
+#[cfg(feature = "explore")]
+pub(crate) use report::{diff_details, diff_json, exchange_json, ms, write_report_files, xml};
 #[cfg(feature = "explore")]
 pub(crate) use runner::panic_message;
 

@@ -10,19 +10,8 @@ use serde_json::{json, Value};
 use crate::capture::{ChangeKind, Diff};
 
 use super::client::Exchange;
+use super::format::{cut, fmt_duration};
 use super::{Branch, Path, Step};
-
-/// `text` cut to at most `limit` bytes (at a character boundary), saying how much was cut.
-pub(crate) fn cut(text: &str, limit: usize) -> String {
-    if text.len() <= limit {
-        return text.to_owned();
-    }
-    let mut end = limit;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}... ({} more bytes)", &text[..end], text.len() - end)
-}
 
 /// Whether a step, path, branch or journey passed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -948,7 +937,6 @@ fn time(d: Duration, status: Status) -> String {
     }
 }
 
-/// `0.4 ms`, `12 ms`, `1.24 s`.
 /// Writes `<dir>/<prefix><name>.xml` and `.json`, the name made safe for a file name
 /// (anything but ASCII letters, digits, `-` and `_` becomes `_`).
 pub(crate) fn write_report_files(
@@ -974,17 +962,6 @@ pub(crate) fn write_report_files(
         dir.join(format!("{prefix}{stem}.json")),
         serde_json::to_string_pretty(json).unwrap_or_default(),
     )
-}
-
-pub(crate) fn fmt_duration(d: Duration) -> String {
-    let ms = d.as_secs_f64() * 1000.0;
-    if ms < 10.0 {
-        format!("{ms:.1} ms")
-    } else if ms < 1000.0 {
-        format!("{ms:.0} ms")
-    } else {
-        format!("{:.2} s", ms / 1000.0)
-    }
 }
 
 pub(crate) fn ms(d: Duration) -> f64 {

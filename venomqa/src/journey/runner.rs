@@ -1080,7 +1080,7 @@ fn judge(
                                 "{} {}: expected status {expected}, got {actual}; response body: {}",
                                 ex.method,
                                 ex.url,
-                                if body.is_empty() { "(empty body)".to_owned() } else { super::report::cut(&body, 300) }
+                                if body.is_empty() { "(empty body)".to_owned() } else { super::format::cut(&body, 300) }
                             ),
                         ));
                     }
