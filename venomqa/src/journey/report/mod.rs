@@ -27,3 +27,6 @@ pub(crate) use json::{diff_json, exchange_json, ms};
 pub(crate) use junit::xml;
 #[cfg(feature = "explore")]
 pub(crate) use text::diff_details;
+
+#[cfg(test)]
+mod tests;
