@@ -5,7 +5,7 @@ use std::fmt;
 
 use crate::error::BoxError;
 
-/// Why a [`Transport`] got no response.
+/// Why a [`Transport`](crate::journey::Transport) got no response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum TransportErrorKind {
@@ -18,7 +18,7 @@ pub enum TransportErrorKind {
     Other,
 }
 
-/// A failure of a [`Transport`] to get a response.
+/// A failure of a [`Transport`](crate::journey::Transport) to get a response.
 #[derive(Debug)]
 pub struct TransportError {
     kind: TransportErrorKind,

@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 /// The headers whose values never appear in a report, whatever their case. A client adds
-/// the header of [`Client::api_key`] and any named with [`Client::secret_header`].
+/// the header of [`Client::api_key`](crate::journey::Client::api_key) and any named with [`Client::secret_header`](crate::journey::Client::secret_header).
 pub const SECRET_HEADERS: &[&str] = &[
     "authorization",
     "proxy-authorization",

@@ -13,7 +13,7 @@ use crate::journey::format::cut;
 
 /// An HTTP response: status, headers and the whole body.
 ///
-/// A [`Transport`] builds one with [`Response::new`]; steps read it and check it with
+/// A [`Transport`](crate::journey::Transport) builds one with [`Response::new`]; steps read it and check it with
 /// [`expect_status`](Self::expect_status) and [`expect_json`](Self::expect_json), whose
 /// errors name the request and show expected and actual.
 #[derive(Clone)]

@@ -42,7 +42,7 @@ impl JourneyResult {
         self
     }
 
-    /// How many workers ran the paths (1 unless [`parallel_paths`](super::JourneyRunner::parallel_paths)).
+    /// How many workers ran the paths (1 unless [`parallel_paths`](crate::journey::JourneyRunner::parallel_paths)).
     pub fn workers(&self) -> usize {
         self.workers
     }
@@ -161,7 +161,7 @@ impl JourneyResult {
         self.rollback_time
     }
 
-    /// The time of the final rollback to [`JOURNEY_CHECKPOINT`](super::JOURNEY_CHECKPOINT).
+    /// The time of the final rollback to [`JOURNEY_CHECKPOINT`](crate::journey::JOURNEY_CHECKPOINT).
     pub fn cleanup_time(&self) -> Duration {
         self.cleanup_time
     }

@@ -1,7 +1,7 @@
 //! [`JourneyError`]: why a journey did not run.
 
-/// Why a journey did not run. (A journey that ran and failed is a [`JourneyResult`] whose
-/// [`passed`](JourneyResult::passed) is false.)
+/// Why a journey did not run. (A journey that ran and failed is a [`JourneyResult`](crate::journey::JourneyResult) whose
+/// [`passed`](crate::journey::JourneyResult::passed) is false.)
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum JourneyError {
