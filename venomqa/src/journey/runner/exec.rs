@@ -115,6 +115,8 @@ impl Exec<'_> {
                         .iter()
                         .position(|s| s.name == b.checkpoint)
                         .expect("validated: the checkpoint is active");
+                    // The branch rolls back to its checkpoint, which discards the later ones.
+                    saved.truncate(at + 1);
                     let (result, halt) = self.branch(b, &mut saved[at], &mut next_path, started);
                     ctx = saved[at].context.clone();
                     if let Some(h) = halt {
@@ -145,6 +147,8 @@ impl Exec<'_> {
         })
     }
 
+    /// What the database changed since `checkpoint` (or why that could not be read), unless
+    /// the runner's diffs are off.
     pub(super) fn diff(
         &mut self,
         checkpoint: &str,
