@@ -95,7 +95,7 @@ impl fmt::Display for Exchange {
 }
 
 /// The reason phrase of `status` (`Created`, `Conflict`), or `""` for a status without one.
-pub(crate) fn reason(status: u16) -> &'static str {
+fn reason(status: u16) -> &'static str {
     http::StatusCode::from_u16(status)
         .ok()
         .and_then(|s| s.canonical_reason())

@@ -17,6 +17,7 @@ pub const SECRET_HEADERS: &[&str] = &[
 /// these words, in any case.
 const SECRET_JSON_KEYS: &[&str] = &["password", "secret", "token", "api_key", "apikey"];
 
+/// The value of the first header named `name`, in any case.
 pub(super) fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
     headers
         .iter()
@@ -25,7 +26,7 @@ pub(super) fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Op
 }
 
 /// `headers` with the values of secret headers replaced by `***`.
-pub(crate) fn redact_headers(
+pub(super) fn redact_headers(
     headers: &[(String, String)],
     extra_secrets: &[String],
 ) -> Vec<(String, String)> {
@@ -55,7 +56,7 @@ pub(crate) fn redact_headers(
 }
 
 /// A body as text for a report: JSON with secret-named keys masked, else the text.
-pub(crate) fn redact_body(body: &[u8]) -> String {
+pub(super) fn redact_body(body: &[u8]) -> String {
     match serde_json::from_slice::<Value>(body) {
         Ok(mut value) => {
             mask_json(&mut value);

@@ -19,7 +19,7 @@ use parking_lot::Mutex;
 pub use builder::RequestBuilder;
 pub use error::{HttpError, TransportError, TransportErrorKind};
 pub use exchange::{Exchange, RecordedResponse};
-pub(crate) use headers::redact_headers;
+use headers::redact_headers;
 pub use headers::SECRET_HEADERS;
 pub use method::Method;
 pub use response::Response;

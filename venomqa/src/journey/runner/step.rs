@@ -13,6 +13,8 @@ use crate::journey::report::{FailureKind, Place, Status, StepFailure, StepResult
 use crate::journey::{Step, StepError};
 
 impl Exec<'_> {
+    /// Runs `step` (at `place`) on `ctx`, trying again up to its retries, then checks the
+    /// invariants if it passed: what it did, with every exchange.
     pub(super) fn step(&mut self, step: &Step, ctx: &mut Context, place: &Place) -> StepResult {
         let started = Instant::now();
         let _ = self.client.take_exchanges();
@@ -55,6 +57,7 @@ impl Exec<'_> {
         }
     }
 
+    /// The first invariant violated after `step`, as its failure.
     fn invariants(&mut self, step: &Step, ctx: &Context, place: &Place) -> Option<StepFailure> {
         for invariant in self.settings.invariants {
             let mut check = Check::new(
