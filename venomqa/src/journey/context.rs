@@ -122,7 +122,7 @@ impl Context {
         let value = self.require(key)?;
         T::deserialize(value).map_err(|source| ContextError::Type {
             key: key.to_owned(),
-            value: super::report::cut(&value.to_string(), 120),
+            value: super::format::cut(&value.to_string(), 120),
             wanted: std::any::type_name::<T>(),
             source,
         })
@@ -133,7 +133,7 @@ impl Context {
         let value = self.require(key)?;
         value.as_str().ok_or_else(|| ContextError::Type {
             key: key.to_owned(),
-            value: super::report::cut(&value.to_string(), 120),
+            value: super::format::cut(&value.to_string(), 120),
             wanted: "a string",
             source: <serde_json::Error as serde::de::Error>::custom("not a JSON string"),
         })

@@ -1,0 +1,164 @@
+//! [`Invariant`]: a rule checked after every step, and [`Check`], what it looks at.
+
+use std::sync::Arc;
+
+use crate::journey::client::Client;
+use crate::journey::context::Context;
+use crate::journey::report::Severity;
+use crate::journey::StepError;
+use crate::state::StateManager;
+
+type CheckFn = Arc<dyn Fn(&mut Check<'_>) -> Result<(), StepError> + Send + Sync>;
+
+/// A rule checked after every step that passed: "no order without a user", "stock never
+/// below 0". A violation fails the step, naming the invariant and the step.
+///
+/// ```
+/// use venomqa::journey::Invariant;
+/// use venomqa::sqlite::SqliteStateManager;
+///
+/// let stock = Invariant::new("stock never below 0", |check| {
+///     let db = check.manager::<SqliteStateManager>()?.connection()?;
+///     let n: i64 = db.query_row("SELECT COUNT(*) FROM products WHERE stock < 0", [], |r| r.get(0))?;
+///     if n > 0 {
+///         return Err(venomqa::journey::StepError::msg(format!("{n} products have negative stock")));
+///     }
+///     Ok(())
+/// });
+/// let health = Invariant::new("the API answers", |check| {
+///     check.client().get("/health").send()?.expect_status(200)?;
+///     Ok(())
+/// });
+/// # let _ = (stock, health);
+/// ```
+#[derive(Clone)]
+pub struct Invariant {
+    name: String,
+    pub(crate) check: CheckFn,
+    severity: Severity,
+}
+
+impl std::fmt::Debug for Invariant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Invariant")
+            .field("name", &self.name)
+            .field("severity", &self.severity)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Invariant {
+    /// An invariant named `name`: `check` returns `Err` (or panics) when it is violated.
+    /// Its severity is [`Severity::Critical`] until [`severity`](Self::severity) says
+    /// otherwise.
+    pub fn new<F>(name: impl Into<String>, check: F) -> Self
+    where
+        F: Fn(&mut Check<'_>) -> Result<(), StepError> + Send + Sync + 'static,
+    {
+        Invariant {
+            name: name.into(),
+            check: Arc::new(check),
+            severity: Severity::Critical,
+        }
+    }
+
+    /// How bad a violation is, for reports (the explorer's violations carry it; the
+    /// journey runner reports every violated invariant as critical).
+    pub fn severity(mut self, severity: Severity) -> Self {
+        self.severity = severity;
+        self
+    }
+
+    /// The invariant's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Its severity.
+    pub fn get_severity(&self) -> Severity {
+        self.severity
+    }
+}
+
+/// What an [`Invariant`] looks at: the client, the context, the database (through the
+/// state manager), and where the journey is.
+pub struct Check<'r> {
+    client: &'r Client,
+    context: &'r Context,
+    manager: Option<&'r mut dyn StateManager>,
+    step: &'r str,
+    path: Option<&'r str>,
+}
+
+impl std::fmt::Debug for Check<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Check")
+            .field("step", &self.step)
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'r> Check<'r> {
+    /// What an invariant checks after `step` (of `path`, if any): the explorer builds
+    /// these too.
+    pub(crate) fn new(
+        client: &'r Client,
+        context: &'r Context,
+        manager: Option<&'r mut dyn StateManager>,
+        step: &'r str,
+        path: Option<&'r str>,
+    ) -> Self {
+        Check {
+            client,
+            context,
+            manager,
+            step,
+            path,
+        }
+    }
+}
+
+impl Check<'_> {
+    /// The journey's HTTP client.
+    pub fn client(&self) -> &Client {
+        self.client
+    }
+
+    /// The context after the step.
+    pub fn context(&self) -> &Context {
+        self.context
+    }
+
+    /// The step just run.
+    pub fn step(&self) -> &str {
+        self.step
+    }
+
+    /// The path being run, if the step is in one.
+    pub fn path(&self) -> Option<&str> {
+        self.path
+    }
+
+    /// The runner's state manager, or an error when it has none.
+    pub fn state_manager(&mut self) -> Result<&mut dyn StateManager, StepError> {
+        match self.manager.as_deref_mut() {
+            Some(m) => Ok(m),
+            None => Err(StepError::msg(
+                "the runner has no state manager; give it one with .state_manager(..)",
+            )),
+        }
+    }
+
+    /// The runner's state manager as an `M` (such as
+    /// [`SqliteStateManager`](crate::sqlite::SqliteStateManager), whose `connection()`
+    /// reads the database), or an error naming the type asked for.
+    pub fn manager<M: StateManager>(&mut self) -> Result<&mut M, StepError> {
+        self.state_manager()?.downcast_mut::<M>().ok_or_else(|| {
+            StepError::msg(format!(
+                "the runner's state manager is not a {}",
+                std::any::type_name::<M>()
+            ))
+        })
+    }
+}
