@@ -10,13 +10,14 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::capture::Diff;
-use crate::journey::{panic_message, Check, Client, Context, Exchange, HttpError, StateHandle};
+use crate::journey::{panic_message, Check, Client, Context, Exchange, StateHandle};
 use crate::state::StateManager;
 
+use super::outcome::{is_violation, transport};
 use super::report::{
     ActionCoverage, Coverage, ExplorationResult, Fault, FaultKind, PathStep, StopReason, Violation,
 };
-use super::{Severity, StepError, Strategy, World, SERVER_ERRORS};
+use super::{Severity, Strategy, World, SERVER_ERRORS};
 
 /// The checkpoint the explorer makes before anything runs and discards at the end, so an
 /// exploration leaves the database as it found it. Inside a session it nests under the
@@ -1469,24 +1470,4 @@ struct Replayed {
     exchanges: Vec<Exchange>,
     check_exchanges: Vec<Exchange>,
     message: String,
-}
-
-/// Whether `e` means no answer came (the server is down, not listening, or hangs).
-pub(crate) fn transport(e: &StepError) -> bool {
-    matches!(
-        e.downcast_ref::<HttpError>(),
-        Some(
-            HttpError::Unreachable { .. } | HttpError::Timeout { .. } | HttpError::Transport { .. }
-        )
-    )
-}
-
-/// Whether an invariant's `Err` reports a violation (a message, or a response that is
-/// not what it expects) rather than a failure to check.
-fn is_violation(e: &StepError) -> bool {
-    e.is_message()
-        || matches!(
-            e.downcast_ref::<HttpError>(),
-            Some(HttpError::Status { .. } | HttpError::Body { .. } | HttpError::Json { .. })
-        )
 }

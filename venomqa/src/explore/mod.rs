@@ -75,6 +75,7 @@
 #![cfg_attr(docsrs, doc(cfg(feature = "explore")))]
 
 mod engine;
+mod outcome;
 mod report;
 mod repro;
 

@@ -290,7 +290,7 @@ impl Violation {
     /// it builds the journey from the world by name, runs it with the world's
     /// invariants and asserts that it passes (so it fails until the bug is fixed).
     pub fn to_rust(&self, template: &RustTemplate) -> String {
-        template.render(self)
+        template.render(&self.world, self.strategy, &self.invariant, &self.sequence)
     }
 }
 
