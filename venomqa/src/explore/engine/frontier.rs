@@ -1,7 +1,7 @@
 //! The frontier: which (state, action) pair the engine tries next. One [`Frontier`] per
 //! [`Strategy`]: breadth first ([`Bfs`]), depth first ([`Dfs`]), random ([`Random`]) and
-//! coverage-guided ([`CoverageGuided`]). The random ones draw from a seeded generator, so a
-//! seed gives the same order in every run.
+//! coverage-guided ([`CoverageGuided`]). The random ones draw from `fastrand`'s seeded
+//! generator, so a seed gives the same order in every run of a build.
 
 use std::collections::VecDeque;
 
@@ -46,7 +46,7 @@ pub(super) fn for_strategy(strategy: Strategy) -> Box<dyn Frontier> {
         Strategy::Dfs => Box::new(Dfs),
         Strategy::Random { seed } => Box::new(Random {
             open: Vec::new(),
-            rng: Rng(seed),
+            rng: fastrand::Rng::with_seed(seed),
         }),
         Strategy::CoverageGuided { seed } => Box::new(CoverageGuided {
             open: Vec::new(),
@@ -110,7 +110,7 @@ impl Frontier for Dfs {
 /// seeded generator.
 pub(super) struct Random {
     open: Vec<usize>,
-    rng: Rng,
+    rng: fastrand::Rng,
 }
 
 impl Frontier for Random {
@@ -123,13 +123,13 @@ impl Frontier for Random {
             if self.open.is_empty() {
                 return None;
             }
-            let i = self.rng.below(self.open.len());
+            let i = self.rng.usize(..self.open.len());
             let n = self.open[i];
             if view.nodes[n].untried.is_empty() {
                 self.open.swap_remove(i);
                 continue;
             }
-            let j = self.rng.below(view.nodes[n].untried.len());
+            let j = self.rng.usize(..view.nodes[n].untried.len());
             let a = view.nodes[n].untried.remove(j);
             return Some((At::Node(n), a));
         }
@@ -147,7 +147,7 @@ pub(super) struct CoverageGuided {
 impl CoverageGuided {
     /// The tie-break of action `a` from state `n`: the same in every pick.
     fn tie_break(&self, n: usize, a: u16) -> u64 {
-        mix(self.seed ^ ((n as u64) << 16) ^ u64::from(a))
+        fastrand::Rng::with_seed(self.seed ^ ((n as u64) << 16) ^ u64::from(a)).u64(..)
     }
 }
 
@@ -182,25 +182,4 @@ impl Frontier for CoverageGuided {
         let a = view.nodes[n].untried.remove(j);
         Some((At::Node(n), a))
     }
-}
-
-/// A small seeded generator (splitmix64): the same seed gives the same order.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        mix(self.0)
-    }
-
-    /// A number in `0..n` (`n > 0`).
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
-fn mix(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
