@@ -8,6 +8,7 @@
 mod fingerprint;
 mod frontier;
 mod navigate;
+mod result;
 mod shrink;
 mod step;
 
@@ -17,10 +18,8 @@ use std::time::{Duration, Instant};
 
 use crate::capture::Diff;
 use crate::explore::outcome::transport;
-use crate::explore::report::{
-    ActionCoverage, Coverage, ExplorationResult, Fault, FaultKind, PathStep, StopReason, Violation,
-};
-use crate::explore::{repro, Severity, Strategy, World, SERVER_ERRORS};
+use crate::explore::report::{ActionCoverage, Fault, FaultKind, PathStep, StopReason};
+use crate::explore::{Severity, Strategy, World};
 use crate::journey::{panic_message, Client, Context, Exchange};
 use crate::state::StateManager;
 
@@ -33,14 +32,23 @@ use step::Checks;
 /// How an exploration runs: the [`Explorer`](super::Explorer)'s settings.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Settings {
+    /// The order of the pairs tried.
     pub(super) strategy: Strategy,
+    /// The longest sequence from the root.
     pub(super) max_depth: usize,
+    /// The state budget.
     pub(super) max_states: Option<usize>,
+    /// The step budget (replays not counted).
     pub(super) max_steps: Option<usize>,
+    /// The time budget.
     pub(super) time_limit: Option<Duration>,
+    /// Whether a budget that runs out fails the result.
     pub(super) budget_is_failure: bool,
+    /// Whether the first violation stops the exploration.
     pub(super) stop_on_violation: bool,
+    /// Whether violations are shrunk.
     pub(super) shrink: bool,
+    /// Whether fingerprints include the capture diff since the root.
     pub(super) use_diff: bool,
 }
 
@@ -399,96 +407,5 @@ impl<'e> Engine<'e> {
                 })
             })
             .collect()
-    }
-
-    fn record(
-        &mut self,
-        target: Option<usize>,
-        message: String,
-        sequence: Vec<u16>,
-        path: Vec<PathStep>,
-        exchanges: Vec<Exchange>,
-        check_exchanges: Vec<Exchange>,
-    ) {
-        let (name, severity) = match target {
-            Some(i) => (
-                self.world.invariants[i].name().to_owned(),
-                self.world.invariants[i].get_severity(),
-            ),
-            None => (SERVER_ERRORS.to_owned(), Severity::High),
-        };
-        if let Some(f) = self.found.iter_mut().find(|f| f.name == name) {
-            f.occurrences += 1;
-            return;
-        }
-        self.found.push(Found {
-            target,
-            name,
-            severity,
-            message,
-            found_as: sequence.clone(),
-            sequence,
-            shrunk: false,
-            occurrences: 1,
-            path,
-            exchanges,
-            check_exchanges,
-        });
-    }
-
-    /// What the exploration found, once it has run and the database is rolled back.
-    pub(super) fn finish(
-        self,
-        explored: Duration,
-        cleanup: Result<Duration, String>,
-    ) -> ExplorationResult {
-        let strategy = self.settings.strategy;
-        let violations = self
-            .found
-            .iter()
-            .map(|f| Violation {
-                invariant: f.name.clone(),
-                severity: f.severity,
-                message: f.message.clone(),
-                found: self.names(&f.found_as),
-                sequence: self.names(&f.sequence),
-                shrunk: f.shrunk,
-                occurrences: f.occurrences,
-                path: f.path.clone(),
-                exchanges: f.exchanges.clone(),
-                check_exchanges: f.check_exchanges.clone(),
-                world: self.world.name.clone(),
-                strategy,
-                journey: repro::journey(
-                    self.world,
-                    &repro::test_name(&f.name),
-                    &f.sequence.iter().map(|&a| a as usize).collect::<Vec<_>>(),
-                ),
-            })
-            .collect();
-        ExplorationResult {
-            world: self.world.name.clone(),
-            strategy,
-            max_depth: self.settings.max_depth,
-            states: self.nodes.len(),
-            steps: self.counters.steps,
-            replays: self.counters.replays,
-            shrink_steps: self.counters.shrink_steps,
-            rollbacks: self.counters.rollbacks,
-            rollback_time: self.counters.rollback_time,
-            checkpoints: self.counters.checkpoints,
-            checkpoint_time: self.counters.checkpoint_time,
-            deepest: self.counters.max_depth,
-            duration: explored,
-            coverage: Coverage {
-                actions: self.coverage,
-            },
-            violations,
-            fault: self.fault,
-            stop: self.stop,
-            warnings: self.warnings,
-            cleanup,
-            budget_is_failure: self.settings.budget_is_failure,
-        }
     }
 }
