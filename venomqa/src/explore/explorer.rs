@@ -104,7 +104,7 @@ impl Explorer<'static> {
 impl<'a> Explorer<'a> {
     /// The state manager to checkpoint and roll back with: a manager (owned or `&mut`),
     /// `Box<dyn StateManager>`, or `&mut` a session. It must capture other connections'
-    /// writes ([`StateManager::captures`]).
+    /// writes ([`StateManager::captures`](crate::StateManager::captures)).
     pub fn state_manager<'b>(self, manager: impl Into<StateHandle<'b>>) -> Explorer<'b>
     where
         'a: 'b,
