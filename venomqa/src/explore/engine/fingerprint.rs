@@ -2,13 +2,14 @@
 //! exploration's root, the context (less the ignored keys) and the world's observations,
 //! each in an order that does not depend on the path that led there.
 //!
-//! The hash is std's `DefaultHasher` (SipHash-1-3 with fixed keys), whose output may
-//! change between Rust releases. That is right here: a fingerprint is only a key of one
-//! run's map of states, compared with the fingerprints of the same run in the same
-//! process; it is never printed, stored or compared across runs, and the order of an
-//! exploration depends only on which states are equal, not on the hashes' values. (Were
-//! it ever to leave the run, it would have to be `crate::util::fnv64` over a stable
-//! encoding.)
+//! The hash is std's `DefaultHasher` with fixed keys (SipHash today), whose output may
+//! change between Rust releases and platforms. That is right here: a fingerprint is only
+//! a key of one run's map of states, compared with the fingerprints of the same run in
+//! the same process; it is never printed, stored or compared across runs, and the order
+//! of an exploration depends only on which states are equal, not on the hashes' values.
+//! Two SipHash states give 128 bits, so two states merged by a collision are far less
+//! likely than with a 64-bit hash. (Were a fingerprint ever to leave the run, it would
+//! have to be `crate::util::fnv64` over a stable encoding.)
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::panic::{catch_unwind, AssertUnwindSafe};
