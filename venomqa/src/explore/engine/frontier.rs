@@ -183,3 +183,71 @@ impl Frontier for CoverageGuided {
         Some((At::Node(n), a))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journey::Context;
+
+    /// Every pair a frontier picks from three states of three actions each, the root
+    /// (state 0) being the current position.
+    fn picks(strategy: Strategy) -> Vec<(usize, u16)> {
+        let mut nodes: Vec<Node> = (0..3u16)
+            .map(|n| Node {
+                path: if n == 0 { Vec::new() } else { vec![n - 1] },
+                untried: vec![0, 1, 2],
+                novel: true,
+            })
+            .collect();
+        let stack = [Frame {
+            node: Some(0),
+            via: None,
+            ctx: Context::new(),
+            checkpoint: true,
+            outcome: "setup".to_owned(),
+            diff: None,
+        }];
+        let coverage: Vec<_> = ["a", "b", "c"].map(ActionCoverage::new).into();
+        let mut frontier = for_strategy(strategy);
+        (0..3).for_each(|n| frontier.push(n));
+        let mut out = Vec::new();
+        let mut view = View {
+            nodes: &mut nodes,
+            stack: &stack,
+            coverage: &coverage,
+        };
+        while let Some((at, a)) = frontier.pick(&mut view) {
+            let n = match at {
+                At::Frame(k) => stack[k].node.unwrap(),
+                At::Node(n) => n,
+            };
+            out.push((n, a));
+        }
+        out
+    }
+
+    #[test]
+    fn every_frontier_picks_each_pair_once_and_a_seed_gives_one_order() {
+        let all: Vec<(usize, u16)> = (0..3).flat_map(|n| (0..3).map(move |a| (n, a))).collect();
+        assert_eq!(picks(Strategy::Bfs), all, "breadth first: in order");
+        assert_eq!(
+            picks(Strategy::Dfs),
+            all,
+            "depth first: the position, then the rest"
+        );
+        for strategy in [
+            Strategy::Random { seed: 7 },
+            Strategy::CoverageGuided { seed: 7 },
+        ] {
+            let order = picks(strategy);
+            let mut sorted = order.clone();
+            sorted.sort_unstable();
+            assert_eq!(sorted, all, "{strategy}");
+            assert_eq!(
+                order,
+                picks(strategy),
+                "{strategy}: the same seed, the same order"
+            );
+        }
+    }
+}
