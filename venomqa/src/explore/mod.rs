@@ -75,6 +75,9 @@
 #![cfg_attr(docsrs, doc(cfg(feature = "explore")))]
 
 mod engine;
+mod error;
+mod explorer;
+mod outcome;
 mod report;
 mod repro;
 
@@ -86,9 +89,8 @@ use serde_json::Value;
 
 pub use crate::journey::{Check, Invariant, Severity, StepError};
 use crate::journey::{Client, Context};
-pub use engine::{
-    ExploreError, Explorer, DEFAULT_MAX_DEPTH, DEFAULT_MAX_STEPS, EXPLORE_CHECKPOINT,
-};
+pub use error::ExploreError;
+pub use explorer::{Explorer, DEFAULT_MAX_DEPTH, DEFAULT_MAX_STEPS, EXPLORE_CHECKPOINT};
 pub use report::{
     ActionCoverage, Coverage, ExplorationResult, Fault, FaultKind, PathStep, StopReason, Violation,
 };

@@ -6,8 +6,7 @@ use std::fmt::Write as _;
 
 use crate::journey::{Journey, Step, StepError};
 
-use super::report::Violation;
-use super::{World, SERVER_ERRORS};
+use super::{Strategy, World, SERVER_ERRORS};
 
 /// `repro_` and `name` in snake case: `repro_stock_never_below_0`.
 pub(crate) fn test_name(name: &str) -> String {
@@ -67,7 +66,7 @@ pub(crate) fn journey(world: &World, name: &str, indices: &[usize]) -> Journey {
             }
             // As in the exploration: an action's error is an outcome, except no answer.
             if let Err(e) = (action.run)(client, ctx) {
-                if super::engine::transport(&e) {
+                if super::outcome::transport(&e) {
                     return Err(e);
                 }
             }
@@ -89,9 +88,9 @@ pub(crate) fn journey(world: &World, name: &str, indices: &[usize]) -> Journey {
     journey
 }
 
-/// How [`Violation::to_rust`] writes the `#[venom_test]` that reproduces a violation:
-/// the attribute's arguments, the session type, the lines that start the API server,
-/// and the expressions of the client and the world.
+/// How [`Violation::to_rust`](super::Violation::to_rust) writes the `#[venom_test]` that
+/// reproduces a violation: the attribute's arguments, the session type, the lines that
+/// start the API server, and the expressions of the client and the world.
 ///
 /// ```
 /// use venomqa::explore::RustTemplate;
@@ -152,17 +151,23 @@ impl RustTemplate {
         self
     }
 
-    pub(crate) fn render(&self, v: &Violation) -> String {
-        let name = v.test_name();
+    /// The test reproducing the violation of `invariant` that exploring `world` by
+    /// `strategy` found, after the actions of `sequence`.
+    pub(crate) fn render(
+        &self,
+        world: &str,
+        strategy: Strategy,
+        invariant: &str,
+        sequence: &[String],
+    ) -> String {
+        let name = test_name(invariant);
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "/// Found by exploring world {:?} ({}): invariant {:?} violated after",
-            v.world,
-            v.strategy.label(),
-            v.invariant
+            "/// Found by exploring world {world:?} ({}): invariant {invariant:?} violated after",
+            strategy.label(),
         );
-        let _ = writeln!(s, "/// {}.", v.sequence.join(", "));
+        let _ = writeln!(s, "/// {}.", sequence.join(", "));
         let _ = writeln!(s, "/// Fails until the bug is fixed.");
         if self.attribute.is_empty() {
             s.push_str("#[venomqa::venom_test]\n");
@@ -178,7 +183,7 @@ impl RustTemplate {
         let _ = writeln!(s, "        .journey(");
         let _ = writeln!(s, "            {name:?},");
         let _ = writeln!(s, "            &[");
-        for a in &v.sequence {
+        for a in sequence {
             let _ = writeln!(s, "                {a:?},");
         }
         let _ = writeln!(s, "            ],");
