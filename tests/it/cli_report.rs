@@ -11,7 +11,9 @@ use std::process::{Command, Output};
 use serde_json::Value;
 
 fn expected_tests() -> BTreeSet<String> {
-    let mut tests: BTreeSet<String> = (1..=20).map(|i| format!("it::fixture::block_{i:02}")).collect();
+    let mut tests: BTreeSet<String> = (1..=20)
+        .map(|i| format!("it::fixture::block_{i:02}"))
+        .collect();
     for t in ["logged", "returns_err", "panics"] {
         tests.insert(format!("it::fixture::{t}"));
     }
@@ -230,7 +232,15 @@ fn a_nextest_run_of_many_processes_writes_one_file_and_the_command_sums_it_up() 
 fn a_cargo_test_run_of_one_process_writes_the_same_lines() {
     let report = report_path("cargo-test");
     let out = cargo(
-        &["test", "-p", "venomqa-tests", "--test", "it", "--", "fixture::"],
+        &[
+            "test",
+            "-p",
+            "venomqa-tests",
+            "--test",
+            "it",
+            "--",
+            "fixture::",
+        ],
         &report,
     );
     let all = text(&out);

@@ -16,7 +16,10 @@ fn play_a_role() {
         Ok("writer") => support::writer::main(),
         Ok("cli") => support::cli::main(),
         Ok(other) => {
-            eprintln!("{}={other:?} names no role (writer, cli)", support::writer::ROLE);
+            eprintln!(
+                "{}={other:?} names no role (writer, cli)",
+                support::writer::ROLE
+            );
             std::process::exit(2)
         }
         Err(_) => {}
@@ -57,6 +60,14 @@ mod resilience_mysql;
 mod resilience_postgres;
 #[cfg(feature = "redis")]
 mod resilience_redis;
+/// The sqlx session tests' macro (`sqlx_tests!`), shared by the three modules below.
+#[cfg(any(
+    feature = "sqlx-mysql",
+    feature = "sqlx-postgres",
+    feature = "sqlx-sqlite"
+))]
+#[macro_use]
+mod sqlx_common;
 #[cfg(feature = "sqlx-mysql")]
 mod sqlx_mysql;
 #[cfg(feature = "sqlx-postgres")]

@@ -351,7 +351,12 @@ fn killed_child() {
 
 fn spawn_child(test: &str, database: &str) -> Child {
     Command::new(crate::support::this_binary())
-        .args(["--exact", &format!("mongodb_capture::{test}"), "--ignored", "--nocapture"])
+        .args([
+            "--exact",
+            &format!("mongodb_capture::{test}"),
+            "--ignored",
+            "--nocapture",
+        ])
         .env("VQ_CAPTURE_DATABASE", database)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

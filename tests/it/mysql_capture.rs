@@ -418,7 +418,12 @@ fn a_killed_test_process_is_restored_by_the_next_session() {
     prepare();
     let baseline = dump("vq_capture");
     let status = Command::new(crate::support::this_binary())
-        .args(["--exact", "mysql_capture::killed_child", "--ignored", "--nocapture"])
+        .args([
+            "--exact",
+            "mysql_capture::killed_child",
+            "--ignored",
+            "--nocapture",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()

@@ -366,7 +366,12 @@ fn a_killed_test_process_is_restored_by_the_next_session() {
     prepare();
     let baseline = dump("vq_capture");
     let status = Command::new(crate::support::this_binary())
-        .args(["--exact", "postgres_capture::killed_child", "--ignored", "--nocapture"])
+        .args([
+            "--exact",
+            "postgres_capture::killed_child",
+            "--ignored",
+            "--nocapture",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
@@ -489,7 +494,11 @@ fn two_processes_each_on_its_own_database() {
         .into_iter()
         .map(|db| {
             Command::new(crate::support::this_binary())
-                .args(["--exact", "postgres_capture::own_database_child", "--ignored"])
+                .args([
+                    "--exact",
+                    "postgres_capture::own_database_child",
+                    "--ignored",
+                ])
                 .env(
                     "VENOMQA_POSTGRES_CAPTURE_URL",
                     format!("postgres://postgres@127.0.0.1:5432/{db}"),

@@ -468,7 +468,12 @@ fn killed_child() {
 
 fn spawn_child(test: &str, url: &str) -> Child {
     Command::new(crate::support::this_binary())
-        .args(["--exact", &format!("redis_capture::{test}"), "--ignored", "--nocapture"])
+        .args([
+            "--exact",
+            &format!("redis_capture::{test}"),
+            "--ignored",
+            "--nocapture",
+        ])
         .env("VQ_CAPTURE_URL", url)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

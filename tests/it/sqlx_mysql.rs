@@ -4,10 +4,6 @@
 
 use venomqa::sqlx::{SqlxMySql, SqlxMySqlSession, SqlxMySqlStateManager};
 
-#[macro_use]
-#[path = "sqlx_common.rs"]
-mod common;
-
 type Db = SqlxMySqlSession;
 type Conn = sqlx::MySqlConnection;
 type Mgr = SqlxMySqlStateManager;

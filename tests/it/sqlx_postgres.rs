@@ -4,10 +4,6 @@
 
 use venomqa::sqlx::{SqlxPostgres, SqlxPostgresSession, SqlxPostgresStateManager};
 
-#[macro_use]
-#[path = "sqlx_common.rs"]
-mod common;
-
 type Db = SqlxPostgresSession;
 type Conn = sqlx::PgConnection;
 type Mgr = SqlxPostgresStateManager;

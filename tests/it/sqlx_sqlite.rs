@@ -5,10 +5,6 @@
 
 use venomqa::sqlx::{SqlxSqlite, SqlxSqliteSession, SqlxSqliteStateManager};
 
-#[macro_use]
-#[path = "sqlx_common.rs"]
-mod common;
-
 type Db = SqlxSqliteSession;
 type Conn = sqlx::SqliteConnection;
 type Mgr = SqlxSqliteStateManager;

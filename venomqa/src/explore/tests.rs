@@ -1,6 +1,6 @@
 //! The explorer's rules, against an in-process app that writes to a SQLite file on its
 //! own connection, with a capture state manager on that file (the real rollback path;
-//! the real shop server in its own process is explored in `examples/tests/explore.rs`).
+//! the real shop server in its own process is explored in `examples/tests/it/explore.rs`).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

@@ -1,6 +1,6 @@
 //! The runner's rules, against an in-process app that writes to a SQLite file on its own
 //! connection, with a capture state manager on that file (the real rollback path; the
-//! real server is tested in `examples/tests/journeys.rs`).
+//! real server is tested in `examples/tests/it/journeys.rs`).
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
