@@ -43,7 +43,7 @@ use std::time::Duration;
 
 use postgres::{Client, SimpleQueryMessage};
 
-use super::DriverError;
+use super::errors::DriverError;
 use crate::backends::sql_capture::LOST_OUTCOME;
 use crate::capture::proof::CaptureProof;
 use crate::error::{Error, Result};
