@@ -1,7 +1,8 @@
-//! What the two SQL server backends, MySQL / MariaDB and PostgreSQL, share around capture
-//! isolation: the names of the objects capture installs (shortened with the one stable
-//! hash, [`fnv64`]), the string literals of each dialect, the words that tell a schema
-//! change, the settings both read from their entry, and the messages both give.
+//! What the two SQL server backends, MySQL / MariaDB and PostgreSQL, share, mostly around
+//! capture isolation: the names of the objects capture installs (shortened with the one
+//! stable hash, [`fnv64`]), the string literals of each dialect, the words that tell a
+//! schema change, a driver error in words ([`Worded`]), the settings both read from their
+//! entry, and the messages both give.
 //!
 //! Each helper keeps the exact text the backends produced before they shared it: names
 //! installed on servers and error messages are part of their behaviour.
@@ -13,6 +14,35 @@ use crate::config::BackendConfig;
 use crate::error::{Error, Result};
 use crate::redact::SecretUrl;
 use crate::util::{fnv64, test_threads};
+
+/// A driver's error in words: `text` (one line, as the server or the operating system put
+/// it, with what to do) is what a reader sees; the driver's error stays its
+/// [`source`](std::error::Error::source), which [`Error::driver`] finds. Each backend
+/// words its own driver's errors (`Described` on MySQL, `DriverError` on PostgreSQL).
+#[derive(Debug)]
+pub(crate) struct Worded<E> {
+    text: String,
+    error: E,
+}
+
+impl<E> Worded<E> {
+    /// `error`, shown as `text`.
+    pub(crate) fn with_text(text: String, error: E) -> Self {
+        Worded { text, error }
+    }
+}
+
+impl<E> std::fmt::Display for Worded<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl<E: std::error::Error + 'static> std::error::Error for Worded<E> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
 
 /// How many rows of each table a diff lists.
 pub(crate) const DIFF_ROWS: usize = 20;
@@ -41,6 +71,7 @@ pub(crate) struct NameLimit {
 }
 
 /// MySQL / MariaDB: 64 characters; a shortened name keeps 40 characters of the table's.
+#[cfg_attr(not(feature = "mysql"), allow(dead_code))]
 pub(crate) const MYSQL_NAMES: NameLimit = NameLimit {
     max: 64,
     keep: 40,
@@ -48,6 +79,7 @@ pub(crate) const MYSQL_NAMES: NameLimit = NameLimit {
 };
 
 /// PostgreSQL: 63 bytes; a shortened name keeps at most 36 bytes of the table's.
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
 pub(crate) const POSTGRES_NAMES: NameLimit = NameLimit {
     max: 63,
     keep: 36,
@@ -86,6 +118,7 @@ pub(crate) fn object_name(limit: NameLimit, prefix: &str, table: &str, suffix: &
 }
 
 /// A MySQL string literal: `'` doubled, backslashes and NUL escaped.
+#[cfg_attr(not(feature = "mysql"), allow(dead_code))]
 pub(crate) fn mysql_literal(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('\'');
@@ -102,6 +135,7 @@ pub(crate) fn mysql_literal(s: &str) -> String {
 }
 
 /// A PostgreSQL string literal (standard_conforming_strings is on since PostgreSQL 9.1).
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
 pub(crate) fn postgres_literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }

@@ -5,6 +5,7 @@ use ::mysql::prelude::Queryable;
 
 use super::statements::Refusal;
 use super::{driver, NAME};
+use crate::backends::sql_capture::Worded;
 use crate::error::Error;
 
 /// MySQL error codes the backend reacts to.
@@ -115,13 +116,10 @@ pub(super) fn plain_failure(operation: impl Into<String>, e: driver::Error) -> E
 /// (42000): Access denied ...`, `Connection reset by peer (os error 104)`), not as the
 /// driver's `Debug`-like text; its [`source`](std::error::Error::source) is the driver's
 /// error, which [`Error::driver`] finds.
-#[derive(Debug)]
-pub(crate) struct Described {
-    text: String,
-    error: driver::Error,
-}
+pub(crate) type Described = Worded<driver::Error>;
 
-impl Described {
+impl Worded<driver::Error> {
+    /// `error` in the server's or the operating system's words.
     pub(crate) fn new(error: driver::Error) -> Self {
         let text = match &error {
             e if matches!(
@@ -138,19 +136,7 @@ impl Described {
             driver::Error::DriverError(d) => d.to_string(),
             other => other.to_string(),
         };
-        Described { text, error }
-    }
-}
-
-impl std::fmt::Display for Described {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.text)
-    }
-}
-
-impl std::error::Error for Described {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.error)
+        Worded::with_text(text, error)
     }
 }
 

@@ -8,6 +8,7 @@ use ::postgres::error::{DbError, SqlState};
 use ::postgres::{Client, SimpleQueryMessage};
 
 use super::NAME;
+use crate::backends::sql_capture::Worded;
 use crate::error::{Error, Result};
 
 /// Where a statement ran, which decides what its failure means.
@@ -41,29 +42,13 @@ pub(super) fn run(
 /// (or the driver's message and its causes), then what to do. Its
 /// [`source`](std::error::Error::source) is the `postgres::Error` itself, which
 /// [`Error::driver`] finds.
-#[derive(Debug)]
-pub(super) struct DriverError {
-    text: String,
-    error: ::postgres::Error,
-}
+pub(super) type DriverError = Worded<::postgres::Error>;
 
-impl DriverError {
+impl Worded<::postgres::Error> {
     /// `error`, described, followed by `remedy` (which starts with its own separator).
     pub(super) fn new(error: ::postgres::Error, remedy: impl fmt::Display) -> Self {
         let text = format!("{}{remedy}", describe(&error));
-        DriverError { text, error }
-    }
-}
-
-impl fmt::Display for DriverError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.text)
-    }
-}
-
-impl std::error::Error for DriverError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.error)
+        Worded::with_text(text, error)
     }
 }
 

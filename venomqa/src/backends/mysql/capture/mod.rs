@@ -24,6 +24,12 @@
 //! the log past the mark is empty, the counters and the schema are as they were. Before a
 //! checkpoint and a rollback it waits (bounded) until no other session of the database is
 //! inside a write transaction.
+//!
+//! Here: the installation's shape ([`Capture`]), the statement helpers and errors, and a
+//! session's first checkpoint. The rest, one concept per file: `introspect` (tables,
+//! columns, keys), `install` and `triggers` (the DDL, and its removal), `marks` (the
+//! state read and the marks), `schema` (the schema check), `replay` and `proof` (the
+//! rollback and its proof), `recovery` (what a dead session left), `lock` and `diff`.
 
 mod diff;
 mod install;
@@ -42,7 +48,7 @@ use std::time::Duration;
 use mysql::prelude::Queryable;
 use mysql::{Conn, Row, Value};
 
-use crate::backends::sql_capture::LOST_OUTCOME;
+use crate::backends::sql_capture::{Worded, LOST_OUTCOME};
 use crate::capture::proof::CaptureProof;
 use crate::error::{Error, Result};
 use crate::sql::quote_backtick;
@@ -129,28 +135,9 @@ fn u64_of(v: &Value) -> Option<u64> {
     }
 }
 
-/// A server error in words: the server's own message and what capture needs, on one line.
-/// The driver's error stays its [`source`](std::error::Error::source), so
-/// [`Error::driver`] still finds it.
-#[derive(Debug)]
-struct ServerError {
-    message: String,
-    source: mysql::Error,
-}
-
-impl std::fmt::Display for ServerError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for ServerError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.source)
-    }
-}
-
-/// The error of a failed capture statement: a lost connection or a server error.
+/// The error of a failed capture statement: a lost connection or a server error, in the
+/// server's own message and what capture needs, on one line (the driver's error stays its
+/// source, so [`Error::driver`] still finds it).
 fn failed(operation: &str, e: mysql::Error) -> Error {
     let mysql::Error::MySqlError(server) = &e else {
         return Error::backend(NAME, operation, e);
@@ -168,7 +155,7 @@ fn failed(operation: &str, e: mysql::Error) -> Error {
         Some(needs) => format!("{text} (capture needs {needs})"),
         None => format!("{text} (server error {})", server.code),
     };
-    Error::backend(NAME, operation, ServerError { message, source: e })
+    Error::backend(NAME, operation, Worded::with_text(message, e))
 }
 
 impl Capture {

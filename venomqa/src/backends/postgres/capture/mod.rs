@@ -27,6 +27,13 @@
 //! unique conflict, the other order is tried. Keyless tables are restored as multisets of
 //! whole rows. Sequences come back with `setval`. Then the rollback proves itself: the
 //! log past the mark is empty, the sequences and the schema are as they were.
+//!
+//! Here: the installation's shape ([`Capture`]), the statement helpers and errors, and a
+//! session's first checkpoint. The rest, one concept per file: `introspect` (tables,
+//! columns, keys, foreign-key order), `install` (the DDL, and its removal), `marks` (the
+//! state read and the marks), `schema` (the schema check), `replay`, `restore` and
+//! `proof` (the rollback, its statements and its proof), `recovery` (what a dead session
+//! left), `lock` and `diff`.
 
 mod diff;
 mod install;
