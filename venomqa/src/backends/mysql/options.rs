@@ -35,7 +35,7 @@ pub enum ResetStrategy {
 pub enum TransactionMode {
     /// `START TRANSACTION` ... `COMMIT` / `ROLLBACK` (the default). A statement that
     /// commits implicitly (DDL, `TRUNCATE`) ends it; the backend reports that as
-    /// [`Error::StateLost`] at the next checkpoint operation.
+    /// [`Error::StateLost`](crate::Error::StateLost) at the next checkpoint operation.
     #[default]
     Standard,
     /// An XA transaction: `XA START` ... `XA END; XA ROLLBACK` (or `XA COMMIT .. ONE
@@ -128,12 +128,12 @@ pub enum MySqlIsolation {
     /// app's own pool can write, and its writes are rolled back too (foreign-key
     /// cascades, keyless tables and AUTO_INCREMENT counters included). The code under
     /// test connects to [`Session::url`](crate::Session::url). Sessions on one database
-    /// take turns, across processes too. See the [capture section](self#capture).
+    /// take turns, across processes too. See the [capture section](super#capture).
     Capture,
 }
 
 impl MySql {
-    /// The backend for `url` (see the [module docs](self) for URL forms), default options.
+    /// The backend for `url` (see the [module docs](super) for URL forms), default options.
     pub fn from_url(url: &str) -> Result<Self> {
         Self::new(
             &BackendConfig::new(NAME).with_url(url),
@@ -153,7 +153,7 @@ impl MySql {
         self
     }
 
-    /// How long a connection attempt may take (default [`DEFAULT_CONNECT_TIMEOUT`]; the
+    /// How long a connection attempt may take (default [`DEFAULT_CONNECT_TIMEOUT`](super::DEFAULT_CONNECT_TIMEOUT); the
     /// URL's `connect_timeout_ms` wins over this).
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
@@ -181,7 +181,7 @@ impl MySql {
     /// Capture: what a rollback reads of the data to prove the restore (default
     /// [`CaptureProof::Count`]; [`CaptureProof::Digest`] reads every row of every
     /// captured table at each checkpoint and rollback). See the
-    /// [capture section](self#capture).
+    /// [capture section](super#capture).
     pub fn capture_proof(mut self, proof: CaptureProof) -> Self {
         self.options.capture_proof = proof;
         self

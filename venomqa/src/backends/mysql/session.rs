@@ -13,7 +13,7 @@ impl Manager<MySql> {
     /// While a checkpoint is active, a statement that would commit the transaction
     /// implicitly (DDL such as `CREATE TABLE`, `TRUNCATE`, `LOCK TABLES`, or `COMMIT`,
     /// `BEGIN`, `SET autocommit = 1`, ...) is refused **before it runs** with
-    /// [`Error::Unsupported`], so the test's isolation survives. `CREATE TEMPORARY TABLE`
+    /// [`Error::Unsupported`](crate::Error::Unsupported), so the test's isolation survives. `CREATE TEMPORARY TABLE`
     /// is allowed. The text is read as the server reads it: the bodies of executable
     /// comments (`/*!40000 ... */`) count, `--` needs a space after it to start a comment,
     /// and when the meaning of the batch depends on `NO_BACKSLASH_ESCAPES` or

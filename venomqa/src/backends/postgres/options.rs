@@ -61,7 +61,7 @@ pub enum PostgresIsolation {
     /// API server or an app's own pool can write, and its writes are rolled back too
     /// (sequences, TRUNCATE and keyless tables included). The code under test connects to
     /// [`Session::url`](crate::Session::url). Sessions on one database take turns, across
-    /// processes too. See the [capture section](self#capture).
+    /// processes too. See the [capture section](super#capture).
     Capture,
 }
 
@@ -112,7 +112,7 @@ impl Postgres {
     }
 
     /// How long a connection attempt may take, the startup and authentication handshake
-    /// included (default [`DEFAULT_CONNECT_TIMEOUT`], or the URL's `connect_timeout`).
+    /// included (default [`DEFAULT_CONNECT_TIMEOUT`](super::DEFAULT_CONNECT_TIMEOUT), or the URL's `connect_timeout`).
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self.config.connect_timeout(timeout);

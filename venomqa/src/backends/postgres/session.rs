@@ -9,7 +9,7 @@ impl crate::Session<PostgresStateManager> {
     ///
     /// Do not end the transaction on it (`COMMIT`, `ROLLBACK`, or
     /// `postgres::Client::transaction()`, whose commit or drop ends the test's transaction
-    /// too): the test then fails with [`Error::StateLost`]. Write the code under test
+    /// too): the test then fails with [`Error::StateLost`](crate::Error::StateLost). Write the code under test
     /// against `&mut impl postgres::GenericClient` and use checkpoints for nested undo.
     pub fn client(&mut self) -> &mut Client {
         self.connection()
