@@ -8,7 +8,7 @@
 //! installed on servers and error messages are part of their behaviour.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::config::BackendConfig;
 use crate::error::{Error, Result};
@@ -46,6 +46,12 @@ impl<E: std::error::Error + 'static> std::error::Error for Worded<E> {
 
 /// How many rows of each table a diff lists.
 pub(crate) const DIFF_ROWS: usize = 20;
+
+/// The operation that restores what a dead session left (its recorded first checkpoint).
+pub(crate) const DEAD_SESSION: &str = "restoring what a dead session left";
+
+/// The operation of a capture session's first checkpoint.
+pub(crate) const FIRST_CHECKPOINT: &str = "the first checkpoint";
 
 /// What a lost connection means for a capture session's changes.
 pub(crate) const LOST_OUTCOME: &str =
@@ -178,6 +184,43 @@ pub(crate) fn shape_changes(before: &Shape, after: &Shape) -> Vec<String> {
         changes.push(format!("table {table} was dropped"));
     }
     changes
+}
+
+/// How long a capture rollback pauses before it runs again.
+const RETRY_PAUSE: Duration = Duration::from_millis(10);
+
+/// A capture rollback that proves itself, run again until it does or `quiescence` has
+/// passed. `restore` restores once (waiting for other sessions at most until the deadline
+/// it is given) and returns the error of a content proof that failed inside its
+/// transaction (then nothing was restored); `prove` checks the log after a restore. A
+/// session that committed during a restore is in the log by then, so one more try
+/// restores it too; a content proof that fails twice in a row is the restore's own fault,
+/// and fails at once.
+pub(crate) fn until_proven<C: ?Sized>(
+    conn: &mut C,
+    quiescence: Duration,
+    mut restore: impl FnMut(&mut C, Instant) -> Result<Option<Error>>,
+    mut prove: impl FnMut(&mut C) -> Result<()>,
+) -> Result<()> {
+    let deadline = Instant::now() + quiescence;
+    let mut unproven = 0;
+    loop {
+        let proven = match restore(conn, deadline)? {
+            None => prove(conn),
+            Some(error) => {
+                unproven += 1;
+                if unproven >= 2 {
+                    return Err(error);
+                }
+                Err(error)
+            }
+        };
+        match proven {
+            Ok(()) => return Ok(()),
+            Err(_) if Instant::now() < deadline => std::thread::sleep(RETRY_PAUSE),
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// A problem the check after a rollback found: `table` has log entries past the mark.

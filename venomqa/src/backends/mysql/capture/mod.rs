@@ -48,7 +48,7 @@ use std::time::Duration;
 use mysql::prelude::Queryable;
 use mysql::{Conn, Row, Value};
 
-use crate::backends::sql_capture::{Worded, LOST_OUTCOME};
+use crate::backends::sql_capture::{Worded, DEAD_SESSION, FIRST_CHECKPOINT, LOST_OUTCOME};
 use crate::capture::proof::CaptureProof;
 use crate::error::{Error, Result};
 use crate::sql::quote_backtick;
@@ -187,10 +187,10 @@ impl Capture {
         capture.proof = proof;
         if let Some(root) = capture.left_root(conn)? {
             tracing::warn!(target: "venomqa", database, "a session that ended without rolling back left its changes; restoring its first checkpoint");
-            capture.rollback(conn, &root, "restoring what a dead session left")?;
+            capture.rollback(conn, &root, DEAD_SESSION)?;
             capture.clear_root(conn)?;
         }
-        let mark = capture.mark(conn, "the first checkpoint")?;
+        let mark = capture.mark(conn, FIRST_CHECKPOINT)?;
         capture.purge(conn, &mark)?;
         capture.record_root(conn, &mark)?;
         Ok(mark)

@@ -3,13 +3,13 @@
 //! counters; run again while a proof fails, until the quiescence timeout.
 
 use std::fmt::Write as _;
-use std::time::{Duration, Instant};
 
 use mysql::Conn;
 
 use super::introspect::Table;
 use super::marks::{Mark, Read};
 use super::{lost_or, q, run, sets, Capture, NAME};
+use crate::backends::sql_capture::until_proven;
 use crate::error::{Error, Result};
 
 impl Capture {
@@ -20,30 +20,12 @@ impl Capture {
     /// during the rollback, or a wrong restore) makes the rollback run again, until the
     /// quiescence timeout (a content proof that fails twice in a row fails at once).
     pub(crate) fn rollback(&self, conn: &mut Conn, mark: &Mark, operation: &str) -> Result<()> {
-        let deadline = Instant::now() + self.quiescence;
-        let mut unproven = 0;
-        loop {
-            let proven = match self.rollback_once(conn, mark, operation)? {
-                None => self.prove(conn, mark, operation),
-                Some(error) => {
-                    // A session that committed during the restore is in the log by now, so
-                    // one more try restores it too; a second failure in a row is the
-                    // restore's own: fail at once instead of until the timeout.
-                    unproven += 1;
-                    if unproven >= 2 {
-                        return Err(error);
-                    }
-                    Err(error)
-                }
-            };
-            match proven {
-                Ok(()) => return Ok(()),
-                Err(_) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(10))
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        until_proven(
+            conn,
+            self.quiescence,
+            |conn, _| self.rollback_once(conn, mark, operation),
+            |conn| self.prove(conn, mark, operation),
+        )
     }
 
     /// One restore: `Ok(Some(error))` when the proof inside its transaction failed (the

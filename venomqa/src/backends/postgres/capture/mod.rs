@@ -51,7 +51,7 @@ use std::time::Duration;
 use postgres::{Client, SimpleQueryMessage};
 
 use super::errors::DriverError;
-use crate::backends::sql_capture::LOST_OUTCOME;
+use crate::backends::sql_capture::{DEAD_SESSION, FIRST_CHECKPOINT, LOST_OUTCOME};
 use crate::capture::proof::CaptureProof;
 use crate::error::{Error, Result};
 use crate::sql::double_quoted;
@@ -148,10 +148,10 @@ impl Capture {
         let capture = slot.insert(capture);
         if let Some(root) = capture.left_root(client)? {
             tracing::warn!(target: "venomqa", "a session that ended without rolling back left its changes; restoring its first checkpoint");
-            capture.rollback(client, &root, "restoring what a dead session left")?;
+            capture.rollback(client, &root, DEAD_SESSION)?;
             capture.clear_root(client)?;
         }
-        let mark = capture.mark(client, "the first checkpoint")?;
+        let mark = capture.mark(client, FIRST_CHECKPOINT)?;
         capture.purge(client, &mark)?;
         capture.record_root(client, &mark)?;
         Ok(mark)

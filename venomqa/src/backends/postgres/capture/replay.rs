@@ -13,7 +13,7 @@ use super::marks::{Mark, State};
 use super::proof::PROOF_FAILED;
 use super::{failed, q, run, Capture, DriverError, NAME};
 use crate::backends::sql_capture::postgres_literal as lit;
-use crate::backends::sql_capture::writers_busy;
+use crate::backends::sql_capture::{until_proven, writers_busy};
 use crate::error::{Error, Result};
 
 impl Capture {
@@ -25,30 +25,16 @@ impl Capture {
     /// again (a content proof that fails twice in a row fails at once), until the
     /// quiescence timeout.
     pub(crate) fn rollback(&self, client: &mut Client, mark: &Mark, operation: &str) -> Result<()> {
-        let deadline = Instant::now() + self.quiescence;
-        let mut unproven = 0;
-        loop {
-            if let Some(problem) = self.rollback_once(client, mark, operation, deadline)? {
-                // A session that committed during the restore is in the log by now, so one
-                // more try restores it too; a second failure in a row is the restore's own.
-                unproven += 1;
-                if unproven < 2 && Instant::now() < deadline {
-                    std::thread::sleep(Duration::from_millis(10));
-                    continue;
-                }
-                return Err(Error::state_lost(
-                    NAME,
-                    format!("{operation}: the capture proof failed: {problem}; nothing was restored (the data is as the app left it, the log is kept); unless another connection wrote during the rollback, this is a venomqa bug: please report it with the writes that led here"),
-                ));
-            }
-            match self.prove(client, mark, operation) {
-                Ok(()) => return Ok(()),
-                Err(_) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(10))
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        let restore = |client: &mut Client, deadline| {
+            let unproven = self.rollback_once(client, mark, operation, deadline)?;
+            Ok(unproven.map(|problem| Error::state_lost(
+                NAME,
+                format!("{operation}: the capture proof failed: {problem}; nothing was restored (the data is as the app left it, the log is kept); unless another connection wrote during the rollback, this is a venomqa bug: please report it with the writes that led here"),
+            )))
+        };
+        until_proven(client, self.quiescence, restore, |client| {
+            self.prove(client, mark, operation)
+        })
     }
 
     /// Waits until no other session of the database is inside a write transaction, up to
