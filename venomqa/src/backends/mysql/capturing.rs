@@ -12,10 +12,12 @@ use crate::checkpoint::Point;
 use crate::error::{Error, Result};
 
 impl MySql {
+    /// Whether the entry isolates by capture.
     pub(super) fn capture(&self) -> bool {
         self.options.isolation == MySqlIsolation::Capture
     }
 
+    /// How long checkpoints and rollbacks wait for other sessions' writes.
     pub(super) fn quiescence(&self) -> Duration {
         quiescence(self.options.quiescence_timeout_ms)
     }
@@ -81,6 +83,7 @@ impl MySql {
         cleared.and(unlocked)
     }
 
+    /// The driver's connection and the capture the session's first checkpoint attached.
     pub(super) fn installed(conn: &mut MySqlConn) -> Result<(&mut driver::Conn, &Capture)> {
         let MySqlConn {
             conn: driver,

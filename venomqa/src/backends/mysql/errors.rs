@@ -50,6 +50,7 @@ pub(super) fn is_connection_lost(e: &driver::Error) -> bool {
     }
 }
 
+/// The server's error code, if the server answered with an error.
 pub(super) fn server_code(e: &driver::Error) -> Option<u16> {
     match e {
         driver::Error::MySqlError(e) => Some(e.code),

@@ -19,6 +19,7 @@ struct TxSql {
 }
 
 impl MySql {
+    /// The statements of the test's transaction, as `transaction:` opens it.
     fn tx_sql(&self, conn: &MySqlConn) -> TxSql {
         match self.options.transaction {
             TransactionMode::Standard => TxSql {

@@ -21,10 +21,12 @@ impl Postgres {
         self.options.isolation == PostgresIsolation::Capture
     }
 
+    /// The URL's database (`postgres` when it names none), whose sessions take turns.
     pub(super) fn database(&self) -> &str {
         self.config.get_dbname().unwrap_or("postgres")
     }
 
+    /// How long a rollback waits for other sessions' writes.
     pub(super) fn quiescence(&self) -> Duration {
         quiescence(self.options.quiescence_timeout_ms)
     }
@@ -84,6 +86,7 @@ impl Postgres {
         .map(drop);
         cleared.and(cleanup)
     }
+
     /// A checkpoint: the session's first takes the lock and attaches capture, a later one
     /// is a mark in the log.
     pub(super) fn capture_checkpoint(
