@@ -15,6 +15,13 @@ pub(crate) fn quote_backtick(backend: &str, name: &str) -> Result<String> {
     quote(backend, name, '`')
 }
 
+/// `name` as a double-quoted identifier, unchecked: for names read from a server's
+/// catalog, which are never empty and hold no NUL byte.
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+pub(crate) fn double_quoted(name: &str) -> String {
+    quoted(name, '"')
+}
+
 fn quote(backend: &str, name: &str, q: char) -> Result<String> {
     if name.is_empty() || name.contains('\0') {
         return Err(Error::backend(
@@ -23,6 +30,11 @@ fn quote(backend: &str, name: &str, q: char) -> Result<String> {
             "an identifier must be non-empty and free of NUL bytes; fix the table or schema name in the configuration",
         ));
     }
+    Ok(quoted(name, q))
+}
+
+/// `name` between two `q`, each `q` in it doubled.
+fn quoted(name: &str, q: char) -> String {
     let mut out = String::with_capacity(name.len() + 2);
     out.push(q);
     for c in name.chars() {
@@ -32,7 +44,7 @@ fn quote(backend: &str, name: &str, q: char) -> Result<String> {
         out.push(c);
     }
     out.push(q);
-    Ok(out)
+    out
 }
 
 /// The shape of another session's statement, safe to show in an error: every string
@@ -162,6 +174,7 @@ mod tests {
         assert_eq!(quote_backtick("x", "a`b").unwrap(), "`a``b`");
         assert!(quote_backtick("x", "").is_err());
         assert!(quote_double("x", "a\0b").is_err());
+        assert_eq!(double_quoted("a\"b"), "\"a\"\"b\"");
     }
 
     #[test]

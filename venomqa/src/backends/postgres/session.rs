@@ -1,0 +1,17 @@
+//! What a test reaches through a PostgreSQL session: its `postgres::Client`.
+
+use ::postgres::Client;
+
+use super::PostgresStateManager;
+
+impl crate::Session<PostgresStateManager> {
+    /// The test's `postgres::Client`: run the code under test through it.
+    ///
+    /// Do not end the transaction on it (`COMMIT`, `ROLLBACK`, or
+    /// `postgres::Client::transaction()`, whose commit or drop ends the test's transaction
+    /// too): the test then fails with [`Error::StateLost`](crate::Error::StateLost). Write the code under test
+    /// against `&mut impl postgres::GenericClient` and use checkpoints for nested undo.
+    pub fn client(&mut self) -> &mut Client {
+        self.connection()
+    }
+}
