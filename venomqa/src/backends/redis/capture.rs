@@ -21,11 +21,10 @@ use std::time::{Duration, Instant};
 
 use ::redis::{ErrorKind, RedisError, Value};
 
-use super::lease::{self, Empty, Guard, Held, Lease};
+use super::lease::{self, lost_error, Empty, Guard, Held, Lease};
+use super::options::{CaptureProof, Isolation};
 use super::snapshot::Snapshot;
-use super::{
-    lost_error, CaptureProof, Redis, RedisConn, CAPTURE_PIN_VALUE, LEASE_KEY_PREFIX, NAME,
-};
+use super::{Redis, RedisConn, LEASE_KEY_PREFIX, NAME};
 use crate::capture::diff::{ChangeKind, ColumnChange, Diff, RowChange, TableDiff};
 use crate::checkpoint::Point;
 use crate::error::{Error, Result};
@@ -756,7 +755,7 @@ impl Redis {
     /// and deletes the record. The app's data is otherwise left as it is; the next session
     /// makes what it needs again.
     pub fn uninstall_capture(&self) -> Result<()> {
-        if self.options.isolation != super::Isolation::Capture {
+        if self.options.isolation != Isolation::Capture {
             return Err(Error::unsupported(
                 NAME,
                 "uninstall_capture() without isolation: capture",
@@ -770,17 +769,6 @@ impl Redis {
             other => other.map(drop),
         };
         result.and(conn.end_capture())
-    }
-}
-
-/// The capture pin's value, for messages about who holds a database.
-pub(super) fn holder_of(value: &str) -> &'static str {
-    if value == CAPTURE_PIN_VALUE {
-        "capture isolation"
-    } else if value == super::PIN_VALUE {
-        "prefix or none isolation"
-    } else {
-        "a test in database isolation, which empties it"
     }
 }
 
