@@ -59,7 +59,7 @@ impl Manager<MongoDb> {
         self.mongo().database()
     }
 
-    /// The connection's database (sync API), or [`Error::NotConnected`].
+    /// The connection's database (sync API), or [`Error::NotConnected`](crate::Error::NotConnected).
     pub fn try_database(&self) -> Result<::mongodb::sync::Database> {
         Ok(self.connection_ref()?.database())
     }

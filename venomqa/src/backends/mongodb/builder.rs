@@ -58,7 +58,7 @@ impl MongoDb {
     }
 
     /// How long this process's lease and lock records stay valid without a heartbeat
-    /// (default [`DEFAULT_LEASE_TTL`], at least 1 s).
+    /// (default [`DEFAULT_LEASE_TTL`](super::DEFAULT_LEASE_TTL), at least 1 s).
     pub fn lease_ttl(mut self, ttl: Duration) -> Self {
         self.options.lease_ttl_secs = ttl.as_secs().max(1);
         self
@@ -66,7 +66,7 @@ impl MongoDb {
 
     /// With [`Isolation::Shared`]: how long the outermost checkpoint waits for another
     /// connection (in this or any other process, on any machine) to finish with the
-    /// database before failing (default [`DEFAULT_SHARED_LOCK_TIMEOUT`]).
+    /// database before failing (default [`DEFAULT_SHARED_LOCK_TIMEOUT`](super::DEFAULT_SHARED_LOCK_TIMEOUT)).
     pub fn shared_lock_timeout(mut self, timeout: Duration) -> Self {
         self.options.shared_lock_timeout_secs = timeout.as_secs();
         self.lock_timeout_ms = Some(timeout.as_millis() as u64);

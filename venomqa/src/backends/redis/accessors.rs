@@ -61,7 +61,7 @@ impl Manager<Redis> {
         self.try_conn().unwrap_or_else(|e| panic!("{e}"))
     }
 
-    /// The native connection, or [`Error::NotConnected`].
+    /// The native connection, or [`Error::NotConnected`](crate::Error::NotConnected).
     pub fn try_conn(&mut self) -> Result<&mut Connection> {
         Ok(self.connection()?.conn())
     }

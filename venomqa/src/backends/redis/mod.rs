@@ -38,9 +38,10 @@
 //! Every destructive step (the rollback's `FLUSHDB`/`UNLINK`/`RESTORE`, `reset`, emptying on
 //! release) runs in a Lua script that first checks, on the server, that the lease key still
 //! holds this connection's owner token: a lease that expired while the process was stopped
-//! is never acted on ([`Error::StateLost`] instead). Locally, a lease counts as lost a fifth
-//! of the TTL before the server would expire it, counted from when the last renewal was
-//! sent. Owner tokens name the host, the pid and a random process token.
+//! is never acted on ([`Error::StateLost`](crate::Error::StateLost) instead). Locally, a
+//! lease counts as lost a fifth of the TTL before the server would expire it, counted from
+//! when the last renewal was sent. Owner tokens name the host, the pid and a random process
+//! token.
 //!
 //! Prefix and none isolation on a URL database `n >= 1` also *pin* it: they keep
 //! `venomqa:lease:db:<n>` in database 0 set to [`PIN_VALUE`] (shared, renewed by each of
