@@ -11,8 +11,9 @@ use ::mongodb::bson::{doc, Bson, DateTime, Document};
 use ::mongodb::options::ClientOptions;
 use parking_lot::Mutex;
 
+use super::driver_error::{driver_error, DriverError};
 use super::snapshot::{snapshot_collections, CollectionSnapshot};
-use super::{driver_error, DriverError, DATABASE_PREFIX, DEFAULT_LEASE_TTL, LEASES_DATABASE, NAME};
+use super::{DATABASE_PREFIX, DEFAULT_LEASE_TTL, LEASES_DATABASE, NAME};
 use crate::backends::owner::{self, Liveness, Recorded};
 use crate::error::{Error, Result};
 
@@ -393,5 +394,133 @@ impl Server {
             .entry(name.to_owned())
             .or_insert(template)
             .clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backends::owner::{self, Liveness, Process};
+    use ::mongodb::bson::DateTime;
+
+    #[test]
+    fn lease_names_are_unique_valid_and_recognised() {
+        let a = lease_database_name("shop");
+        let b = lease_database_name("shop");
+        assert_ne!(a, b);
+        assert!(a.starts_with("vq_shop_"), "{a}");
+        assert!(is_lease_database_name(&a), "{a}");
+        let long = lease_database_name(&"x/y.z ".repeat(40));
+        assert!(long.len() <= MAX_DATABASE_NAME, "{long}");
+        assert!(
+            long.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+            "{long}"
+        );
+        assert!(is_lease_database_name(&long), "{long}");
+        for other in [
+            "vq_shop",
+            "app",
+            "vq_a_1_2_zzzzzz",
+            "vq_a_x_2_abcdef",
+            "venomqa_leases",
+        ] {
+            assert!(!is_lease_database_name(other), "{other}");
+        }
+    }
+
+    /// A record of another process with this machine's key, expiring at `expires`.
+    fn record_of(
+        pid: u32,
+        started_at: Option<u64>,
+        machine: Option<&str>,
+        expires: DateTime,
+    ) -> Document {
+        let mut lease = doc! { "owner": "someone-else", "host": "h", "pid": i64::from(pid), "heartbeat": expires, "expires_at": expires };
+        if let Some(machine) = machine {
+            lease.insert("machine", machine);
+        }
+        if let Some(started_at) = started_at {
+            lease.insert("started_at", started_at as i64);
+        }
+        lease
+    }
+
+    #[test]
+    fn own_process_is_alive_and_dead_pids_are_stale() {
+        let me = owner::me();
+        let now = DateTime::now();
+        let later = DateTime::from_millis(now.timestamp_millis() + 600_000);
+        let earlier = DateTime::from_millis(now.timestamp_millis() - 1_000);
+        if let Some(machine) = me.machine.as_deref() {
+            assert!(matches!(owner::process(me.pid), Process::Running { .. }));
+            // Even expired, a record of a live process on this machine is kept.
+            let lease = record_of(me.pid, me.started_at, Some(machine), earlier);
+            assert_eq!(stale_reason(&lease, now), None);
+            let reused = record_of(
+                me.pid,
+                Some(me.started_at.unwrap() + 1),
+                Some(machine),
+                later,
+            );
+            assert!(stale_reason(&reused, now).unwrap().contains("reused"));
+            let gone = record_of(u32::MAX - 1, Some(1), Some(machine), later);
+            assert_eq!(owner::process(u32::MAX - 1), Process::Gone);
+            assert!(stale_reason(&gone, now).unwrap().contains("exited"));
+            // A record of an older version (start time in another unit, under `start`):
+            // the pid alone decides.
+            let mut old = record_of(me.pid, None, Some(machine), earlier);
+            old.insert("start", 12345_i64);
+            assert_eq!(stale_reason(&old, now), None);
+        }
+        let remote = record_of(1, None, Some("elsewhere"), earlier);
+        assert!(stale_reason(&remote, now).unwrap().contains("expired"));
+        let recent = record_of(1, None, Some("elsewhere"), later);
+        assert_eq!(stale_reason(&recent, now), None);
+        // Our own token: kept, even expired.
+        let mut ours = record_of(1, None, Some("elsewhere"), earlier);
+        ours.insert("owner", &me.token);
+        assert_eq!(stale_reason(&ours, now), None);
+    }
+
+    #[test]
+    fn when_the_system_cannot_tell_only_expiry_decides() {
+        // The system cannot tell about the owner's pid (hidepid, another pid namespace, an
+        // unsupported platform): the record is judged by its expiry, never as "exited".
+        let Some(machine) = owner::me().machine.as_deref() else {
+            return;
+        };
+        let now = DateTime::now();
+        let later = DateTime::from_millis(now.timestamp_millis() + 600_000);
+        let earlier = DateTime::from_millis(now.timestamp_millis() - 1_000);
+        let unknown = |r: &owner::Recorded<'_>| owner::liveness_with(r, |_| Process::Unknown);
+        let live = record_of(12345, Some(1), Some(machine), later);
+        assert_eq!(stale_reason_with(&live, now, unknown), None);
+        let silent = record_of(12345, Some(1), Some(machine), earlier);
+        assert!(stale_reason_with(&silent, now, unknown)
+            .unwrap()
+            .contains("expired"));
+        let dead = |_: &owner::Recorded<'_>| Liveness::Dead("gone".into());
+        assert_eq!(stale_reason_with(&live, now, dead).as_deref(), Some("gone"));
+    }
+
+    #[test]
+    fn the_sweepers_ttl_plays_no_part_only_the_owners_expiry() {
+        // An owner with the default TTL whose last heartbeat was 45 s ago: a sweeper with a
+        // 30 s TTL (or any other) keeps it, since the record's own expiry has not passed.
+        let now = DateTime::now();
+        let mut lease = record(
+            "vq_x_1_1_abcdef",
+            DateTime::from_millis(now.timestamp_millis() - 45_000),
+            DEFAULT_LEASE_TTL,
+        );
+        lease.insert("owner", "someone-else");
+        lease.insert("machine", "elsewhere");
+        assert_eq!(stale_reason(&lease, now), None);
+        assert_eq!(
+            lease.get_i64("ttl_ms").unwrap(),
+            DEFAULT_LEASE_TTL.as_millis() as i64
+        );
+        let later = DateTime::from_millis(now.timestamp_millis() + 600_000);
+        assert!(stale_reason(&lease, later).unwrap().contains("expired"));
     }
 }

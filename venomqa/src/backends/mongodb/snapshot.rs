@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use ::mongodb::bson::{doc, Bson, Document, RawDocumentBuf};
 
-use super::driver_error;
+use super::driver_error::driver_error;
 use crate::error::Result;
 
 /// Documents per `insertMany` call when restoring (the driver splits further by size).
@@ -34,21 +34,6 @@ impl CollectionSnapshot {
     pub fn is_plain(&self) -> bool {
         self.kind == "collection" && !self.options.get_bool("capped").unwrap_or(false)
     }
-}
-
-/// What a MongoDB checkpoint saved: the checkpoint's mark, in the test process's memory.
-#[derive(Debug, Clone)]
-pub struct Snapshot(pub(super) Saved);
-
-#[derive(Debug, Clone)]
-pub(super) enum Saved {
-    /// The database was known to be freshly prepared (empty, or a copy of the template)
-    /// and untouched: restoring it is `dropDatabase` (+ the template copy).
-    Fresh,
-    /// Every collection in scope.
-    Full(Vec<CollectionSnapshot>),
-    /// Capture: copies in a snapshot database on the server.
-    Capture(super::capture::CaptureMark),
 }
 
 /// `listCollections` of `db`, `system.*` excluded, limited to `scope` when given.

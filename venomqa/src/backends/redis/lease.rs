@@ -427,6 +427,14 @@ fn release_prefix_at_exit(conn: &mut Connection, lease: &Held, prefix: &str) -> 
     release_key(conn, lease.key_db, &lease.key, &lease.owner)
 }
 
+/// The lease is gone: nothing destructive may run.
+pub(super) fn lost_error(key: &str, detail: &str) -> Error {
+    Error::state_lost(
+        NAME,
+        format!("lease {key} was lost ({detail}): another test may be using these keys, so nothing was deleted or restored. Raise lease_ttl_ms; never FLUSHALL or delete venomqa:lease:* keys in tests"),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

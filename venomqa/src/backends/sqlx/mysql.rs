@@ -6,7 +6,8 @@ use ::sqlx::error::DatabaseError;
 use ::sqlx::mysql::{MySqlConnectOptions, MySqlDatabaseError};
 use ::sqlx::MySql;
 
-use super::{Core, Dialect, SqlxOptions};
+use super::dialect::{Core, Dialect};
+use super::SqlxOptions;
 use crate::config::BackendConfig;
 use crate::error::{Error, Result};
 use crate::state::Manager;
@@ -133,4 +134,4 @@ impl Dialect for SqlxMySql {
     }
 }
 
-super::sqlx_backend!(SqlxMySql, MySql, SqlxMySqlSession);
+super::macros::sqlx_backend!(SqlxMySql, MySql, SqlxMySqlSession);

@@ -6,7 +6,8 @@ use ::sqlx::error::DatabaseError;
 use ::sqlx::postgres::{PgConnectOptions, PgDatabaseError, PgSeverity};
 use ::sqlx::Postgres;
 
-use super::{Core, Dialect, SqlxOptions};
+use super::dialect::{Core, Dialect};
+use super::SqlxOptions;
 use crate::config::BackendConfig;
 use crate::error::{Error, Result};
 use crate::state::Manager;
@@ -127,4 +128,4 @@ impl Dialect for SqlxPostgres {
     }
 }
 
-super::sqlx_backend!(SqlxPostgres, Postgres, SqlxPostgresSession);
+super::macros::sqlx_backend!(SqlxPostgres, Postgres, SqlxPostgresSession);

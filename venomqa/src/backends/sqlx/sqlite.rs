@@ -6,7 +6,8 @@ use ::sqlx::error::DatabaseError;
 use ::sqlx::sqlite::SqliteConnectOptions;
 use ::sqlx::{Sqlite, SqliteConnection};
 
-use super::{Core, Dialect, SqlxOptions};
+use super::dialect::{Core, Dialect};
+use super::SqlxOptions;
 use crate::config::BackendConfig;
 use crate::error::{Error, Result};
 use crate::state::Manager;
@@ -129,13 +130,13 @@ impl Dialect for SqlxSqlite {
         }
         let mut path = self.options()?.get_filename().as_os_str().to_owned();
         path.push(".venomqa-migrate-lock");
-        super::lock_file(NAME, std::path::Path::new(&path)).map(Some)
+        super::file_lock::lock_file(NAME, std::path::Path::new(&path)).map(Some)
     }
 
     /// A ping goes through the worker's queue: once it is answered, what code under test
     /// queued before it (a dropped `Transaction`'s rollback) has run.
     fn settle(conn: &mut SqliteConnection) -> std::result::Result<(), ::sqlx::Error> {
-        super::block_on(::sqlx::Connection::ping(conn))
+        super::runtime::block_on(::sqlx::Connection::ping(conn))
     }
 
     fn gone(error: &dyn DatabaseError) -> bool {
@@ -148,4 +149,4 @@ impl Dialect for SqlxSqlite {
     }
 }
 
-super::sqlx_backend!(SqlxSqlite, Sqlite, SqlxSqliteSession);
+super::macros::sqlx_backend!(SqlxSqlite, Sqlite, SqlxSqliteSession);
