@@ -22,8 +22,8 @@ pub const ROOT_CHECKPOINT: &str = "venomqa_root";
 /// The manager types a [`Session`] can be typed by: `dyn StateManager` (any backend) or a
 /// concrete manager such as [`SqliteStateManager`](crate::sqlite::SqliteStateManager).
 ///
-/// Implemented for you; you never implement it.
-pub trait SessionManager: 'static {
+/// Implemented for you, and sealed: it cannot be implemented outside venomqa.
+pub trait SessionManager: sealed::Sealed + 'static {
     /// `m` as `Self`, if it is one.
     #[doc(hidden)]
     fn cast(m: &mut dyn StateManager) -> Option<&mut Self>;
@@ -36,6 +36,13 @@ pub trait SessionManager: 'static {
     /// The backend a session of this type runs on when the test names none.
     #[doc(hidden)]
     fn default_backend() -> Option<&'static str>;
+}
+
+mod sealed {
+    /// Seals [`SessionManager`](super::SessionManager): only the impls below exist.
+    pub trait Sealed {}
+    impl Sealed for dyn crate::StateManager {}
+    impl<M: crate::StateManager> Sealed for M {}
 }
 
 impl SessionManager for dyn StateManager {

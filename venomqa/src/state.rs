@@ -230,16 +230,12 @@ impl<B: Backend> Manager<B> {
 
     /// The connection, or [`Error::NotConnected`].
     pub fn connection(&mut self) -> Result<&mut B::Conn> {
-        self.conn.as_mut().ok_or_else(|| Error::NotConnected {
-            backend: B::NAME.to_owned(),
-        })
+        self.conn.as_mut().ok_or_else(not_connected::<B>)
     }
 
     /// The connection, or [`Error::NotConnected`].
     pub fn connection_ref(&self) -> Result<&B::Conn> {
-        self.conn.as_ref().ok_or_else(|| Error::NotConnected {
-            backend: B::NAME.to_owned(),
-        })
+        self.conn.as_ref().ok_or_else(not_connected::<B>)
     }
 
     /// Runs a backend-specific operation on the connection, with the checkpoint stack to
@@ -249,9 +245,7 @@ impl<B: Backend> Manager<B> {
         &mut self,
         op: impl FnOnce(&B, &mut B::Conn, &Stack<B::Mark>) -> Result<T>,
     ) -> Result<T> {
-        let conn = self.conn.as_mut().ok_or_else(|| Error::NotConnected {
-            backend: B::NAME.to_owned(),
-        })?;
+        let conn = self.conn.as_mut().ok_or_else(not_connected::<B>)?;
         let result = op(&self.backend, conn, &self.stack);
         self.note(result)
     }
@@ -283,13 +277,18 @@ impl<B: Backend> Manager<B> {
         &mut self,
         op: impl FnOnce(&B, &mut B::Conn, &mut Stack<B::Mark>) -> Result<Vec<B::Mark>>,
     ) -> Result<()> {
-        let conn = self.conn.as_mut().ok_or_else(|| Error::NotConnected {
-            backend: B::NAME.to_owned(),
-        })?;
+        let conn = self.conn.as_mut().ok_or_else(not_connected::<B>)?;
         let result = op(&self.backend, conn, &mut self.stack);
         let dropped = self.note(result)?;
         self.forget(dropped);
         Ok(())
+    }
+}
+
+/// The error of an operation on a standalone manager that is not connected.
+fn not_connected<B: Backend>() -> Error {
+    Error::NotConnected {
+        backend: B::NAME.to_owned(),
     }
 }
 
@@ -323,9 +322,7 @@ impl<B: Backend> StateManager for Manager<B> {
     }
 
     fn checkpoint(&mut self, name: &str) -> Result<()> {
-        let conn = self.conn.as_mut().ok_or_else(|| Error::NotConnected {
-            backend: B::NAME.to_owned(),
-        })?;
+        let conn = self.conn.as_mut().ok_or_else(not_connected::<B>)?;
         let backend = &self.backend;
         let result = self.stack.push(name, |at| backend.checkpoint(conn, at));
         self.note(result)
@@ -352,9 +349,7 @@ impl<B: Backend> StateManager for Manager<B> {
     /// Lets the backend refuse first (changing nothing), then undoes and forgets every
     /// checkpoint and lets the backend empty the store.
     fn reset(&mut self) -> Result<()> {
-        let conn = self.conn.as_mut().ok_or_else(|| Error::NotConnected {
-            backend: B::NAME.to_owned(),
-        })?;
+        let conn = self.conn.as_mut().ok_or_else(not_connected::<B>)?;
         let checked = self.backend.check_reset(conn);
         self.note(checked)?;
         if let Some(outermost) = self.stack.names().first().cloned() {
@@ -364,10 +359,10 @@ impl<B: Backend> StateManager for Manager<B> {
                 self.forget(marks);
             }
         }
-        let result = {
-            let conn = self.conn.as_mut().expect("checked above");
-            self.backend.reset(conn)
+        let Some(conn) = self.conn.as_mut() else {
+            return Err(not_connected::<B>());
         };
+        let result = self.backend.reset(conn);
         self.note(result)
     }
 
@@ -387,7 +382,9 @@ impl<B: Backend> StateManager for Manager<B> {
         if !self.stack.is_empty() || !self.is_connected() {
             return false;
         }
-        let conn = self.conn.as_mut().expect("connected");
+        let Some(conn) = self.conn.as_mut() else {
+            return false;
+        };
         match self.backend.recycle(conn) {
             Ok(()) => true,
             Err(e) => {
@@ -407,9 +404,7 @@ impl<B: Backend> StateManager for Manager<B> {
     }
 
     fn execute_script(&mut self, script: &str) -> Result<()> {
-        let conn = self.conn.as_mut().ok_or_else(|| Error::NotConnected {
-            backend: B::NAME.to_owned(),
-        })?;
+        let conn = self.conn.as_mut().ok_or_else(not_connected::<B>)?;
         let result = self.backend.execute_script(conn, script);
         self.note(result)
     }
@@ -429,9 +424,7 @@ impl<B: Backend> StateManager for Manager<B> {
     }
 
     fn diff(&mut self, name: &str) -> Result<Diff> {
-        let conn = self.conn.as_mut().ok_or_else(|| Error::NotConnected {
-            backend: B::NAME.to_owned(),
-        })?;
+        let conn = self.conn.as_mut().ok_or_else(not_connected::<B>)?;
         let (at, mark) = self.stack.get(name)?;
         let result = self.backend.diff(conn, at, mark);
         self.note(result)
