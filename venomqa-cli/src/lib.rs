@@ -17,79 +17,10 @@ pub use command::run;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
-use serde::Deserialize;
-
-/// One test's line of the report.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Line {
-    /// `module::path::test_name`.
-    pub test: String,
-    /// The registered backend.
-    pub backend: String,
-    /// The `venomqa.yaml` entry.
-    #[serde(default)]
-    pub entry: String,
-    /// `transaction` or `capture`.
-    pub isolation: String,
-    /// `ok`, `err` or `panic` (`finished` for a session ended by hand).
-    pub outcome: String,
-    /// Whether the final rollback succeeded.
-    pub rolled_back: bool,
-    /// The whole test.
-    pub test_us: u64,
-    /// Taking a connection from the pool: waiting plus connecting.
-    pub lease_us: u64,
-    /// Waiting for a free connection, and its health check.
-    pub lease_wait_us: u64,
-    /// Opening a new connection (with setup), if the test did.
-    pub connect_us: Option<u64>,
-    /// Checkpoints created, the root one included.
-    pub checkpoints: u64,
-    /// Their time.
-    pub checkpoint_us: u64,
-    /// Rollbacks, the final one included.
-    pub rollbacks: u64,
-    /// Their time.
-    pub rollback_us: u64,
-    /// The session: the body plus checkpoints and rollbacks.
-    pub session_us: u64,
-    /// The process that ran the test.
-    pub pid: u64,
-}
-
-impl Line {
-    /// The test body: the session less its checkpoints and rollbacks.
-    pub fn body_us(&self) -> u64 {
-        self.session_us
-            .saturating_sub(self.checkpoint_us + self.rollback_us)
-    }
-
-    /// venomqa's set-up before the lease: reading the configuration, building the pool.
-    pub fn setup_us(&self) -> u64 {
-        self.test_us.saturating_sub(self.lease_us + self.session_us)
-    }
-
-    /// What isolation cost this test: everything but its body (set-up, lease,
-    /// checkpoints, rollbacks).
-    pub fn isolation_us(&self) -> u64 {
-        self.test_us.saturating_sub(self.body_us())
-    }
-
-    /// The largest part of the test's time, and how long it took.
-    pub fn dominated_by(&self) -> (&'static str, u64) {
-        [
-            ("lease wait", self.lease_wait_us),
-            ("connect", self.connect_us.unwrap_or(0)),
-            ("set-up", self.setup_us()),
-            ("checkpoints", self.checkpoint_us),
-            ("rollbacks", self.rollback_us),
-            ("the test body", self.body_us()),
-        ]
-        .into_iter()
-        .max_by_key(|(_, us)| *us)
-        .expect("six parts")
-    }
-}
+/// One test's line of the report: venomqa's own [`Record`](venomqa::report::Record), the
+/// type the runtime writes the line from (its fields, and `body_us`, `setup_us`,
+/// `isolation_us` and `dominated_by`, are documented there).
+pub use venomqa::report::Record as Line;
 
 /// A parsed report.
 #[derive(Debug, Clone, Default)]

@@ -16,7 +16,8 @@
 //!  "pid":48113,"at_ms":1767225600000}
 //! ```
 //!
-//! (one line in the file; wrapped here). The fields:
+//! (one line in the file; wrapped here): a [`Record`], which `venomqa report` reads back.
+//! The fields:
 //!
 //! | field | meaning |
 //! |---|---|
@@ -48,13 +49,15 @@
 //! [`diff`]: crate::Session::diff
 
 use std::cell::RefCell;
-use std::fmt::{self, Write as _};
+use std::fmt;
 use std::fs::OpenOptions;
 use std::io::Write as _;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use serde::{Deserialize, Serialize};
+use serde_json::ser::CharEscape;
 use tracing::field::{Field, Visit};
 use tracing::Event;
 
@@ -178,7 +181,7 @@ pub(crate) fn end(path: &Path, test_time: Duration) {
     let at = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
-    let line = line(&record, test_time, std::process::id(), at);
+    let line = Record::new(&record, test_time, std::process::id(), at).to_line();
     if let Err(e) = append(path, &line) {
         static WARNED: AtomicBool = AtomicBool::new(false);
         if !WARNED.swap(true, Ordering::Relaxed) {
@@ -203,57 +206,155 @@ fn append(path: &Path, line: &str) -> std::io::Result<()> {
     written.and(unlocked)
 }
 
-/// One JSON line, newline included.
-pub(crate) fn line(record: &SessionRecord, test_time: Duration, pid: u32, at: Duration) -> String {
-    let micros = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
-    let mut out = String::with_capacity(400);
-    let mut string = |key: &str, value: &str| {
-        let _ = write!(out, "\"{key}\":");
-        json_string(&mut out, value);
-        out.push(',');
-    };
-    string("test", &record.test);
-    string("backend", &record.backend);
-    string("entry", &record.entry);
-    string("isolation", &record.isolation);
-    string("outcome", &record.outcome);
-    let connect = record
-        .connect_us
-        .map_or_else(|| "null".to_owned(), |c| c.to_string());
-    let _ = write!(
-        out,
-        "\"rolled_back\":{},\"test_us\":{},\"lease_us\":{},\"lease_wait_us\":{},\"connect_us\":{connect},\"checkpoints\":{},\"checkpoint_us\":{},\"rollbacks\":{},\"rollback_us\":{},\"session_us\":{},\"pid\":{pid},\"at_ms\":{}",
-        record.rolled_back,
-        micros(test_time),
-        record.lease_us,
-        record.lease_us.saturating_sub(record.connect_us.unwrap_or(0)),
-        record.checkpoints,
-        record.checkpoint_us,
-        record.rollbacks,
-        record.rollback_us,
-        record.session_us,
-        at.as_millis(),
-    );
-    format!("{{{out}}}\n")
+/// One test's line of the cost report: what the runtime appends to `VENOMQA_REPORT` and
+/// what `venomqa report` (the `venomqa-cli` crate, where it is also `venomqa_cli::Line`)
+/// reads back. The fields are serialized in this order, `connect_us` as `null` when no
+/// connection was opened, as one JSON object on one line ([`to_line`](Self::to_line)).
+///
+/// ```
+/// let text = r#"{"test":"a::t","backend":"mysql","entry":"mysql","isolation":"transaction","outcome":"ok","rolled_back":true,"test_us":9000,"lease_us":6000,"lease_wait_us":500,"connect_us":5500,"checkpoints":1,"checkpoint_us":200,"rollbacks":1,"rollback_us":300,"session_us":2900,"pid":1,"at_ms":0}"#;
+/// let record: venomqa::report::Record = serde_json::from_str(text)?;
+/// assert_eq!(record.body_us(), 2400);
+/// assert_eq!(record.dominated_by(), ("connect", 5500));
+/// assert_eq!(record.to_line(), format!("{text}\n"));
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Record {
+    /// `module::path::test_name`.
+    pub test: String,
+    /// The registered backend.
+    pub backend: String,
+    /// The `venomqa.yaml` entry the test ran on (empty when a line lacks it).
+    #[serde(default)]
+    pub entry: String,
+    /// `transaction` (the test's own connection), or `capture` (every connection's
+    /// writes).
+    pub isolation: String,
+    /// `ok`, `err` (returned `Err`) or `panic` (`finished` for a session ended by hand).
+    pub outcome: String,
+    /// Whether the final rollback succeeded.
+    pub rolled_back: bool,
+    /// The whole test, from the attribute's first step to the end of the rollback.
+    pub test_us: u64,
+    /// Taking a connection from the pool: `lease_wait_us` plus `connect_us`.
+    pub lease_us: u64,
+    /// Waiting for a free connection, and its health check.
+    pub lease_wait_us: u64,
+    /// Opening a new connection and running its setup; `None` (`null`) when a pooled one
+    /// was reused.
+    pub connect_us: Option<u64>,
+    /// Checkpoints created, the root one included.
+    pub checkpoints: u64,
+    /// Their time.
+    pub checkpoint_us: u64,
+    /// Rollbacks (checkpoint blocks, explicit ones, the final one).
+    pub rollbacks: u64,
+    /// Their time.
+    pub rollback_us: u64,
+    /// From the root checkpoint to the end of the final rollback: the test body plus
+    /// checkpoints and rollbacks.
+    pub session_us: u64,
+    /// The process that ran the test.
+    pub pid: u64,
+    /// When the line was written, in milliseconds since the Unix epoch (0 when a line
+    /// lacks it).
+    #[serde(default)]
+    pub at_ms: u64,
 }
 
-/// `value` as a JSON string.
-fn json_string(out: &mut String, value: &str) {
-    out.push('"');
-    for c in value.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if u32::from(c) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", u32::from(c));
-            }
-            c => out.push(c),
+impl Record {
+    /// The line of a session's record, for a test that took `test_time` in process `pid`,
+    /// written `at` (since the Unix epoch).
+    pub(crate) fn new(record: &SessionRecord, test_time: Duration, pid: u32, at: Duration) -> Self {
+        let micros = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        Record {
+            test: record.test.clone(),
+            backend: record.backend.clone(),
+            entry: record.entry.clone(),
+            isolation: record.isolation.clone(),
+            outcome: record.outcome.clone(),
+            rolled_back: record.rolled_back,
+            test_us: micros(test_time),
+            lease_us: record.lease_us,
+            lease_wait_us: record
+                .lease_us
+                .saturating_sub(record.connect_us.unwrap_or(0)),
+            connect_us: record.connect_us,
+            checkpoints: record.checkpoints,
+            checkpoint_us: record.checkpoint_us,
+            rollbacks: record.rollbacks,
+            rollback_us: record.rollback_us,
+            session_us: record.session_us,
+            pid: u64::from(pid),
+            at_ms: u64::try_from(at.as_millis()).unwrap_or(u64::MAX),
         }
     }
-    out.push('"');
+
+    /// The record as its line of the report: one JSON object, newline included. Control
+    /// characters in strings are escaped as `\n`, `\r`, `\t` or `\u00xx`.
+    pub fn to_line(&self) -> String {
+        let mut out = Vec::with_capacity(400);
+        let mut json = serde_json::Serializer::with_formatter(&mut out, LineFormatter);
+        self.serialize(&mut json)
+            .expect("a record serializes into memory");
+        out.push(b'\n');
+        String::from_utf8(out).expect("serde_json writes UTF-8")
+    }
+
+    /// The test body: the session less its checkpoints and rollbacks.
+    pub fn body_us(&self) -> u64 {
+        self.session_us
+            .saturating_sub(self.checkpoint_us + self.rollback_us)
+    }
+
+    /// venomqa's set-up before the lease: reading the configuration, building the pool.
+    pub fn setup_us(&self) -> u64 {
+        self.test_us.saturating_sub(self.lease_us + self.session_us)
+    }
+
+    /// What isolation cost this test: everything but its body (set-up, lease,
+    /// checkpoints, rollbacks).
+    pub fn isolation_us(&self) -> u64 {
+        self.test_us.saturating_sub(self.body_us())
+    }
+
+    /// The largest part of the test's time, and how long it took: `lease wait`,
+    /// `connect`, `set-up`, `checkpoints`, `rollbacks` or `the test body`.
+    pub fn dominated_by(&self) -> (&'static str, u64) {
+        [
+            ("lease wait", self.lease_wait_us),
+            ("connect", self.connect_us.unwrap_or(0)),
+            ("set-up", self.setup_us()),
+            ("checkpoints", self.checkpoint_us),
+            ("rollbacks", self.rollback_us),
+            ("the test body", self.body_us()),
+        ]
+        .into_iter()
+        .max_by_key(|(_, us)| *us)
+        .expect("six parts")
+    }
+}
+
+/// serde_json's compact format, with backspace and form feed escaped as `\u0008` and
+/// `\u000c` (as the lines written before the record was serde's were) rather than `\b`
+/// and `\f`.
+struct LineFormatter;
+
+impl serde_json::ser::Formatter for LineFormatter {
+    fn write_char_escape<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        escape: CharEscape,
+    ) -> std::io::Result<()> {
+        let escape = match escape {
+            CharEscape::Backspace => CharEscape::AsciiControl(0x08),
+            CharEscape::FormFeed => CharEscape::AsciiControl(0x0c),
+            other => other,
+        };
+        serde_json::ser::CompactFormatter.write_char_escape(writer, escape)
+    }
 }
 
 #[cfg(test)]
@@ -281,16 +382,29 @@ mod tests {
 
     #[test]
     fn a_line_is_one_json_object() {
+        let line = |record: &SessionRecord, test_time, pid, at| {
+            Record::new(record, test_time, pid, at).to_line()
+        };
         let l = line(
             &record(),
             Duration::from_micros(1500),
             7,
             Duration::from_millis(9),
         );
+        let expected = "{\"test\":\"a::b\",\"backend\":\"my\\\"sql\\\\\\n\",\"entry\":\"mysql\",\"isolation\":\"transaction\",\"outcome\":\"ok\",\"rolled_back\":true,\"test_us\":1500,\"lease_us\":300,\"lease_wait_us\":100,\"connect_us\":200,\"checkpoints\":2,\"checkpoint_us\":40,\"rollbacks\":2,\"rollback_us\":50,\"session_us\":900,\"pid\":7,\"at_ms\":9}\n";
+        assert_eq!(l, expected);
+        // What `venomqa report` reads back is the record written.
+        let read: Record = serde_json::from_str(l.trim_end()).unwrap();
         assert_eq!(
-            l,
-            "{\"test\":\"a::b\",\"backend\":\"my\\\"sql\\\\\\n\",\"entry\":\"mysql\",\"isolation\":\"transaction\",\"outcome\":\"ok\",\"rolled_back\":true,\"test_us\":1500,\"lease_us\":300,\"lease_wait_us\":100,\"connect_us\":200,\"checkpoints\":2,\"checkpoint_us\":40,\"rollbacks\":2,\"rollback_us\":50,\"session_us\":900,\"pid\":7,\"at_ms\":9}\n"
+            read,
+            Record::new(
+                &record(),
+                Duration::from_micros(1500),
+                7,
+                Duration::from_millis(9)
+            )
         );
+        assert_eq!(read.to_line(), l);
         let reused = SessionRecord {
             connect_us: None,
             ..record()
@@ -300,9 +414,28 @@ mod tests {
             l.contains("\"lease_wait_us\":300,\"connect_us\":null,"),
             "{l}"
         );
-        let mut control = String::new();
-        json_string(&mut control, "\u{1}é");
-        assert_eq!(control, "\"\\u0001é\"");
+        // Control characters as the hand-written lines had them: `\u00xx`, not `\b`/`\f`.
+        let control = SessionRecord {
+            test: "\u{1}\u{8}\u{c}\t\ré/".into(),
+            ..record()
+        };
+        let l = line(&control, Duration::ZERO, 7, Duration::ZERO);
+        assert!(
+            l.starts_with("{\"test\":\"\\u0001\\u0008\\u000c\\t\\ré/\","),
+            "{l}"
+        );
+        assert_eq!(
+            serde_json::from_str::<Record>(&l).unwrap().test,
+            control.test
+        );
+    }
+
+    #[test]
+    fn older_lines_without_entry_or_at_ms_still_parse() {
+        let l = "{\"test\":\"a\",\"backend\":\"sqlite\",\"isolation\":\"transaction\",\"outcome\":\"ok\",\"rolled_back\":true,\"test_us\":9,\"lease_us\":1,\"lease_wait_us\":1,\"connect_us\":null,\"checkpoints\":1,\"checkpoint_us\":1,\"rollbacks\":1,\"rollback_us\":1,\"session_us\":5,\"pid\":3,\"extra\":[]}";
+        let r: Record = serde_json::from_str(l).unwrap();
+        assert_eq!((r.entry.as_str(), r.at_ms, r.connect_us), ("", 0, None));
+        assert_eq!((r.body_us(), r.setup_us(), r.isolation_us()), (3, 3, 6));
     }
 
     #[test]

@@ -541,8 +541,11 @@ fn reports_for_ci() {
     assert_eq!(json["states"], result.states);
     assert!(json["coverage"]["outcomes"]["200"].as_u64().unwrap() > 0);
     let xml = std::fs::read_to_string(dir.join("explore_bank.xml")).unwrap();
-    assert!(
-        xml.contains("<testsuite name=\"explore.bank\" tests=\"2\" failures=\"1\""),
+    let junit = quick_junit::Report::deserialize_from_str(&xml).unwrap();
+    let suite = &junit.test_suites[0];
+    assert_eq!(
+        (suite.name.as_str(), suite.tests, suite.failures),
+        ("explore.bank", 2, 1),
         "{xml}"
     );
     assert!(

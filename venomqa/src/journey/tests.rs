@@ -759,17 +759,29 @@ fn the_report_shows_the_tree_the_failure_and_ci_formats() {
     );
 
     let xml = result.to_junit();
-    assert!(
-        xml.contains(
-            "<testsuite name=\"shop\" tests=\"3\" failures=\"1\" errors=\"0\" skipped=\"0\""
+    let junit = quick_junit::Report::deserialize_from_str(&xml).unwrap();
+    let suite = &junit.test_suites[0];
+    assert_eq!(
+        (
+            suite.name.as_str(),
+            suite.tests,
+            suite.failures,
+            suite.errors,
+            suite.skipped
         ),
+        ("shop", 3, 1, 0, 0),
         "{xml}"
     );
-    assert!(
-        xml.contains("<testcase classname=\"shop.signed_up\" name=\"dup\""),
-        "{xml}"
-    );
-    assert!(xml.contains("<failure message=\"step signup_again: POST http://app.test/items: expected status 201, got 409; response body: {&quot;error&quot;:&quot;name taken&quot;}\""), "{xml}");
+    let dup = suite
+        .test_cases
+        .iter()
+        .find(|c| c.name.as_str() == "dup")
+        .unwrap_or_else(|| panic!("no case dup: {xml}"));
+    assert_eq!(dup.classname.as_deref(), Some("shop.signed_up"), "{xml}");
+    let quick_junit::TestCaseStatus::NonSuccess { message, .. } = &dup.status else {
+        panic!("dup did not fail: {xml}")
+    };
+    assert_eq!(message.as_deref(), Some("step signup_again: POST http://app.test/items: expected status 201, got 409; response body: {\"error\":\"name taken\"}"), "{xml}");
     assert!(!xml.contains("s3cret"));
 
     let json = result.to_json();

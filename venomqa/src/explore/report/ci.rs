@@ -1,9 +1,10 @@
 //! An [`ExplorationResult`] for CI: as JSON, as JUnit XML, and both written to a
 //! directory.
 
-use std::fmt::Write as _;
 use std::path::Path as FsPath;
+use std::time::Duration;
 
+use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 use serde_json::{json, Value};
 
 use crate::journey::{diff_json, exchange_json, ms, write_report_files, xml};
@@ -82,20 +83,19 @@ impl ExplorationResult {
     /// a failed cleanup, or a budget hit with `budget_is_failure`), with the counters in
     /// `<system-out>`.
     pub fn to_junit(&self) -> String {
-        let suite = format!("explore.{}", self.world);
-        let mut cases = String::new();
-        let mut failures = 0;
+        let suite_name = format!("explore.{}", self.world);
+        let mut suite = TestSuite::new(xml(&suite_name));
+        suite.set_time(self.duration);
         for v in &self.violations {
-            failures += 1;
-            let _ = write!(
-                cases,
-                "    <testcase classname=\"{}\" name=\"{}\" time=\"0.000\">\n      <failure message=\"{}\" type=\"{}\">{}</failure>\n    </testcase>\n",
-                xml(&suite),
-                xml(&format!("invariant {}", v.invariant)),
-                xml(&v.message),
-                v.severity,
-                xml(&violation_text(v))
-            );
+            let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
+            status
+                .set_message(xml(&v.message))
+                .set_type(v.severity.to_string())
+                .set_description(xml(&violation_text(v)));
+            let mut case = TestCase::new(xml(&format!("invariant {}", v.invariant)), status);
+            case.set_classname(xml(&suite_name))
+                .set_time(Duration::ZERO);
+            suite.add_test_case(case);
         }
         let mut problems = Vec::new();
         if let Some(f) = &self.fault {
@@ -107,33 +107,32 @@ impl ExplorationResult {
         if self.budget_is_failure && self.stop.is_budget() {
             problems.push(format!("budget: {}", self.stopped_because()));
         }
-        let out = format!("{}\nstopped: {}", self.summary(), self.stopped_because());
-        let _ = writeln!(
-            cases,
-            "    <testcase classname=\"{}\" name=\"exploration\" time=\"{:.3}\">",
-            xml(&suite),
-            self.duration.as_secs_f64()
-        );
-        if !problems.is_empty() {
-            failures += 1;
-            let _ = writeln!(
-                cases,
-                "      <failure message=\"{}\" type=\"fault\">{}</failure>",
-                xml(&problems[0]),
-                xml(&problems.join("\n"))
-            );
-        }
-        let _ = write!(
-            cases,
-            "      <system-out>{}</system-out>\n    </testcase>\n",
-            xml(&out)
-        );
-        let tests = self.violations.len() + 1;
-        format!(
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"venomqa explorations\" tests=\"{tests}\" failures=\"{failures}\" errors=\"0\" skipped=\"0\" time=\"{secs:.3}\">\n  <testsuite name=\"{}\" tests=\"{tests}\" failures=\"{failures}\" errors=\"0\" skipped=\"0\" time=\"{secs:.3}\">\n{cases}  </testsuite>\n</testsuites>\n",
-            xml(&suite),
-            secs = self.duration.as_secs_f64()
-        )
+        let status = match problems.first() {
+            None => TestCaseStatus::success(),
+            Some(first) => {
+                let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                status
+                    .set_message(xml(first))
+                    .set_type("fault")
+                    .set_description(xml(&problems.join("\n")));
+                status
+            }
+        };
+        let mut exploration = TestCase::new("exploration", status);
+        exploration
+            .set_classname(xml(&suite_name))
+            .set_time(self.duration)
+            .set_system_out(xml(&format!(
+                "{}\nstopped: {}",
+                self.summary(),
+                self.stopped_because()
+            )));
+        suite.add_test_case(exploration);
+        let mut report = Report::new("venomqa explorations");
+        report.set_time(self.duration).add_test_suite(suite);
+        report
+            .to_string()
+            .expect("a JUnit report serializes into memory")
     }
 
     /// Writes `<dir>/explore_<world>.xml` and `<dir>/explore_<world>.json`.

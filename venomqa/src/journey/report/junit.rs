@@ -1,14 +1,10 @@
 //! The report as JUnit XML for CI: one `<testsuite>` per journey, a `<testcase>` for its
-//! main steps and one per path, written with `quick-xml`.
+//! main steps and one per path, written with `quick-junit` (the writer nextest uses).
 
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use quick_xml::escape::escape;
-use quick_xml::events::attributes::Attribute;
-use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
-use quick_xml::name::QName;
-use quick_xml::Writer;
+use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
 use super::journey_result::JourneyResult;
 use super::model::{PathResult, Status, StepResult};
@@ -22,51 +18,32 @@ impl JourneyResult {
     }
 }
 
-/// Escapes text for XML attributes and content (newlines as `&#10;`, so that attributes
-/// keep them); drops the characters XML 1.0 forbids.
+/// `text` with the characters XML 1.0 forbids dropped (control characters but tab,
+/// newline and carriage return; U+FFFE and U+FFFF), for the JUnit writer, which escapes
+/// the rest.
 pub(crate) fn xml(text: &str) -> String {
-    let allowed: String = text
-        .chars()
+    text.chars()
         .filter(|&c| {
             matches!(c, '\t' | '\n' | '\r') || (c >= ' ' && c != '\u{FFFE}' && c != '\u{FFFF}')
         })
-        .collect();
-    escape(allowed.as_str()).replace('\n', "&#10;")
+        .collect()
+}
+
+/// The report as text: an XML declaration, the `<testsuites>`, a final newline.
+fn render(report: &Report) -> String {
+    report
+        .to_string()
+        .expect("a JUnit report serializes into memory")
 }
 
 /// JUnit XML for several journeys: one `<testsuite>` each, a `<testcase>` for the main
 /// steps and one per path (`classname` = `journey.checkpoint`), `<failure>` with the
 /// request, response and database changes, `<skipped>` with the reason.
 pub fn junit_xml(results: &[JourneyResult]) -> String {
-    let suites: Vec<Suite> = results.iter().map(Suite::new).collect();
-    let count = |f: fn(&Suite) -> usize| suites.iter().map(f).sum::<usize>();
-    let time: f64 = suites.iter().map(|s| s.time.as_secs_f64()).sum();
-    let mut w = Writer::new_with_indent(Vec::new(), b' ', 2);
-    write(
-        &mut w,
-        Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)),
-    );
-    write(
-        &mut w,
-        Event::Start(element(
-            "testsuites",
-            &[
-                ("name", "venomqa journeys".to_owned()),
-                ("tests", count(|s| s.cases.len()).to_string()),
-                ("failures", count(Suite::failures).to_string()),
-                ("errors", "0".to_owned()),
-                ("skipped", count(Suite::skipped).to_string()),
-                ("time", format!("{time:.3}")),
-            ],
-        )),
-    );
-    for suite in &suites {
-        suite.write(&mut w);
-    }
-    write(&mut w, Event::End(BytesEnd::new("testsuites")));
-    let mut out = String::from_utf8(w.into_inner()).expect("the writer was given UTF-8 only");
-    out.push('\n');
-    out
+    let mut report = Report::new("venomqa journeys");
+    report.set_time(results.iter().map(|r| r.duration).sum());
+    report.add_test_suites(results.iter().map(|r| Suite::new(r).junit()));
+    render(&report)
 }
 
 /// A journey's test cases.
@@ -138,65 +115,35 @@ impl Suite {
         }
     }
 
-    fn failures(&self) -> usize {
-        let failed = |c: &&Case| matches!(c.outcome, Outcome::Failed { .. });
-        self.cases.iter().filter(failed).count()
-    }
-
-    fn skipped(&self) -> usize {
-        let skipped = |c: &&Case| matches!(c.outcome, Outcome::Skipped { .. });
-        self.cases.iter().filter(skipped).count()
-    }
-
-    fn write(&self, w: &mut Writer<Vec<u8>>) {
-        write(
-            w,
-            Event::Start(element(
-                "testsuite",
-                &[
-                    ("name", self.name.clone()),
-                    ("tests", self.cases.len().to_string()),
-                    ("failures", self.failures().to_string()),
-                    ("errors", "0".to_owned()),
-                    ("skipped", self.skipped().to_string()),
-                    ("time", format!("{:.3}", self.time.as_secs_f64())),
-                ],
-            )),
-        );
-        for case in &self.cases {
-            case.write(w);
-        }
-        write(w, Event::End(BytesEnd::new("testsuite")));
+    fn junit(self) -> TestSuite {
+        let mut suite = TestSuite::new(xml(&self.name));
+        suite.set_time(self.time);
+        suite.add_test_cases(self.cases.into_iter().map(Case::junit));
+        suite
     }
 }
 
 impl Case {
-    fn write(&self, w: &mut Writer<Vec<u8>>) {
-        let tag = element(
-            "testcase",
-            &[
-                ("classname", self.classname.clone()),
-                ("name", self.name.clone()),
-                ("time", format!("{:.3}", self.time.as_secs_f64())),
-            ],
-        );
-        match &self.outcome {
-            Outcome::Passed => write(w, Event::Empty(tag)),
+    fn junit(self) -> TestCase {
+        let status = match self.outcome {
+            Outcome::Passed => TestCaseStatus::success(),
             Outcome::Failed { message, detail } => {
-                write(w, Event::Start(tag));
-                let failure = [("message", message.clone()), ("type", "journey".to_owned())];
-                write(w, Event::Start(element("failure", &failure)));
-                write(w, Event::Text(BytesText::from_escaped(xml(detail))));
-                write(w, Event::End(BytesEnd::new("failure")));
-                write(w, Event::End(BytesEnd::new("testcase")));
+                let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                status
+                    .set_message(xml(&message))
+                    .set_type("journey")
+                    .set_description(xml(&detail));
+                status
             }
             Outcome::Skipped { message } => {
-                write(w, Event::Start(tag));
-                let skipped = [("message", message.clone())];
-                write(w, Event::Empty(element("skipped", &skipped)));
-                write(w, Event::End(BytesEnd::new("testcase")));
+                let mut status = TestCaseStatus::skipped();
+                status.set_message(xml(&message));
+                status
             }
-        }
+        };
+        let mut case = TestCase::new(xml(&self.name), status);
+        case.set_classname(xml(&self.classname)).set_time(self.time);
+        case
     }
 }
 
@@ -246,21 +193,4 @@ fn path_outcome(p: &PathResult) -> Outcome {
             }
         }
     }
-}
-
-/// A start tag with these attributes, their values escaped by [`xml`].
-fn element(name: &str, attributes: &[(&str, String)]) -> BytesStart<'static> {
-    let mut tag = BytesStart::new(name.to_owned());
-    for (key, value) in attributes {
-        tag.push_attribute(Attribute {
-            key: QName(key),
-            value: xml(value).into(),
-        });
-    }
-    tag
-}
-
-/// Writes an event into memory, which cannot fail.
-fn write(w: &mut Writer<Vec<u8>>, event: Event<'_>) {
-    w.write_event(event).expect("writing into memory");
 }
