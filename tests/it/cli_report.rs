@@ -34,10 +34,7 @@ fn cargo(args: &[&str], report: &Path) -> Output {
     command
         .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
         .args(args.iter().take_while(|a| **a != "--"));
-    let features = crate::support::features().join(",");
-    if !features.is_empty() {
-        command.args(["--features", &features]);
-    }
+    command.args(crate::support::cargo_selection());
     command.args(args.iter().skip_while(|a| **a != "--"));
     for (key, _) in std::env::vars_os() {
         let key = key.to_string_lossy().into_owned();
@@ -140,8 +137,6 @@ fn a_nextest_run_of_many_processes_writes_one_file_and_the_command_sums_it_up() 
         &[
             "nextest",
             "run",
-            "-p",
-            "venomqa-tests",
             "--test",
             "it",
             "--no-fail-fast",
@@ -231,18 +226,7 @@ fn a_nextest_run_of_many_processes_writes_one_file_and_the_command_sums_it_up() 
 #[test]
 fn a_cargo_test_run_of_one_process_writes_the_same_lines() {
     let report = report_path("cargo-test");
-    let out = cargo(
-        &[
-            "test",
-            "-p",
-            "venomqa-tests",
-            "--test",
-            "it",
-            "--",
-            "fixture::",
-        ],
-        &report,
-    );
+    let out = cargo(&["test", "--test", "it", "--", "fixture::"], &report);
     let all = text(&out);
     assert!(
         all.contains("test result: FAILED. 21 passed; 2 failed"),

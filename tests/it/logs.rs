@@ -12,11 +12,10 @@ fn cargo(args: &[&str], test_args: &[&str], env: &[(&str, &str)]) -> Output {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| env!("CARGO").to_owned());
     let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut command = Command::new(&cargo);
-    command.current_dir(&workspace).args(args);
-    let features = crate::support::features().join(",");
-    if !features.is_empty() {
-        command.args(["--features", &features]);
-    }
+    command
+        .current_dir(&workspace)
+        .args(args)
+        .args(crate::support::cargo_selection());
     if !test_args.is_empty() {
         command.arg("--").args(test_args);
     }
@@ -61,7 +60,7 @@ fn assert_no_events(output: &str) {
 fn cargo_test(env: &[(&str, &str)]) -> String {
     // Only `logged`, which fails.
     let out = cargo(
-        &["test", "-p", "venomqa-tests", "--test", "it"],
+        &["test", "--test", "it"],
         &["--exact", "fixture::logged"],
         env,
     );
@@ -124,8 +123,6 @@ fn nextest(env: &[(&str, &str)]) -> String {
         &[
             "nextest",
             "run",
-            "-p",
-            "venomqa-tests",
             "--test",
             "it",
             "--no-fail-fast",

@@ -16,9 +16,8 @@ pub mod cli;
 pub mod resilience;
 pub mod writer;
 
-/// The features of venomqa-tests this binary was built with, so a child `cargo test` or
-/// `cargo nextest run` of the fixture builds the same binary (one build for every child).
-pub fn features() -> Vec<&'static str> {
+/// The features of venomqa-tests this binary was built with.
+fn features() -> Vec<&'static str> {
     [
         ("mysql", cfg!(feature = "mysql")),
         ("postgres", cfg!(feature = "postgres")),
@@ -32,6 +31,24 @@ pub fn features() -> Vec<&'static str> {
     .into_iter()
     .filter_map(|(name, on)| on.then_some(name))
     .collect()
+}
+
+/// The package selection and features a child `cargo test` or `cargo nextest run` of the
+/// fixture (`logs.rs`, `cli_report.rs`) builds with, so that it finds this very build
+/// fresh instead of building the test binary again: the whole workspace with every
+/// feature or with none (the suite's two builds), else this package with its features.
+pub fn cargo_selection() -> Vec<String> {
+    let on = features();
+    match on.len() {
+        0 => vec!["--workspace".into()],
+        8 => vec!["--workspace".into(), "--all-features".into()],
+        _ => vec![
+            "-p".into(),
+            "venomqa-tests".into(),
+            "--features".into(),
+            on.join(","),
+        ],
+    }
 }
 
 /// The path that runs this test binary again, as a child in a role or a single test.
