@@ -87,9 +87,9 @@ pub use session::{Session, SessionBuilder, SessionManager, TestOutcome, ROOT_CHE
 pub use state::{Manager, StateManager};
 pub use venomqa_macros::venom_test;
 
-/// Registers a backend at program start-up, before `main` and before any test runs (the
-/// equivalent of the Python original's entry points), using `ctor`. Like
-/// [`register_setup!`], it applies to the binary it is compiled into.
+/// Registers a backend at link time (the equivalent of the Python original's entry points),
+/// with `inventory`: the registry applies it when it is first used, before any test gets a
+/// session. Like [`register_setup!`], it applies to the binary it is compiled into.
 ///
 /// - `register_backend!(MyBackend)`: a typed [`Backend`], under its
 ///   [`NAME`](Backend::NAME);
@@ -111,32 +111,27 @@ pub use venomqa_macros::venom_test;
 #[macro_export]
 macro_rules! register_backend {
     ($backend:ty $(,)?) => {
-        $crate::register_backend!(@ctor $crate::registry::register(
-            $crate::registry::Registration::of::<$backend>()
+        $crate::register_backend!(@submit $crate::registry::AtLinkTime::Backend(
+            || $crate::registry::Registration::of::<$backend>()
         ));
     };
     ($name:expr, $factory:expr $(,)?) => {
-        $crate::register_backend!(@ctor $crate::registry::register(
-            $crate::registry::Registration::factory($name, 1, $factory)
+        $crate::register_backend!(@submit $crate::registry::AtLinkTime::Backend(
+            || $crate::registry::Registration::factory($name, 1, $factory)
         ));
     };
     ($name:expr, $factory:expr, $pool_size:expr $(,)?) => {
-        $crate::register_backend!(@ctor $crate::registry::register(
-            $crate::registry::Registration::factory($name, $pool_size, $factory)
+        $crate::register_backend!(@submit $crate::registry::AtLinkTime::Backend(
+            || $crate::registry::Registration::factory($name, $pool_size, $factory)
         ));
     };
-    (@ctor $register:expr) => {
-        $crate::__private::ctor::declarative::ctor! {
-            #[ctor(unsafe, anonymous)]
-            fn __venomqa_register_backend() {
-                $register;
-            }
-        }
+    (@submit $item:expr) => {
+        $crate::__private::inventory::submit! { $item }
     };
 }
 
-/// Registers a setup function for a configuration entry at program start-up: it runs
-/// once per process on the first connected manager of that entry (a backend's name, or a
+/// Registers a setup function for a configuration entry at link time (applied when the
+/// registry is first used): it runs once per process on the first connected manager of that entry (a backend's name, or a
 /// named entry of `venomqa.yaml`), after the entry's `setup:` files.
 ///
 /// It registers in the binary it is compiled into, so it applies to that test binary
@@ -157,6 +152,9 @@ macro_rules! register_backend {
 #[macro_export]
 macro_rules! register_setup {
     ($entry:expr, $setup:expr $(,)?) => {
-        $crate::register_backend!(@ctor $crate::registry::register_setup($entry, $setup));
+        $crate::register_backend!(@submit $crate::registry::AtLinkTime::Setup(|| (
+            ::std::string::String::from($entry),
+            $crate::registry::setup_fn($setup),
+        )));
     };
 }

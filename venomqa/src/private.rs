@@ -8,7 +8,7 @@ use crate::backend::Backend;
 use crate::session::{Session, SessionManager};
 use crate::state::Manager;
 
-pub use ctor;
+pub use inventory;
 
 /// The arguments of one `#[venom_test]`.
 #[derive(Clone, Copy)]

@@ -159,12 +159,49 @@ struct Registry {
     pools: Mutex<HashMap<BackendConfig, Arc<Pool>>>,
 }
 
+/// A registration made at link time by [`register_backend!`](crate::register_backend) or
+/// [`register_setup!`](crate::register_setup) (collected with `inventory`): the registry
+/// applies every one when it is first used, after its built-in backends. Nothing of the
+/// user's runs before `main`; the functions run on first use.
+#[doc(hidden)]
+pub enum AtLinkTime {
+    /// A backend's registration.
+    Backend(fn() -> Registration),
+    /// An entry's setup function.
+    Setup(fn() -> (String, Arc<SetupFn>)),
+}
+
+inventory::collect!(AtLinkTime);
+
+/// `setup` as the registry keeps it (for [`register_setup!`](crate::register_setup), which
+/// gives the closure its parameter type through this signature).
+#[doc(hidden)]
+pub fn setup_fn(
+    setup: impl Fn(&mut dyn StateManager) -> Result<()> + Send + Sync + 'static,
+) -> Arc<SetupFn> {
+    Arc::new(setup)
+}
+
 static REGISTRY: LazyLock<Registry> = LazyLock::new(|| {
     let registry = Registry::default();
     {
         let mut backends = registry.backends.write();
         for backend in builtins() {
             backends.insert(backend.name.clone(), backend);
+        }
+        let mut setups = registry.setups.write();
+        for item in inventory::iter::<AtLinkTime> {
+            match item {
+                AtLinkTime::Backend(registration) => {
+                    let backend = registration();
+                    tracing::debug!(target: "venomqa", backend = %backend.name, "backend registered");
+                    backends.insert(backend.name.clone(), backend);
+                }
+                AtLinkTime::Setup(setup) => {
+                    let (entry, setup) = setup();
+                    setups.insert(entry, setup);
+                }
+            }
         }
     }
     registry
