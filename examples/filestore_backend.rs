@@ -172,7 +172,7 @@ impl Backend for FileStore {
     }
 }
 
-// Registered before main runs; `#[venom_test(backend = "filestore")]` can now find it.
+// Registered at link time and applied when the registry is first used; `#[venom_test(backend = "filestore")]` can now find it.
 // One connection per process (the default pool size): the tests that use it take turns.
 venomqa::register_backend!(FileStore);
 
