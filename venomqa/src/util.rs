@@ -20,8 +20,8 @@ pub(crate) fn micros(d: Duration) -> u64 {
 }
 
 /// FNV-1a, 64 bits: a hash that is the same in every build and process, for names stored
-/// on a server (trigger and lock names) and for fingerprints compared across runs. Not
-/// for untrusted input in a hash table.
+/// on a server (shortened trigger and table names, advisory lock keys). Not for untrusted
+/// input in a hash table.
 #[cfg_attr(not(any(feature = "mysql", feature = "postgres")), allow(dead_code))]
 pub(crate) fn fnv64(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
