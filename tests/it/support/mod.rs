@@ -16,38 +16,38 @@ pub mod cli;
 pub mod resilience;
 pub mod writer;
 
-/// The features of venomqa-tests this binary was built with.
-fn features() -> Vec<&'static str> {
-    [
-        ("mysql", cfg!(feature = "mysql")),
-        ("postgres", cfg!(feature = "postgres")),
-        ("redis", cfg!(feature = "redis")),
-        ("mongodb", cfg!(feature = "mongodb")),
-        ("tokio", cfg!(feature = "tokio")),
-        ("sqlx-postgres", cfg!(feature = "sqlx-postgres")),
-        ("sqlx-mysql", cfg!(feature = "sqlx-mysql")),
-        ("sqlx-sqlite", cfg!(feature = "sqlx-sqlite")),
-    ]
-    .into_iter()
-    .filter_map(|(name, on)| on.then_some(name))
-    .collect()
-}
+/// Every feature of venomqa-tests, and whether this binary was built with it.
+const FEATURES: [(&str, bool); 8] = [
+    ("mysql", cfg!(feature = "mysql")),
+    ("postgres", cfg!(feature = "postgres")),
+    ("redis", cfg!(feature = "redis")),
+    ("mongodb", cfg!(feature = "mongodb")),
+    ("tokio", cfg!(feature = "tokio")),
+    ("sqlx-postgres", cfg!(feature = "sqlx-postgres")),
+    ("sqlx-mysql", cfg!(feature = "sqlx-mysql")),
+    ("sqlx-sqlite", cfg!(feature = "sqlx-sqlite")),
+];
 
 /// The package selection and features a child `cargo test` or `cargo nextest run` of the
 /// fixture (`logs.rs`, `cli_report.rs`) builds with, so that it finds this very build
 /// fresh instead of building the test binary again: the whole workspace with every
 /// feature or with none (the suite's two builds), else this package with its features.
 pub fn cargo_selection() -> Vec<String> {
-    let on = features();
-    match on.len() {
-        0 => vec!["--workspace".into()],
-        8 => vec!["--workspace".into(), "--all-features".into()],
-        _ => vec![
+    let on: Vec<&str> = FEATURES
+        .iter()
+        .filter_map(|&(name, on)| on.then_some(name))
+        .collect();
+    if on.is_empty() {
+        vec!["--workspace".into()]
+    } else if on.len() == FEATURES.len() {
+        vec!["--workspace".into(), "--all-features".into()]
+    } else {
+        vec![
             "-p".into(),
             "venomqa-tests".into(),
             "--features".into(),
             on.join(","),
-        ],
+        ]
     }
 }
 
