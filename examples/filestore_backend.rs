@@ -211,6 +211,9 @@ impl HandFileStore {
     }
 }
 
+/// Tests take it as a typed session, `Session<HandFileStore>`.
+impl venomqa::HandWritten for HandFileStore {}
+
 impl StateManager for HandFileStore {
     fn connect(&mut self) -> Result<()> {
         self.store = Some(StoreFile::open("filestore_by_hand", &self.path)?);
@@ -364,9 +367,7 @@ mod tests {
             if m.is::<HandFileStore>() {
                 return m.downcast_mut::<HandFileStore>().unwrap().store();
             }
-            m.downcast_mut::<Manager<FileStore>>()
-                .expect("a file store")
-                .connection()
+            m.connection::<FileStore>()
         }
     }
 

@@ -6,7 +6,7 @@
 use serde_json::{json, Value};
 use venomqa::explore::{Action, World};
 use venomqa::journey::{Check, Context, Invariant, Response, Severity, StepError};
-use venomqa::sqlite::SqliteStateManager;
+use venomqa::sqlite::Sqlite;
 
 /// The bug of the shop server the explorer finds (`SHOP_BUG=voucher_oversell`).
 pub const BUG: &str = "voucher_oversell";
@@ -207,13 +207,13 @@ fn token(ctx: &Context) -> Result<String, StepError> {
 /// (the database the server writes to): SQLite, or MySQL/MariaDB with the `mysql` feature.
 fn count(check: &mut Check<'_>, sql: &str) -> Result<i64, StepError> {
     let manager = check.state_manager()?;
-    if let Some(m) = manager.downcast_mut::<SqliteStateManager>() {
-        return Ok(m.connection()?.query_row(sql, [], |r| r.get(0))?);
+    if let Ok(conn) = manager.connection::<Sqlite>() {
+        return Ok(conn.query_row(sql, [], |r| r.get(0))?);
     }
     #[cfg(feature = "mysql")]
-    if let Some(m) = manager.downcast_mut::<venomqa::mysql::MySqlStateManager>() {
+    if let Ok(conn) = manager.connection::<venomqa::mysql::MySql>() {
         use venomqa::mysql::driver::prelude::Queryable;
-        let n: Option<i64> = m.connection()?.query_first(sql)?;
+        let n: Option<i64> = conn.query_first(sql)?;
         return Ok(n.unwrap_or_default());
     }
     // Not a violation: the invariant cannot read this database.

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use venomqa::journey::{Branch, Client, Context, Invariant, Journey, Path, Step, StepError};
-use venomqa::sqlite::SqliteStateManager;
+use venomqa::sqlite::Sqlite;
 
 /// The admin key the tests start the server with.
 pub const ADMIN_KEY: &str = "shop-admin-key";
@@ -432,7 +432,7 @@ pub fn checkout_journey() -> Journey {
 /// manager's own connection to the file) and through the API.
 pub fn invariants() -> Vec<Invariant> {
     fn count(check: &mut venomqa::journey::Check<'_>, sql: &str) -> Result<i64, StepError> {
-        let conn = check.manager::<SqliteStateManager>()?.connection()?;
+        let conn = check.connection::<Sqlite>()?;
         Ok(conn.query_row(sql, [], |r| r.get(0))?)
     }
     vec![

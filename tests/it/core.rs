@@ -48,6 +48,9 @@ impl Journal {
     }
 }
 
+/// Tests take it as a typed session, `Session<Journal>`.
+impl venomqa::HandWritten for Journal {}
+
 impl StateManager for Journal {
     fn connect(&mut self) -> Result<()> {
         self.connected = true;
@@ -485,17 +488,13 @@ fn the_memory_backend_passes_the_conformance_suite() {
     struct Keys;
     impl venomqa::conformance::Probe for Keys {
         fn insert(&self, m: &mut dyn StateManager, value: i64) -> Result<()> {
-            let m = m
-                .downcast_mut::<venomqa::memory::MemoryStateManager>()
-                .unwrap();
-            m.connection()?.set(format!("probe:{value}"), "");
+            let store = m.connection::<venomqa::memory::Memory>()?;
+            store.set(format!("probe:{value}"), "");
             Ok(())
         }
         fn values(&self, m: &mut dyn StateManager) -> Result<Vec<i64>> {
-            let m = m
-                .downcast_mut::<venomqa::memory::MemoryStateManager>()
-                .unwrap();
-            Ok(m.connection()?
+            let store = m.connection::<venomqa::memory::Memory>()?;
+            Ok(store
                 .data()
                 .keys()
                 .filter_map(|k| k.strip_prefix("probe:")?.parse().ok())

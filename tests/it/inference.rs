@@ -194,5 +194,5 @@ fn untyped_sessions_run_where_the_attribute_says(db: &mut venomqa::Session) {
     assert_eq!(db.backend_name(), "scratch");
     assert!(db
         .state_manager()
-        .is::<venomqa::memory::MemoryStateManager>());
+        .is::<venomqa::Connected<venomqa::memory::Memory>>());
 }

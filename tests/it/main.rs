@@ -33,6 +33,7 @@ mod cli_report;
 mod core;
 mod fixture;
 mod inference;
+mod leases;
 mod logs;
 mod properties;
 mod sqlite;

@@ -14,7 +14,7 @@ use venomqa::mongodb::bson::{
 };
 use venomqa::mongodb::driver::sync::{Client, Database};
 use venomqa::mongodb::{Isolation, MongoDb, MongoDbSession, MongoDbStateManager, LEASES_DATABASE};
-use venomqa::{venom_test, Backend, BackendConfig, Error, Manager, Session, StateManager};
+use venomqa::{venom_test, Backend, BackendConfig, Error, Manager, StateManager};
 
 fn url() -> String {
     std::env::var("VENOMQA_MONGODB_URL")
@@ -397,15 +397,17 @@ fn sixteen_parallel_tests_in_separate_databases() {
     let mut config = BackendConfig::new("mongodb").with_url(url());
     config.entry = "vq_mongodb_parallel16".into();
     config.pool_size = Some(16);
-    let pool = venomqa::registry::pool(&config).unwrap();
     let barrier = Arc::new(Barrier::new(16));
     let names = Arc::new(Mutex::new(BTreeSet::new()));
     std::thread::scope(|s| {
         for i in 0..16 {
-            let (pool, barrier, names) = (pool.clone(), barrier.clone(), names.clone());
+            let (config, barrier, names) = (config.clone(), barrier.clone(), names.clone());
             s.spawn(move || {
-                let mut db: MongoDbSession =
-                    Session::begin(pool.lease().unwrap(), &format!("parallel_{i}")).unwrap();
+                let mut db = MongoDbSession::builder()
+                    .with_config(config)
+                    .name(format!("parallel_{i}"))
+                    .open()
+                    .unwrap();
                 let name = db.database_name().to_owned();
                 assert!(collections(&name).is_empty());
                 let marks = db.database().collection::<Document>("marks");
@@ -437,7 +439,8 @@ fn sixteen_parallel_tests_in_separate_databases() {
     });
     let names = names.lock().unwrap();
     assert_eq!(names.len(), 16, "16 distinct databases: {names:?}");
-    assert_eq!(pool.stats().opened, 16);
+    let stats = MongoDbSession::builder().with_config(config).pool_stats();
+    assert_eq!(stats.unwrap().opened, 16);
 }
 
 #[test]
@@ -1143,8 +1146,8 @@ struct Docs;
 
 impl venomqa::conformance::Probe for Docs {
     fn insert(&self, m: &mut dyn StateManager, value: i64) -> venomqa::Result<()> {
-        let m = m.downcast_mut::<MongoDbStateManager>().unwrap();
-        m.try_database()?
+        let m = m.connection::<MongoDb>()?;
+        m.database()
             .collection::<Document>("vq_probe")
             .insert_one(doc! { "v": value })
             .run()
@@ -1153,9 +1156,9 @@ impl venomqa::conformance::Probe for Docs {
     }
 
     fn values(&self, m: &mut dyn StateManager) -> venomqa::Result<Vec<i64>> {
-        let m = m.downcast_mut::<MongoDbStateManager>().unwrap();
+        let m = m.connection::<MongoDb>()?;
         let docs: Vec<Document> = m
-            .try_database()?
+            .database()
             .collection::<Document>("vq_probe")
             .find(doc! {})
             .run()

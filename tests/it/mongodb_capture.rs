@@ -660,8 +660,8 @@ struct Probe;
 
 impl venomqa::conformance::Probe for Probe {
     fn insert(&self, m: &mut dyn StateManager, value: i64) -> venomqa::Result<()> {
-        let m = m.downcast_mut::<MongoDbStateManager>().unwrap();
-        m.try_database()?
+        let m = m.connection::<MongoDb>()?;
+        m.database()
             .collection::<Document>("probe")
             .insert_one(doc! { "v": value })
             .run()
@@ -670,9 +670,9 @@ impl venomqa::conformance::Probe for Probe {
     }
 
     fn values(&self, m: &mut dyn StateManager) -> venomqa::Result<Vec<i64>> {
-        let m = m.downcast_mut::<MongoDbStateManager>().unwrap();
+        let m = m.connection::<MongoDb>()?;
         let docs: Vec<Document> = m
-            .try_database()?
+            .database()
             .collection::<Document>("probe")
             .find(doc! {})
             .run()

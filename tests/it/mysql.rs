@@ -1304,10 +1304,7 @@ fn main_error_messages_are_one_short_line() {
 struct Probe;
 
 fn probe_conn(m: &mut dyn StateManager) -> venomqa::Result<&mut Conn> {
-    Ok(m.downcast_mut::<MySqlStateManager>()
-        .expect("a MySQL manager")
-        .connection()?
-        .driver())
+    Ok(m.connection::<MySql>()?.driver())
 }
 
 impl venomqa::conformance::Probe for Probe {

@@ -14,7 +14,7 @@ use std::sync::Once;
 use venomqa::capture::ChangeKind;
 use venomqa::mysql::driver::prelude::Queryable;
 use venomqa::mysql::driver::{Conn, Opts, Pool};
-use venomqa::mysql::{MySqlSession, MySqlStateManager};
+use venomqa::mysql::{MySql, MySqlSession, MySqlStateManager};
 use venomqa::{Error, SessionBuilder, StateManager};
 
 const SERVER: &str = "mysql://root@127.0.0.1:3306";
@@ -616,15 +616,11 @@ fn conformance_with_capture() {
     struct Probe;
     impl venomqa::conformance::Probe for Probe {
         fn insert(&self, m: &mut dyn StateManager, value: i64) -> venomqa::Result<()> {
-            m.downcast_mut::<MySqlStateManager>()
-                .unwrap()
+            m.connected::<MySql>()?
                 .exec(&format!("INSERT INTO vq_capture_probe VALUES ({value})"))
         }
         fn values(&self, m: &mut dyn StateManager) -> venomqa::Result<Vec<i64>> {
-            let conn = m
-                .downcast_mut::<MySqlStateManager>()
-                .unwrap()
-                .connection()?;
+            let conn = m.connection::<MySql>()?;
             conn.query("SELECT v FROM vq_capture_probe")
                 .map_err(|e| Error::backend("mysql", "probe read", e))
         }

@@ -1354,10 +1354,7 @@ struct Probe;
 
 impl venomqa::conformance::Probe for Probe {
     fn insert(&self, m: &mut dyn StateManager, value: i64) -> venomqa::Result<()> {
-        let client = m
-            .downcast_mut::<PostgresStateManager>()
-            .expect("a PostgreSQL manager")
-            .connection()?;
+        let client = m.connection::<Postgres>()?;
         client
             .execute("INSERT INTO vq_pg_probe (v) VALUES ($1)", &[&value])
             .map_err(|e| Error::backend("postgres", "the probe's insert", e))?;
@@ -1365,10 +1362,7 @@ impl venomqa::conformance::Probe for Probe {
     }
 
     fn values(&self, m: &mut dyn StateManager) -> venomqa::Result<Vec<i64>> {
-        let client = m
-            .downcast_mut::<PostgresStateManager>()
-            .expect("a PostgreSQL manager")
-            .connection()?;
+        let client = m.connection::<Postgres>()?;
         let rows = client
             .query("SELECT v FROM vq_pg_probe", &[])
             .map_err(|e| Error::backend("postgres", "the probe's read", e))?;

@@ -14,7 +14,7 @@ use std::sync::Once;
 
 use venomqa::capture::ChangeKind;
 use venomqa::postgres::driver::{Client, NoTls, SimpleQueryMessage};
-use venomqa::postgres::{PostgresSession, PostgresStateManager};
+use venomqa::postgres::{Postgres, PostgresSession, PostgresStateManager};
 use venomqa::{Error, SessionBuilder, StateManager};
 
 fn client(database: &str, user: &str) -> Client {
@@ -525,20 +525,14 @@ struct Probe;
 
 impl venomqa::conformance::Probe for Probe {
     fn insert(&self, m: &mut dyn StateManager, value: i64) -> venomqa::Result<()> {
-        let client = m
-            .downcast_mut::<PostgresStateManager>()
-            .unwrap()
-            .connection()?;
+        let client = m.connection::<Postgres>()?;
         client
             .execute("INSERT INTO vq_capture_probe VALUES ($1)", &[&value])
             .map(drop)
             .map_err(|e| Error::backend("postgres", "probe insert", e))
     }
     fn values(&self, m: &mut dyn StateManager) -> venomqa::Result<Vec<i64>> {
-        let client = m
-            .downcast_mut::<PostgresStateManager>()
-            .unwrap()
-            .connection()?;
+        let client = m.connection::<Postgres>()?;
         Ok(client
             .query("SELECT v FROM vq_capture_probe", &[])
             .map_err(|e| Error::backend("postgres", "probe read", e))?

@@ -65,17 +65,13 @@ struct MemoryKeys;
 
 impl Probe for MemoryKeys {
     fn insert(&self, m: &mut dyn StateManager, value: i64) -> Result<()> {
-        let m = m
-            .downcast_mut::<venomqa::memory::MemoryStateManager>()
-            .unwrap();
-        m.connection()?.set(format!("p:{value}"), "");
+        let store = m.connection::<venomqa::memory::Memory>()?;
+        store.set(format!("p:{value}"), "");
         Ok(())
     }
     fn values(&self, m: &mut dyn StateManager) -> Result<Vec<i64>> {
-        let m = m
-            .downcast_mut::<venomqa::memory::MemoryStateManager>()
-            .unwrap();
-        Ok(m.connection()?
+        let store = m.connection::<venomqa::memory::Memory>()?;
+        Ok(store
             .data()
             .keys()
             .filter_map(|k| k.strip_prefix("p:")?.parse().ok())
@@ -87,10 +83,7 @@ struct SqliteItems;
 
 impl Probe for SqliteItems {
     fn insert(&self, m: &mut dyn StateManager, value: i64) -> Result<()> {
-        let conn = m
-            .downcast_mut::<venomqa::sqlite::SqliteStateManager>()
-            .unwrap()
-            .connection()?;
+        let conn = m.connection::<venomqa::sqlite::Sqlite>()?;
         conn.execute(
             "INSERT INTO items (marker) VALUES (?1)",
             [format!("prop_{value}")],
@@ -99,10 +92,7 @@ impl Probe for SqliteItems {
         Ok(())
     }
     fn values(&self, m: &mut dyn StateManager) -> Result<Vec<i64>> {
-        let conn = m
-            .downcast_mut::<venomqa::sqlite::SqliteStateManager>()
-            .unwrap()
-            .connection()?;
+        let conn = m.connection::<venomqa::sqlite::Sqlite>()?;
         let mut stmt = conn
             .prepare("SELECT marker FROM items WHERE marker LIKE 'prop\\_%' ESCAPE '\\'")
             .map_err(|e| Error::backend("sqlite", "probe read", e))?;
@@ -141,21 +131,17 @@ fn sqlite_capture_keeps_the_rules() {
 mod mysql {
     use super::*;
     use venomqa::mysql::driver::prelude::Queryable;
-    use venomqa::mysql::MySqlStateManager;
+    use venomqa::mysql::MySql;
 
     struct Table(&'static str);
 
     impl Probe for Table {
         fn insert(&self, m: &mut dyn StateManager, value: i64) -> Result<()> {
-            m.downcast_mut::<MySqlStateManager>()
-                .unwrap()
+            m.connected::<MySql>()?
                 .exec(&format!("INSERT INTO {} (v) VALUES ({value})", self.0))
         }
         fn values(&self, m: &mut dyn StateManager) -> Result<Vec<i64>> {
-            let conn = m
-                .downcast_mut::<MySqlStateManager>()
-                .unwrap()
-                .connection()?;
+            let conn = m.connection::<MySql>()?;
             conn.query(format!("SELECT v FROM {}", self.0))
                 .map_err(|e| Error::backend("mysql", "probe read", e))
         }
@@ -181,7 +167,7 @@ mod mysql {
 #[cfg(feature = "postgres")]
 mod postgres {
     use super::*;
-    use venomqa::postgres::PostgresStateManager;
+    use venomqa::postgres::Postgres;
 
     // The table `vq_pg_probe` comes from the setup of the `postgres` entry that
     // `postgres.rs` registers (one binary: one setup per entry).
@@ -190,10 +176,7 @@ mod postgres {
 
     impl Probe for Table {
         fn insert(&self, m: &mut dyn StateManager, value: i64) -> Result<()> {
-            let client = m
-                .downcast_mut::<PostgresStateManager>()
-                .unwrap()
-                .connection()?;
+            let client = m.connection::<Postgres>()?;
             client
                 .execute(
                     &format!("INSERT INTO {} (v) VALUES ($1)", self.0),
@@ -203,10 +186,7 @@ mod postgres {
                 .map_err(|e| Error::backend("postgres", "probe insert", e))
         }
         fn values(&self, m: &mut dyn StateManager) -> Result<Vec<i64>> {
-            let client = m
-                .downcast_mut::<PostgresStateManager>()
-                .unwrap()
-                .connection()?;
+            let client = m.connection::<Postgres>()?;
             Ok(client
                 .query(&format!("SELECT v FROM {}", self.0), &[])
                 .map_err(|e| Error::backend("postgres", "probe read", e))?
@@ -248,20 +228,20 @@ struct RedisKeys;
 #[cfg(feature = "redis")]
 impl Probe for RedisKeys {
     fn insert(&self, m: &mut dyn StateManager, value: i64) -> Result<()> {
-        use venomqa::redis::{redis, RedisStateManager};
-        let m = m.downcast_mut::<RedisStateManager>().unwrap();
+        use venomqa::redis::{redis, Redis};
+        let m = m.connection::<Redis>()?;
         redis::cmd("SET")
             .arg(format!("vq_prop:{value}"))
             .arg("")
-            .exec(m.try_conn()?)
+            .exec(m.conn())
             .map_err(|e| Error::backend("redis", "probe insert", e))
     }
     fn values(&self, m: &mut dyn StateManager) -> Result<Vec<i64>> {
-        use venomqa::redis::{redis, RedisStateManager};
-        let m = m.downcast_mut::<RedisStateManager>().unwrap();
+        use venomqa::redis::{redis, Redis};
+        let m = m.connection::<Redis>()?;
         let keys: Vec<String> = redis::cmd("KEYS")
             .arg("vq_prop:*")
-            .query(m.try_conn()?)
+            .query(m.conn())
             .map_err(|e| Error::backend("redis", "probe read", e))?;
         Ok(keys
             .iter()
@@ -283,9 +263,9 @@ struct MongoDocs;
 #[cfg(feature = "mongodb")]
 impl Probe for MongoDocs {
     fn insert(&self, m: &mut dyn StateManager, value: i64) -> Result<()> {
-        use venomqa::mongodb::{bson::doc, bson::Document, MongoDbStateManager};
-        let m = m.downcast_mut::<MongoDbStateManager>().unwrap();
-        m.try_database()?
+        use venomqa::mongodb::{bson::doc, bson::Document, MongoDb};
+        let m = m.connection::<MongoDb>()?;
+        m.database()
             .collection::<Document>("prop")
             .insert_one(doc! { "v": value })
             .run()
@@ -293,10 +273,10 @@ impl Probe for MongoDocs {
             .map_err(|e| Error::backend("mongodb", "probe insert", e))
     }
     fn values(&self, m: &mut dyn StateManager) -> Result<Vec<i64>> {
-        use venomqa::mongodb::{bson::doc, bson::Document, MongoDbStateManager};
-        let m = m.downcast_mut::<MongoDbStateManager>().unwrap();
+        use venomqa::mongodb::{bson::doc, bson::Document, MongoDb};
+        let m = m.connection::<MongoDb>()?;
         let docs: Vec<Document> = m
-            .try_database()?
+            .database()
             .collection::<Document>("prop")
             .find(doc! {})
             .run()

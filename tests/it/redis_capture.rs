@@ -870,19 +870,19 @@ struct Keys;
 
 impl venomqa::conformance::Probe for Keys {
     fn insert(&self, m: &mut dyn StateManager, value: i64) -> venomqa::Result<()> {
-        let m = m.downcast_mut::<RedisStateManager>().unwrap();
+        let m = m.connection::<Redis>()?;
         redis::cmd("SET")
             .arg(format!("vq_probe:{value}"))
             .arg("")
-            .exec(m.try_conn()?)
+            .exec(m.conn())
             .map_err(|e| Error::backend("redis", "probe insert", e))
     }
 
     fn values(&self, m: &mut dyn StateManager) -> venomqa::Result<Vec<i64>> {
-        let m = m.downcast_mut::<RedisStateManager>().unwrap();
+        let m = m.connection::<Redis>()?;
         let keys: Vec<String> = redis::cmd("KEYS")
             .arg("vq_probe:*")
-            .query(m.try_conn()?)
+            .query(m.conn())
             .map_err(|e| Error::backend("redis", "probe read", e))?;
         Ok(keys
             .iter()

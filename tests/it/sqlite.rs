@@ -359,13 +359,12 @@ fn the_default_backend_is_in_memory_sqlite(db: &mut Session) {
     assert_eq!(db.backend_name(), "sqlite");
     let manager = db
         .state_manager()
-        .downcast_mut::<SqliteStateManager>()
+        .downcast_mut::<venomqa::Connected<Sqlite>>()
         .unwrap();
     assert!(manager.backend().is_memory());
     // The entry named after the backend applies: its setup created the schema.
     let n: i64 = manager
         .connection()
-        .unwrap()
         .query_row("SELECT COUNT(*) FROM items", [], |r| r.get(0))
         .unwrap();
     assert_eq!(n, 0);
@@ -453,10 +452,7 @@ struct Items;
 
 impl venomqa::conformance::Probe for Items {
     fn insert(&self, m: &mut dyn venomqa::StateManager, value: i64) -> venomqa::Result<()> {
-        let conn = m
-            .downcast_mut::<SqliteStateManager>()
-            .unwrap()
-            .connection()?;
+        let conn = m.connection::<Sqlite>()?;
         conn.execute(
             "INSERT INTO items (marker) VALUES (?1)",
             [format!("conformance_{value}")],
@@ -465,10 +461,7 @@ impl venomqa::conformance::Probe for Items {
         Ok(())
     }
     fn values(&self, m: &mut dyn venomqa::StateManager) -> venomqa::Result<Vec<i64>> {
-        let conn = m
-            .downcast_mut::<SqliteStateManager>()
-            .unwrap()
-            .connection()?;
+        let conn = m.connection::<Sqlite>()?;
         let mut stmt = conn
             .prepare("SELECT marker FROM items WHERE marker LIKE 'conformance_%'")
             .map_err(|e| Error::backend("sqlite", "probe read", e))?;

@@ -1,6 +1,6 @@
 // The sqlx session tests, shared by tests/it/sqlx_postgres.rs, sqlx_mysql.rs and
 // sqlx_sqlite.rs (`sqlx_tests!("entry")` in each). The calling file defines:
-// - `Db`: its session type; `Conn`: sqlx's connection type; `Mgr`: its state manager type;
+// - `Db`: its session type; `Conn`: sqlx's connection type; `Backend`: its backend type;
 // - `ENTRY`: its backend's name (in-memory for SQLite), for the conformance suite;
 // - `$shared` (the macro's argument): an entry whose database an independent connection can read (a server
 //   database, or an SQLite file), and `independent()`: such a connection;
@@ -249,7 +249,7 @@ macro_rules! sqlx_tests {
 
         impl Probe for Table {
             fn insert(&self, m: &mut dyn StateManager, value: i64) -> venomqa::Result<()> {
-                let conn = m.downcast_mut::<Mgr>().unwrap().connection()?;
+                let conn = m.connection::<Backend>()?;
                 block_on(
                     sqlx::query(&format!("INSERT INTO vq_sqlx_probe (v) VALUES ({value})"))
                         .execute(conn),
@@ -259,7 +259,7 @@ macro_rules! sqlx_tests {
             }
 
             fn values(&self, m: &mut dyn StateManager) -> venomqa::Result<Vec<i64>> {
-                let conn = m.downcast_mut::<Mgr>().unwrap().connection()?;
+                let conn = m.connection::<Backend>()?;
                 block_on(sqlx::query_scalar("SELECT v FROM vq_sqlx_probe").fetch_all(conn))
                     .map_err(|e| Error::backend(ENTRY, "probe read", e))
             }

@@ -2,11 +2,11 @@
 //! sqlx sessions on MySQL / MariaDB (default mysql://root@127.0.0.1:3306/test, or
 //! VENOMQA_SQLX_MYSQL_URL). The tests are in `sqlx_common.rs`.
 
-use venomqa::sqlx::{SqlxMySql, SqlxMySqlSession, SqlxMySqlStateManager};
+use venomqa::sqlx::{SqlxMySql, SqlxMySqlSession};
 
 type Db = SqlxMySqlSession;
 type Conn = sqlx::MySqlConnection;
-type Mgr = SqlxMySqlStateManager;
+type Backend = SqlxMySql;
 const ENTRY: &str = "sqlx_mysql";
 
 fn url() -> String {

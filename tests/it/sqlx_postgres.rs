@@ -2,11 +2,11 @@
 //! sqlx sessions on PostgreSQL (default postgres://postgres@127.0.0.1:5432/test, or
 //! VENOMQA_SQLX_POSTGRES_URL). The tests are in `sqlx_common.rs`.
 
-use venomqa::sqlx::{SqlxPostgres, SqlxPostgresSession, SqlxPostgresStateManager};
+use venomqa::sqlx::{SqlxPostgres, SqlxPostgresSession};
 
 type Db = SqlxPostgresSession;
 type Conn = sqlx::PgConnection;
-type Mgr = SqlxPostgresStateManager;
+type Backend = SqlxPostgres;
 const ENTRY: &str = "sqlx_postgres";
 
 fn url() -> String {

@@ -3,11 +3,11 @@
 //! conformance suite, and a file (entry `sqlx_sqlite_file`) where an independent
 //! connection can check what was rolled back. The tests are in `sqlx_common.rs`.
 
-use venomqa::sqlx::{SqlxSqlite, SqlxSqliteSession, SqlxSqliteStateManager};
+use venomqa::sqlx::{SqlxSqlite, SqlxSqliteSession};
 
 type Db = SqlxSqliteSession;
 type Conn = sqlx::SqliteConnection;
-type Mgr = SqlxSqliteStateManager;
+type Backend = SqlxSqlite;
 const ENTRY: &str = "sqlx_sqlite";
 
 /// The `sqlx_sqlite_file` entry's database, relative to this crate (where tests run).

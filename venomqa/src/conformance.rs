@@ -12,19 +12,19 @@
 //!
 //! ```
 //! use venomqa::conformance::{self, Probe};
-//! use venomqa::memory::MemoryStateManager;
+//! use venomqa::memory::Memory;
 //! use venomqa::{Result, StateManager};
 //!
 //! struct Keys;
 //!
 //! impl Probe for Keys {
 //!     fn insert(&self, m: &mut dyn StateManager, value: i64) -> Result<()> {
-//!         let store = m.downcast_mut::<MemoryStateManager>().unwrap().connection()?;
+//!         let store = m.connection::<Memory>()?;
 //!         store.set(format!("probe:{value}"), "");
 //!         Ok(())
 //!     }
 //!     fn values(&self, m: &mut dyn StateManager) -> Result<Vec<i64>> {
-//!         let store = m.downcast_mut::<MemoryStateManager>().unwrap().connection()?;
+//!         let store = m.connection::<Memory>()?;
 //!         Ok(store.data().keys().filter_map(|k| k.strip_prefix("probe:")?.parse().ok()).collect())
 //!     }
 //! }
@@ -45,8 +45,9 @@ use crate::backend::Backend;
 use crate::checkpoint::Point;
 use crate::config::BackendConfig;
 use crate::error::{Error, Result};
+use crate::manager::Manager;
 use crate::session::{Session, ROOT_CHECKPOINT};
-use crate::state::{Manager, StateManager};
+use crate::state::StateManager;
 
 /// Names every backend must refuse with [`Error::InvalidCheckpoint`], changing nothing.
 pub const HOSTILE_NAMES: &[&str] = &[

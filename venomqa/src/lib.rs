@@ -56,6 +56,7 @@ pub mod config;
 #[cfg(feature = "conformance")]
 #[cfg_attr(docsrs, doc(cfg(feature = "conformance")))]
 pub mod conformance;
+mod connected;
 mod error;
 #[cfg(feature = "explore")]
 pub mod explore;
@@ -63,6 +64,7 @@ pub mod explore;
 #[cfg_attr(docsrs, doc(cfg(feature = "journey")))]
 pub mod journey;
 mod log;
+mod manager;
 #[doc(hidden)]
 pub mod pool;
 mod redact;
@@ -81,10 +83,14 @@ pub use backend::Backend;
 pub use backends::*;
 pub use checkpoint::validate_checkpoint_name;
 pub use config::BackendConfig;
+pub use connected::Connected;
 pub use error::{BoxError, Error, Result, Scrubbed};
+pub use manager::Manager;
 pub use redact::{redact_url, SecretUrl};
-pub use session::{Session, SessionBuilder, SessionManager, TestOutcome, ROOT_CHECKPOINT};
-pub use state::{Manager, StateManager};
+pub use session::{
+    HandWritten, Session, SessionBuilder, SessionManager, TestOutcome, ROOT_CHECKPOINT,
+};
+pub use state::StateManager;
 pub use venomqa_macros::venom_test;
 
 /// Registers a backend at link time (the equivalent of the Python original's entry points),
@@ -140,12 +146,11 @@ macro_rules! register_backend {
 /// file includes (`mod common;`).
 ///
 /// ```
-/// use venomqa::{memory::MemoryStateManager, StateManager};
+/// use venomqa::{memory::Memory, StateManager};
 ///
+/// // A pooled connection arrives as a `&mut dyn StateManager` (a `Connected<Memory>`).
 /// venomqa::register_setup!("memory", |manager: &mut dyn StateManager| {
-///     if let Some(store) = manager.downcast_mut::<MemoryStateManager>() {
-///         store.connection()?.set("greeting", "hello");
-///     }
+///     manager.connection::<Memory>()?.set("greeting", "hello");
 ///     Ok(())
 /// });
 /// ```

@@ -1,9 +1,14 @@
 //! The lazily built pools of connected managers that every test of a process shares.
 //!
-//! A pool opens connections on demand, up to its size, and hands each test one connected
-//! manager at a time (a [`Lease`]). A manager that fails its
-//! [`health_check`](StateManager::health_check) before a lease, or whose test could not
-//! roll back, is dropped and replaced by a new connection. Not a public API: sessions are.
+//! A pool opens connections on demand, up to its size, and hands each test one at a time
+//! (a [`Lease`]). A pool is typed by what it holds: a typed backend's pool holds
+//! [`Connected<B>`](crate::Connected) values, a hand-written manager's pool the manager.
+//! The registry keeps each behind one type erasure ([`AnyPool`]). An item that fails its
+//! [`health_check`](StateManager::health_check) before a lease, or whose test could not roll
+//! back, is dropped and replaced by a new connection. Not a public API: sessions are.
+
+use std::any::Any;
+use std::mem::ManuallyDrop;
 
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -23,10 +28,10 @@ use crate::util::micros;
 /// connection for backends whose connections each see private data).
 pub type SetupFn = dyn Fn(&mut dyn StateManager) -> Result<()> + Send + Sync;
 
-/// What a pool opens its managers with: built once per configuration.
-pub(crate) trait Connector: Send + Sync {
-    /// A new, connected manager.
-    fn open(&self) -> Result<Box<dyn StateManager>>;
+/// What a pool opens its items with: built once per configuration.
+pub(crate) trait Connector<T>: Send + Sync {
+    /// A new, connected item.
+    fn open(&self) -> Result<T>;
     /// The pool size when the configuration sets none.
     fn pool_size(&self) -> usize;
     /// How long to keep retrying a transient connect failure, if the backend knows.
@@ -60,9 +65,8 @@ pub struct PoolStats {
     pub replaced: usize,
 }
 
-#[derive(Default)]
-struct PoolState {
-    idle: Vec<Box<dyn StateManager>>,
+struct PoolState<T> {
+    idle: Vec<T>,
     live: usize,
 }
 
@@ -73,14 +77,14 @@ struct SetupFailure {
     message: String,
 }
 
-/// Connected managers of one backend + configuration, shared by every test of the process.
-pub struct Pool {
+/// Connected items of one backend + configuration, shared by every test of the process.
+pub struct Pool<T> {
     config: BackendConfig,
-    connector: Arc<dyn Connector>,
+    connector: Arc<dyn Connector<T>>,
     /// The entry's registered setup function, if any (run after its `setup:` files).
     setup_fn: Option<Arc<SetupFn>>,
     size: usize,
-    state: Mutex<PoolState>,
+    state: Mutex<PoolState<T>>,
     returned: Condvar,
     setup: OnceLock<std::result::Result<(), SetupFailure>>,
     opened: AtomicUsize,
@@ -88,7 +92,7 @@ pub struct Pool {
     replaced: AtomicUsize,
 }
 
-impl fmt::Debug for Pool {
+impl<T: StateManager> fmt::Debug for Pool<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Pool")
             .field("entry", &self.config.entry)
@@ -98,10 +102,10 @@ impl fmt::Debug for Pool {
     }
 }
 
-impl Pool {
+impl<T: StateManager> Pool<T> {
     pub(crate) fn new(
         config: BackendConfig,
-        connector: Arc<dyn Connector>,
+        connector: Arc<dyn Connector<T>>,
         setup: Option<Arc<SetupFn>>,
     ) -> Self {
         let size = config.pool_size.unwrap_or_else(|| connector.pool_size());
@@ -110,7 +114,10 @@ impl Pool {
             connector,
             setup_fn: setup,
             size: size.max(1),
-            state: Mutex::new(PoolState::default()),
+            state: Mutex::new(PoolState {
+                idle: Vec::new(),
+                live: 0,
+            }),
             returned: Condvar::new(),
             setup: OnceLock::new(),
             opened: AtomicUsize::new(0),
@@ -139,7 +146,7 @@ impl Pool {
 
     /// Takes a healthy connected manager, opening one if the pool has room, else waiting
     /// for one to come back (up to the lease timeout).
-    pub fn lease(self: &Arc<Self>) -> Result<Lease> {
+    pub fn lease(self: &Arc<Self>) -> Result<Lease<T>> {
         let started = Instant::now();
         let timeout = self.config.lease_timeout.unwrap_or(DEFAULT_LEASE_TIMEOUT);
         let deadline = started + timeout;
@@ -182,10 +189,10 @@ impl Pool {
 
     fn hand_out(
         self: &Arc<Self>,
-        manager: Box<dyn StateManager>,
+        manager: T,
         started: Instant,
         connect: Option<Duration>,
-    ) -> Lease {
+    ) -> Lease<T> {
         self.leases.fetch_add(1, Ordering::Relaxed);
         let timing = LeaseTiming {
             total: started.elapsed(),
@@ -200,7 +207,7 @@ impl Pool {
             "connection leased"
         );
         Lease {
-            manager: Some(manager),
+            manager: ManuallyDrop::new(manager),
             pool: self.clone(),
             broken: false,
             timing,
@@ -208,26 +215,24 @@ impl Pool {
     }
 
     /// Drops a manager that must not be reused, making room for a new one.
-    fn forget(&self, mut manager: Box<dyn StateManager>) {
+    fn forget(&self, manager: T) {
         let _slot = Slot(self);
         self.replaced.fetch_add(1, Ordering::Relaxed);
-        if manager.is_connected() {
-            let _ = catch_unwind(AssertUnwindSafe(|| manager.disconnect()));
-        }
+        let _ = catch_unwind(AssertUnwindSafe(|| manager.close_pooled()));
     }
 
-    fn open(&self) -> Result<Box<dyn StateManager>> {
+    fn open(&self) -> Result<T> {
         let mut manager = open_retrying(self.connector.as_ref(), &self.config)?;
         self.opened.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(target: "venomqa", backend = %self.config.backend, entry = %self.config.entry, "connection opened");
         // Whether setup ran on this connection (so it may have left session state).
         let mut set_up = false;
         if manager.setup_per_connection() {
-            set_up = self.run_setup(manager.as_mut())?;
+            set_up = self.run_setup(&mut manager)?;
         } else {
             self.setup
                 .get_or_init(|| {
-                    let ran = self.run_setup(manager.as_mut());
+                    let ran = self.run_setup(&mut manager);
                     set_up = matches!(ran, Ok(true));
                     ran.map(drop).map_err(|e| match e {
                         Error::Setup { step, source, .. } => SetupFailure {
@@ -300,10 +305,7 @@ const MAX_BACKOFF: Duration = Duration::from_millis(100);
 /// reset, "starting up": a server restarting) and the connect timeout has not passed.
 /// The error of the last attempt says how many were made and names the entry's URL
 /// variable.
-pub(crate) fn open_retrying(
-    connector: &dyn Connector,
-    config: &BackendConfig,
-) -> Result<Box<dyn StateManager>> {
+pub(crate) fn open_retrying<T>(connector: &dyn Connector<T>, config: &BackendConfig) -> Result<T> {
     let timeout = connector
         .connect_timeout()
         .or(config.connect_timeout)
@@ -351,9 +353,9 @@ pub(crate) fn open_retrying(
 
 /// One place in a pool's count of live managers, given back (and a waiting lease woken)
 /// when dropped, including while a panic unwinds.
-struct Slot<'a>(&'a Pool);
+struct Slot<'a, T>(&'a Pool<T>);
 
-impl Drop for Slot<'_> {
+impl<T> Drop for Slot<'_, T> {
     fn drop(&mut self) {
         self.0.state.lock().live -= 1;
         self.0.returned.notify_one();
@@ -378,11 +380,12 @@ fn setup_files(path: &Path) -> std::result::Result<Vec<std::path::PathBuf>, BoxE
     Ok(files)
 }
 
-/// One test's exclusive use of a pooled manager. Dropping it returns the manager to the
-/// pool, or drops it if it was [marked broken](Self::mark_broken) or still has checkpoints.
-pub struct Lease {
-    manager: Option<Box<dyn StateManager>>,
-    pool: Arc<Pool>,
+/// One test's exclusive use of a pooled item. Dropping it returns the item to the pool,
+/// or drops it if it was [marked broken](Self::mark_broken) or still has checkpoints.
+pub struct Lease<T: StateManager> {
+    /// Taken out only in `drop`.
+    manager: ManuallyDrop<T>,
+    pool: Arc<Pool<T>>,
     broken: bool,
     timing: LeaseTiming,
 }
@@ -398,7 +401,7 @@ pub struct LeaseTiming {
     pub connect: Option<Duration>,
 }
 
-impl fmt::Debug for Lease {
+impl<T: StateManager> fmt::Debug for Lease<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Lease")
             .field("backend", &self.pool.config.backend)
@@ -407,20 +410,18 @@ impl fmt::Debug for Lease {
     }
 }
 
-impl Lease {
-    /// The leased manager.
-    pub fn manager(&mut self) -> &mut dyn StateManager {
-        self.manager
-            .as_deref_mut()
-            .expect("manager present until drop")
+impl<T: StateManager> Lease<T> {
+    /// The leased item.
+    pub fn manager(&mut self) -> &mut T {
+        &mut self.manager
     }
 
-    /// The leased manager.
-    pub fn manager_ref(&self) -> &dyn StateManager {
-        self.manager.as_deref().expect("manager present until drop")
+    /// The leased item.
+    pub fn manager_ref(&self) -> &T {
+        &self.manager
     }
 
-    /// The configuration of the pool the manager came from.
+    /// The configuration of the pool the item came from.
     pub fn config(&self) -> &BackendConfig {
         &self.pool.config
     }
@@ -430,22 +431,78 @@ impl Lease {
         self.timing
     }
 
-    /// Makes the pool drop this manager instead of handing it to the next test.
+    /// Makes the pool drop this item instead of handing it to the next test.
     pub fn mark_broken(&mut self) {
         self.broken = true;
     }
 }
 
-impl Drop for Lease {
+impl<T: StateManager> Drop for Lease<T> {
     fn drop(&mut self) {
-        let Some(manager) = self.manager.take() else {
-            return;
-        };
+        // SAFETY: `manager` is taken once, here, and `self` is not used after `drop`.
+        let manager = unsafe { ManuallyDrop::take(&mut self.manager) };
         if self.broken || !manager.checkpoints().is_empty() || !manager.is_connected() {
             self.pool.forget(manager);
         } else {
             self.pool.state.lock().idle.push(manager);
             self.pool.returned.notify_one();
         }
+    }
+}
+
+/// A pool of any item type, as the registry keeps it: what an untyped session needs, and
+/// the pool itself for a typed session to take back.
+pub trait AnyPool: Send + Sync {
+    /// A lease, as an untyped session holds it.
+    fn lease_any(self: Arc<Self>) -> Result<Box<dyn AnyLease>>;
+    /// The pool's counters.
+    fn stats(&self) -> PoolStats;
+    /// The pool, for [`downcast`](Arc::downcast) to `Pool<T>`.
+    fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
+}
+
+impl<T: StateManager> AnyPool for Pool<T> {
+    fn lease_any(self: Arc<Self>) -> Result<Box<dyn AnyLease>> {
+        Ok(Box::new(self.lease()?))
+    }
+
+    fn stats(&self) -> PoolStats {
+        Pool::stats(self)
+    }
+
+    fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
+        self
+    }
+}
+
+/// A [`Lease`] of any item type, seen as a `dyn StateManager`.
+pub trait AnyLease: Send {
+    /// The leased item.
+    fn manager(&mut self) -> &mut dyn StateManager;
+    /// The leased item.
+    fn manager_ref(&self) -> &dyn StateManager;
+    /// See [`Lease::config`].
+    fn config(&self) -> &BackendConfig;
+    /// See [`Lease::timing`].
+    fn timing(&self) -> LeaseTiming;
+    /// See [`Lease::mark_broken`].
+    fn mark_broken(&mut self);
+}
+
+impl<T: StateManager> AnyLease for Lease<T> {
+    fn manager(&mut self) -> &mut dyn StateManager {
+        Lease::<T>::manager(self)
+    }
+    fn manager_ref(&self) -> &dyn StateManager {
+        Lease::<T>::manager_ref(self)
+    }
+    fn config(&self) -> &BackendConfig {
+        Lease::<T>::config(self)
+    }
+    fn timing(&self) -> LeaseTiming {
+        Lease::<T>::timing(self)
+    }
+    fn mark_broken(&mut self) {
+        Lease::<T>::mark_broken(self);
     }
 }

@@ -5,8 +5,8 @@ use std::marker::PhantomData;
 use std::path::Path;
 
 use crate::backend::Backend;
+use crate::manager::Manager;
 use crate::session::{Session, SessionManager};
-use crate::state::Manager;
 
 pub use inventory;
 
@@ -76,9 +76,9 @@ fn builder<M: ?Sized + SessionManager>(spec: &TestSpec) -> crate::SessionBuilder
 
 /// A typed session on an entry or a registration whose backend has another name: a
 /// conflict the compiler cannot see (the configuration is read at run time, and a
-/// registration may give the type's backend another name). When the names differ, a
-/// connection is leased (no checkpoint, no session) to look at its manager's type, and a
-/// mismatch fails the test saying which entry and file chose the backend.
+/// registration may give the type's backend another name). When the names differ, the
+/// entry's pool (built, no connection leased) says what it holds, and a mismatch fails
+/// the test saying which entry and file chose the backend.
 fn check_session_type<M: ?Sized + SessionManager>(spec: &TestSpec) {
     let Some(own) = M::default_backend() else {
         return; // `Session` (any backend), or a hand-written manager's session
@@ -92,13 +92,12 @@ fn check_session_type<M: ?Sized + SessionManager>(spec: &TestSpec) {
     if config.backend == own {
         return;
     }
-    let Ok(mut lease) = crate::registry::pool(&config).and_then(|pool| pool.lease()) else {
+    let Ok(pool) = crate::registry::pool(&config) else {
         return; // the run reports it
     };
-    if M::cast(lease.manager()).is_some() {
+    if M::holds(&pool) {
         return; // the type's backend under another name
     }
-    drop(lease);
     let chosen = match (spec.config, spec.backend) {
         (Some(entry), _) => format!(
             "config = {entry:?} (in {}) is for {:?}",

@@ -17,14 +17,19 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::backend::Backend;
 use crate::config::BackendConfig;
+use crate::connected::Connected;
 use crate::error::{Error, Result};
-use crate::pool::Pool;
-use crate::state::{build, Manager, StateManager};
+use crate::manager::{build, Manager};
+use crate::pool::{AnyPool, Connector, Pool};
+use crate::state::{MakePool, Open, StateManager};
 
-use crate::pool::Connector;
 pub use crate::pool::SetupFn;
 
-type Build = dyn Fn(&BackendConfig) -> Result<Arc<dyn Connector>> + Send + Sync;
+/// Builds an entry's pool, given its setup function.
+type BuildPool =
+    dyn Fn(&BackendConfig, Option<Arc<SetupFn>>) -> Result<Arc<dyn AnyPool>> + Send + Sync;
+/// Connects one manager of an entry, outside any pool.
+type Connect = dyn Fn(&BackendConfig) -> Result<Box<dyn StateManager>> + Send + Sync;
 
 /// A backend as the registry knows it: a name, and how to build its managers from a
 /// configuration entry.
@@ -40,7 +45,8 @@ type Build = dyn Fn(&BackendConfig) -> Result<Arc<dyn Connector>> + Send + Sync;
 #[derive(Clone)]
 pub struct Registration {
     name: String,
-    build: Arc<Build>,
+    pool: Arc<BuildPool>,
+    connect: Arc<Connect>,
 }
 
 impl fmt::Debug for Registration {
@@ -57,9 +63,14 @@ impl Registration {
     pub fn of<B: Backend>() -> Self {
         Registration {
             name: B::NAME.to_owned(),
-            build: Arc::new(|config: &BackendConfig| {
-                let backend: Arc<B> = Arc::new(build::<B>(config)?);
-                Ok(Arc::new(Typed(backend)) as Arc<dyn Connector>)
+            pool: Arc::new(|config: &BackendConfig, setup| {
+                let typed = Arc::new(Typed(Arc::new(build::<B>(config)?)));
+                Ok(Arc::new(Pool::new(config.clone(), typed, setup)) as Arc<dyn AnyPool>)
+            }),
+            connect: Arc::new(|config: &BackendConfig| {
+                let typed = Typed(Arc::new(build::<B>(config)?));
+                let live = crate::pool::open_retrying(&typed, config)?;
+                Ok(Box::new(Manager::of(live)) as Box<dyn StateManager>)
             }),
         }
     }
@@ -75,14 +86,30 @@ impl Registration {
         F: Fn(&BackendConfig) -> Result<M> + Send + Sync + 'static,
     {
         let factory = Arc::new(factory);
+        let pool_size = default_pool_size.max(1);
+        let connector = move |config: &BackendConfig| Factory {
+            config: config.clone(),
+            factory: factory.clone(),
+            pool_size,
+        };
+        let pooled = connector.clone();
         Registration {
             name: name.into(),
-            build: Arc::new(move |config: &BackendConfig| {
-                Ok(Arc::new(Factory {
-                    config: config.clone(),
-                    factory: factory.clone(),
-                    pool_size: default_pool_size.max(1),
-                }) as Arc<dyn Connector>)
+            pool: Arc::new(move |config: &BackendConfig, setup| {
+                let factory = pooled(config);
+                let open: Open<M> = Arc::new(move || factory.open());
+                Ok(M::factory_pool(
+                    open,
+                    FactoryPool {
+                        config: config.clone(),
+                        setup,
+                        pool_size,
+                    },
+                ))
+            }),
+            connect: Arc::new(move |config: &BackendConfig| {
+                let manager = crate::pool::open_retrying(&connector(config), config)?;
+                Ok(Box::new(manager) as Box<dyn StateManager>)
             }),
         }
     }
@@ -97,19 +124,13 @@ impl Registration {
     pub fn name(&self) -> &str {
         &self.name
     }
-
-    pub(crate) fn connector(&self, config: &BackendConfig) -> Result<Arc<dyn Connector>> {
-        (self.build)(config)
-    }
 }
 
 struct Typed<B: Backend>(Arc<B>);
 
-impl<B: Backend> Connector for Typed<B> {
-    fn open(&self) -> Result<Box<dyn StateManager>> {
-        let mut manager = Manager::shared(self.0.clone());
-        manager.connect()?;
-        Ok(Box::new(manager))
+impl<B: Backend> Connector<Connected<B>> for Typed<B> {
+    fn open(&self) -> Result<Connected<B>> {
+        Connected::open(self.0.clone())
     }
 
     fn pool_size(&self) -> usize {
@@ -125,21 +146,57 @@ impl<B: Backend> Connector for Typed<B> {
     }
 }
 
+/// Builds a factory registration's pool, of whatever its managers hand the pool (see
+/// [`StateManager::factory_pool`]).
+struct FactoryPool {
+    config: BackendConfig,
+    setup: Option<Arc<SetupFn>>,
+    pool_size: usize,
+}
+
+impl MakePool for FactoryPool {
+    type Pool = Arc<dyn AnyPool>;
+
+    fn make<T: StateManager>(self, open: Open<T>) -> Arc<dyn AnyPool> {
+        let opener = Arc::new(Opener {
+            open,
+            pool_size: self.pool_size,
+        });
+        Arc::new(Pool::new(self.config, opener, self.setup))
+    }
+}
+
+/// Opens a factory's items, as the pool asks.
+struct Opener<T> {
+    open: Open<T>,
+    pool_size: usize,
+}
+
+impl<T: StateManager> Connector<T> for Opener<T> {
+    fn open(&self) -> Result<T> {
+        (self.open)()
+    }
+
+    fn pool_size(&self) -> usize {
+        self.pool_size
+    }
+}
+
 struct Factory<F> {
     config: BackendConfig,
     factory: Arc<F>,
     pool_size: usize,
 }
 
-impl<M, F> Connector for Factory<F>
+impl<M, F> Connector<M> for Factory<F>
 where
     M: StateManager,
     F: Fn(&BackendConfig) -> Result<M> + Send + Sync + 'static,
 {
-    fn open(&self) -> Result<Box<dyn StateManager>> {
+    fn open(&self) -> Result<M> {
         let mut manager = (self.factory)(&self.config)?;
         manager.connect()?;
-        Ok(Box::new(manager))
+        Ok(manager)
     }
 
     fn pool_size(&self) -> usize {
@@ -156,7 +213,7 @@ pub use crate::util::test_threads;
 struct Registry {
     backends: RwLock<BTreeMap<String, Registration>>,
     setups: RwLock<HashMap<String, Arc<SetupFn>>>,
-    pools: Mutex<HashMap<BackendConfig, Arc<Pool>>>,
+    pools: Mutex<HashMap<BackendConfig, Arc<dyn AnyPool>>>,
 }
 
 /// A registration made at link time by [`register_backend!`](crate::register_backend) or
@@ -265,26 +322,19 @@ fn registration(name: &str) -> Result<Registration> {
 /// A server that refuses or resets the connection (one restarting) is tried again, with a
 /// short backoff, until the connect timeout.
 pub fn connect(config: &BackendConfig) -> Result<Box<dyn StateManager>> {
-    let connector = registration(&config.backend)?.connector(config)?;
-    crate::pool::open_retrying(connector.as_ref(), config)
+    (registration(&config.backend)?.connect)(config)
 }
 
-/// The shared pool for `config`, built on first use: one pool per distinct configuration.
+/// The shared pool for `config`, built on first use: one pool per distinct configuration,
+/// typed by what it holds and kept behind one type erasure.
 #[doc(hidden)]
-pub fn pool(config: &BackendConfig) -> Result<Arc<Pool>> {
+pub fn pool(config: &BackendConfig) -> Result<Arc<dyn AnyPool>> {
     if let Some(pool) = REGISTRY.pools.lock().get(config) {
         return Ok(pool.clone());
     }
-    let connector = registration(&config.backend)?.connector(config)?;
+    let built = (registration(&config.backend)?.pool)(config, setup_of(&config.entry))?;
     let mut pools = REGISTRY.pools.lock();
-    let pool = pools.entry(config.clone()).or_insert_with(|| {
-        Arc::new(Pool::new(
-            config.clone(),
-            connector,
-            setup_of(&config.entry),
-        ))
-    });
-    Ok(pool.clone())
+    Ok(pools.entry(config.clone()).or_insert(built).clone())
 }
 
 /// The built-in backends, registered when the registry is first used.

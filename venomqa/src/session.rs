@@ -6,30 +6,48 @@ use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
 use crate::backend::Backend;
 use crate::checkpoint::Name;
 use crate::config::{Config, Selection};
+use crate::connected::Connected;
 use crate::error::{Error, Result};
-use crate::pool::Lease;
+use crate::manager::Manager;
+use crate::pool::{AnyLease, AnyPool, Lease, LeaseTiming, Pool};
 use crate::registry;
-use crate::state::{Manager, StateManager};
+use crate::state::StateManager;
 use crate::util::micros;
 
 /// The checkpoint every session opens first and discards last. Tests may roll back to
 /// it (undoing everything so far) but not release it.
 pub const ROOT_CHECKPOINT: &str = "venomqa_root";
 
-/// The manager types a [`Session`] can be typed by: `dyn StateManager` (any backend) or a
-/// concrete manager such as [`SqliteStateManager`](crate::sqlite::SqliteStateManager).
+/// The manager types a [`Session`] can be typed by: `dyn StateManager` (any backend), a
+/// typed backend's [`Manager<B>`] (such as
+/// [`SqliteStateManager`](crate::sqlite::SqliteStateManager)), or a hand-written manager
+/// marked [`HandWritten`].
 ///
 /// Implemented for you, and sealed: it cannot be implemented outside venomqa.
+#[diagnostic::on_unimplemented(
+    message = "`Session<{Self}>` is not a session type",
+    label = "not `dyn StateManager`, a `Manager<B>` or a hand-written manager marked `HandWritten`",
+    note = "for a hand-written StateManager, add `impl venomqa::HandWritten for {Self} {{}}`"
+)]
 pub trait SessionManager: sealed::Sealed + 'static {
-    /// `m` as `Self`, if it is one.
+    /// What the session leases and [`Session::manager`] returns: a
+    /// [`Connected<B>`](crate::Connected) for `Manager<B>`, the manager itself otherwise.
+    type Leased: ?Sized + StateManager;
+    /// The lease the session holds.
     #[doc(hidden)]
-    fn cast(m: &mut dyn StateManager) -> Option<&mut Self>;
-    /// `m` as `Self`, if it is one.
+    type Lease: SessionLease<Self::Leased>;
+    /// A lease from `pool`, or `None` when the pool holds something else (another
+    /// backend's connections).
     #[doc(hidden)]
-    fn cast_ref(m: &dyn StateManager) -> Option<&Self>;
+    fn lease_from(pool: &Arc<dyn AnyPool>) -> Option<Result<Self::Lease>>;
+    /// Whether `pool` holds what this type leases (no lease taken).
+    #[doc(hidden)]
+    fn holds(pool: &Arc<dyn AnyPool>) -> bool;
     /// The type's name, for messages.
     #[doc(hidden)]
     fn type_name() -> &'static str;
@@ -38,19 +56,124 @@ pub trait SessionManager: sealed::Sealed + 'static {
     fn default_backend() -> Option<&'static str>;
 }
 
+/// Marks a hand-written [`StateManager`] that tests take as a typed session
+/// (`Session<MyManager>`, leased from the pool of its
+/// [`register_backend!`](crate::register_backend) factory). A typed [`Backend`] needs
+/// nothing: its session is `Session<Manager<B>>`.
+///
+/// ```
+/// use venomqa::{checkpoint::Name, HandWritten, Result, Session, StateManager};
+///
+/// #[derive(Default)]
+/// struct Notes { checkpoints: Vec<Name> }
+/// # impl StateManager for Notes {
+/// #     fn connect(&mut self) -> Result<()> { Ok(()) }
+/// #     fn disconnect(&mut self) -> Result<()> { Ok(()) }
+/// #     fn checkpoint(&mut self, name: &str) -> Result<()> { self.checkpoints.push(Name::new(name)?); Ok(()) }
+/// #     fn rollback(&mut self, name: &str) -> Result<()> { let i = self.checkpoints.iter().position(|c| c == name).unwrap(); self.checkpoints.truncate(i + 1); Ok(()) }
+/// #     fn release(&mut self, name: &str) -> Result<()> { let i = self.checkpoints.iter().position(|c| c == name).unwrap(); self.checkpoints.truncate(i); Ok(()) }
+/// #     fn reset(&mut self) -> Result<()> { self.checkpoints.clear(); Ok(()) }
+/// #     fn is_connected(&self) -> bool { true }
+/// #     fn checkpoints(&self) -> &[Name] { &self.checkpoints }
+/// # }
+/// impl HandWritten for Notes {}
+///
+/// venomqa::register_backend!("notes_doc", |_config| Ok(Notes::default()));
+/// let mut db = Session::<Notes>::start("notes_doc")?;
+/// assert_eq!(db.manager().checkpoints.len(), 1); // the session's root checkpoint
+/// # Ok::<(), venomqa::Error>(())
+/// ```
+pub trait HandWritten: StateManager {}
+
 mod sealed {
     /// Seals [`SessionManager`](super::SessionManager): only the impls below exist.
     pub trait Sealed {}
     impl Sealed for dyn crate::StateManager {}
-    impl<M: crate::StateManager> Sealed for M {}
+    impl<B: crate::Backend> Sealed for crate::Manager<B> {}
+    impl<M: super::HandWritten> Sealed for M {}
+}
+
+/// What a [`Session`] needs of its lease.
+#[doc(hidden)]
+pub trait SessionLease<T: ?Sized>: Send {
+    /// The leased item.
+    fn get(&mut self) -> &mut T;
+    /// The leased item.
+    fn get_ref(&self) -> &T;
+    /// The leased item as a `dyn StateManager`.
+    fn state(&mut self) -> &mut dyn StateManager;
+    /// The leased item as a `dyn StateManager`.
+    fn state_ref(&self) -> &dyn StateManager;
+    /// The configuration of the pool it came from.
+    fn config(&self) -> &crate::BackendConfig;
+    /// How long taking the lease took.
+    fn timing(&self) -> LeaseTiming;
+    /// Makes the pool drop the item instead of reusing it.
+    fn mark_broken(&mut self);
+}
+
+impl<T: StateManager> SessionLease<T> for Lease<T> {
+    fn get(&mut self) -> &mut T {
+        Lease::<T>::manager(self)
+    }
+    fn get_ref(&self) -> &T {
+        Lease::<T>::manager_ref(self)
+    }
+    fn state(&mut self) -> &mut dyn StateManager {
+        Lease::<T>::manager(self)
+    }
+    fn state_ref(&self) -> &dyn StateManager {
+        Lease::<T>::manager_ref(self)
+    }
+    fn config(&self) -> &crate::BackendConfig {
+        Lease::<T>::config(self)
+    }
+    fn timing(&self) -> LeaseTiming {
+        Lease::<T>::timing(self)
+    }
+    fn mark_broken(&mut self) {
+        Lease::<T>::mark_broken(self);
+    }
+}
+
+impl SessionLease<dyn StateManager> for Box<dyn AnyLease> {
+    fn get(&mut self) -> &mut dyn StateManager {
+        self.as_mut().manager()
+    }
+    fn get_ref(&self) -> &dyn StateManager {
+        self.as_ref().manager_ref()
+    }
+    fn state(&mut self) -> &mut dyn StateManager {
+        self.as_mut().manager()
+    }
+    fn state_ref(&self) -> &dyn StateManager {
+        self.as_ref().manager_ref()
+    }
+    fn config(&self) -> &crate::BackendConfig {
+        self.as_ref().config()
+    }
+    fn timing(&self) -> LeaseTiming {
+        self.as_ref().timing()
+    }
+    fn mark_broken(&mut self) {
+        self.as_mut().mark_broken();
+    }
+}
+
+/// A lease from `pool` if it is a `Pool<T>`.
+fn typed_lease<T: StateManager>(pool: &Arc<dyn AnyPool>) -> Option<Result<Lease<T>>> {
+    let pool = pool.clone().as_any().downcast::<Pool<T>>().ok()?;
+    Some(pool.lease())
 }
 
 impl SessionManager for dyn StateManager {
-    fn cast(m: &mut dyn StateManager) -> Option<&mut Self> {
-        Some(m)
+    type Leased = dyn StateManager;
+    type Lease = Box<dyn AnyLease>;
+    fn lease_from(pool: &Arc<dyn AnyPool>) -> Option<Result<Self::Lease>> {
+        Some(pool.clone().lease_any())
     }
-    fn cast_ref(m: &dyn StateManager) -> Option<&Self> {
-        Some(m)
+    fn holds(_: &Arc<dyn AnyPool>) -> bool {
+        true
     }
     fn type_name() -> &'static str {
         "venomqa::Session"
@@ -60,12 +183,31 @@ impl SessionManager for dyn StateManager {
     }
 }
 
-impl<M: StateManager> SessionManager for M {
-    fn cast(m: &mut dyn StateManager) -> Option<&mut Self> {
-        m.downcast_mut::<M>()
+impl<B: Backend> SessionManager for Manager<B> {
+    type Leased = Connected<B>;
+    type Lease = Lease<Connected<B>>;
+    fn lease_from(pool: &Arc<dyn AnyPool>) -> Option<Result<Self::Lease>> {
+        typed_lease(pool)
     }
-    fn cast_ref(m: &dyn StateManager) -> Option<&Self> {
-        m.downcast_ref::<M>()
+    fn holds(pool: &Arc<dyn AnyPool>) -> bool {
+        pool.clone().as_any().is::<Pool<Self::Leased>>()
+    }
+    fn type_name() -> &'static str {
+        std::any::type_name::<Manager<B>>()
+    }
+    fn default_backend() -> Option<&'static str> {
+        Some(B::NAME)
+    }
+}
+
+impl<M: HandWritten> SessionManager for M {
+    type Leased = M;
+    type Lease = Lease<M>;
+    fn lease_from(pool: &Arc<dyn AnyPool>) -> Option<Result<Self::Lease>> {
+        typed_lease(pool)
+    }
+    fn holds(pool: &Arc<dyn AnyPool>) -> bool {
+        pool.clone().as_any().is::<Pool<Self::Leased>>()
     }
     fn type_name() -> &'static str {
         std::any::type_name::<M>()
@@ -107,7 +249,7 @@ impl<M: StateManager> SessionManager for M {
 /// # Ok::<(), venomqa::Error>(())
 /// ```
 pub struct Session<M: ?Sized + SessionManager = dyn StateManager> {
-    lease: Lease,
+    lease: M::Lease,
     test: String,
     finished: bool,
     costs: Costs,
@@ -186,6 +328,11 @@ impl<M: ?Sized + SessionManager> Session<M> {
     /// Opens a session on `config`'s pool.
     pub(crate) fn lease(config: &crate::BackendConfig, test: &str) -> Result<Self> {
         let pool = registry::pool(config)?;
+        let wrong_type = || Error::SessionType {
+            test: test.to_owned(),
+            expected: M::type_name().to_owned(),
+            backend: config.backend.clone(),
+        };
         // The first checkpoint is the health check of a pooled connection: one that died
         // while it sat in the pool (a server restart, a KILL) fails it, is dropped, and the
         // test begins again on another, so only a test in flight sees a restart. A restart
@@ -195,10 +342,10 @@ impl<M: ?Sized + SessionManager> Session<M> {
         let mut lost_reused = 0;
         loop {
             attempts += 1;
-            let lease = pool.lease()?;
+            let lease = M::lease_from(&pool).ok_or_else(wrong_type)??;
             let reused = lease.timing().connect.is_none();
             match Self::begin(lease, test) {
-                Err(e) if !matches!(e, Error::SessionType { .. }) => {
+                Err(e) => {
                     let lost = reused && e.is_connection_lost();
                     if lost {
                         lost_reused += 1;
@@ -209,23 +356,16 @@ impl<M: ?Sized + SessionManager> Session<M> {
                     }
                     tracing::debug!(target: "venomqa", error = %e, reused, "could not open the root checkpoint; beginning again on another connection");
                 }
-                other => return other,
+                ok => return ok,
             }
         }
     }
 
-    /// Starts a session on a leased manager: checks its type and opens the root checkpoint.
+    /// Starts a session on a leased manager: opens the root checkpoint.
     #[doc(hidden)]
-    pub fn begin(mut lease: Lease, test: &str) -> Result<Self> {
-        if M::cast(lease.manager()).is_none() {
-            return Err(Error::SessionType {
-                test: test.to_owned(),
-                expected: M::type_name().to_owned(),
-                backend: lease.config().backend.clone(),
-            });
-        }
+    pub fn begin(mut lease: M::Lease, test: &str) -> Result<Self> {
         let began = Instant::now();
-        if let Err(e) = lease.manager().checkpoint(ROOT_CHECKPOINT) {
+        if let Err(e) = lease.state().checkpoint(ROOT_CHECKPOINT) {
             lease.mark_broken();
             return Err(e);
         }
@@ -245,19 +385,21 @@ impl<M: ?Sized + SessionManager> Session<M> {
         })
     }
 
-    /// The leased manager, typed.
-    pub fn manager(&mut self) -> &mut M {
-        M::cast(self.lease.manager()).expect("type checked when the session began")
+    /// The leased manager, typed: a [`Connected<B>`](crate::Connected) in a
+    /// `Session<Manager<B>>`, the manager itself in a hand-written manager's session, a
+    /// `dyn StateManager` in a `Session`.
+    pub fn manager(&mut self) -> &mut M::Leased {
+        self.lease.get()
     }
 
     /// The leased manager, typed.
-    pub fn manager_ref(&self) -> &M {
-        M::cast_ref(self.lease.manager_ref()).expect("type checked when the session began")
+    pub fn manager_ref(&self) -> &M::Leased {
+        self.lease.get_ref()
     }
 
     /// The leased manager as a `dyn StateManager`.
     pub fn state_manager(&mut self) -> &mut dyn StateManager {
-        self.lease.manager()
+        self.lease.state()
     }
 
     /// The backend's registered name.
@@ -277,7 +419,7 @@ impl<M: ?Sized + SessionManager> Session<M> {
 
     /// The active checkpoints, oldest first; the first is [`ROOT_CHECKPOINT`].
     pub fn checkpoints(&self) -> &[Name] {
-        self.lease.manager_ref().checkpoints()
+        self.lease.state_ref().checkpoints()
     }
 
     /// Runs `block` inside checkpoint `name`, then rolls back to it and releases it, so the
@@ -320,13 +462,13 @@ impl<M: ?Sized + SessionManager> Session<M> {
     /// Only capture isolation (`isolation: capture`) hands one out; other isolations
     /// return an error saying why, since the app's writes would not be rolled back.
     pub fn url(&self) -> Result<crate::SecretUrl> {
-        self.lease.manager_ref().url()
+        self.lease.state_ref().url()
     }
 
     /// Whether the session's rollbacks also undo what other connections and processes
     /// wrote (capture isolation).
     pub fn captures(&self) -> bool {
-        self.lease.manager_ref().captures()
+        self.lease.state_ref().captures()
     }
 
     /// What changed since the test began, row by row, by any connection (capture
@@ -338,7 +480,7 @@ impl<M: ?Sized + SessionManager> Session<M> {
     /// What changed since checkpoint `name`, row by row, by any connection (capture
     /// isolation).
     pub fn diff_since(&mut self, name: &str) -> Result<crate::capture::diff::Diff> {
-        self.lease.manager().diff(name)
+        self.lease.state().diff(name)
     }
 
     /// Creates checkpoint `name` (explicit form, for exploring branches).
@@ -348,7 +490,7 @@ impl<M: ?Sized + SessionManager> Session<M> {
             checkpoints,
             ..
         } = &mut self.costs;
-        let manager = self.lease.manager();
+        let manager = self.lease.state();
         Costs::timed(checkpoint_time, checkpoints, || manager.checkpoint(name))
     }
 
@@ -360,7 +502,7 @@ impl<M: ?Sized + SessionManager> Session<M> {
             rollbacks,
             ..
         } = &mut self.costs;
-        let manager = self.lease.manager();
+        let manager = self.lease.state();
         Costs::timed(rollback_time, rollbacks, || manager.rollback(name))
     }
 
@@ -371,7 +513,7 @@ impl<M: ?Sized + SessionManager> Session<M> {
             rollbacks,
             ..
         } = &mut self.costs;
-        let manager = self.lease.manager();
+        let manager = self.lease.state();
         Costs::timed(rollback_time, rollbacks, || manager.discard(name))
     }
 
@@ -385,7 +527,7 @@ impl<M: ?Sized + SessionManager> Session<M> {
                 "the session rolls it back when the test ends; release your own checkpoints",
             ));
         }
-        self.lease.manager().release(name)
+        self.lease.state().release(name)
     }
 
     /// Rolls the test's changes back and returns the manager to the pool. Dropping the
@@ -399,7 +541,7 @@ impl<M: ?Sized + SessionManager> Session<M> {
             return Ok(());
         }
         self.finished = true;
-        let result = match self.lease.manager_ref().checkpoints().first() {
+        let result = match self.lease.state_ref().checkpoints().first() {
             Some(first) if first == ROOT_CHECKPOINT => self.discard(ROOT_CHECKPOINT),
             _ => Err(Error::state_lost(
                 self.backend_name(),
@@ -449,21 +591,17 @@ impl<M: ?Sized + SessionManager> Drop for Session<M> {
 impl<B: Backend> Session<Manager<B>> {
     /// The test's connection: run the code under test through it.
     pub fn connection(&mut self) -> &mut B::Conn {
-        self.manager()
-            .connection()
-            .expect("a session's manager is connected")
+        self.lease.get().connection()
     }
 
     /// The test's connection.
     pub fn connection_ref(&self) -> &B::Conn {
-        self.manager_ref()
-            .connection_ref()
-            .expect("a session's manager is connected")
+        self.lease.get_ref().connection_ref()
     }
 
     /// The backend the session runs on.
     pub fn backend(&self) -> &B {
-        self.manager_ref().backend()
+        self.lease.get_ref().backend()
     }
 }
 

@@ -12,7 +12,7 @@ use venomqa::journey::{
     Branch, FailureKind, Invariant, Journey, JourneyError, JourneyRunner, Path, Status, Step,
     StepError,
 };
-use venomqa::sqlite::{SqliteSession, SqliteStateManager};
+use venomqa::sqlite::{Sqlite, SqliteSession, SqliteStateManager};
 use venomqa::{venom_test, BackendConfig, StateManager};
 use venomqa_examples::{
     checkout_journey, create_catalog, dump, expect_stats, invariants, ShopServer,
@@ -256,7 +256,7 @@ fn an_invariant_violation_names_the_step() {
     let server = ShopServer::start(SHOP, m.url().unwrap().expose());
     let baseline = dump(&file);
     let one_order = Invariant::new("at most one order per user", |check| {
-        let conn = check.manager::<SqliteStateManager>()?.connection()?;
+        let conn = check.connection::<Sqlite>()?;
         let n: i64 = conn.query_row(
             "SELECT COALESCE(MAX(n), 0) FROM (SELECT COUNT(*) AS n FROM orders GROUP BY user_id)",
             [],
@@ -427,7 +427,7 @@ fn a_journey_without_capture_is_refused_before_it_runs() {
         .unwrap_err();
     assert!(matches!(e, JourneyError::NoCapture { .. }));
     let text = e.to_string();
-    assert!(text.starts_with("journey \"checkout\" refused: the state manager venomqa::state::Manager<venomqa::backends::sqlite::Sqlite> does not capture what other connections write, so the API server's writes would leak from one path into the next"), "{text}");
+    assert!(text.starts_with("journey \"checkout\" refused: the state manager venomqa::manager::Manager<venomqa::backends::sqlite::Sqlite> does not capture what other connections write, so the API server's writes would leak from one path into the next"), "{text}");
     assert!(text.contains("`isolation: capture`"), "{text}");
     assert_eq!(dump(&file), baseline, "no request was sent");
 }
@@ -457,7 +457,7 @@ fn definition_mistakes_and_parallel_paths_are_refused_with_their_reason() {
         .run(&checkout_journey())
         .unwrap_err()
         .to_string();
-    assert!(e.starts_with("journey \"checkout\": parallel_paths(4) refused: every path rolls back the database behind its worker's state manager, and this runner has 1 worker (the state manager venomqa::state::Manager<venomqa::backends::sqlite::Sqlite>), so paths running at the same time would see and undo each other's writes; add 3 more with .worker(client, state_manager)"), "{e}");
+    assert!(e.starts_with("journey \"checkout\": parallel_paths(4) refused: every path rolls back the database behind its worker's state manager, and this runner has 1 worker (the state manager venomqa::manager::Manager<venomqa::backends::sqlite::Sqlite>), so paths running at the same time would see and undo each other's writes; add 3 more with .worker(client, state_manager)"), "{e}");
 }
 
 #[test]

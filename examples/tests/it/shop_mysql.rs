@@ -15,7 +15,7 @@
 use mysql::prelude::Queryable;
 use serde_json::json;
 use venomqa::journey::{Check, Invariant, Journey, JourneyRunner, Step, StepError};
-use venomqa::mysql::MySqlStateManager;
+use venomqa::mysql::{MySql, MySqlStateManager};
 use venomqa::{BackendConfig, StateManager};
 use venomqa_examples::{checkout_journey, create_catalog, expect_stats, ShopServer};
 
@@ -212,7 +212,7 @@ impl Database {
 /// The shop's invariants, through the state manager's own MySQL connection.
 fn mysql_invariants() -> Vec<Invariant> {
     fn count(check: &mut Check<'_>, sql: &str) -> Result<i64, StepError> {
-        let conn = check.manager::<MySqlStateManager>()?.connection()?;
+        let conn = check.connection::<MySql>()?;
         Ok(conn.driver().query_first(sql)?.unwrap_or(0))
     }
     vec![

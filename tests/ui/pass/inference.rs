@@ -70,6 +70,8 @@ fn counter_under_another_name(_db: &mut Session<Manager<Counter>>) {}
 /// A hand-written manager (no checkpoints kept; it only has to type-check).
 struct HandWritten(Vec<Name>);
 
+impl venomqa::HandWritten for HandWritten {}
+
 impl StateManager for HandWritten {
     fn connect(&mut self) -> Result<()> { Ok(()) }
     fn disconnect(&mut self) -> Result<()> { Ok(()) }

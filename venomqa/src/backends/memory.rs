@@ -10,7 +10,7 @@ use crate::backend::Backend;
 use crate::checkpoint::Point;
 use crate::config::BackendConfig;
 use crate::error::Result;
-use crate::state::Manager;
+use crate::manager::Manager;
 use crate::util::test_threads;
 
 /// The in-memory backend, registered as `"memory"`: each connection is a [`MemoryStore`]

@@ -24,9 +24,9 @@ use crate::capture::diff::{ChangeKind, ColumnChange, Diff, RowChange, TableDiff}
 use crate::checkpoint::Point;
 use crate::config::BackendConfig;
 use crate::error::{Error, Result};
+use crate::manager::Manager;
 use crate::redact::SecretUrl;
 use crate::sql::quote_double;
-use crate::state::Manager;
 use crate::util::test_threads;
 
 const NAME: &str = "sqlite";

@@ -55,28 +55,28 @@ pub fn reset(entry: &str) -> crate::Result<String> {
     match config.backend.as_str() {
         #[cfg(feature = "postgres")]
         "postgres" => {
-            crate::state::Manager::<crate::postgres::Postgres>::from_config(&config)?
+            crate::manager::Manager::<crate::postgres::Postgres>::from_config(&config)?
                 .backend()
                 .uninstall_capture()?;
             done("capture's triggers, undo tables, indexes and bookkeeping removed; the next session installs them for the schema as it is")
         }
         #[cfg(feature = "mysql")]
         "mysql" => {
-            crate::state::Manager::<crate::mysql::MySql>::from_config(&config)?
+            crate::manager::Manager::<crate::mysql::MySql>::from_config(&config)?
                 .backend()
                 .uninstall_capture()?;
             done("capture's triggers, undo tables, invisible row ids and bookkeeping removed; the next session installs them for the schema as it is")
         }
         #[cfg(feature = "redis")]
         "redis" => {
-            crate::state::Manager::<crate::redis::Redis>::from_config(&config)?
+            crate::manager::Manager::<crate::redis::Redis>::from_config(&config)?
                 .backend()
                 .uninstall_capture()?;
             done("capture's spare databases and record freed")
         }
         #[cfg(feature = "mongodb")]
         "mongodb" => {
-            crate::state::Manager::<crate::mongodb::MongoDb>::from_config(&config)?
+            crate::manager::Manager::<crate::mongodb::MongoDb>::from_config(&config)?
                 .backend()
                 .uninstall_capture()?;
             done("capture's snapshot databases and record dropped")

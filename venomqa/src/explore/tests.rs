@@ -308,7 +308,7 @@ fn faults_stop_cleanly_and_say_what_they_are() {
         ),
         (
             world().invariant(Invariant::new("reads a missing table", |check| {
-                let db = check.manager::<SqliteStateManager>()?.connection()?;
+                let db = check.connection::<crate::sqlite::Sqlite>()?;
                 db.query_row("SELECT COUNT(*) FROM nope", [], |r| r.get::<_, i64>(0))?;
                 Ok(())
             })),

@@ -379,10 +379,11 @@ fn invariants_run_after_each_step_and_name_it() {
     let c2 = checked.clone();
     let at_most_two = Invariant::new("at most two items", move |check| {
         c2.fetch_add(1, Ordering::Relaxed);
-        let n: i64 = check
-            .manager::<SqliteStateManager>()?
-            .connection()?
-            .query_row("SELECT COUNT(*) FROM items", [], |r| r.get(0))?;
+        let n: i64 = check.connection::<crate::sqlite::Sqlite>()?.query_row(
+            "SELECT COUNT(*) FROM items",
+            [],
+            |r| r.get(0),
+        )?;
         if n > 2 {
             return Err(StepError::msg(format!("{n} items")));
         }
@@ -437,7 +438,7 @@ fn refuses_a_state_manager_without_capture() {
     assert!(matches!(e, JourneyError::NoCapture { .. }));
     let text = e.to_string();
     assert!(
-        text.starts_with("journey \"leaky\" refused: the state manager venomqa::state::Manager<venomqa::backends::sqlite::Sqlite> does not capture what other connections write"),
+        text.starts_with("journey \"leaky\" refused: the state manager venomqa::manager::Manager<venomqa::backends::sqlite::Sqlite> does not capture what other connections write"),
         "{text}"
     );
     assert!(text.contains("`isolation: capture`"), "{text}");
@@ -469,7 +470,7 @@ fn parallel_paths_need_a_database_and_a_server_per_worker() {
         .unwrap_err();
     assert_eq!(
         e.to_string(),
-        "journey \"par\": parallel_paths(4) refused: every path rolls back the database behind its worker's state manager, and this runner has 1 worker (the state manager venomqa::state::Manager<venomqa::backends::sqlite::Sqlite>), so paths running at the same time would see and undo each other's writes; add 3 more with .worker(client, state_manager), each with its own server and database, or run paths one at a time (the default)"
+        "journey \"par\": parallel_paths(4) refused: every path rolls back the database behind its worker's state manager, and this runner has 1 worker (the state manager venomqa::manager::Manager<venomqa::backends::sqlite::Sqlite>), so paths running at the same time would see and undo each other's writes; add 3 more with .worker(client, state_manager), each with its own server and database, or run paths one at a time (the default)"
     );
 
     // Two workers on one database file: refused.

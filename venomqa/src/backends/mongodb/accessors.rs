@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use super::blocking::blocking;
 use super::{MongoDb, MongoDbConn, MongoDbStateManager};
 use crate::error::Result;
-use crate::state::Manager;
+use crate::manager::Manager;
 
 impl MongoDbConn {
     /// The connection's database (sync API). Run the code under test against it.

@@ -143,8 +143,8 @@ pub use self::capture::SNAPSHOT_PREFIX;
 use self::lease::Server;
 pub use self::mark::Snapshot;
 pub use self::options::{Isolation, MongoDbOptions};
+use crate::manager::Manager;
 use crate::redact::SecretUrl;
-use crate::state::Manager;
 
 /// The `mongodb` driver crate, re-exported so tests need no direct dependency on it.
 pub use ::mongodb as driver;

@@ -110,8 +110,8 @@ use crate::backends::sql_capture::{pool_size, url_for_others};
 use crate::checkpoint::Point;
 use crate::config::BackendConfig;
 use crate::error::{Error, Result};
+use crate::manager::Manager;
 use crate::redact::SecretUrl;
-use crate::state::Manager;
 
 pub use connect::MySqlConn;
 pub use options::{MySqlIsolation, MySqlOptions, ResetStrategy, SessionReset, TransactionMode};

@@ -210,7 +210,7 @@ mod tests {
             .with_option("transaction", "xa")
             .with_option("exclude_tables", vec!["a"]);
         config.connect_timeout = Some(Duration::from_millis(1500));
-        let m = crate::state::build::<MySql>(&config).unwrap();
+        let m = crate::manager::build::<MySql>(&config).unwrap();
         assert_eq!(m.url.expose(), DEFAULT_URL);
         assert_eq!(m.database(), Some("test"));
         assert_eq!(m.connect_timeout, Duration::from_millis(1500));
@@ -227,10 +227,10 @@ mod tests {
             )
             .unwrap(),
         );
-        let m = crate::state::build::<MySql>(&legacy).unwrap();
+        let m = crate::manager::build::<MySql>(&legacy).unwrap();
         assert_eq!(m.connect_timeout, Duration::from_secs(60));
 
-        let e = crate::state::build::<MySql>(
+        let e = crate::manager::build::<MySql>(
             &config.clone().with_option("transaction", "serializable"),
         )
         .unwrap_err()
@@ -239,7 +239,7 @@ mod tests {
             e.contains("backends.mysql.transaction") && e.contains("xa"),
             "{e}"
         );
-        let e = crate::state::build::<MySql>(&config.with_option("reset_stratgy", "delete"))
+        let e = crate::manager::build::<MySql>(&config.with_option("reset_stratgy", "delete"))
             .unwrap_err()
             .to_string();
         assert!(

@@ -2,8 +2,9 @@
 //! the refusal of implicit commits, and `commit()`.
 
 use super::{driver, MySql, MySqlStateManager};
+use crate::connected::Connected;
 use crate::error::Result;
-use crate::state::Manager;
+use crate::manager::Manager;
 
 impl Manager<MySql> {
     /// Runs `sql` (one statement or several separated by `;`), reading every result so an
@@ -39,6 +40,20 @@ impl Manager<MySql> {
     /// db.discard("start")?;
     /// # Ok::<(), venomqa::Error>(())
     /// ```
+    pub fn exec(&mut self, sql: &str) -> Result<()> {
+        self.connected()?.exec(sql)
+    }
+
+    /// Commits the current transaction and keeps the active checkpoints usable (see
+    /// [`Connected::commit`]).
+    pub fn commit(&mut self) -> Result<()> {
+        self.connected()?.commit()
+    }
+}
+
+impl Connected<MySql> {
+    /// Runs `sql` on the connection, refusing statements that would commit the transaction
+    /// implicitly while a checkpoint is active (see [`Manager::exec`]).
     pub fn exec(&mut self, sql: &str) -> Result<()> {
         self.with(|backend, conn, stack| backend.exec(conn, stack, sql))
     }

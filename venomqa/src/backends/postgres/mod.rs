@@ -103,8 +103,8 @@ use crate::backends::sql_capture::{pool_size, url_for_others};
 use crate::checkpoint::Point;
 use crate::config::BackendConfig;
 use crate::error::{Error, Result};
+use crate::manager::Manager;
 use crate::redact::SecretUrl;
-use crate::state::Manager;
 use errors::{fail, DriverError, Stage};
 use sequences::{SequenceList, SequenceState};
 

@@ -6,7 +6,7 @@ use ::redis::Connection;
 use super::options::Isolation;
 use super::{Redis, RedisConn, RedisStateManager};
 use crate::error::Result;
-use crate::state::Manager;
+use crate::manager::Manager;
 
 impl RedisConn {
     /// The native connection, on the test's database: run the code under test through it.

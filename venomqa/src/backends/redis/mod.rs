@@ -154,8 +154,8 @@ use ::redis::{Client, Connection};
 use self::lease::Lease;
 pub use self::options::{CaptureProof, Databases, Isolation, RedisOptions};
 pub use self::snapshot::Snapshot;
+use crate::manager::Manager;
 use crate::redact::SecretUrl;
-use crate::state::Manager;
 
 pub(crate) const NAME: &str = "redis";
 

@@ -5,12 +5,12 @@ use ::sqlx::migrate::Migrator;
 
 use super::dialect::{Conn, Dialect};
 #[cfg(feature = "sqlx-mysql")]
-use super::mysql::{SqlxMySql, SqlxMySqlStateManager};
+use super::mysql::SqlxMySql;
 #[cfg(feature = "sqlx-postgres")]
-use super::postgres::{SqlxPostgres, SqlxPostgresStateManager};
+use super::postgres::SqlxPostgres;
 use super::runtime::block_on;
 #[cfg(feature = "sqlx-sqlite")]
-use super::sqlite::{SqlxSqlite, SqlxSqliteStateManager};
+use super::sqlite::SqlxSqlite;
 use crate::error::{Error, Result};
 use crate::state::StateManager;
 
@@ -54,19 +54,19 @@ pub fn migrate(
 /// Fails, saying so, for a manager of another backend.
 pub fn run_migrator(manager: &mut dyn StateManager, migrator: &Migrator) -> Result<()> {
     #[cfg(feature = "sqlx-postgres")]
-    if let Some(m) = manager.downcast_mut::<SqlxPostgresStateManager>() {
+    if let Ok(m) = manager.connected::<SqlxPostgres>() {
         let _lock = m.backend().migration_lock()?;
-        return migrate_on::<SqlxPostgres>(m.connection()?, migrator);
+        return migrate_on::<SqlxPostgres>(m.connection(), migrator);
     }
     #[cfg(feature = "sqlx-mysql")]
-    if let Some(m) = manager.downcast_mut::<SqlxMySqlStateManager>() {
+    if let Ok(m) = manager.connected::<SqlxMySql>() {
         let _lock = m.backend().migration_lock()?;
-        return migrate_on::<SqlxMySql>(m.connection()?, migrator);
+        return migrate_on::<SqlxMySql>(m.connection(), migrator);
     }
     #[cfg(feature = "sqlx-sqlite")]
-    if let Some(m) = manager.downcast_mut::<SqlxSqliteStateManager>() {
+    if let Ok(m) = manager.connected::<SqlxSqlite>() {
         let _lock = m.backend().migration_lock()?;
-        return migrate_on::<SqlxSqlite>(m.connection()?, migrator);
+        return migrate_on::<SqlxSqlite>(m.connection(), migrator);
     }
     let _ = migrator;
     Err(Error::unsupported(

@@ -10,7 +10,7 @@ use super::dialect::{Core, Dialect};
 use super::SqlxOptions;
 use crate::config::BackendConfig;
 use crate::error::{Error, Result};
-use crate::state::Manager;
+use crate::manager::Manager;
 use crate::util::test_threads;
 
 const NAME: &str = "sqlx_postgres";

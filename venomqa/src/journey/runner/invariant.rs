@@ -15,10 +15,10 @@ type CheckFn = Arc<dyn Fn(&mut Check<'_>) -> Result<(), StepError> + Send + Sync
 ///
 /// ```
 /// use venomqa::journey::Invariant;
-/// use venomqa::sqlite::SqliteStateManager;
+/// use venomqa::sqlite::Sqlite;
 ///
 /// let stock = Invariant::new("stock never below 0", |check| {
-///     let db = check.manager::<SqliteStateManager>()?.connection()?;
+///     let db = check.connection::<Sqlite>()?;
 ///     let n: i64 = db.query_row("SELECT COUNT(*) FROM products WHERE stock < 0", [], |r| r.get(0))?;
 ///     if n > 0 {
 ///         return Err(venomqa::journey::StepError::msg(format!("{n} products have negative stock")));
@@ -150,9 +150,10 @@ impl Check<'_> {
         }
     }
 
-    /// The runner's state manager as an `M` (such as
-    /// [`SqliteStateManager`](crate::sqlite::SqliteStateManager), whose `connection()`
-    /// reads the database), or an error naming the type asked for.
+    /// The runner's state manager as an `M`, or an error naming the type asked for. For a
+    /// typed backend's database, [`connection`](Self::connection) is simpler: it works
+    /// whether the runner was given a session (a pooled
+    /// [`Connected<B>`](crate::Connected)) or a standalone [`Manager<B>`](crate::Manager).
     pub fn manager<M: StateManager>(&mut self) -> Result<&mut M, StepError> {
         self.state_manager()?.downcast_mut::<M>().ok_or_else(|| {
             StepError::msg(format!(
@@ -160,5 +161,12 @@ impl Check<'_> {
                 std::any::type_name::<M>()
             ))
         })
+    }
+
+    /// The native connection of the runner's state manager, a typed backend `B`'s
+    /// (`check.connection::<Sqlite>()?` is a `rusqlite::Connection`), or an error saying
+    /// it is of another backend.
+    pub fn connection<B: crate::Backend>(&mut self) -> Result<&mut B::Conn, StepError> {
+        Ok(self.state_manager()?.connection::<B>()?)
     }
 }
