@@ -8,7 +8,7 @@
 use std::path::Path;
 
 use venomqa::postgres::driver::{Client, NoTls};
-use venomqa::postgres::PostgresSession;
+use venomqa::postgres::PostgresCaptureSession;
 
 const DATABASE: &str = "vq_capture_reset";
 
@@ -44,14 +44,14 @@ fn capture_reset_is_the_way_out_after_ddl_inside_a_session() {
     .unwrap();
     let config = dir.join("venomqa.yaml");
     let session = || {
-        PostgresSession::builder()
+        PostgresCaptureSession::builder()
             .config_dir(&dir)
             .entry("shop")
             .name("capture_reset")
     };
 
     // The app migrates inside the session: the session's end cannot restore, and says so.
-    let s: PostgresSession = session().open().unwrap();
+    let s: PostgresCaptureSession = session().open().unwrap();
     client(DATABASE)
         .batch_execute(
             "INSERT INTO items VALUES (2, 'two'); ALTER TABLE items ADD COLUMN price int",
@@ -90,7 +90,7 @@ fn capture_reset_is_the_way_out_after_ddl_inside_a_session() {
     };
     let kept = rows(&mut client(DATABASE));
     assert_eq!(kept, ["1 one -", "2 two -"]);
-    session().run(|_: &mut PostgresSession| {
+    session().run(|_: &mut PostgresCaptureSession| {
         client(DATABASE)
             .batch_execute("UPDATE items SET price = 5; INSERT INTO items VALUES (3, 'three', 1)")
             .unwrap();

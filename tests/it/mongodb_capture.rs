@@ -16,7 +16,10 @@ use std::time::{Duration, Instant};
 
 use venomqa::mongodb::bson::{doc, Bson, Document, RawDocumentBuf};
 use venomqa::mongodb::driver::sync::{Client, Database};
-use venomqa::mongodb::{MongoDb, MongoDbSession, MongoDbStateManager, LEASES_DATABASE};
+use venomqa::mongodb::{
+    MongoDb, MongoDbCaptureSession, MongoDbCaptureStateManager, MongoDbStateManager,
+    LEASES_DATABASE,
+};
 use venomqa::{BackendConfig, Error, SessionBuilder, StateManager};
 
 fn url() -> String {
@@ -51,7 +54,7 @@ fn config(database: &str) -> BackendConfig {
         .with_option("shared_lock_timeout_secs", 60)
 }
 
-fn capture(database: &str, test: &str) -> SessionBuilder<MongoDbStateManager> {
+fn capture(database: &str, test: &str) -> SessionBuilder<MongoDbCaptureStateManager> {
     // A directory per database: configurations are read once per directory.
     let dir = std::env::temp_dir().join(format!("venomqa-mongodb-capture-{database}"));
     std::fs::create_dir_all(&dir).unwrap();
@@ -62,7 +65,7 @@ fn capture(database: &str, test: &str) -> SessionBuilder<MongoDbStateManager> {
         ),
     )
     .unwrap();
-    MongoDbSession::builder()
+    MongoDbCaptureSession::builder()
         .config_dir(dir)
         .entry(database)
         .url(url())
@@ -207,7 +210,7 @@ fn another_process_writes_and_the_rollback_undoes_it_exactly() {
     seed(&name);
     let baseline = dump(&name);
     assert!(baseline.len() > 10, "{baseline:#?}");
-    capture(&name, "exact").run(|db: &mut MongoDbSession| {
+    capture(&name, "exact").run(|db: &mut MongoDbCaptureSession| {
         assert!(db.captures());
         assert_eq!(db.url().unwrap().expose(), url());
         assert_eq!(db.database_name(), name);
@@ -303,7 +306,7 @@ fn nested_checkpoints_each_restore_their_own_state() {
     let name = database("nested");
     seed(&name);
     let baseline = dump(&name);
-    capture(&name, "nested").run(|db: &mut MongoDbSession| {
+    capture(&name, "nested").run(|db: &mut MongoDbCaptureSession| {
         db.create_checkpoint("one").unwrap();
         write_from_another_process(&name, r#"[{"insert": "users", "documents": [{"email": "one@example.com"}]}, {"drop": "log"}]"#);
         let at_two = dump(&name);
@@ -394,7 +397,7 @@ fn a_test_process_killed_at_any_point_is_restored_by_the_next_session() {
         child.wait().unwrap();
         assert_ne!(dump(&name), baseline, "the dead session left its changes");
         let started = Instant::now();
-        capture(&name, "after_kill").run(|_: &mut MongoDbSession| ());
+        capture(&name, "after_kill").run(|_: &mut MongoDbCaptureSession| ());
         assert!(
             started.elapsed() < Duration::from_secs(30),
             "{:?}",
@@ -412,7 +415,7 @@ fn rounds_child() {
     let name = std::env::var("VQ_CAPTURE_DATABASE").unwrap();
     let baseline = dump(&name);
     for round in 0..4 {
-        capture(&name, "rounds").run(|db: &mut MongoDbSession| {
+        capture(&name, "rounds").run(|db: &mut MongoDbCaptureSession| {
             same(&dump(&name), &baseline);
             write_from_another_process(&name, &format!(r#"[{{"insert": "users", "documents": [{{"round": {round}}}]}}, {{"drop": "audit"}}]"#));
             db.checkpoint("inner", |_| write_from_another_process(&name, r#"[{"dropDatabase": 1}]"#)).unwrap();
@@ -451,7 +454,7 @@ fn a_writer_that_keeps_writing_is_named_then_the_rollback_succeeds() {
     let name = database("busy");
     seed(&name);
     let baseline = dump(&name);
-    capture(&name, "busy").run(|db: &mut MongoDbSession| {
+    capture(&name, "busy").run(|db: &mut MongoDbCaptureSession| {
         db.create_checkpoint("c").unwrap();
         // Three app processes inserting as fast as they can.
         let mut writers: Vec<Child> = (0..3)
@@ -512,7 +515,7 @@ fn an_app_killed_mid_write_is_rolled_back() {
     let name = database("app_killed");
     seed(&name);
     let baseline = dump(&name);
-    capture(&name, "app_killed").run(|db: &mut MongoDbSession| {
+    capture(&name, "app_killed").run(|db: &mut MongoDbCaptureSession| {
         db.create_checkpoint("c").unwrap();
         // The app writes in a loop, and dies (SIGKILL) somewhere in the middle of a round.
         let mut app = crate::support::writer::command()
@@ -540,7 +543,7 @@ fn a_snapshot_dropped_by_someone_fails_the_rollback_and_restores_nothing() {
     let name = database("dropped_copy");
     seed(&name);
     let baseline = dump(&name);
-    capture(&name, "dropped_copy").run(|db: &mut MongoDbSession| {
+    capture(&name, "dropped_copy").run(|db: &mut MongoDbCaptureSession| {
         db.create_checkpoint("c").unwrap();
         write_from_another_process(
             &name,
@@ -584,7 +587,7 @@ fn uninstall_restores_what_a_dead_session_left_and_removes_everything() {
     wait_for_line(&mut child, "written");
     child.kill().unwrap();
     child.wait().unwrap();
-    let m = MongoDbStateManager::from_config(&config(&name)).unwrap();
+    let m = MongoDbCaptureStateManager::from_config(&config(&name)).unwrap();
     m.backend().uninstall_capture().unwrap();
     same(&dump(&name), &baseline);
     let left: Vec<String> = OTHER
@@ -633,7 +636,7 @@ fn bad_capture_configurations_are_refused_with_the_way_out() {
     let no_database = BackendConfig::new("mongodb")
         .with_url("mongodb://127.0.0.1:27017/?appName=x")
         .with_option("isolation", "capture");
-    let missing = MongoDbStateManager::from_config(&no_database)
+    let missing = MongoDbCaptureStateManager::from_config(&no_database)
         .unwrap_err()
         .to_string();
     assert!(
@@ -644,9 +647,9 @@ fn bad_capture_configurations_are_refused_with_the_way_out() {
     let in_url = BackendConfig::new("mongodb")
         .with_url("mongodb://127.0.0.1:27017/shop?appName=x")
         .with_option("isolation", "capture");
-    assert!(MongoDbStateManager::from_config(&in_url).is_ok());
+    assert!(MongoDbCaptureStateManager::from_config(&in_url).is_ok());
     let template = config("x").with_option("template_database", "seed");
-    let template = MongoDbStateManager::from_config(&template)
+    let template = MongoDbCaptureStateManager::from_config(&template)
         .unwrap_err()
         .to_string();
     assert!(template.contains("template_database"), "{template}");
@@ -708,7 +711,7 @@ mod capture_exact_probe {
     use venomqa::mongodb::bson::{doc, Bson, Document};
     use venomqa::mongodb::driver::options::ReturnDocument;
     use venomqa::mongodb::driver::sync::{Client, Collection, Database};
-    use venomqa::mongodb::MongoDbStateManager;
+    use venomqa::mongodb::MongoDbCaptureStateManager;
     use venomqa::{BackendConfig, Error, Result};
 
     const ENTRY: &str = "mongodb_capture_cc";
@@ -730,7 +733,7 @@ mod capture_exact_probe {
                 .with_url(super::url())
                 .with_option("isolation", "capture")
                 .with_option("database", DATABASE);
-            MongoDbStateManager::from_config(&config)
+            MongoDbCaptureStateManager::from_config(&config)
                 .unwrap()
                 .backend()
                 .uninstall_capture()

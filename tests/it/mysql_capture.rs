@@ -14,7 +14,7 @@ use std::sync::Once;
 use venomqa::capture::ChangeKind;
 use venomqa::mysql::driver::prelude::Queryable;
 use venomqa::mysql::driver::{Conn, Opts, Pool};
-use venomqa::mysql::{MySql, MySqlSession, MySqlStateManager};
+use venomqa::mysql::{MySql, MySqlCapture, MySqlCaptureSession, MySqlCaptureStateManager};
 use venomqa::{Error, SessionBuilder, StateManager};
 
 const SERVER: &str = "mysql://root@127.0.0.1:3306";
@@ -41,7 +41,7 @@ fn prepare() {
         conn("test")
             .query_drop("CREATE DATABASE IF NOT EXISTS vq_capture")
             .unwrap();
-        capture("prepare").run(|_: &mut MySqlSession| ());
+        capture("prepare").run(|_: &mut MySqlCaptureSession| ());
     });
 }
 
@@ -59,8 +59,10 @@ fn exclusive() -> Exclusive {
     Exclusive(c)
 }
 
-fn capture(test: &str) -> SessionBuilder<MySqlStateManager> {
-    MySqlSession::builder().entry("mysql_capture").name(test)
+fn capture(test: &str) -> SessionBuilder<MySqlCaptureStateManager> {
+    MySqlCaptureSession::builder()
+        .entry("mysql_capture")
+        .name(test)
 }
 
 /// Everything in `database`, read by an independent connection: each table's rows in
@@ -142,7 +144,7 @@ fn another_process_writes_and_the_rollback_undoes_it_exactly() {
     let _turn = exclusive();
     prepare();
     let baseline = dump("vq_capture");
-    capture("exact").run(|db: &mut MySqlSession| {
+    capture("exact").run(|db: &mut MySqlCaptureSession| {
         assert!(db.captures());
         let url = db.url().unwrap();
         assert_eq!(url.expose(), "mysql://root@127.0.0.1:3306/vq_capture");
@@ -194,7 +196,7 @@ fn nested_checkpoints_each_restore_their_own_state() {
     let _turn = exclusive();
     prepare();
     let baseline = dump("vq_capture");
-    capture("nested").run(|db: &mut MySqlSession| {
+    capture("nested").run(|db: &mut MySqlCaptureSession| {
         let url = db.url().unwrap();
         db.create_checkpoint("one").unwrap();
         write_from_another_process(
@@ -224,7 +226,7 @@ fn another_crates_pool_in_threads_is_rolled_back() {
     let _turn = exclusive();
     prepare();
     let baseline = dump("vq_capture");
-    capture("pool").run(|db: &mut MySqlSession| {
+    capture("pool").run(|db: &mut MySqlCaptureSession| {
         // The app: the mysql crate's own Pool, four threads, connections venomqa never sees.
         let pool = Pool::new(Opts::from_url(db.url().unwrap().expose()).unwrap()).unwrap();
         std::thread::scope(|s| {
@@ -254,7 +256,7 @@ fn ddl_by_the_app_fails_the_rollback_and_restores_nothing() {
     prepare();
     let baseline = dump("vq_capture");
     let caught = catch_unwind(|| {
-        capture("ddl").run(|db: &mut MySqlSession| {
+        capture("ddl").run(|db: &mut MySqlCaptureSession| {
             let url = db.url().unwrap();
             db.create_checkpoint("c").unwrap();
             write_from_another_process(url.expose(), "INSERT INTO audit_log VALUES ('before ddl', 5); ALTER TABLE audit_log ADD COLUMN extra INT");
@@ -272,7 +274,7 @@ fn ddl_by_the_app_fails_the_rollback_and_restores_nothing() {
     );
     // Put the schema back; the next session reinstalls capture for it.
     conn("vq_capture").query_drop("ALTER TABLE audit_log DROP COLUMN extra; DELETE FROM audit_log WHERE message = 'before ddl'").unwrap();
-    capture("after_ddl").run(|_: &mut MySqlSession| ());
+    capture("after_ddl").run(|_: &mut MySqlCaptureSession| ());
     assert_eq!(dump("vq_capture"), baseline);
 }
 
@@ -281,9 +283,9 @@ fn a_writer_inside_a_transaction_is_waited_for_then_named() {
     let _turn = exclusive();
     prepare();
     let baseline = dump("vq_capture");
-    MySqlSession::builder()
+    MySqlCaptureSession::builder()
         .entry("mysql_capture_quick")
-        .run(|db: &mut MySqlSession| {
+        .run(|db: &mut MySqlCaptureSession| {
             let url = db.url().unwrap();
             db.create_checkpoint("c").unwrap();
             // A short transaction is waited for: the rollback then undoes its commit.
@@ -320,9 +322,9 @@ fn a_writers_statement_is_named_by_its_shape_without_its_literals() {
     let _turn = exclusive();
     prepare();
     let baseline = dump("vq_capture");
-    MySqlSession::builder()
+    MySqlCaptureSession::builder()
         .entry("mysql_capture_quick")
-        .run(|db: &mut MySqlSession| {
+        .run(|db: &mut MySqlCaptureSession| {
             let url = db.url().unwrap();
             db.create_checkpoint("c").unwrap();
             // Another connection, inside a write transaction, running a statement whose
@@ -364,9 +366,9 @@ fn the_count_proof_catches_data_the_log_does_not_explain() {
     let _turn = exclusive();
     prepare();
     let baseline = dump("vq_capture");
-    MySqlSession::builder()
+    MySqlCaptureSession::builder()
         .entry("mysql_capture_quick")
-        .run(|db: &mut MySqlSession| {
+        .run(|db: &mut MySqlCaptureSession| {
             let url = db.url().unwrap();
             db.create_checkpoint("c").unwrap();
             write_from_another_process(
@@ -434,7 +436,7 @@ fn a_killed_test_process_is_restored_by_the_next_session() {
         baseline,
         "the dead session left its changes"
     );
-    capture("after_kill").run(|_: &mut MySqlSession| ());
+    capture("after_kill").run(|_: &mut MySqlCaptureSession| ());
     assert_eq!(
         dump("vq_capture"),
         baseline,
@@ -444,9 +446,9 @@ fn a_killed_test_process_is_restored_by_the_next_session() {
 
 #[test]
 fn transaction_isolation_hands_out_no_url_and_keeps_no_diff() {
-    MySqlSession::builder()
+    <venomqa::Session>::builder()
         .entry("mysql")
-        .run(|db: &mut MySqlSession| {
+        .run(|db: &mut venomqa::Session| {
             assert!(!db.captures());
             let e = db.url().unwrap_err().to_string();
             assert!(e.contains("isolation: capture"), "{e}");
@@ -474,7 +476,7 @@ fn capture_needs_the_trigger_privilege_and_leaves_nothing_half_installed() {
     let config = venomqa::BackendConfig::new("mysql")
         .with_url(&url)
         .with_option("isolation", "capture");
-    let mut m = MySqlStateManager::from_config(&config).unwrap();
+    let mut m = MySqlCaptureStateManager::from_config(&config).unwrap();
     m.connect().unwrap();
     let e = m.checkpoint("c").unwrap_err();
     assert!(
@@ -522,7 +524,7 @@ fn uninstall_removes_everything_and_the_next_session_reinstalls() {
     let config = venomqa::BackendConfig::new("mysql")
         .with_url(format!("{}/vq_capture_uninstall", server()))
         .with_option("isolation", "capture");
-    let mut m = MySqlStateManager::from_config(&config).unwrap();
+    let mut m = MySqlCaptureStateManager::from_config(&config).unwrap();
     m.connect().unwrap();
     m.checkpoint("c").unwrap();
     m.discard("c").unwrap();
@@ -562,10 +564,10 @@ fn uninstall_removes_everything_and_the_next_session_reinstalls() {
 #[ignore = "a child process of two_processes_each_on_its_own_database runs it"]
 fn own_database_child() {
     let database = std::env::var("VENOMQA_TEST_DATABASE").unwrap();
-    capture("setup").run(|_: &mut MySqlSession| ());
+    capture("setup").run(|_: &mut MySqlCaptureSession| ());
     let baseline = dump(&database);
     for round in 0..5 {
-        capture("own_database").run(|db: &mut MySqlSession| {
+        capture("own_database").run(|db: &mut MySqlCaptureSession| {
             let url = db.url().unwrap();
             assert!(url.expose().ends_with(&database), "{url}");
             write_from_another_process(url.expose(), &format!("INSERT INTO users (email) VALUES ('{database}_{round}@example.com'); DELETE FROM orders WHERE id = 1"));
@@ -616,7 +618,7 @@ fn conformance_with_capture() {
     struct Probe;
     impl venomqa::conformance::Probe for Probe {
         fn insert(&self, m: &mut dyn StateManager, value: i64) -> venomqa::Result<()> {
-            m.connected::<MySql>()?
+            m.connected::<MySqlCapture>()?
                 .exec(&format!("INSERT INTO vq_capture_probe VALUES ({value})"))
         }
         fn values(&self, m: &mut dyn StateManager) -> venomqa::Result<Vec<i64>> {
@@ -643,13 +645,13 @@ fn the_digest_proof_passes_a_right_restore_end_to_end() {
         .with_option("quiescence_timeout_ms", 300);
     config.setup = Some(concat!(env!("CARGO_MANIFEST_DIR"), "/sql/mysql_capture/").into());
     let digest = || {
-        MySqlSession::builder()
+        MySqlCaptureSession::builder()
             .with_config(config.clone())
             .name("digest")
     };
-    digest().run(|_: &mut MySqlSession| ());
+    digest().run(|_: &mut MySqlCaptureSession| ());
     let baseline = dump("vq_capture_digest");
-    digest().run(|db: &mut MySqlSession| {
+    digest().run(|db: &mut MySqlCaptureSession| {
         let url = db.url().unwrap();
         db.create_checkpoint("before_the_app").unwrap();
         // Inserts, updates and deletes, in keyed and keyless tables, with cascades.
@@ -705,7 +707,7 @@ fn a_schema_change_between_sessions_reinstalls_with_the_row_ids() {
         .with_url(format!("{}/vq_capture_reinstall", server()))
         .with_option("isolation", "capture");
     let session = |config: &venomqa::BackendConfig| {
-        let mut m = MySqlStateManager::from_config(config).unwrap();
+        let mut m = MySqlCaptureStateManager::from_config(config).unwrap();
         m.connect().unwrap();
         m
     };

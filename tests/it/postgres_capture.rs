@@ -14,7 +14,7 @@ use std::sync::Once;
 
 use venomqa::capture::ChangeKind;
 use venomqa::postgres::driver::{Client, NoTls, SimpleQueryMessage};
-use venomqa::postgres::{Postgres, PostgresSession, PostgresStateManager};
+use venomqa::postgres::{Postgres, PostgresCaptureSession, PostgresCaptureStateManager};
 use venomqa::{Error, SessionBuilder, StateManager};
 
 fn client(database: &str, user: &str) -> Client {
@@ -53,15 +53,15 @@ fn prepare() {
                 let _ = admin.batch_execute(&format!("CREATE DATABASE {db} OWNER {owner}"));
             }
         }
-        capture("prepare").run(|_: &mut PostgresSession| ());
-        PostgresSession::builder()
+        capture("prepare").run(|_: &mut PostgresCaptureSession| ());
+        PostgresCaptureSession::builder()
             .entry("postgres_capture_plain")
-            .run(|_: &mut PostgresSession| ());
+            .run(|_: &mut PostgresCaptureSession| ());
     });
 }
 
-fn capture(test: &str) -> SessionBuilder<PostgresStateManager> {
-    PostgresSession::builder()
+fn capture(test: &str) -> SessionBuilder<PostgresCaptureStateManager> {
+    PostgresCaptureSession::builder()
         .entry("postgres_capture")
         .name(test)
 }
@@ -151,10 +151,10 @@ const APP_WRITES: &str = "
 
 fn round_trip(entry: &str, database: &str) {
     let baseline = dump(database);
-    PostgresSession::builder()
+    PostgresCaptureSession::builder()
         .entry(entry)
         .name("exact")
-        .run(|db: &mut PostgresSession| {
+        .run(|db: &mut PostgresCaptureSession| {
             assert!(db.captures());
             let url = db.url().unwrap();
             db.create_checkpoint("before_the_app").unwrap();
@@ -210,9 +210,9 @@ fn a_plain_role_restores_exactly_in_foreign_key_order() {
     // A deleted user's email reused by a new one: the restore order that hits the unique
     // conflict gives way to the other.
     let baseline = dump("vq_capture_plain");
-    PostgresSession::builder()
+    PostgresCaptureSession::builder()
         .entry("postgres_capture_plain")
-        .run(|db: &mut PostgresSession| {
+        .run(|db: &mut PostgresCaptureSession| {
             let url = db.url().unwrap();
             write_from_another_process(url.expose(), "DELETE FROM users WHERE id = 3; INSERT INTO users (email) VALUES ('cy@example.com')");
         });
@@ -224,7 +224,7 @@ fn nested_checkpoints_each_restore_their_own_state() {
     let _turn = exclusive();
     prepare();
     let baseline = dump("vq_capture");
-    capture("nested").run(|db: &mut PostgresSession| {
+    capture("nested").run(|db: &mut PostgresCaptureSession| {
         let url = db.url().unwrap();
         db.create_checkpoint("one").unwrap();
         write_from_another_process(
@@ -255,7 +255,7 @@ fn many_connections_in_threads_are_rolled_back() {
     let _turn = exclusive();
     prepare();
     let baseline = dump("vq_capture");
-    capture("threads").run(|db: &mut PostgresSession| {
+    capture("threads").run(|db: &mut PostgresCaptureSession| {
         let url = db.url().unwrap();
         std::thread::scope(|s| {
             for t in 0..4 {
@@ -284,7 +284,7 @@ fn ddl_by_the_app_fails_the_rollback_and_restores_nothing() {
     prepare();
     let baseline = dump("vq_capture");
     let caught = catch_unwind(|| {
-        capture("ddl").run(|db: &mut PostgresSession| {
+        capture("ddl").run(|db: &mut PostgresCaptureSession| {
             let url = db.url().unwrap();
             db.create_checkpoint("c").unwrap();
             write_from_another_process(url.expose(), "INSERT INTO audit_log VALUES ('before ddl', 5); ALTER TABLE audit_log ADD COLUMN extra int");
@@ -303,7 +303,7 @@ fn ddl_by_the_app_fails_the_rollback_and_restores_nothing() {
     client("vq_capture", "postgres")
         .batch_execute("ALTER TABLE audit_log DROP COLUMN extra")
         .unwrap();
-    capture("after_ddl").run(|_: &mut PostgresSession| ());
+    capture("after_ddl").run(|_: &mut PostgresCaptureSession| ());
     assert_eq!(dump("vq_capture"), baseline);
 }
 
@@ -312,9 +312,9 @@ fn a_writer_inside_a_transaction_is_waited_for_then_named() {
     let _turn = exclusive();
     prepare();
     let baseline = dump("vq_capture");
-    PostgresSession::builder()
+    PostgresCaptureSession::builder()
         .entry("postgres_capture_quick")
-        .run(|db: &mut PostgresSession| {
+        .run(|db: &mut PostgresCaptureSession| {
             let url = db.url().unwrap();
             db.create_checkpoint("c").unwrap();
             let mut short = other_process(
@@ -382,7 +382,7 @@ fn a_killed_test_process_is_restored_by_the_next_session() {
         baseline,
         "the dead session left its changes"
     );
-    capture("after_kill").run(|_: &mut PostgresSession| ());
+    capture("after_kill").run(|_: &mut PostgresCaptureSession| ());
     assert_eq!(
         dump("vq_capture"),
         baseline,
@@ -392,9 +392,9 @@ fn a_killed_test_process_is_restored_by_the_next_session() {
 
 #[test]
 fn transaction_isolation_hands_out_no_url_and_keeps_no_diff() {
-    PostgresSession::builder()
+    <venomqa::Session>::builder()
         .backend("postgres")
-        .run(|db: &mut PostgresSession| {
+        .run(|db: &mut venomqa::Session| {
             assert!(!db.captures());
             let e = db.url().unwrap_err().to_string();
             assert!(e.contains("isolation: capture"), "{e}");
@@ -418,7 +418,7 @@ fn capture_needs_to_own_the_tables_and_leaves_nothing_half_installed() {
     let config = venomqa::BackendConfig::new("postgres")
         .with_url("postgres://vq_noperm@127.0.0.1:5432/vq_capture_noperm")
         .with_option("isolation", "capture");
-    let mut m = PostgresStateManager::from_config(&config).unwrap();
+    let mut m = PostgresCaptureStateManager::from_config(&config).unwrap();
     m.connect().unwrap();
     let e = m.checkpoint("c").unwrap_err().to_string();
     assert!(
@@ -445,7 +445,7 @@ fn uninstall_removes_everything_and_the_next_session_reinstalls() {
     let config = venomqa::BackendConfig::new("postgres")
         .with_url("postgres://postgres@127.0.0.1:5432/vq_capture_uninstall")
         .with_option("isolation", "capture");
-    let mut m = PostgresStateManager::from_config(&config).unwrap();
+    let mut m = PostgresCaptureStateManager::from_config(&config).unwrap();
     m.connect().unwrap();
     m.checkpoint("c").unwrap();
     m.discard("c").unwrap();
@@ -471,10 +471,10 @@ fn uninstall_removes_everything_and_the_next_session_reinstalls() {
 #[ignore = "a child process of two_processes_each_on_its_own_database runs it"]
 fn own_database_child() {
     let database = std::env::var("VENOMQA_TEST_DATABASE").unwrap();
-    capture("setup").run(|_: &mut PostgresSession| ());
+    capture("setup").run(|_: &mut PostgresCaptureSession| ());
     let baseline = dump(&database);
     for round in 0..5 {
-        capture("own_database").run(|db: &mut PostgresSession| {
+        capture("own_database").run(|db: &mut PostgresCaptureSession| {
             let url = db.url().unwrap();
             assert!(url.expose().ends_with(&database), "{url}");
             write_from_another_process(url.expose(), &format!("INSERT INTO users (email) VALUES ('{database}_{round}@example.com'); DELETE FROM orders WHERE id = 1"));

@@ -137,8 +137,10 @@ mod mysql {
 
     impl Probe for Table {
         fn insert(&self, m: &mut dyn StateManager, value: i64) -> Result<()> {
-            m.connected::<MySql>()?
-                .exec(&format!("INSERT INTO {} (v) VALUES ({value})", self.0))
+            // The connection of either MySQL backend (the capture one shares its type).
+            m.connection::<MySql>()?
+                .query_drop(format!("INSERT INTO {} (v) VALUES ({value})", self.0))
+                .map_err(|e| Error::backend("mysql", "probe insert", e))
         }
         fn values(&self, m: &mut dyn StateManager) -> Result<Vec<i64>> {
             let conn = m.connection::<MySql>()?;

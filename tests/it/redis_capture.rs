@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 
 use venomqa::capture::ChangeKind;
 use venomqa::redis::redis::{self, Connection, Value};
-use venomqa::redis::{Redis, RedisSession, RedisStateManager, CAPTURE_PIN_VALUE};
+use venomqa::redis::{
+    Redis, RedisCaptureSession, RedisCaptureStateManager, RedisStateManager, CAPTURE_PIN_VALUE,
+};
 use venomqa::{Backend, BackendConfig, Error, SessionBuilder, StateManager};
 
 /// A `redis-server` of this test alone on a free port (no persistence), killed on drop.
@@ -119,8 +121,8 @@ fn config_dir() -> &'static PathBuf {
 }
 
 /// Sessions on the capture entry, on `url` (a private server's database).
-fn capture(url: &str, test: &str) -> SessionBuilder<RedisStateManager> {
-    RedisSession::builder()
+fn capture(url: &str, test: &str) -> SessionBuilder<RedisCaptureStateManager> {
+    RedisCaptureSession::builder()
         .config_dir(config_dir())
         .entry("vq_capture")
         .url(url)
@@ -280,7 +282,7 @@ fn another_process_writes_and_the_rollback_undoes_it_exactly() {
     let mut eye = server.observer(3);
     let baseline = dump(&mut eye);
     assert_eq!(baseline.len(), 11);
-    capture(&url, "exact").run(|db: &mut RedisSession| {
+    capture(&url, "exact").run(|db: &mut RedisCaptureSession| {
         assert!(db.captures());
         assert_eq!(db.url().unwrap().expose(), url);
         assert_eq!(db.database(), 3);
@@ -367,7 +369,7 @@ fn nested_checkpoints_each_restore_their_own_state() {
     fill_every_type(&url);
     let mut eye = server.observer(2);
     let baseline = dump(&mut eye);
-    capture(&url, "nested").run(|db: &mut RedisSession| {
+    capture(&url, "nested").run(|db: &mut RedisCaptureSession| {
         db.create_checkpoint("one").unwrap();
         write_from_another_process(&url, "SET one 1\nDEL list\nHSET hash name one");
         let at_two = dump(&mut eye);
@@ -398,7 +400,7 @@ fn the_tests_connection_is_back_on_the_apps_database_after_a_select_or_a_multi()
     let server = PrivateServer::start();
     let url = server.url(5);
     write_from_another_process(&url, "SET here 5");
-    capture(&url, "select").run(|db: &mut RedisSession| {
+    capture(&url, "select").run(|db: &mut RedisCaptureSession| {
         db.create_checkpoint("c").unwrap();
         cmd(db.conn(), &["SELECT", "9"]);
         cmd(db.conn(), &["MULTI"]);
@@ -424,7 +426,7 @@ fn expiry_times_come_back_to_the_millisecond_and_expired_keys_stay_expired() {
         redis::cmd("PEXPIRETIME").arg(k).query(eye).unwrap()
     };
     let long = at(&mut eye, "long");
-    capture(&url, "ttl").run(|db: &mut RedisSession| {
+    capture(&url, "ttl").run(|db: &mut RedisCaptureSession| {
         db.create_checkpoint("c").unwrap();
         write_from_another_process(
             &url,
@@ -518,7 +520,7 @@ fn a_test_process_killed_at_any_point_is_restored_by_the_next_session() {
             "the dead session left its changes"
         );
         let started = Instant::now();
-        capture(&url, "after_kill").run(|_: &mut RedisSession| ());
+        capture(&url, "after_kill").run(|_: &mut RedisCaptureSession| ());
         assert!(
             started.elapsed() < Duration::from_secs(10),
             "waited only for the dead session's turn lock to expire"
@@ -543,7 +545,7 @@ fn rounds_child() {
     let mut eye = observer(&url);
     let baseline = dump(&mut eye);
     for round in 0..6 {
-        capture(&url, "rounds").run(|db: &mut RedisSession| {
+        capture(&url, "rounds").run(|db: &mut RedisCaptureSession| {
             same(&dump(&mut eye), &baseline);
             write_from_another_process(
                 &url,
@@ -607,7 +609,7 @@ fn a_writer_that_keeps_writing_is_rolled_back_each_time() {
     fill_every_type(&url);
     let mut eye = server.observer(1);
     let baseline = dump(&mut eye);
-    capture(&url, "busy").run(|db: &mut RedisSession| {
+    capture(&url, "busy").run(|db: &mut RedisCaptureSession| {
         db.create_checkpoint("c").unwrap();
         let mut writer = crate::support::writer::command()
             .args([
@@ -647,7 +649,7 @@ fn an_app_killed_mid_write_is_rolled_back() {
     fill_every_type(&url);
     let mut eye = server.observer(3);
     let baseline = dump(&mut eye);
-    capture(&url, "app_killed").run(|db: &mut RedisSession| {
+    capture(&url, "app_killed").run(|db: &mut RedisCaptureSession| {
         db.create_checkpoint("c").unwrap();
         // The app writes in a loop, and dies (SIGKILL) somewhere in the middle of a round.
         let mut app = crate::support::writer::command()
@@ -687,7 +689,7 @@ fn tamper_with_the_spare(proof: &str, tamper: &str, says: &str) {
     } else {
         "vq_capture"
     };
-    let mut db = RedisSession::builder()
+    let mut db = RedisCaptureSession::builder()
         .config_dir(config_dir())
         .entry(entry)
         .url(&url)
@@ -723,7 +725,7 @@ fn tamper_with_the_spare(proof: &str, tamper: &str, says: &str) {
     same(&dump(&mut eye), &changed);
     // The session's first checkpoint is intact: the end of the test restores it.
     drop(db);
-    capture(&url, "after").run(|_: &mut RedisSession| ());
+    capture(&url, "after").run(|_: &mut RedisCaptureSession| ());
     same(&dump(&mut eye), &baseline);
 }
 
@@ -756,7 +758,7 @@ fn uninstall_restores_what_a_dead_session_left_and_removes_everything() {
         .with_url(&url)
         .with_option("isolation", "capture")
         .with_option("lease_ttl_ms", 1000);
-    let backend = RedisStateManager::from_config(&config).unwrap();
+    let backend = RedisCaptureStateManager::from_config(&config).unwrap();
     backend.backend().uninstall_capture().unwrap();
     same(&dump(&mut eye), &baseline);
     let left: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut zero).unwrap();
@@ -803,7 +805,7 @@ fn bad_capture_configurations_are_refused_with_the_way_out() {
         if let Some((k, v)) = extra {
             config = config.with_option(k, v);
         }
-        RedisStateManager::from_config(&config)
+        RedisCaptureStateManager::from_config(&config)
     };
     errors.push(("database 0", build(&server.url(0), None).unwrap_err()));
     errors.push((
@@ -925,7 +927,7 @@ mod capture_exact_probe {
 
     use venomqa::conformance::capture::{self, Write};
     use venomqa::redis::redis::{self, Connection, Script};
-    use venomqa::redis::RedisStateManager;
+    use venomqa::redis::RedisCaptureStateManager;
     use venomqa::{BackendConfig, Error, Result};
 
     const ENTRY: &str = "redis_capture_cc";
@@ -1137,7 +1139,7 @@ return 'OK'
             let config = BackendConfig::new("redis")
                 .with_url(URL)
                 .with_option("isolation", "capture");
-            RedisStateManager::from_config(&config)
+            RedisCaptureStateManager::from_config(&config)
                 .unwrap()
                 .backend()
                 .uninstall_capture()

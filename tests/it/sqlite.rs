@@ -7,8 +7,10 @@
 use std::panic::{self, AssertUnwindSafe};
 use std::time::Duration;
 
-use venomqa::sqlite::{Sqlite, SqliteSession, SqliteStateManager};
-use venomqa::{venom_test, Error, Manager, Session, SessionBuilder};
+use venomqa::sqlite::{
+    Sqlite, SqliteCaptureSession, SqliteCaptureStateManager, SqliteSession, SqliteStateManager,
+};
+use venomqa::{venom_test, Backend, Error, Manager, Session, SessionBuilder};
 
 const FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/target/venomqa-tests.sqlite");
 
@@ -34,14 +36,18 @@ fn committed(marker: &str) -> i64 {
         .unwrap()
 }
 
-fn insert(db: &SqliteSession, marker: &str) {
-    db.conn()
+/// Works on a session of either SQLite backend (they share the connection type).
+fn insert<B: Backend<Conn = <Sqlite as Backend>::Conn>>(db: &Session<Manager<B>>, marker: &str) {
+    db.connection_ref()
         .execute("INSERT INTO items (marker) VALUES (?1)", [marker])
         .unwrap();
 }
 
-fn visible(db: &SqliteSession, marker: &str) -> i64 {
-    db.conn()
+fn visible<B: Backend<Conn = <Sqlite as Backend>::Conn>>(
+    db: &Session<Manager<B>>,
+    marker: &str,
+) -> i64 {
+    db.connection_ref()
         .query_row(
             "SELECT COUNT(*) FROM items WHERE marker = ?1",
             [marker],
@@ -564,12 +570,12 @@ fn dump(test: &str) -> Vec<String> {
 
 /// Sessions on the capture entry, on a file of the test's own, new for each run: the
 /// entry's setup creates its tables.
-fn capture(test: &str) -> SessionBuilder<SqliteStateManager> {
+fn capture(test: &str) -> SessionBuilder<SqliteCaptureStateManager> {
     std::fs::create_dir_all(concat!(env!("CARGO_MANIFEST_DIR"), "/target")).unwrap();
     for suffix in ["", "-wal", "-shm", "-journal", ".lock"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", capture_file(test)));
     }
-    SqliteSession::builder()
+    SqliteCaptureSession::builder()
         .entry("sqlite_capture")
         .url(capture_url(test))
         .name(test)
@@ -577,7 +583,7 @@ fn capture(test: &str) -> SessionBuilder<SqliteStateManager> {
 
 #[test]
 fn capture_undoes_what_another_process_wrote() {
-    capture("capture").run(|db: &mut SqliteSession| {
+    capture("capture").run(|db: &mut SqliteCaptureSession| {
         assert!(db.captures());
         insert(db, "mine");
         let at_checkpoint = dump("capture");
@@ -630,10 +636,13 @@ fn capture_undoes_what_another_process_wrote() {
 
 #[test]
 fn capture_hands_out_the_url_and_transaction_mode_refuses() {
-    capture("url").run(|db: &mut SqliteSession| {
+    capture("url").run(|db: &mut SqliteCaptureSession| {
         assert_eq!(db.url().unwrap().expose(), capture_url("url"));
     });
-    file("no_url").run(|db: &mut SqliteSession| {
+    // A transaction session has no url() (a compile error on SqliteSession); an untyped
+    // one refuses at run time, saying why.
+    let file = <Session>::builder().entry("sqlite_file").name("no_url");
+    file.run(|db: &mut Session| {
         let e = db.url().unwrap_err();
         assert!(e.to_string().contains("isolation: capture"), "{e}");
         assert!(!db.captures());
@@ -643,7 +652,7 @@ fn capture_hands_out_the_url_and_transaction_mode_refuses() {
 
 #[test]
 fn capture_waits_for_a_writer_inside_a_transaction() {
-    capture("wait").run(|db: &mut SqliteSession| {
+    capture("wait").run(|db: &mut SqliteCaptureSession| {
         let at_checkpoint = dump("wait");
         db.create_checkpoint("c").unwrap();
         let mut writer = other_process(
@@ -677,4 +686,28 @@ fn capture_needs_a_file() {
 #[test]
 fn conformance_with_capture() {
     venomqa::conformance::run("sqlite_capture", Items);
+}
+
+/// An `isolation: capture` entry is a capture backend: a transaction session on it (or a
+/// capture session on a transaction entry) fails at its start, naming what the entry
+/// pools, and no connection is leased.
+#[test]
+fn a_session_type_and_its_entrys_isolation_must_agree() {
+    let e = SqliteSession::builder()
+        .entry("sqlite_capture")
+        .name("wrong_type")
+        .open()
+        .unwrap_err();
+    assert!(matches!(e, Error::SessionType { .. }), "{e}");
+    assert!(e.to_string().contains("SqliteCapture>"), "{e}");
+    let e = SqliteCaptureSession::builder()
+        .entry("sqlite_file")
+        .name("wrong_type")
+        .open()
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("pools venomqa::connected::Connected<venomqa::backends::sqlite::Sqlite>"),
+        "{e}"
+    );
 }

@@ -227,3 +227,18 @@ pub trait Backend: Send + Sync + Sized + 'static {
         Ok(())
     }
 }
+
+/// A backend whose rollbacks also undo what other connections and processes wrote
+/// (capture isolation): [`MySqlCapture`](crate::mysql::MySqlCapture) and its siblings.
+/// Sessions of a capture backend, and only they, have
+/// [`url`](crate::Session::url) (for the code under test) and
+/// [`diff`](crate::Session::diff): on a transaction backend's session they are a compile
+/// error, since the app's writes would not be rolled back.
+///
+/// `isolation: capture` in `venomqa.yaml` picks the capture backend of the entry's
+/// `backend:` (a MySQL entry with it is a `MySqlCapture`).
+pub trait Capture: Backend {
+    /// Whether the entry asks for this backend rather than its transaction backend of the
+    /// same name (`isolation: capture`).
+    fn wanted(config: &BackendConfig) -> Result<bool>;
+}

@@ -320,6 +320,10 @@ impl<B: Backend> StateManager for Connected<B> {
         }
     }
 
+    fn native_connection(&mut self) -> Option<&mut dyn std::any::Any> {
+        Some(&mut self.conn)
+    }
+
     fn backend_type(&self) -> Option<std::any::TypeId> {
         Some(std::any::TypeId::of::<B>())
     }

@@ -178,7 +178,7 @@ pub enum Error {
     },
 
     /// A test's session parameter does not match the backend its configuration chose.
-    #[error("test {test} takes a session of type {expected}, but its backend is {backend:?}; take `&mut venomqa::Session` to accept any backend")]
+    #[error("test {test} takes a session of type {expected}, but its backend {backend:?} pools {found} (`isolation: capture` entries are capture backends: MySqlCaptureSession, ...); take the session type of that backend, or `&mut venomqa::Session` to accept any backend")]
     SessionType {
         /// The test's name.
         test: String,
@@ -186,6 +186,8 @@ pub enum Error {
         expected: String,
         /// The backend the configuration chose.
         backend: String,
+        /// What the backend's pool holds.
+        found: String,
     },
 }
 

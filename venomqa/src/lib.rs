@@ -79,7 +79,7 @@ mod sql;
 mod state;
 mod util;
 
-pub use backend::Backend;
+pub use backend::{Backend, Capture};
 pub use backends::*;
 pub use checkpoint::validate_checkpoint_name;
 pub use config::BackendConfig;

@@ -39,8 +39,9 @@ impl dyn StateManager {
         any.downcast_mut::<Connected<B>>().ok_or_else(other)
     }
 
-    /// The native connection of a typed backend `B`'s manager (see
-    /// [`connected`](Self::connected)).
+    /// The native connection (a `B::Conn`) of a typed backend's manager: a pooled
+    /// [`Connected`], or a connected standalone [`Manager`], of `B` or of any backend on the
+    /// same connection type (a capture backend and its transaction backend share one).
     ///
     /// ```
     /// use venomqa::memory::Memory;
@@ -51,7 +52,22 @@ impl dyn StateManager {
     /// # Ok::<(), venomqa::Error>(())
     /// ```
     pub fn connection<B: Backend>(&mut self) -> Result<&mut B::Conn> {
-        Ok(self.connected::<B>()?.connection())
+        let connected = self.is_connected();
+        match self.native_connection() {
+            Some(conn) => conn.downcast_mut::<B::Conn>().ok_or_else(|| {
+                Error::unsupported(
+                    B::NAME,
+                    "its connection",
+                    "the state manager is of another backend; ask for the connection of its own",
+                )
+            }),
+            None if !connected => Err(not_connected::<B>()),
+            None => Err(Error::unsupported(
+                B::NAME,
+                "its connection",
+                "the state manager is hand-written: downcast it to its own type",
+            )),
+        }
     }
 }
 
@@ -250,6 +266,10 @@ impl<B: Backend> StateManager for Manager<B> {
 
     fn managed_backend() -> Option<TypeId> {
         Some(TypeId::of::<B>())
+    }
+
+    fn native_connection(&mut self) -> Option<&mut dyn Any> {
+        Some(self.live.as_mut()?.connection())
     }
 
     /// A pool of the connections the factory's managers hold, as a typed backend's pool

@@ -459,6 +459,8 @@ pub trait AnyPool: Send + Sync {
     fn stats(&self) -> PoolStats;
     /// The pool, for [`downcast`](Arc::downcast) to `Pool<T>`.
     fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
+    /// The type of what it holds, for messages.
+    fn item_type(&self) -> &'static str;
 }
 
 impl<T: StateManager> AnyPool for Pool<T> {
@@ -472,6 +474,10 @@ impl<T: StateManager> AnyPool for Pool<T> {
 
     fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
         self
+    }
+
+    fn item_type(&self) -> &'static str {
+        std::any::type_name::<T>()
     }
 }
 

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
 
-use crate::backend::Backend;
+use crate::backend::{Backend, Capture};
 use crate::config::BackendConfig;
 use crate::connected::Connected;
 use crate::error::{Error, Result};
@@ -71,6 +71,29 @@ impl Registration {
                 let typed = Typed(Arc::new(build::<B>(config)?));
                 let live = crate::pool::open_retrying(&typed, config)?;
                 Ok(Box::new(Manager::of(live)) as Box<dyn StateManager>)
+            }),
+        }
+    }
+
+    /// A transaction backend `B` and its capture backend `C` under `B`'s name: an entry
+    /// that asks for capture ([`Capture::wanted`], `isolation: capture`) gets a pool of
+    /// `C`, any other a pool of `B`. The built-in backends with capture are registered so.
+    pub fn with_capture<B: Backend, C: Capture>() -> Self {
+        let (plain, capture) = (Self::of::<B>(), Self::of::<C>());
+        let (plain_connect, capture_connect) = (plain.connect.clone(), capture.connect.clone());
+        Registration {
+            name: B::NAME.to_owned(),
+            pool: Arc::new(move |config: &BackendConfig, setup| {
+                let chosen = if C::wanted(config)? { &capture } else { &plain };
+                (chosen.pool)(config, setup)
+            }),
+            connect: Arc::new(move |config: &BackendConfig| {
+                let chosen = if C::wanted(config)? {
+                    &capture_connect
+                } else {
+                    &plain_connect
+                };
+                chosen(config)
             }),
         }
     }
@@ -342,15 +365,30 @@ fn builtins() -> Vec<Registration> {
     #[allow(unused_mut)]
     let mut all = vec![Registration::of::<crate::backends::memory::Memory>()];
     #[cfg(feature = "sqlite")]
-    all.push(Registration::of::<crate::backends::sqlite::Sqlite>());
+    all.push(Registration::with_capture::<
+        crate::backends::sqlite::Sqlite,
+        crate::backends::sqlite::SqliteCapture,
+    >());
     #[cfg(feature = "mysql")]
-    all.push(Registration::of::<crate::backends::mysql::MySql>());
+    all.push(Registration::with_capture::<
+        crate::backends::mysql::MySql,
+        crate::backends::mysql::MySqlCapture,
+    >());
     #[cfg(feature = "postgres")]
-    all.push(Registration::of::<crate::backends::postgres::Postgres>());
+    all.push(Registration::with_capture::<
+        crate::backends::postgres::Postgres,
+        crate::backends::postgres::PostgresCapture,
+    >());
     #[cfg(feature = "redis")]
-    all.push(Registration::of::<crate::backends::redis::Redis>());
+    all.push(Registration::with_capture::<
+        crate::backends::redis::Redis,
+        crate::backends::redis::RedisCapture,
+    >());
     #[cfg(feature = "mongodb")]
-    all.push(Registration::of::<crate::backends::mongodb::MongoDb>());
+    all.push(Registration::with_capture::<
+        crate::backends::mongodb::MongoDb,
+        crate::backends::mongodb::MongoDbCapture,
+    >());
     #[cfg(feature = "sqlx-postgres")]
     all.push(Registration::of::<crate::backends::sqlx::SqlxPostgres>());
     #[cfg(feature = "sqlx-mysql")]

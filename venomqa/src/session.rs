@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use std::sync::Arc;
 
-use crate::backend::Backend;
+use crate::backend::{Backend, Capture};
 use crate::checkpoint::Name;
 use crate::config::{Config, Selection};
 use crate::connected::Connected;
@@ -83,6 +83,11 @@ pub trait SessionManager: sealed::Sealed + 'static {
 /// assert_eq!(db.manager().checkpoints.len(), 1); // the session's root checkpoint
 /// # Ok::<(), venomqa::Error>(())
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`Session<{Self}>` needs `{Self}` marked as a hand-written session type",
+    label = "a hand-written StateManager taken as a typed session",
+    note = "add `impl venomqa::HandWritten for {Self} {{}}` (or take `&mut venomqa::Session`)"
+)]
 pub trait HandWritten: StateManager {}
 
 mod sealed {
@@ -332,6 +337,7 @@ impl<M: ?Sized + SessionManager> Session<M> {
             test: test.to_owned(),
             expected: M::type_name().to_owned(),
             backend: config.backend.clone(),
+            found: pool.item_type().to_owned(),
         };
         // The first checkpoint is the health check of a pooled connection: one that died
         // while it sat in the pool (a server restart, a KILL) fails it, is dropped, and the
@@ -457,30 +463,10 @@ impl<M: ?Sized + SessionManager> Session<M> {
         }
     }
 
-    /// The URL code under test must connect with (an API server in another process, an
-    /// app's own pool) for its writes to be rolled back with this test's checkpoints.
-    /// Only capture isolation (`isolation: capture`) hands one out; other isolations
-    /// return an error saying why, since the app's writes would not be rolled back.
-    pub fn url(&self) -> Result<crate::SecretUrl> {
-        self.lease.state_ref().url()
-    }
-
     /// Whether the session's rollbacks also undo what other connections and processes
     /// wrote (capture isolation).
     pub fn captures(&self) -> bool {
         self.lease.state_ref().captures()
-    }
-
-    /// What changed since the test began, row by row, by any connection (capture
-    /// isolation).
-    pub fn diff(&mut self) -> Result<crate::capture::diff::Diff> {
-        self.diff_since(ROOT_CHECKPOINT)
-    }
-
-    /// What changed since checkpoint `name`, row by row, by any connection (capture
-    /// isolation).
-    pub fn diff_since(&mut self, name: &str) -> Result<crate::capture::diff::Diff> {
-        self.lease.state().diff(name)
     }
 
     /// Creates checkpoint `name` (explicit form, for exploring branches).
@@ -585,6 +571,62 @@ impl<M: ?Sized + SessionManager> Drop for Session<M> {
         if let Err(e) = self.end() {
             tracing::error!(target: "venomqa", test = %self.test, error = %e, "rollback at the end of the session failed");
         }
+    }
+}
+
+impl Session<dyn StateManager> {
+    /// The URL code under test must connect with (an API server in another process, an
+    /// app's own pool) for its writes to be rolled back with this test's checkpoints.
+    /// Only capture isolation (`isolation: capture`) hands one out; other isolations
+    /// return an error saying why, since the app's writes would not be rolled back. (On a
+    /// typed session it exists only for a [`Capture`] backend.)
+    pub fn url(&self) -> Result<crate::SecretUrl> {
+        self.lease.state_ref().url()
+    }
+
+    /// What changed since the test began, row by row, by any connection (capture
+    /// isolation).
+    pub fn diff(&mut self) -> Result<crate::capture::diff::Diff> {
+        self.diff_since(ROOT_CHECKPOINT)
+    }
+
+    /// What changed since checkpoint `name`, row by row, by any connection (capture
+    /// isolation).
+    pub fn diff_since(&mut self, name: &str) -> Result<crate::capture::diff::Diff> {
+        self.lease.state().diff(name)
+    }
+}
+
+impl<B: Capture> Session<Manager<B>> {
+    /// The URL code under test must connect with (an API server in another process, an
+    /// app's own pool): its writes are rolled back with this test's checkpoints.
+    ///
+    /// ```
+    /// use venomqa::sqlite::SqliteCaptureSession;
+    /// # let dir = std::env::temp_dir().join(format!("venomqa-url-doc-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// let file = dir.join("app.sqlite");
+    /// let config = venomqa::BackendConfig::new("sqlite")
+    ///     .with_url(format!("sqlite://{}", file.display()))
+    ///     .with_option("isolation", "capture");
+    /// let db = SqliteCaptureSession::builder().with_config(config).open()?;
+    /// let url = db.url()?; // give it to the app under test
+    /// assert!(url.expose().ends_with("app.sqlite"));
+    /// # drop(db); std::fs::remove_dir_all(&dir).unwrap();
+    /// # Ok::<(), venomqa::Error>(())
+    /// ```
+    pub fn url(&self) -> Result<crate::SecretUrl> {
+        self.lease.state_ref().url()
+    }
+
+    /// What changed since the test began, row by row, by any connection.
+    pub fn diff(&mut self) -> Result<crate::capture::diff::Diff> {
+        self.diff_since(ROOT_CHECKPOINT)
+    }
+
+    /// What changed since checkpoint `name`, row by row, by any connection.
+    pub fn diff_since(&mut self, name: &str) -> Result<crate::capture::diff::Diff> {
+        self.lease.state().diff(name)
     }
 }
 

@@ -25,7 +25,7 @@ use crate::redact::SecretUrl;
 ///
 /// Every typed [`Backend`](crate::Backend) gets this through [`Connected`](crate::Connected)
 /// and [`Manager`](crate::Manager). You can also implement it by
-/// hand, as the reference document does; a [`Stack`] keeps the rules for you (see
+/// hand, as the reference document does; a [`Stack`](crate::checkpoint::Stack) keeps the rules for you (see
 /// `examples/filestore_backend.rs`). The trait is object safe: the registry stores
 /// each pool once behind one type erasure, and
 /// [`downcast_mut`](trait.StateManager.html#method.downcast_mut) gets the concrete type back
@@ -163,6 +163,14 @@ pub trait StateManager: Any + Send {
         None
     }
 
+    /// The native connection of a typed backend's manager, as `Any` (what
+    /// [`connection::<B>()`](trait.StateManager.html#method.connection) downcasts to
+    /// `B::Conn`); `None` for a hand-written manager or one not connected.
+    #[doc(hidden)]
+    fn native_connection(&mut self) -> Option<&mut dyn Any> {
+        None
+    }
+
     /// Builds the pool of a factory registration that opens managers of this type with
     /// `open`: a pool of the managers themselves, or, for a
     /// [`Manager<B>`](crate::Manager), of the [`Connected<B>`](crate::Connected) each one
@@ -204,7 +212,7 @@ impl dyn StateManager {
     }
 
     /// The concrete manager behind a `dyn StateManager`, if it is an `M`; panics as
-    /// [`downcast_mut`](Self::downcast_mut) does.
+    /// [`downcast_mut`](trait.StateManager.html#method.downcast_mut) does.
     pub fn downcast_ref<M: StateManager>(&self) -> Option<&M> {
         self.check_downcast::<M>();
         (self as &dyn Any).downcast_ref::<M>()

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use venomqa::explore::{Action, Explorer, FaultKind, RustTemplate, StopReason, Strategy};
 use venomqa::journey::JourneyRunner;
-use venomqa::sqlite::{SqliteSession, SqliteStateManager};
+use venomqa::sqlite::{SqliteCaptureSession, SqliteStateManager};
 use venomqa::{venom_test, BackendConfig, StateManager};
 use venomqa_examples::explore::{shop_world, BUG};
 use venomqa_examples::{checkout_journey, dump, invariants, ShopServer};
@@ -50,13 +50,13 @@ fn manager(file: &Path) -> SqliteStateManager {
     m
 }
 
-fn file_of(db: &SqliteSession) -> PathBuf {
+fn file_of(db: &SqliteCaptureSession) -> PathBuf {
     let url = db.url().unwrap();
     PathBuf::from(url.expose().strip_prefix("sqlite://").expect("a file URL"))
 }
 
 #[venom_test(config = "shop")]
-fn the_explorer_finds_the_seeded_bug_that_the_journeys_miss(db: &mut SqliteSession) {
+fn the_explorer_finds_the_seeded_bug_that_the_journeys_miss(db: &mut SqliteCaptureSession) {
     let file = file_of(db);
     let server = ShopServer::start_buggy(SHOP, db.url().unwrap().expose(), BUG);
     let baseline = dump(&file);
@@ -201,7 +201,7 @@ fn the_reproduction_fails_on_the_buggy_server_and_passes_on_the_fixed_one() {
     let rust = v.to_rust(
         &RustTemplate::new("venomqa_examples::explore::shop_world()")
             .attribute(r#"config = "shop""#)
-            .session("&mut venomqa::sqlite::SqliteSession")
+            .session("&mut venomqa::sqlite::SqliteCaptureSession")
             .prelude(["let server = venomqa_examples::ShopServer::start(SHOP, db.url().unwrap().expose());"])
             .client("server.client()"),
     );
@@ -295,7 +295,7 @@ fn a_server_killed_mid_exploration_is_a_fault_and_the_database_comes_back() {
 /// open_order, open_order, add_3_to_order_1, add_3_to_order_2, pay_order_1_by_card, pay_order_2_by_voucher.
 /// Fails until the bug is fixed.
 #[venomqa::venom_test(config = "shop")]
-fn repro_stock_never_below_0(db: &mut venomqa::sqlite::SqliteSession) {
+fn repro_stock_never_below_0(db: &mut venomqa::sqlite::SqliteCaptureSession) {
     let server = venomqa_examples::ShopServer::start(SHOP, db.url().unwrap().expose());
     let world = venomqa_examples::explore::shop_world();
     let journey = world

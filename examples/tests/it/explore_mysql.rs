@@ -12,7 +12,7 @@ use venomqa::explore::{Explorer, StopReason};
 use venomqa::journey::JourneyRunner;
 use venomqa::mysql::driver::prelude::Queryable;
 use venomqa::mysql::driver::{Conn, Opts, Row};
-use venomqa::mysql::MySqlSession;
+use venomqa::mysql::MySqlCaptureSession;
 use venomqa_examples::explore::{shop_world, BUG};
 use venomqa_examples::ShopServer;
 
@@ -60,10 +60,10 @@ fn the_explorer_finds_the_seeded_bug_on_mysql_capture() {
     conn("mysql")
         .query_drop(format!("CREATE DATABASE IF NOT EXISTS {DATABASE}"))
         .unwrap();
-    MySqlSession::builder()
+    MySqlCaptureSession::builder()
         .entry("shop_mysql")
         .name("explore_mysql")
-        .run(|db: &mut MySqlSession| {
+        .run(|db: &mut MySqlCaptureSession| {
             assert!(db.captures());
             let db_url = db.url().unwrap();
             let mut server = ShopServer::start_buggy(SHOP, db_url.expose(), BUG);

@@ -12,7 +12,7 @@ use venomqa::journey::{
     Branch, FailureKind, Invariant, Journey, JourneyError, JourneyRunner, Path, Status, Step,
     StepError,
 };
-use venomqa::sqlite::{Sqlite, SqliteSession, SqliteStateManager};
+use venomqa::sqlite::{Sqlite, SqliteCaptureSession, SqliteStateManager};
 use venomqa::{venom_test, BackendConfig, StateManager};
 use venomqa_examples::{
     checkout_journey, create_catalog, dump, expect_stats, invariants, ShopServer,
@@ -44,7 +44,7 @@ fn manager(file: &std::path::Path, isolation: &str) -> SqliteStateManager {
 }
 
 #[venom_test(config = "shop")]
-fn checkout_journey_in_a_venom_test(db: &mut SqliteSession) {
+fn checkout_journey_in_a_venom_test(db: &mut SqliteCaptureSession) {
     assert!(db.captures());
     let url = db.url().unwrap();
     let file = PathBuf::from(url.expose().strip_prefix("sqlite://").expect("a file URL"));

@@ -1,5 +1,8 @@
 //! The built-in backends, each behind its cargo feature.
 
+#[macro_use]
+mod capture_backend;
+
 pub mod memory;
 #[cfg(feature = "mongodb")]
 #[cfg_attr(docsrs, doc(cfg(feature = "mongodb")))]

@@ -41,6 +41,15 @@ pub type SqliteStateManager = Manager<Sqlite>;
 /// `rusqlite::Connection` its changes must go through.
 pub type SqliteSession = crate::Session<SqliteStateManager>;
 
+capture_backend! {
+    /// SQLite on a file with capture isolation (`isolation: capture`): what other
+    /// connections and processes write to the file is rolled back. The [`Sqlite`]
+    /// backend's URL, options and connections.
+    SqliteCapture(Sqlite), SqliteCaptureStateManager, SqliteCaptureSession,
+    is_capture: |b| b.capture(),
+    wanted: |o: SqliteOptions| o.isolation == SqliteIsolation::Capture,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Target {
     Memory,
@@ -754,12 +763,20 @@ impl Backend for Sqlite {
     }
 }
 
-impl crate::Session<SqliteStateManager> {
-    /// The test's `rusqlite::Connection`: run the code under test through it.
-    pub fn conn(&self) -> &Connection {
-        self.connection_ref()
-    }
+/// What a session of either backend (SqliteStateManager or SqliteCaptureStateManager) reaches.
+macro_rules! session_api {
+    ($manager:ty) => {
+        impl crate::Session<$manager> {
+            /// The test's `rusqlite::Connection`: run the code under test through it.
+            pub fn conn(&self) -> &Connection {
+                self.connection_ref()
+            }
+        }
+    };
 }
+
+session_api!(SqliteStateManager);
+session_api!(SqliteCaptureStateManager);
 
 #[cfg(test)]
 mod tests {

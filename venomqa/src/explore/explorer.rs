@@ -33,11 +33,11 @@ pub const EXPLORE_CHECKPOINT: &str = "venomqa_explore";
 /// use std::time::Duration;
 /// use venomqa::explore::{Explorer, Strategy, World};
 /// use venomqa::journey::Client;
-/// use venomqa::sqlite::SqliteSession;
+/// use venomqa::sqlite::SqliteCaptureSession;
 ///
 /// # fn shop_world() -> World { World::new("x") }
 /// #[venomqa::venom_test(config = "shop")] // an entry with `isolation: capture`
-/// fn explore_the_shop(db: &mut SqliteSession) {
+/// fn explore_the_shop(db: &mut SqliteCaptureSession) {
 ///     let server = db.url().unwrap(); // start the API server on this URL
 ///     # let server = server.expose().to_owned();
 ///     let result = Explorer::new(&shop_world(), Client::new(server))

@@ -97,7 +97,7 @@ pub(crate) fn journey(world: &World, name: &str, indices: &[usize]) -> Journey {
 ///
 /// let template = RustTemplate::new("shop_world()")
 ///     .attribute(r#"config = "shop""#)
-///     .session("&mut venomqa::sqlite::SqliteSession")
+///     .session("&mut venomqa::sqlite::SqliteCaptureSession")
 ///     .prelude([r#"let server = start_server(db.url().unwrap().expose());"#])
 ///     .client("server.client()");
 /// # let _ = template;

@@ -467,7 +467,7 @@ fn the_reproduction_fails_on_the_buggy_app_and_passes_on_the_fixed_one() {
     let rust = v.to_rust(
         &RustTemplate::new("bank_world()")
             .attribute("config = \"bank\"")
-            .session("&mut venomqa::sqlite::SqliteSession")
+            .session("&mut venomqa::sqlite::SqliteCaptureSession")
             .prelude(["let server = start_bank(db.url().unwrap().expose());"])
             .client("server.client()"),
     );
@@ -476,7 +476,7 @@ fn the_reproduction_fails_on_the_buggy_app_and_passes_on_the_fixed_one() {
         .iter()
         .map(|a| format!("                {a:?},\n"))
         .collect::<String>();
-    assert!(rust.contains("#[venomqa::venom_test(config = \"bank\")]\nfn repro_balance_never_below_0(db: &mut venomqa::sqlite::SqliteSession) {\n    let server = start_bank(db.url().unwrap().expose());\n    let world = bank_world();\n"), "{rust}");
+    assert!(rust.contains("#[venomqa::venom_test(config = \"bank\")]\nfn repro_balance_never_below_0(db: &mut venomqa::sqlite::SqliteCaptureSession) {\n    let server = start_bank(db.url().unwrap().expose());\n    let world = bank_world();\n"), "{rust}");
     assert!(rust.contains(&expected_sequence), "{rust}");
     assert!(rust.contains("    let result = venomqa::journey::JourneyRunner::new(server.client())\n        .state_manager(&mut *db)\n        .invariants(world.invariants())\n"), "{rust}");
 }

@@ -5,7 +5,7 @@
 use std::sync::atomic::Ordering;
 
 use super::blocking::blocking;
-use super::{MongoDb, MongoDbConn, MongoDbStateManager};
+use super::{MongoDb, MongoDbCaptureStateManager, MongoDbConn, MongoDbStateManager};
 use crate::error::Result;
 use crate::manager::Manager;
 
@@ -115,29 +115,37 @@ impl Manager<MongoDb> {
     }
 }
 
-impl crate::Session<MongoDbStateManager> {
-    /// The test's database (sync API): run the code under test against it.
-    pub fn database(&self) -> ::mongodb::sync::Database {
-        self.connection_ref().database()
-    }
+/// What a session of either backend (MongoDbStateManager or MongoDbCaptureStateManager) reaches.
+macro_rules! session_api {
+    ($manager:ty) => {
+        impl crate::Session<$manager> {
+            /// The test's database (sync API): run the code under test against it.
+            pub fn database(&self) -> ::mongodb::sync::Database {
+                self.connection_ref().database()
+            }
 
-    /// The test's database for async code (async `#[venom_test]` functions).
-    pub fn async_database(&self) -> ::mongodb::Database {
-        self.connection_ref().async_database()
-    }
+            /// The test's database for async code (async `#[venom_test]` functions).
+            pub fn async_database(&self) -> ::mongodb::Database {
+                self.connection_ref().async_database()
+            }
 
-    /// The name of the test's database, for code under test that connects on its own.
-    pub fn database_name(&self) -> &str {
-        self.connection_ref().database_name()
-    }
+            /// The name of the test's database, for code under test that connects on its own.
+            pub fn database_name(&self) -> &str {
+                self.connection_ref().database_name()
+            }
 
-    /// The driver client (sync API).
-    pub fn client(&self) -> ::mongodb::sync::Client {
-        self.connection_ref().client()
-    }
+            /// The driver client (sync API).
+            pub fn client(&self) -> ::mongodb::sync::Client {
+                self.connection_ref().client()
+            }
 
-    /// The driver client for async code.
-    pub fn async_client(&self) -> ::mongodb::Client {
-        self.connection_ref().async_client()
-    }
+            /// The driver client for async code.
+            pub fn async_client(&self) -> ::mongodb::Client {
+                self.connection_ref().async_client()
+            }
+        }
+    };
 }
+
+session_api!(MongoDbStateManager);
+session_api!(MongoDbCaptureStateManager);

@@ -175,6 +175,15 @@ pub type MongoDbStateManager = Manager<MongoDb>;
 /// its database.
 pub type MongoDbSession = crate::Session<MongoDbStateManager>;
 
+capture_backend! {
+    /// MongoDB with capture isolation (`isolation: capture`): what any client writes to
+    /// the configured database is rolled back. The [`MongoDb`] backend's URL, options and
+    /// connections.
+    MongoDbCapture(MongoDb), MongoDbCaptureStateManager, MongoDbCaptureSession,
+    is_capture: |b| b.capture(),
+    wanted: |o: MongoDbOptions| o.isolation == Isolation::Capture,
+}
+
 /// What a connection knows about its database without asking.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum DbState {

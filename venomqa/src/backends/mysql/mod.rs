@@ -143,6 +143,15 @@ pub type MySqlStateManager = Manager<MySql>;
 /// `mysql::Conn` its changes must go through.
 pub type MySqlSession = crate::Session<MySqlStateManager>;
 
+capture_backend! {
+    /// MySQL / MariaDB with capture isolation (`isolation: capture`): the database's own
+    /// triggers record every write, by any connection or process, and a rollback undoes
+    /// them. The [`MySql`] backend's URL, options and connections.
+    MySqlCapture(MySql), MySqlCaptureStateManager, MySqlCaptureSession,
+    is_capture: |b| b.capture(),
+    wanted: |o: MySqlOptions| o.isolation == MySqlIsolation::Capture,
+}
+
 /// A checkpoint of the MySQL backend: a savepoint, or a mark in the capture log.
 pub struct MySqlMark(Option<capture::Mark>);
 

@@ -1,7 +1,7 @@
 //! What a test reaches through a MySQL manager or session: its connection, `exec()` with
 //! the refusal of implicit commits, and `commit()`.
 
-use super::{driver, MySql, MySqlStateManager};
+use super::{driver, MySql, MySqlCapture, MySqlCaptureStateManager, MySqlStateManager};
 use crate::connected::Connected;
 use crate::error::Result;
 use crate::manager::Manager;
@@ -67,21 +67,39 @@ impl Connected<MySql> {
     }
 }
 
-impl crate::Session<MySqlStateManager> {
-    /// The test's `mysql::Conn`: run the code under test through it, with the `mysql`
-    /// crate's API (import [`driver::prelude::Queryable`]).
-    pub fn conn(&mut self) -> &mut driver::Conn {
-        &mut self.connection().conn
-    }
-
-    /// Runs SQL on the test's connection, refusing statements that would commit the
-    /// transaction implicitly before they run (see [`MySqlStateManager::exec`]).
+impl Connected<MySqlCapture> {
+    /// Runs `sql` on the connection (see [`Manager::exec`]).
     pub fn exec(&mut self, sql: &str) -> Result<()> {
-        self.manager().exec(sql)
+        self.with(|backend, conn, stack| backend.inner().exec(conn, stack, sql))
     }
+}
 
+/// What a session of either MySQL backend reaches.
+macro_rules! session_api {
+    ($manager:ty) => {
+        impl crate::Session<$manager> {
+            /// The test's `mysql::Conn`: run the code under test through it, with the
+            /// `mysql` crate's API (import [`driver::prelude::Queryable`]).
+            pub fn conn(&mut self) -> &mut driver::Conn {
+                &mut self.connection().conn
+            }
+
+            /// Runs SQL on the test's connection, refusing statements that would commit
+            /// the transaction implicitly before they run (see [`MySqlStateManager::exec`]).
+            pub fn exec(&mut self, sql: &str) -> Result<()> {
+                self.manager().exec(sql)
+            }
+        }
+    };
+}
+
+session_api!(MySqlStateManager);
+session_api!(MySqlCaptureStateManager);
+
+impl crate::Session<MySqlStateManager> {
     /// Commits the test's changes so far, keeping its checkpoints (see
-    /// [`MySqlStateManager::commit`]). Committed changes are NOT rolled back.
+    /// [`MySqlStateManager::commit`]). Committed changes are NOT rolled back. (Capture
+    /// sessions have none: every write is committed as it happens.)
     pub fn commit(&mut self) -> Result<()> {
         self.manager().commit()
     }

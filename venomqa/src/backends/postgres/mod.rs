@@ -145,6 +145,15 @@ pub type PostgresStateManager = Manager<Postgres>;
 /// the `postgres::Client` its changes must go through.
 pub type PostgresSession = crate::Session<PostgresStateManager>;
 
+capture_backend! {
+    /// PostgreSQL with capture isolation (`isolation: capture`): the database's own
+    /// triggers record every write, by any connection or process, and a rollback undoes
+    /// them. The [`Postgres`] backend's URL, options and connections.
+    PostgresCapture(Postgres), PostgresCaptureStateManager, PostgresCaptureSession,
+    is_capture: |b| b.capture(),
+    wanted: |o: PostgresOptions| o.isolation == PostgresIsolation::Capture,
+}
+
 /// The PostgreSQL backend: a transaction per test and a SAVEPOINT per checkpoint on one
 /// `postgres::Client` (see the [module docs](self)).
 ///

@@ -4,7 +4,7 @@
 use ::redis::Connection;
 
 use super::options::Isolation;
-use super::{Redis, RedisConn, RedisStateManager};
+use super::{Redis, RedisCaptureStateManager, RedisConn, RedisStateManager};
 use crate::error::Result;
 use crate::manager::Manager;
 
@@ -108,24 +108,32 @@ impl Manager<Redis> {
     }
 }
 
-impl crate::Session<RedisStateManager> {
-    /// The test's `redis::Connection`, on its database: run the code under test through it.
-    pub fn conn(&mut self) -> &mut Connection {
-        self.connection().conn()
-    }
+/// What a session of either backend (RedisStateManager or RedisCaptureStateManager) reaches.
+macro_rules! session_api {
+    ($manager:ty) => {
+        impl crate::Session<$manager> {
+            /// The test's `redis::Connection`, on its database: run the code under test through it.
+            pub fn conn(&mut self) -> &mut Connection {
+                self.connection().conn()
+            }
 
-    /// The prefix the test's keys go under (see [`RedisConn::prefix`]).
-    pub fn prefix(&self) -> &str {
-        self.connection_ref().prefix()
-    }
+            /// The prefix the test's keys go under (see [`RedisConn::prefix`]).
+            pub fn prefix(&self) -> &str {
+                self.connection_ref().prefix()
+            }
 
-    /// `name` under the test's prefix.
-    pub fn key(&self, name: &str) -> String {
-        self.connection_ref().key(name)
-    }
+            /// `name` under the test's prefix.
+            pub fn key(&self, name: &str) -> String {
+                self.connection_ref().key(name)
+            }
 
-    /// The database the test's connection is on.
-    pub fn database(&self) -> i64 {
-        self.connection_ref().database()
-    }
+            /// The database the test's connection is on.
+            pub fn database(&self) -> i64 {
+                self.connection_ref().database()
+            }
+        }
+    };
 }
+
+session_api!(RedisStateManager);
+session_api!(RedisCaptureStateManager);

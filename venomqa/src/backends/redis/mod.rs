@@ -182,6 +182,15 @@ pub type RedisStateManager = Manager<Redis>;
 /// `redis::Connection` already on its database.
 pub type RedisSession = crate::Session<RedisStateManager>;
 
+capture_backend! {
+    /// Redis with capture isolation (`isolation: capture`): what any client writes to the
+    /// URL's database is rolled back. The [`Redis`] backend's URL, options and
+    /// connections.
+    RedisCapture(Redis), RedisCaptureStateManager, RedisCaptureSession,
+    is_capture: |b| b.capture(),
+    wanted: |o: RedisOptions| o.isolation == Isolation::Capture,
+}
+
 /// The Redis backend: DUMP/RESTORE snapshots in a leased database or key prefix.
 ///
 /// ```

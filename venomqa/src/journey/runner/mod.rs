@@ -44,12 +44,12 @@ pub const JOURNEY_CHECKPOINT: &str = "venomqa_journey";
 ///
 /// ```no_run
 /// use venomqa::journey::{Client, Journey, JourneyRunner};
-/// use venomqa::sqlite::SqliteSession;
+/// use venomqa::sqlite::SqliteCaptureSession;
 ///
 /// # fn journey() -> Journey { Journey::new("x") }
 /// # fn start_server(url: &str) -> String { url.to_owned() }
 /// #[venomqa::venom_test(config = "shop")] // an entry with `isolation: capture`
-/// fn checkout(db: &mut SqliteSession) {
+/// fn checkout(db: &mut SqliteCaptureSession) {
 ///     let server = start_server(db.url().unwrap().expose());
 ///     let result = JourneyRunner::new(Client::new(server))
 ///         .state_manager(db)
