@@ -61,10 +61,16 @@ impl RequestBuilder<'_> {
     }
 
     /// `Authorization: Bearer <token>`, replacing the client's (redacted in reports).
-    pub fn bearer(mut self, token: impl fmt::Display) -> Self {
+    pub fn bearer(self, token: impl fmt::Display) -> Self {
+        self.authorization("Bearer", token)
+    }
+
+    /// `Authorization: <scheme> <credentials>`, replacing the client's (redacted in
+    /// reports, the scheme kept): see [`Client::authorization`](super::Client::authorization).
+    pub fn authorization(mut self, scheme: &str, credentials: impl fmt::Display) -> Self {
         self.headers
             .retain(|(k, _)| !k.eq_ignore_ascii_case("authorization"));
-        self.header("Authorization", format!("Bearer {token}"))
+        self.header("Authorization", format!("{scheme} {credentials}"))
     }
 
     /// An API key in header `header`, redacted in reports.

@@ -114,7 +114,27 @@ impl Client {
 
     /// `Authorization: Bearer <token>` on every request (redacted in reports).
     pub fn bearer(self, token: impl fmt::Display) -> Self {
-        self.header("Authorization", format!("Bearer {token}"))
+        self.authorization("Bearer", token)
+    }
+
+    /// `Authorization: <scheme> <credentials>` on every request, for schemes other than
+    /// Bearer (the RealWorld API's `Token <jwt>`, `Basic ..`). Reports show the scheme and
+    /// `***`.
+    ///
+    /// ```
+    /// use venomqa::journey::{Client, Request, Response};
+    ///
+    /// let client = Client::with_transport("http://x.test", |r: &Request| {
+    ///     assert_eq!(r.header("authorization"), Some("Token jwt.abc"));
+    ///     Ok(Response::new(200))
+    /// })
+    /// .authorization("Token", "jwt.abc");
+    /// client.get("/user").send()?;
+    /// assert!(format!("{:?}", client.take_exchanges()).contains("Token ***"));
+    /// # Ok::<(), venomqa::journey::HttpError>(())
+    /// ```
+    pub fn authorization(self, scheme: &str, credentials: impl fmt::Display) -> Self {
+        self.header("Authorization", format!("{scheme} {credentials}"))
     }
 
     /// An API key sent in header `header` with every request; the header is redacted in

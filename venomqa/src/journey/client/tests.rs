@@ -160,3 +160,113 @@ fn ureq_sends_headers_and_json_and_reads_the_response() {
     assert!(seen.contains("x-trace: t1") && seen.contains("x-api-key: secret-key"));
     assert!(seen.contains("content-type: application/json"));
 }
+
+/// A keep-alive server that frames requests by `Content-Length` only, as Python's
+/// `http.server` and several small frameworks do: a body sent chunked is left in the
+/// socket and read as the next request line. It answers each request `200 ok` and returns
+/// the request heads it saw, and `Err` with the first line it could not parse.
+fn content_length_only_server(
+    requests: usize,
+) -> (u16, std::thread::JoinHandle<Result<Vec<String>, String>>) {
+    use std::io::BufRead;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+        let mut writer = stream;
+        let mut heads = Vec::new();
+        while heads.len() < requests {
+            let mut head = String::new();
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap() == 0 {
+                    return Err(format!("the connection closed after {heads:?}"));
+                }
+                if line == "\r\n" {
+                    break;
+                }
+                head.push_str(&line.to_ascii_lowercase());
+            }
+            let first = head.lines().next().unwrap_or_default().to_owned();
+            if first.split(' ').count() != 3 || !first.ends_with("http/1.1") {
+                let _ = writer.write_all(
+                    b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                );
+                return Err(format!("bad request line {first:?} after {heads:?}"));
+            }
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length: "))
+                .map_or(0, |n| n.trim().parse::<usize>().unwrap());
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            writer
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                .unwrap();
+            heads.push(head);
+        }
+        Ok(heads)
+    });
+    (port, server)
+}
+
+#[test]
+fn a_request_without_a_body_is_framed_by_content_length_zero() {
+    let (port, server) = content_length_only_server(5);
+    let client = Client::new(format!("http://127.0.0.1:{port}"));
+    for request in [
+        client.post("/orders/1/cancel"),
+        client.post("/orders/1/cancel"),
+        client.put("/flags/on"),
+        client.delete("/orders/1"),
+        client.get("/orders"),
+    ] {
+        // A request the server could not frame fails here, or the next one does.
+        if let Err(e) = request.send() {
+            panic!("{e}; the server saw: {:?}", server.join().unwrap());
+        }
+    }
+    let heads = server.join().unwrap().unwrap();
+    for head in &heads[..4] {
+        assert!(head.contains("content-length: 0"), "{head}");
+        assert!(!head.contains("transfer-encoding"), "{head}");
+    }
+    assert!(
+        !heads[4].contains("content-length") && !heads[4].contains("transfer-encoding"),
+        "a GET sends no body headers: {}",
+        heads[4]
+    );
+}
+
+#[test]
+fn any_authorization_scheme_is_sent_and_redacted_with_its_scheme_kept() {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sent = seen.clone();
+    let client = Client::with_transport("http://x.test/", move |r: &Request| {
+        let auth = r.header("authorization").unwrap_or_default().to_owned();
+        sent.lock().unwrap().push(auth);
+        Ok(Response::new(200))
+    })
+    .authorization("Token", "jwt.s3cret");
+    client.get("user").send().unwrap();
+    // A request's own scheme replaces the client's.
+    client
+        .get("user")
+        .authorization("Basic", "dXNlcjpwdw==")
+        .send()
+        .unwrap();
+    assert_eq!(
+        *seen.lock().unwrap(),
+        ["Token jwt.s3cret", "Basic dXNlcjpwdw=="]
+    );
+    let shown = format!("{:?}", client.take_exchanges());
+    assert!(
+        shown.contains("Token ***") && shown.contains("Basic ***"),
+        "{shown}"
+    );
+    assert!(
+        !shown.contains("s3cret") && !shown.contains("dXNlcjpwdw"),
+        "{shown}"
+    );
+}

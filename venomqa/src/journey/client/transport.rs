@@ -191,9 +191,14 @@ impl Transport for UreqTransport {
             builder = builder.header(name.as_str(), value.as_str());
         }
         let invalid = |e: ureq::http::Error| TransportError::new(TransportErrorKind::Other, e);
-        if request.body.is_empty() {
+        let bodiless = matches!(request.method, Method::Get | Method::Head | Method::Options);
+        if request.body.is_empty() && bodiless {
             self.run(builder.body(()).map_err(invalid)?, request.timeout)
         } else {
+            // A POST, PUT, PATCH or DELETE without a body is sent as a body of length 0
+            // (`Content-Length: 0`): ureq sends `()` as an empty chunked body, which
+            // servers that frame requests by Content-Length only (Python's http.server)
+            // leave in the socket, so the next request on the connection fails to parse.
             self.run(
                 builder.body(request.body.clone()).map_err(invalid)?,
                 request.timeout,
