@@ -356,6 +356,12 @@ impl World {
                     i.name()
                 ));
             }
+            if i.is_async() {
+                problems.push(format!(
+                    "invariant {:?} is async, and the explorer runs blocking invariants only; write it with Invariant::new",
+                    i.name()
+                ));
+            }
         }
         if self.actions.len() > u16::MAX as usize {
             problems.push(format!(

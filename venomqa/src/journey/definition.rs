@@ -2,14 +2,12 @@
 //! [`Item`]s of a [`Journey`], each built with chained calls.
 
 use std::fmt;
-use std::sync::Arc;
 use std::time::Duration;
 
+use super::call::StepFn;
 use super::client::Client;
 use super::context::Context;
 use super::step_error::StepError;
-
-type Action = Arc<dyn Fn(&Client, &mut Context) -> Result<(), StepError> + Send + Sync>;
 
 /// One step: an action over the HTTP client and the context, with what it must return.
 ///
@@ -30,7 +28,7 @@ type Action = Arc<dyn Fn(&Client, &mut Context) -> Result<(), StepError> + Send 
 #[derive(Clone)]
 pub struct Step {
     pub(crate) name: String,
-    pub(crate) action: Action,
+    pub(crate) action: StepFn,
     pub(crate) expected_status: Option<u16>,
     pub(crate) expect_failure: bool,
     pub(crate) timeout: Option<Duration>,
@@ -57,9 +55,36 @@ impl Step {
     where
         F: Fn(&Client, &mut Context) -> Result<T, StepError> + Send + Sync + 'static,
     {
+        Self::with_action(name.into(), StepFn::blocking(action))
+    }
+
+    /// A step named `name` running the async closure `action(client, ctx)`, which
+    /// `.await`s its requests (feature `journey-async`). Run the journey with
+    /// [`JourneyRunner::run_async`](super::JourneyRunner::run_async); blocking steps and
+    /// async ones mix in one journey.
+    ///
+    /// ```
+    /// use venomqa::journey::Step;
+    ///
+    /// let step = Step::new_async("add_to_cart", async |client, ctx| {
+    ///     let cart = client.post("/cart").await?.expect_status(201)?;
+    ///     ctx.set("cart_id", cart.value("/id")?);
+    ///     Ok(())
+    /// });
+    /// assert_eq!(step.name(), "add_to_cart");
+    /// ```
+    #[cfg(feature = "journey-async")]
+    pub fn new_async<T, F>(name: impl Into<String>, action: F) -> Self
+    where
+        F: AsyncFn(&Client, &mut Context) -> Result<T, StepError> + Send + Sync + 'static,
+    {
+        Self::with_action(name.into(), StepFn::nonblocking(action))
+    }
+
+    fn with_action(name: String, action: StepFn) -> Self {
         Step {
-            name: name.into(),
-            action: Arc::new(move |client, ctx| action(client, ctx).map(|_| ())),
+            name,
+            action,
             expected_status: None,
             expect_failure: false,
             timeout: None,
@@ -103,6 +128,11 @@ impl Step {
     /// The step's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Whether its action is async ([`Step::new_async`]).
+    pub fn is_async(&self) -> bool {
+        self.action.is_async()
     }
 }
 
@@ -317,5 +347,17 @@ impl Journey {
                 _ => 0,
             })
             .sum()
+    }
+
+    /// The first async step, main or of a path.
+    pub(crate) fn first_async_step(&self) -> Option<&Step> {
+        self.items
+            .iter()
+            .flat_map(|i| match i {
+                Item::Step(s) => vec![s],
+                Item::Branch(b) => b.paths.iter().flat_map(|p| &p.steps).collect(),
+                Item::Checkpoint(_) => Vec::new(),
+            })
+            .find(|s| s.is_async())
     }
 }

@@ -79,6 +79,7 @@
 //! ```
 #![cfg_attr(docsrs, doc(cfg(feature = "journey")))]
 
+mod call;
 mod client;
 mod context;
 mod definition;
@@ -88,10 +89,12 @@ mod runner;
 mod step_error;
 mod validate;
 
+#[cfg(feature = "journey-async")]
+pub use client::ServiceTransport;
 pub use client::{
-    Client, Exchange, HttpError, Method, RecordedResponse, Request, RequestBuilder, Response,
-    Transport, TransportError, TransportErrorKind, UreqTransport, DEFAULT_BODY_LIMIT,
-    DEFAULT_TIMEOUT, SECRET_HEADERS,
+    Client, Exchange, HttpError, HttpTransport, Method, RecordedResponse, Request, RequestBuilder,
+    Response, SendFuture, Transport, TransportError, TransportErrorKind, UreqTransport,
+    DEFAULT_BODY_LIMIT, DEFAULT_TIMEOUT, SECRET_HEADERS,
 };
 pub use context::{Context, ContextError};
 pub use definition::{Branch, Checkpoint, Item, Journey, Path, Step};
@@ -104,11 +107,15 @@ pub use step_error::StepError;
 
 // What the explorer (feature `explore`) shares with the runner and its reports.
 #[cfg(feature = "explore")]
+pub(crate) use call::now;
+#[cfg(feature = "explore")]
 pub(crate) use format::{cut, fmt_duration};
 #[cfg(feature = "explore")]
 pub(crate) use report::{diff_details, diff_json, exchange_json, ms, write_report_files, xml};
 #[cfg(feature = "explore")]
 pub(crate) use runner::panic_message;
 
+#[cfg(all(test, feature = "journey-async"))]
+mod async_tests;
 #[cfg(test)]
 mod tests;

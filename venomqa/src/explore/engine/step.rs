@@ -189,7 +189,8 @@ impl Engine<'_> {
                 _ => {}
             }
             let mut check = Check::new(self.client, ctx, Some(&mut *self.manager), step, None);
-            let outcome = catch_unwind(AssertUnwindSafe(|| (invariant.check)(&mut check)));
+            // Blocking: the world refuses async invariants (World::validate).
+            let outcome = crate::journey::now(invariant.check.call(&mut check));
             let problem = match outcome {
                 Ok(Ok(())) => continue,
                 Ok(Err(e)) if transport(&e) => {

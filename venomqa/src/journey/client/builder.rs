@@ -53,7 +53,7 @@ impl<'c> RequestBuilder<'c> {
     }
 }
 
-impl RequestBuilder<'_> {
+impl<'c> RequestBuilder<'c> {
     /// Adds a header (after the client's).
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.push((name.into(), value.into()));
@@ -112,7 +112,18 @@ impl RequestBuilder<'_> {
 
     /// Sends the request and returns the response, whatever its status (check it with
     /// [`Response::expect_status`]). The exchange is recorded for the report.
+    ///
+    /// This blocks the thread until the response has come. In an async step, `.await`
+    /// the builder instead (feature `journey-async`): `client.get("/orders").await?`.
     pub fn send(self) -> Result<Response, HttpError> {
+        let ready = self.prepare()?;
+        let started = Instant::now();
+        let outcome = ready.client.transport.send(&ready.request);
+        ready.finish(outcome, started.elapsed())
+    }
+
+    /// The request as the transport receives it, and what recording it needs.
+    fn prepare(self) -> Result<Ready<'c>, HttpError> {
         let client = self.client;
         let mut url = self.url;
         if !self.query.is_empty() {
@@ -139,19 +150,48 @@ impl RequestBuilder<'_> {
             .timeout
             .or(client.recorder.lock().step_timeout)
             .unwrap_or(client.timeout);
-        let request = Request {
-            method: self.method,
-            url,
-            headers: self.headers,
-            body,
-            timeout,
-        };
         let mut secrets = client.secret_headers.clone();
         secrets.extend(self.secret_headers);
+        Ok(Ready {
+            client,
+            request: Request {
+                method: self.method,
+                url,
+                headers: self.headers,
+                body,
+                timeout,
+            },
+            shown_url,
+            request_line,
+            secrets,
+        })
+    }
+}
+
+/// A request ready to send, and what recording its exchange needs.
+struct Ready<'c> {
+    client: &'c Client,
+    request: Request,
+    shown_url: String,
+    request_line: String,
+    secrets: Vec<String>,
+}
+
+impl Ready<'_> {
+    /// Records the exchange, and turns the transport's outcome into the step's.
+    fn finish(
+        self,
+        outcome: Result<Response, super::error::TransportError>,
+        duration: Duration,
+    ) -> Result<Response, HttpError> {
+        let Ready {
+            client,
+            request,
+            shown_url,
+            request_line,
+            secrets,
+        } = self;
         let limit = client.body_limit;
-        let started = Instant::now();
-        let outcome = client.transport.send(&request);
-        let duration = started.elapsed();
         let recorded_response = match &outcome {
             Ok(r) => Ok(RecordedResponse {
                 status: r.status,
@@ -180,7 +220,7 @@ impl RequestBuilder<'_> {
                 },
                 TransportErrorKind::Timeout => HttpError::Timeout {
                     request: request_line,
-                    timeout_ms: timeout.as_millis(),
+                    timeout_ms: request.timeout.as_millis(),
                     source,
                 },
                 TransportErrorKind::Other => HttpError::Transport {
@@ -189,6 +229,37 @@ impl RequestBuilder<'_> {
                 },
             }),
         }
+    }
+}
+
+/// `.await`ing a request sends it through the transport's
+/// [`send_async`](super::Transport::send_async): the same request, recording and errors
+/// as [`send`](RequestBuilder::send), without blocking the thread.
+///
+/// ```
+/// use venomqa::journey::{Client, Request, Response};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), venomqa::journey::HttpError> {
+/// let client = Client::with_transport("http://x.test", |_: &Request| Ok(Response::new(204)));
+/// client.delete("/cart/1").await?.expect_status(204)?;
+/// assert_eq!(client.take_exchanges().len(), 1);
+/// # Ok(())
+/// # }
+/// ```
+#[cfg(feature = "journey-async")]
+impl<'c> std::future::IntoFuture for RequestBuilder<'c> {
+    type Output = Result<Response, HttpError>;
+    type IntoFuture =
+        std::pin::Pin<Box<dyn std::future::Future<Output = Self::Output> + Send + 'c>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move {
+            let ready = self.prepare()?;
+            let started = Instant::now();
+            let outcome = ready.client.transport.send_async(&ready.request).await;
+            ready.finish(outcome, started.elapsed())
+        })
     }
 }
 

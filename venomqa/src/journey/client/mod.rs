@@ -3,11 +3,16 @@
 //! and what it records of each exchange for the report.
 
 mod builder;
+#[cfg(feature = "journey-async")]
+mod convert;
 mod error;
 mod exchange;
 mod headers;
+mod http;
 mod method;
 mod response;
+#[cfg(feature = "journey-async")]
+mod service;
 mod transport;
 
 use std::fmt;
@@ -21,9 +26,12 @@ pub use error::{HttpError, TransportError, TransportErrorKind};
 pub use exchange::{Exchange, RecordedResponse};
 use headers::redact_headers;
 pub use headers::SECRET_HEADERS;
+pub use http::HttpTransport;
 pub use method::Method;
 pub use response::Response;
-pub use transport::{Request, Transport, UreqTransport};
+#[cfg(feature = "journey-async")]
+pub use service::ServiceTransport;
+pub use transport::{Request, SendFuture, Transport, UreqTransport};
 
 /// The default timeout of a request: connect, send, and read the whole response.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -84,9 +92,9 @@ impl fmt::Debug for Client {
 
 impl Client {
     /// A client of the API at `base_url` (such as `http://127.0.0.1:8000`), over
-    /// [`UreqTransport`].
+    /// [`HttpTransport`] (ureq for blocking sends; hyper-util for `.await`ed ones).
     pub fn new(base_url: impl Into<String>) -> Self {
-        Self::with_transport(base_url, UreqTransport::default())
+        Self::with_transport(base_url, HttpTransport::default())
     }
 
     /// A client that sends through `transport` instead of the network: an in-process

@@ -270,3 +270,148 @@ fn any_authorization_scheme_is_sent_and_redacted_with_its_scheme_kept() {
         "{shown}"
     );
 }
+
+#[cfg(feature = "journey-async")]
+#[tokio::test(flavor = "current_thread")]
+async fn an_awaited_request_without_a_body_is_framed_by_content_length_zero() {
+    let (port, server) = content_length_only_server(5);
+    let client = Client::new(format!("http://127.0.0.1:{port}"));
+    for request in [
+        client.post("/orders/1/cancel"),
+        client.post("/orders/1/cancel"),
+        client.put("/flags/on"),
+        client.delete("/orders/1"),
+        client.get("/orders"),
+    ] {
+        if let Err(e) = request.await {
+            panic!("{e}; the server saw: {:?}", server.join().unwrap());
+        }
+    }
+    let heads = server.join().unwrap().unwrap();
+    for head in &heads[..4] {
+        assert!(head.contains("content-length: 0"), "{head}");
+        assert!(!head.contains("transfer-encoding"), "{head}");
+    }
+    assert!(
+        !heads[4].contains("content-length") && !heads[4].contains("transfer-encoding"),
+        "a GET sends no body headers: {}",
+        heads[4]
+    );
+    let exchanges = client.take_exchanges();
+    assert_eq!(exchanges.len(), 5);
+    assert_eq!(exchanges[0].method, Method::Post);
+}
+
+#[cfg(feature = "journey-async")]
+#[tokio::test(flavor = "current_thread")]
+async fn awaited_requests_get_the_same_errors_as_blocking_ones() {
+    let port = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let client = Client::new(format!("http://127.0.0.1:{port}"));
+    let e = client.get("/x").await.unwrap_err();
+    assert!(matches!(e, HttpError::Unreachable { .. }), "{e:?}");
+    assert!(
+        e.to_string()
+            .starts_with(&format!("GET http://127.0.0.1:{port}/x")),
+        "{e}"
+    );
+    // A server that accepts and never answers: the request's timeout.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let slow = Client::new(format!("http://{}", listener.local_addr().unwrap()));
+    let started = Instant::now();
+    let e = slow
+        .get("/slow")
+        .timeout(Duration::from_millis(200))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            HttpError::Timeout {
+                timeout_ms: 200,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+    drop(listener);
+}
+
+#[cfg(feature = "journey-async")]
+#[tokio::test(flavor = "current_thread")]
+async fn a_router_in_process_answers_and_is_recorded_like_a_server() {
+    use axum::routing::post;
+    use axum::{http::HeaderMap, Json, Router};
+    let app = Router::new()
+        .route(
+            "/echo",
+            post(
+                |headers: HeaderMap, Json(body): Json<serde_json::Value>| async move {
+                    // What the app saw, without echoing the secret into the report.
+                    let auth = headers
+                        .get("authorization")
+                        .and_then(|v| v.to_str().ok())
+                        .map(|v| v == "Token jwt.abc")
+                        .unwrap_or_default();
+                    (
+                        axum::http::StatusCode::CREATED,
+                        Json(serde_json::json!({"auth": auth, "body": body})),
+                    )
+                },
+            ),
+        )
+        .route("/empty", post(|| async { "" }));
+    let client = Client::service(app).authorization("Token", "jwt.abc");
+    let r = client
+        .post("/echo")
+        .json(&serde_json::json!({"n": 1}))
+        .await
+        .unwrap()
+        .expect_status(201)
+        .unwrap();
+    assert_eq!(r.value("/auth").unwrap(), true);
+    assert_eq!(r.value("/body/n").unwrap(), 1);
+    client
+        .post("/empty")
+        .await
+        .unwrap()
+        .expect_status(200)
+        .unwrap();
+    let e = client
+        .get("/missing")
+        .await
+        .unwrap()
+        .expect_status(200)
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("GET http://service/missing: expected status 200, got 404"),
+        "{e}"
+    );
+    let exchanges = client.take_exchanges();
+    assert_eq!(exchanges.len(), 3);
+    let shown = format!("{}", exchanges[0]);
+    assert!(shown.contains("Authorization: Token ***"), "{shown}");
+    assert!(!shown.contains("jwt.abc"), "{shown}");
+}
+
+#[cfg(feature = "journey-async")]
+#[tokio::test(flavor = "current_thread")]
+async fn a_blocking_send_to_a_service_on_one_thread_is_refused_with_the_remedy() {
+    let app = axum::Router::new().route("/", axum::routing::get(|| async { "ok" }));
+    let client = Client::service(app);
+    let e = client.get("/").send().unwrap_err();
+    assert!(e.to_string().contains(".await the request"), "{e}");
+}
+
+#[cfg(feature = "journey-async")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocking_send_to_a_service_works_on_a_multi_threaded_runtime() {
+    let app = axum::Router::new().route("/", axum::routing::get(|| async { "ok" }));
+    let client = Client::service(app);
+    let r = client.get("/").send().unwrap().expect_status(200).unwrap();
+    assert_eq!(r.text(), "ok");
+}

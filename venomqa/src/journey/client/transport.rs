@@ -2,6 +2,8 @@
 //! [`UreqTransport`], the default over the network.
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use super::error::{TransportError, TransportErrorKind};
@@ -77,12 +79,24 @@ impl fmt::Debug for Request {
 /// # Ok::<(), venomqa::journey::HttpError>(())
 /// ```
 ///
-/// An axum `Router` stands in the same way, through `tower::ServiceExt::oneshot` on a
-/// runtime the transport owns (see `docs/journeys.md`).
+/// An axum `Router` (any tower `Service`) stands in with `Client::service(router)`
+/// (feature `journey-async`), called in process with no socket.
 pub trait Transport: Send + Sync {
     /// Sends `request` and waits for the whole response, for at most `request.timeout`.
     fn send(&self, request: &Request) -> Result<Response, TransportError>;
+
+    /// Sends `request` for an `.await`ed request (feature `journey-async`). The default
+    /// calls [`send`](Self::send) in place, which blocks the task's thread for the whole
+    /// exchange: a transport that can wait without blocking (an async client, an
+    /// in-process service) overrides it.
+    fn send_async<'a>(&'a self, request: &'a Request) -> SendFuture<'a> {
+        Box::pin(std::future::ready(self.send(request)))
+    }
 }
+
+/// What [`Transport::send_async`] returns: the response, once it has come whole.
+pub type SendFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<Response, TransportError>> + Send + 'a>>;
 
 impl<F> Transport for F
 where

@@ -37,6 +37,16 @@ pub enum JourneyError {
         /// Why it cannot run so.
         reason: String,
     },
+    /// A blocking [`run`](crate::journey::JourneyRunner::run) was given async steps or
+    /// invariants, which only [`run_async`](crate::journey::JourneyRunner::run_async) can
+    /// await.
+    #[error("journey {journey:?} has {what}, which a blocking run() cannot await; call .run_async(&journey).await inside a Tokio runtime (#[tokio::test] or an async #[venom_test])")]
+    Async {
+        /// The journey.
+        journey: String,
+        /// What is async: the first such step or invariant.
+        what: String,
+    },
     /// The state manager failed before the journey started.
     #[error("journey {journey:?}: {operation} failed: {source}")]
     State {

@@ -44,7 +44,7 @@ pub(super) struct Saved {
 impl Exec<'_> {
     /// Runs the journey's items in order: what each did, and what the journey had changed
     /// in the database when a main step failed.
-    pub(super) fn journey(
+    pub(super) async fn journey(
         &mut self,
         journey: &Journey,
     ) -> (
@@ -65,7 +65,7 @@ impl Exec<'_> {
                         continue;
                     }
                     let place = Place { path: None };
-                    let result = self.step(step, &mut ctx, &place);
+                    let result = self.step(step, &mut ctx, &place).await;
                     saved.iter_mut().for_each(|s| s.dirty = true);
                     if result.status == Status::Failed {
                         stop = Some(format!("step {:?} failed", step.name));
@@ -82,7 +82,7 @@ impl Exec<'_> {
                         continue;
                     }
                     let made = match self.manager.as_deref_mut() {
-                        Some(m) => match m.checkpoint(&c.name) {
+                        Some(m) => match offload(|| m.checkpoint(&c.name)) {
                             Ok(()) => true,
                             Err(e) => {
                                 self.state_errors
@@ -117,7 +117,9 @@ impl Exec<'_> {
                         .expect("validated: the checkpoint is active");
                     // The branch rolls back to its checkpoint, which discards the later ones.
                     saved.truncate(at + 1);
-                    let (result, halt) = self.branch(b, &mut saved[at], &mut next_path, started);
+                    let (result, halt) = self
+                        .branch(b, &mut saved[at], &mut next_path, started)
+                        .await;
                     ctx = saved[at].context.clone();
                     if let Some(h) = halt {
                         if self.settings.fail_fast || !self.state_errors.is_empty() {
@@ -137,7 +139,7 @@ impl Exec<'_> {
             return Ok(());
         };
         let t = Instant::now();
-        let result = m.rollback(checkpoint);
+        let result = offload(|| m.rollback(checkpoint));
         self.rollback_time += t.elapsed();
         self.rollbacks += 1;
         result.map_err(|e| {
@@ -157,6 +159,20 @@ impl Exec<'_> {
             return None;
         }
         let m = self.manager.as_deref_mut()?;
-        Some(m.diff(checkpoint).map_err(|e| e.to_string()))
+        Some(offload(|| m.diff(checkpoint)).map_err(|e| e.to_string()))
     }
+}
+
+/// Runs `work` on the database (a checkpoint, a rollback, a diff). On a multi-threaded
+/// Tokio runtime it hands the thread's other tasks to another worker while it blocks
+/// (`block_in_place`), so an app served on the runtime keeps serving; elsewhere it just
+/// runs.
+pub(super) fn offload<R>(work: impl FnOnce() -> R) -> R {
+    #[cfg(feature = "journey-async")]
+    if let Ok(h) = tokio::runtime::Handle::try_current() {
+        if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread {
+            return tokio::task::block_in_place(work);
+        }
+    }
+    work()
 }

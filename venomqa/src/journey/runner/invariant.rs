@@ -2,13 +2,12 @@
 
 use std::sync::Arc;
 
+use crate::journey::call::CheckFn;
 use crate::journey::client::Client;
 use crate::journey::context::Context;
 use crate::journey::report::Severity;
 use crate::journey::StepError;
 use crate::state::StateManager;
-
-type CheckFn = Arc<dyn Fn(&mut Check<'_>) -> Result<(), StepError> + Send + Sync>;
 
 /// A rule checked after every step that passed: "no order without a user", "stock never
 /// below 0". A violation fails the step, naming the invariant and the step.
@@ -55,11 +54,41 @@ impl Invariant {
     where
         F: Fn(&mut Check<'_>) -> Result<(), StepError> + Send + Sync + 'static,
     {
+        Self::with_check(name.into(), CheckFn::Blocking(Arc::new(check)))
+    }
+
+    /// An invariant whose check is an async closure, which `.await`s its requests
+    /// (feature `journey-async`; the journey runs with
+    /// [`JourneyRunner::run_async`](super::JourneyRunner::run_async)).
+    ///
+    /// ```
+    /// use venomqa::journey::Invariant;
+    ///
+    /// let health = Invariant::new_async("the API answers", async |check| {
+    ///     check.client().get("/health").await?.expect_status(200)?;
+    ///     Ok(())
+    /// });
+    /// # let _ = health;
+    /// ```
+    #[cfg(feature = "journey-async")]
+    pub fn new_async<F>(name: impl Into<String>, check: F) -> Self
+    where
+        F: AsyncFn(&mut Check<'_>) -> Result<(), StepError> + Send + Sync + 'static,
+    {
+        Self::with_check(name.into(), CheckFn::nonblocking(check))
+    }
+
+    fn with_check(name: String, check: CheckFn) -> Self {
         Invariant {
-            name: name.into(),
-            check: Arc::new(check),
+            name,
+            check,
             severity: Severity::Critical,
         }
+    }
+
+    /// Whether its check is async ([`Invariant::new_async`]).
+    pub fn is_async(&self) -> bool {
+        self.check.is_async()
     }
 
     /// How bad a violation is, for reports (the explorer's violations carry it; the

@@ -15,6 +15,7 @@ use std::time::Instant;
 
 use crate::state::StateManager;
 
+use super::call::now;
 use super::client::Client;
 use super::report::JourneyResult;
 use super::{Item, Journey};
@@ -233,8 +234,47 @@ impl<'a> JourneyRunner<'a> {
 
     /// Runs `journey` and returns what happened; `Err` only when it could not start (an
     /// invalid journey, a state manager without capture, parallel paths on one database,
-    /// a failed first checkpoint).
+    /// a failed first checkpoint, async steps: those need
+    /// [`run_async`](Self::run_async)). Parallel paths run on threads of their own.
     pub fn run(&mut self, journey: &Journey) -> Result<JourneyResult, JourneyError> {
+        let step = journey.first_async_step();
+        let what = step
+            .map(|s| format!("the async step {:?}", s.name))
+            .or_else(|| {
+                self.invariants
+                    .iter()
+                    .find(|i| i.is_async())
+                    .map(|i| format!("the async invariant {:?}", i.name()))
+            });
+        if let Some(what) = what {
+            return Err(JourneyError::Async {
+                journey: journey.name.clone(),
+                what,
+            });
+        }
+        now(self.drive(journey, true))
+    }
+
+    /// Runs `journey` on the current task, `.await`ing its async steps and invariants
+    /// (blocking ones run in place), and returns what happened, as [`run`](Self::run)
+    /// does (feature `journey-async`). Parallel paths run concurrently on this task. On a
+    /// multi-threaded runtime, checkpoints and rollbacks hand the thread's other tasks to
+    /// another worker while they block (`block_in_place`), so an app served on the
+    /// runtime keeps serving.
+    ///
+    /// The future is not `Send` (async closures cannot promise it): await it in the test
+    /// (`#[tokio::test]`, an async `#[venom_test]`), don't spawn it.
+    #[cfg(feature = "journey-async")]
+    pub async fn run_async(&mut self, journey: &Journey) -> Result<JourneyResult, JourneyError> {
+        self.drive(journey, false).await
+    }
+
+    /// The run: on threads when `threads` (parallel paths), else concurrently on the task.
+    async fn drive(
+        &mut self,
+        journey: &Journey,
+        threads: bool,
+    ) -> Result<JourneyResult, JourneyError> {
         journey.validate()?;
         let name = journey.name.as_str();
         let has_branches = journey.items.iter().any(|i| matches!(i, Item::Branch(_)));
@@ -278,29 +318,40 @@ impl<'a> JourneyRunner<'a> {
         for (client, handle) in self.workers.iter_mut().take(n - 1) {
             lanes.push((&*client, Some(handle.get())));
         }
-        let outputs: Vec<Lane> = if n == 1 {
-            let (client, manager) = lanes.pop().expect("one lane");
-            vec![run_lane(settings, 0, client, manager, journey)]
-        } else {
-            std::thread::scope(|scope| {
-                let spawned: Vec<_> = lanes
-                    .into_iter()
-                    .enumerate()
-                    .map(|(w, (client, manager))| {
-                        std::thread::Builder::new()
-                            .name(format!("venomqa-journey-worker-{w}"))
-                            .spawn_scoped(scope, move || {
-                                run_lane(settings, w, client, manager, journey)
-                            })
-                            .expect("spawning a journey worker")
-                    })
-                    .collect();
-                spawned
-                    .into_iter()
-                    .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-                    .collect()
-            })
-        };
+        let outputs: Vec<Lane> =
+            if n == 1 {
+                let (client, manager) = lanes.pop().expect("one lane");
+                vec![run_lane(settings, 0, client, manager, journey).await]
+            } else if threads || cfg!(not(feature = "journey-async")) {
+                std::thread::scope(|scope| {
+                    let spawned: Vec<_> = lanes
+                        .into_iter()
+                        .enumerate()
+                        .map(|(w, (client, manager))| {
+                            std::thread::Builder::new()
+                                .name(format!("venomqa-journey-worker-{w}"))
+                                .spawn_scoped(scope, move || {
+                                    now(run_lane(settings, w, client, manager, journey))
+                                })
+                                .expect("spawning a journey worker")
+                        })
+                        .collect();
+                    spawned
+                        .into_iter()
+                        .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                        .collect()
+                })
+            } else {
+                #[cfg(feature = "journey-async")]
+                {
+                    futures_util::future::join_all(lanes.into_iter().enumerate().map(
+                        |(w, (client, manager))| run_lane(settings, w, client, manager, journey),
+                    ))
+                    .await
+                }
+                #[cfg(not(feature = "journey-async"))]
+                unreachable!("without journey-async, parallel paths run on threads")
+            };
         let merged = merge(outputs, n, &self.workers);
         let result = JourneyResult::new(
             name.to_owned(),

@@ -12,7 +12,7 @@ impl Exec<'_> {
     /// Runs the paths of `b` that are this worker's, from checkpoint `saved` (the one `b`
     /// is on); `next_path` counts the journey's paths, for dealing them to workers. Returns
     /// the branch's result, and why the run should stop (fail_fast, a failed rollback).
-    pub(super) fn branch(
+    pub(super) async fn branch(
         &mut self,
         b: &Branch,
         saved: &mut Saved,
@@ -64,7 +64,7 @@ impl Exec<'_> {
                 let place = Place {
                     path: Some(path.name.clone()),
                 };
-                let r = self.step(step, &mut pctx, &place);
+                let r = self.step(step, &mut pctx, &place).await;
                 saved.dirty = true;
                 if r.status == Status::Failed {
                     failed = Some(format!("step {:?} failed", step.name));

@@ -1,7 +1,6 @@
 //! Running one step: its attempts (retries), judging each against what the step expects,
 //! then the invariants; and the text of a panic.
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Instant;
 
 use super::exec::Exec;
@@ -15,7 +14,12 @@ use crate::journey::{Step, StepError};
 impl Exec<'_> {
     /// Runs `step` (at `place`) on `ctx`, trying again up to its retries, then checks the
     /// invariants if it passed: what it did, with every exchange.
-    pub(super) fn step(&mut self, step: &Step, ctx: &mut Context, place: &Place) -> StepResult {
+    pub(super) async fn step(
+        &mut self,
+        step: &Step,
+        ctx: &mut Context,
+        place: &Place,
+    ) -> StepResult {
         let started = Instant::now();
         let _ = self.client.take_exchanges();
         self.client.set_step_timeout(step.timeout);
@@ -24,7 +28,7 @@ impl Exec<'_> {
         let mut failure = loop {
             attempts += 1;
             let before = (step.retries > 0).then(|| ctx.clone());
-            let outcome = catch_unwind(AssertUnwindSafe(|| (step.action)(self.client, ctx)));
+            let outcome = step.action.call(self.client, ctx).await;
             let mut recorded = self.client.take_exchanges();
             let failure = judge(step, outcome, &recorded);
             exchanges.append(&mut recorded);
@@ -39,7 +43,7 @@ impl Exec<'_> {
         };
         self.client.set_step_timeout(None);
         if failure.is_none() {
-            failure = self.invariants(step, ctx, place);
+            failure = self.invariants(step, ctx, place).await;
             exchanges.append(&mut self.client.take_exchanges());
         }
         StepResult {
@@ -58,7 +62,12 @@ impl Exec<'_> {
     }
 
     /// The first invariant violated after `step`, as its failure.
-    fn invariants(&mut self, step: &Step, ctx: &Context, place: &Place) -> Option<StepFailure> {
+    async fn invariants(
+        &mut self,
+        step: &Step,
+        ctx: &Context,
+        place: &Place,
+    ) -> Option<StepFailure> {
         for invariant in self.settings.invariants {
             let mut check = Check::new(
                 self.client,
@@ -67,7 +76,7 @@ impl Exec<'_> {
                 &step.name,
                 place.path.as_deref(),
             );
-            let outcome = catch_unwind(AssertUnwindSafe(|| (invariant.check)(&mut check)));
+            let outcome = invariant.check.call(&mut check).await;
             let problem = match outcome {
                 Ok(Ok(())) => continue,
                 Ok(Err(e)) => e.chain(),

@@ -1,0 +1,136 @@
+//! What steps and invariants run: a blocking closure, or (feature `journey-async`) an
+//! async one; both called with their panics caught, as one future.
+
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+use super::client::Client;
+use super::context::Context;
+use super::runner::Check;
+use super::step_error::StepError;
+
+/// What a step or an invariant returned, or its panic.
+pub(crate) type Outcome = std::thread::Result<Result<(), StepError>>;
+
+/// The future of an async step or invariant. Not `Send`: async closures cannot promise
+/// it, and the runner awaits it on the task that runs the journey.
+#[cfg(feature = "journey-async")]
+type Local<'a> = std::pin::Pin<Box<dyn Future<Output = Result<(), StepError>> + 'a>>;
+
+type BlockingStep = dyn Fn(&Client, &mut Context) -> Result<(), StepError> + Send + Sync;
+#[cfg(feature = "journey-async")]
+type AsyncStep = dyn for<'a> Fn(&'a Client, &'a mut Context) -> Local<'a> + Send + Sync;
+type BlockingCheck = dyn Fn(&mut Check<'_>) -> Result<(), StepError> + Send + Sync;
+#[cfg(feature = "journey-async")]
+type AsyncCheck = dyn for<'a, 'r> Fn(&'a mut Check<'r>) -> Local<'a> + Send + Sync;
+
+/// A step's action.
+#[derive(Clone)]
+pub(crate) enum StepFn {
+    /// A blocking closure.
+    Blocking(Arc<BlockingStep>),
+    /// An async closure.
+    #[cfg(feature = "journey-async")]
+    Async(Arc<AsyncStep>),
+}
+
+impl StepFn {
+    /// A blocking action returning any `T`.
+    pub(crate) fn blocking<T, F>(action: F) -> Self
+    where
+        F: Fn(&Client, &mut Context) -> Result<T, StepError> + Send + Sync + 'static,
+    {
+        StepFn::Blocking(Arc::new(move |client, ctx| action(client, ctx).map(|_| ())))
+    }
+
+    /// An async action returning any `T`.
+    #[cfg(feature = "journey-async")]
+    pub(crate) fn nonblocking<T, F>(action: F) -> Self
+    where
+        F: AsyncFn(&Client, &mut Context) -> Result<T, StepError> + Send + Sync + 'static,
+    {
+        let action = Arc::new(action);
+        StepFn::Async(Arc::new(move |client, ctx| {
+            let action = Arc::clone(&action);
+            Box::pin(async move { action(client, ctx).await.map(|_| ()) })
+        }))
+    }
+
+    /// Runs the action on `client` and `ctx`.
+    pub(crate) async fn call(&self, client: &Client, ctx: &mut Context) -> Outcome {
+        match self {
+            StepFn::Blocking(f) => catch_unwind(AssertUnwindSafe(|| f(client, ctx))),
+            #[cfg(feature = "journey-async")]
+            StepFn::Async(f) => caught(f(client, ctx)).await,
+        }
+    }
+
+    /// Whether it is async (a blocking run refuses those).
+    pub(crate) fn is_async(&self) -> bool {
+        !matches!(self, StepFn::Blocking(_))
+    }
+}
+
+/// An invariant's check.
+#[derive(Clone)]
+pub(crate) enum CheckFn {
+    /// A blocking closure.
+    Blocking(Arc<BlockingCheck>),
+    /// An async closure.
+    #[cfg(feature = "journey-async")]
+    Async(Arc<AsyncCheck>),
+}
+
+impl CheckFn {
+    /// An async check.
+    #[cfg(feature = "journey-async")]
+    pub(crate) fn nonblocking<F>(check: F) -> Self
+    where
+        F: AsyncFn(&mut Check<'_>) -> Result<(), StepError> + Send + Sync + 'static,
+    {
+        let check = Arc::new(check);
+        CheckFn::Async(Arc::new(move |c| {
+            let check = Arc::clone(&check);
+            Box::pin(async move { check(c).await })
+        }))
+    }
+
+    /// Runs the check on `check`.
+    pub(crate) async fn call(&self, check: &mut Check<'_>) -> Outcome {
+        match self {
+            CheckFn::Blocking(f) => catch_unwind(AssertUnwindSafe(|| f(check))),
+            #[cfg(feature = "journey-async")]
+            CheckFn::Async(f) => caught(f(check)).await,
+        }
+    }
+
+    /// Whether it is async.
+    pub(crate) fn is_async(&self) -> bool {
+        !matches!(self, CheckFn::Blocking(_))
+    }
+}
+
+/// `future`'s output, or its panic.
+#[cfg(feature = "journey-async")]
+async fn caught<F: Future>(future: F) -> std::thread::Result<F::Output> {
+    use futures_util::FutureExt;
+    AssertUnwindSafe(future).catch_unwind().await
+}
+
+/// The output of `future`, which a blocking run knows to be ready at once (it holds no
+/// async step, invariant or request).
+///
+/// # Panics
+///
+/// When `future` is not ready: a blocking run met something async it should have refused.
+pub(crate) fn now<F: Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match future.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(out) => out,
+        std::task::Poll::Pending => {
+            panic!("venomqa: a blocking journey run awaited something async; this is a bug in venomqa, please report it")
+        }
+    }
+}
