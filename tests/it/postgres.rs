@@ -1380,3 +1380,56 @@ fn failed_hooks_leave_the_stack_unchanged() {
     venomqa::conformance::faults(pg());
     venomqa::conformance::faults(pg().restore_sequences(true));
 }
+
+// ---------------------------------------------------------------------------------------
+// create_database: true makes a missing database; without it, the error says how.
+
+#[test]
+fn create_database_makes_a_missing_database_once_and_without_it_the_error_says_how() {
+    let name = format!("vq_created_{}", std::process::id());
+    let mut admin = verifier();
+    let drop_it = |admin: &mut Client| {
+        admin
+            .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+            .unwrap()
+    };
+    drop_it(&mut admin);
+    let base = url();
+    let server = base.rsplit_once('/').map_or(base.as_str(), |(b, _)| b);
+    let config = BackendConfig::new("postgres").with_url(format!("{server}/{name}"));
+    let exists = |admin: &mut Client| {
+        admin
+            .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
+            .unwrap()
+            .is_some()
+    };
+
+    let e = Manager::<Postgres>::from_config(&config)
+        .and_then(|mut m| m.connect())
+        .unwrap_err();
+    assert_eq!(sqlstate(&e), Some(&SqlState::INVALID_CATALOG_NAME), "{e}");
+    assert!(
+        shape(&e).contains("does not exist (connect timeout ")
+            && e.to_string()
+                .contains(" ms); create it, or set create_database: true"),
+        "{e}"
+    );
+    assert!(!exists(&mut admin), "nothing created without the option");
+
+    let config = config.with_option("create_database", true);
+    let mut first = Manager::<Postgres>::from_config(&config).unwrap();
+    first.connect().unwrap();
+    assert!(exists(&mut admin));
+    // Another manager finds it there; its connection works in it.
+    let mut second = Manager::<Postgres>::from_config(&config).unwrap();
+    second.connect().unwrap();
+    let db: String = second
+        .connection()
+        .unwrap()
+        .query_one("SELECT current_database()", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(db, name);
+    drop((first, second));
+    drop_it(&mut admin);
+}

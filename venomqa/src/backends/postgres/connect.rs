@@ -46,14 +46,47 @@ impl Postgres {
     }
 
     /// Connects within the connect timeout, the startup and authentication handshake
-    /// included.
+    /// included; with `create_database`, creates a missing database first.
     pub(super) fn open(&self) -> Result<Client> {
+        match self.attempt(&self.config) {
+            Err(Failed { missing: true, .. }) if self.options.create_database => {
+                self.create_database()?;
+                self.attempt(&self.config).map_err(|f| f.error)
+            }
+            other => other.map_err(|f| f.error),
+        }
+    }
+
+    /// Creates the URL's database from the server's `postgres` database; another process
+    /// creating it at the same time is no error.
+    fn create_database(&self) -> Result<()> {
+        let name = self.config.get_dbname().unwrap_or_default().to_owned();
+        let mut admin = self.config.clone();
+        admin.dbname("postgres");
+        let mut client = self.attempt(&admin).map_err(|f| f.error)?;
+        let sql = format!("CREATE DATABASE {}", crate::sql::quote_double(NAME, &name)?);
+        match client.batch_execute(&sql) {
+            Ok(()) => {
+                tracing::info!(target: "venomqa", database = %name, "created the entry's database (create_database: true)");
+                Ok(())
+            }
+            Err(e) if e.code() == Some(&::postgres::error::SqlState::DUPLICATE_DATABASE) => Ok(()),
+            Err(e) => Err(Error::backend(
+                NAME,
+                format!("creating database {name:?} (create_database: true)"),
+                DriverError::new(e, "; the user needs the CREATEDB privilege, or create the database yourself and turn create_database off"),
+            )),
+        }
+    }
+
+    /// One connection attempt with `config`; a missing database is told apart.
+    fn attempt(&self, config: &Config) -> std::result::Result<Client, Failed> {
         let url = self.url.expose();
         // The driver's timeout bounds only the socket connect, not the startup and
         // authentication exchange (a server that accepts and never answers would block
         // forever), so the whole attempt runs on a helper thread and is abandoned when the
         // timeout passes.
-        let config = self.config.clone();
+        let config = config.clone();
         let timeout = self.timeout;
         let guard = self.io_timeout.filter(|_| stall_guard_applies(&config));
         let attempt =
@@ -68,15 +101,22 @@ impl Postgres {
                 }
                 None => config.connect(NoTls),
             })
-            .map_err(|e| Error::connect(NAME, url, e))?;
+            .map_err(|e| Failed::other(Error::connect(NAME, url, e)))?;
         match attempt {
             Some(Ok(client)) => Ok(client),
-            Some(Err(e)) => Err(Error::connect(
-                NAME,
-                url,
-                DriverError::new(e, format!(" (connect timeout {} ms)", timeout.as_millis())),
-            )),
-            None => Err(Error::connect(
+            Some(Err(e)) => {
+                let missing = e.code() == Some(&::postgres::error::SqlState::INVALID_CATALOG_NAME);
+                let hint = if missing && !self.options.create_database {
+                    format!(" (connect timeout {} ms); create it, or set create_database: true", timeout.as_millis())
+                } else {
+                    format!(" (connect timeout {} ms)", timeout.as_millis())
+                };
+                Err(Failed {
+                    error: Error::connect(NAME, url, DriverError::new(e, hint)),
+                    missing,
+                })
+            }
+            None => Err(Failed::other(Error::connect(
                 NAME,
                 url,
                 format!(
@@ -84,7 +124,22 @@ impl Postgres {
                      the host did not answer, or is not a PostgreSQL server",
                     timeout.as_millis()
                 ),
-            )),
+            ))),
+        }
+    }
+}
+
+/// A failed connection attempt, and whether the database was missing (SQLSTATE 3D000).
+struct Failed {
+    error: Error,
+    missing: bool,
+}
+
+impl Failed {
+    fn other(error: Error) -> Self {
+        Failed {
+            error,
+            missing: false,
         }
     }
 }

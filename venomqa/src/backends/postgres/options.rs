@@ -45,6 +45,11 @@ pub struct PostgresOptions {
     /// Capture: how a rollback proves the data is back, beyond its log (default
     /// [`CaptureProof::Count`]; see [`Postgres::capture_proof`]).
     pub capture_proof: CaptureProof,
+    /// Create the URL's database when it does not exist (default `false`): the first
+    /// connection that finds it missing (SQLSTATE 3D000) runs `CREATE DATABASE` on the
+    /// server's `postgres` database with the same user, then connects again. For a
+    /// capture entry whose database the suite owns.
+    pub create_database: bool,
 }
 
 /// How the PostgreSQL backend isolates a test's changes (`isolation:`).
@@ -75,6 +80,7 @@ impl Default for PostgresOptions {
             isolation: PostgresIsolation::Transaction,
             quiescence_timeout_ms: None,
             capture_proof: CaptureProof::Count,
+            create_database: false,
         }
     }
 }
