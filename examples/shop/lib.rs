@@ -7,6 +7,8 @@
 //! starts from (stock, user and order counts, the single-use voucher), so a write leaking
 //! from one path into the next fails it.
 
+#[cfg(feature = "axum")]
+pub mod axum_shop;
 pub mod explore;
 
 use std::io::{BufRead, BufReader, Read};

@@ -3,6 +3,8 @@
 //! `#[sqlx::test]` suite ported to venomqa (feature `sqlx-sqlite`), and the custom-backend
 //! example's own tests.
 
+#[cfg(feature = "axum")]
+mod axum_shop;
 mod explore;
 #[cfg(feature = "mysql")]
 mod explore_mysql;
