@@ -2,7 +2,7 @@
 //! servers that are running, in one run.
 //!
 //! ```text
-//! cargo run -p venomqa-bench --release --all-features -- [--quick] [--no-suite] [--update-docs] [--only sqlite,mysql,...,sqlx,journey,explore]
+//! cargo run -p venomqa-bench --release --all-features -- [--quick] [--no-suite] [--update-docs] [--only sqlite,mysql,...,sqlx,journey,explore,axum]
 //! ```
 //!
 //! Prints a table, writes `target/venomqa-bench/results.csv` and `results.md`, draws
@@ -10,6 +10,8 @@
 //! `docs/benchmarks.md`. A backend whose server is not running is skipped with a line
 //! saying so. See docs/benchmarks.md for the method.
 
+#[cfg(feature = "axum")]
+mod axum_bench;
 mod capture;
 mod explore;
 mod harness;
@@ -85,7 +87,7 @@ fn args() -> Args {
             "--update-docs" => args.update_docs = true,
             "--only" => args.only = it.next().map(|v| v.split(',').map(str::to_owned).collect()),
             "-h" | "--help" => {
-                println!("usage: venomqa-bench [--quick] [--no-suite] [--update-docs] [--only sqlite,mysql,postgres,roundtrips,capture,redis,mongodb,sqlx,journey,explore,suite]");
+                println!("usage: venomqa-bench [--quick] [--no-suite] [--update-docs] [--only sqlite,mysql,postgres,roundtrips,capture,redis,mongodb,sqlx,journey,explore,axum,suite]");
                 std::process::exit(0);
             }
             other => {
@@ -209,6 +211,12 @@ fn main() {
     }
     if wanted("explore") {
         explore::run(&mut report, &workspace, args.quick);
+    }
+    if wanted("axum") {
+        #[cfg(feature = "axum")]
+        axum_bench::run(&mut report, &workspace, args.quick);
+        #[cfg(not(feature = "axum"))]
+        report.note("axum: skipped, built without the `axum` feature (use --all-features)");
     }
     if args.suite && wanted("suite") {
         suite::run(&mut report, &workspace, args.quick);

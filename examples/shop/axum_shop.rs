@@ -464,3 +464,53 @@ fn database(check: &mut Check<'_>, sql: &str) -> Result<(), StepError> {
     }
     Ok(())
 }
+
+// ---------------------------------------------------------------------------------------
+// The benchmark's journey.
+
+/// The benchmark's journey: order two widgets, checkpoint, then `paths` paths that each
+/// check the stock and pay the order (two requests, each path rolled back). Async steps
+/// when `blocking` is false, else the same requests as blocking steps (for the blocking
+/// client).
+pub fn bench_journey(paths: usize, blocking: bool) -> Journey {
+    let step = |name: &str, method: &'static str, path: &'static str, body: Value, status: u16| {
+        if blocking {
+            Step::new(name, move |client, ctx| {
+                let path = path.replace(
+                    "{order}",
+                    &ctx.get("order").map(Value::to_string).unwrap_or_default(),
+                );
+                let r = match method {
+                    "GET" => client.get(&path).send()?,
+                    _ if body.is_null() => client.post(&path).send()?,
+                    _ => client.post(&path).json(&body).send()?,
+                };
+                let r = r.expect_status(status)?;
+                if path == "/orders" {
+                    ctx.set("order", r.value("/id")?);
+                }
+                Ok(())
+            })
+        } else {
+            call(name, method, path, body, status)
+        }
+    };
+    let mut branch = Branch::new("ordered");
+    for i in 0..paths {
+        branch = branch.path(
+            JourneyPath::new(format!("pay_{i}"))
+                .step(step("stock", "GET", "/products/1", Value::Null, 200))
+                .step(step("pay", "POST", "/orders/{order}/pay", Value::Null, 200)),
+        );
+    }
+    Journey::new(format!("axum_bench_{paths}"))
+        .step(step(
+            "order",
+            "POST",
+            "/orders",
+            json!({"product_id": 1, "qty": 2}),
+            201,
+        ))
+        .checkpoint("ordered")
+        .branch(branch)
+}

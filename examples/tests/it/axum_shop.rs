@@ -104,7 +104,11 @@ async fn axum_checkout_journey_over_http_on_a_port(db: &mut PostgresCaptureSessi
     assert_eq!(steps.len(), 21);
     for step in steps {
         assert_eq!(step.exchanges.len(), 1, "{}", step.name);
-        assert!(step.exchanges[0].url.starts_with(&base), "{}", step.exchanges[0].url);
+        assert!(
+            step.exchanges[0].url.starts_with(&base),
+            "{}",
+            step.exchanges[0].url
+        );
     }
     app_pool.close().await;
     assert_eq!(dump(&url).await, before);
