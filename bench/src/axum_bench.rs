@@ -28,6 +28,9 @@ const PATHS: usize = 100;
 pub const IN_PROCESS: &str = "axum: journey path, in process (async)";
 pub const HTTP_ASYNC: &str = "axum: journey path, HTTP (async client)";
 pub const HTTP_SYNC: &str = "axum: journey path, HTTP (blocking client)";
+pub const HEALTH_IN_PROCESS: &str = "axum: GET /health, in process";
+pub const HEALTH_HTTP_ASYNC: &str = "axum: GET /health, HTTP (async client)";
+pub const HEALTH_HTTP_SYNC: &str = "axum: GET /health, HTTP (blocking client)";
 pub const TARGET_3X: &str = "axum: in process >= 3x the HTTP run's paths per second";
 pub const TARGET_ISOLATION: &str = "axum: isolation <= 25% of a path (in process)";
 
@@ -138,7 +141,73 @@ pub fn run(report: &mut Report, workspace: &Path, quick: bool) {
             .expect("the blocking run");
         blocking.push(Run::of(&c));
     }
+    // The transports alone: a route that touches no database.
+    let requests = if quick { 200 } else { 2000 };
+    let time = |send: &mut dyn FnMut()| {
+        (0..requests)
+            .map(|_| {
+                let t = std::time::Instant::now();
+                send();
+                t.elapsed()
+            })
+            .collect::<Vec<_>>()
+    };
+    let rt = current_thread();
+    let (health_in, health_http) = rt.block_on(async {
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .connect_lazy(&url)
+            .expect("a lazy pool");
+        let inproc = Client::service(router(pool.clone()));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a port");
+        let http = Client::new(format!(
+            "http://{}",
+            listener.local_addr().expect("an address")
+        ));
+        let server = tokio::spawn(std::future::IntoFuture::into_future(axum::serve(
+            listener,
+            router(pool),
+        )));
+        let mut a = Vec::new();
+        let mut b = Vec::new();
+        for _ in 0..requests {
+            let t = std::time::Instant::now();
+            inproc.get("/health").await.expect("in process");
+            a.push(t.elapsed());
+            let t = std::time::Instant::now();
+            http.get("/health").await.expect("over HTTP");
+            b.push(t.elapsed());
+        }
+        let _ = (inproc.take_exchanges(), http.take_exchanges());
+        server.abort();
+        (a, b)
+    });
+    let blocking_client = Client::new(&server_url);
+    let health_sync = time(&mut || {
+        blocking_client.get("/health").send().expect("over HTTP");
+        let _ = blocking_client.take_exchanges();
+    });
     drop(server_rt);
+    let health_in = stats(health_in);
+    for (case, samples) in [
+        (HEALTH_IN_PROCESS, None),
+        (HEALTH_HTTP_ASYNC, Some(health_http)),
+        (HEALTH_HTTP_SYNC, Some(health_sync)),
+    ] {
+        let s = samples.map_or(health_in, stats);
+        report.add(
+            "postgres",
+            "axum",
+            case,
+            s,
+            format!(
+                "{:.1}x the in-process request",
+                s.median.as_secs_f64() / health_in.median.as_secs_f64()
+            ),
+        );
+    }
     let row = |report: &mut Report, case: &str, runs: &[Run]| -> (Stats, f64) {
         let s = stats(runs.iter().map(|r| r.per_path).collect());
         let mut shares: Vec<f64> = runs.iter().map(|r| r.isolation).collect();
