@@ -38,6 +38,15 @@ pub enum ExploreError {
         /// The state manager, for the message.
         manager: String,
     },
+    /// A blocking [`run`](super::Explorer::run) was given an async setup, action or
+    /// invariant, which only [`run_async`](super::Explorer::run_async) can await.
+    #[error("world {world:?} has {what}, which a blocking run() cannot await; call .run_async().await inside a Tokio runtime (#[tokio::test] or an async #[venom_test])")]
+    Async {
+        /// The world.
+        world: String,
+        /// What is async: the first one found.
+        what: String,
+    },
     /// The state manager failed before the exploration started.
     #[error("exploring world {world:?}: {operation} failed: {source}")]
     State {

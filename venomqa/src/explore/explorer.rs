@@ -197,6 +197,27 @@ impl<'a> Explorer<'a> {
     /// cleanly and are in the result; the database is rolled back either way.
     pub fn run(&mut self) -> Result<ExplorationResult, ExploreError> {
         self.world.validate()?;
+        if let Some(what) = self.world.first_async() {
+            return Err(ExploreError::Async {
+                world: self.world.name.clone(),
+                what,
+            });
+        }
+        crate::journey::now(self.drive())
+    }
+
+    /// Explores on the current task, `.await`ing the world's async setup, actions and
+    /// invariants (blocking ones run in place), and returns what [`run`](Self::run)
+    /// returns (feature `journey-async`). Checkpoints and rollbacks run outside the
+    /// runtime as in [`JourneyRunner::run_async`](crate::journey::JourneyRunner::run_async).
+    /// The future is not `Send`: await it in the test, don't spawn it.
+    #[cfg(feature = "journey-async")]
+    pub async fn run_async(&mut self) -> Result<ExplorationResult, ExploreError> {
+        self.world.validate()?;
+        self.drive().await
+    }
+
+    async fn drive(&mut self) -> Result<ExplorationResult, ExploreError> {
         let name = self.world.name.clone();
         let Some(handle) = self.state.as_mut() else {
             return Err(ExploreError::NoStateManager { world: name });
@@ -218,21 +239,22 @@ impl<'a> Explorer<'a> {
                 manager: handle.label().to_owned(),
             });
         }
-        handle
-            .get()
-            .checkpoint(EXPLORE_CHECKPOINT)
-            .map_err(|source| ExploreError::State {
+        let manager = handle.get();
+        crate::journey::offload(|| manager.checkpoint(EXPLORE_CHECKPOINT)).map_err(|source| {
+            ExploreError::State {
                 world: name.clone(),
                 operation: format!("checkpoint {EXPLORE_CHECKPOINT:?} before the exploration"),
                 source: Box::new(source),
-            })?;
+            }
+        })?;
         let started = Instant::now();
         let manager = handle.get();
         let mut engine = Engine::new(&self.world, &self.client, manager, self.settings, started);
-        engine.run();
+        engine.run().await;
         let explored = started.elapsed();
         let t = Instant::now();
-        let cleanup = match engine.manager().discard(EXPLORE_CHECKPOINT) {
+        let manager = engine.manager();
+        let cleanup = match crate::journey::offload(|| manager.discard(EXPLORE_CHECKPOINT)) {
             Ok(()) => Ok(t.elapsed()),
             Err(e) => Err(format!(
                 "rolling back to {EXPLORE_CHECKPOINT:?} at the end of the exploration failed, so the database may keep the exploration's writes: {e}"

@@ -88,7 +88,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 pub use crate::journey::{Check, Invariant, Severity, StepError};
-use crate::journey::{Client, Context};
+use crate::journey::{Client, Context, StepFn};
 pub use error::ExploreError;
 pub use explorer::{Explorer, DEFAULT_MAX_DEPTH, DEFAULT_MAX_STEPS, EXPLORE_CHECKPOINT};
 pub use report::{
@@ -100,7 +100,6 @@ pub use repro::RustTemplate;
 /// [`World::server_errors_are_violations`] is on (the default).
 pub const SERVER_ERRORS: &str = "the API never answers 5xx";
 
-type ActionFn = Arc<dyn Fn(&Client, &mut Context) -> Result<(), StepError> + Send + Sync>;
 type PreconditionFn = Arc<dyn Fn(&Context) -> bool + Send + Sync>;
 type ObserveFn = Arc<dyn Fn(&mut Check<'_>) -> Result<Value, StepError> + Send + Sync>;
 
@@ -130,7 +129,7 @@ type ObserveFn = Arc<dyn Fn(&mut Check<'_>) -> Result<Value, StepError> + Send +
 #[derive(Clone)]
 pub struct Action {
     name: String,
-    run: ActionFn,
+    run: StepFn,
     precondition: Option<PreconditionFn>,
     description: Option<String>,
 }
@@ -151,12 +150,46 @@ impl Action {
     where
         F: Fn(&Client, &mut Context) -> Result<T, StepError> + Send + Sync + 'static,
     {
+        Self::with_run(name.into(), StepFn::blocking(run))
+    }
+
+    /// An action running the async closure `run(client, ctx)`, which `.await`s its
+    /// requests (feature `journey-async`); the explorer runs it with
+    /// [`Explorer::run_async`].
+    ///
+    /// ```
+    /// use venomqa::explore::Action;
+    ///
+    /// let pay = Action::new_async("pay_order", async |client, ctx| {
+    ///     let order = ctx.i64("order")?;
+    ///     if client.post(&format!("/orders/{order}/pay")).await?.status() == 200 {
+    ///         ctx.set("order_status", "paid");
+    ///     }
+    ///     Ok(())
+    /// })
+    /// .precondition(|ctx| ctx.contains("order"));
+    /// assert!(pay.is_async());
+    /// ```
+    #[cfg(feature = "journey-async")]
+    pub fn new_async<T, F>(name: impl Into<String>, run: F) -> Self
+    where
+        F: AsyncFn(&Client, &mut Context) -> Result<T, StepError> + Send + Sync + 'static,
+    {
+        Self::with_run(name.into(), StepFn::nonblocking(run))
+    }
+
+    fn with_run(name: String, run: StepFn) -> Self {
         Action {
-            name: name.into(),
-            run: Arc::new(move |client, ctx| run(client, ctx).map(|_| ())),
+            name,
+            run,
             precondition: None,
             description: None,
         }
+    }
+
+    /// Whether it is async ([`Action::new_async`]).
+    pub fn is_async(&self) -> bool {
+        self.run.is_async()
     }
 
     /// When the action can run: a test of the context (Python's `precondition`). Without
@@ -211,7 +244,7 @@ impl Action {
 #[derive(Clone)]
 pub struct World {
     name: String,
-    setup: Option<ActionFn>,
+    setup: Option<StepFn>,
     actions: Vec<Action>,
     invariants: Vec<Invariant>,
     ignored: Vec<String>,
@@ -253,8 +286,34 @@ impl World {
     where
         F: Fn(&Client, &mut Context) -> Result<T, StepError> + Send + Sync + 'static,
     {
-        self.setup = Some(Arc::new(move |client, ctx| setup(client, ctx).map(|_| ())));
+        self.setup = Some(StepFn::blocking(setup));
         self
+    }
+
+    /// An async setup (feature `journey-async`): [`setup`](Self::setup) as an async
+    /// closure, for [`Explorer::run_async`].
+    #[cfg(feature = "journey-async")]
+    pub fn setup_async<T, F>(mut self, setup: F) -> Self
+    where
+        F: AsyncFn(&Client, &mut Context) -> Result<T, StepError> + Send + Sync + 'static,
+    {
+        self.setup = Some(StepFn::nonblocking(setup));
+        self
+    }
+
+    /// What is async in the world (its setup, actions, invariants), for a blocking run
+    /// to refuse: the first one found.
+    pub(crate) fn first_async(&self) -> Option<String> {
+        if self.setup.as_ref().is_some_and(StepFn::is_async) {
+            return Some("an async setup".to_owned());
+        }
+        if let Some(a) = self.actions.iter().find(|a| a.is_async()) {
+            return Some(format!("the async action {:?}", a.name));
+        }
+        self.invariants
+            .iter()
+            .find(|i| i.is_async())
+            .map(|i| format!("the async invariant {:?}", i.name()))
     }
 
     /// Adds an action.
@@ -353,12 +412,6 @@ impl World {
             } else if !names.insert(i.name()) || (self.server_errors && i.name() == SERVER_ERRORS) {
                 problems.push(format!(
                     "invariant {:?} appears twice; invariant names are unique",
-                    i.name()
-                ));
-            }
-            if i.is_async() {
-                problems.push(format!(
-                    "invariant {:?} is async, and the explorer runs blocking invariants only; write it with Invariant::new",
                     i.name()
                 ));
             }
@@ -471,5 +524,7 @@ impl fmt::Display for Strategy {
     }
 }
 
+#[cfg(all(test, feature = "journey-async"))]
+mod async_tests;
 #[cfg(test)]
 mod tests;

@@ -47,25 +47,24 @@ pub(crate) fn journey(world: &World, name: &str, indices: &[usize]) -> Journey {
         }
     };
     if let Some(setup) = &world.setup {
-        let setup = setup.clone();
-        journey = journey.step(Step::new(unique("setup"), move |client, ctx| {
-            setup(client, ctx)
-        }));
+        journey = journey.step(Step::with_action(unique("setup"), setup.clone()));
     }
     for &i in indices {
         let action = world.action_at(i).clone();
         let server_errors = world.server_errors;
-        let step = Step::new(unique(&action.name), move |client, ctx| {
-            if let Some(pre) = &action.precondition {
-                if !pre(ctx) {
-                    return Err(StepError::msg(format!(
-                        "the precondition of action {:?} does not hold here, so the sequence does not run as it did when it was found",
-                        action.name
-                    )));
-                }
-            }
+        let (pre, name) = (action.precondition.clone(), action.name.clone());
+        let before = move |ctx: &crate::journey::Context| {
+            match &pre {
+            Some(pre) if !pre(ctx) => Err(StepError::msg(format!(
+                "the precondition of action {name:?} does not hold here, so the sequence does not run as it did when it was found"
+            ))),
+            _ => Ok(()),
+        }
+        };
+        let name = action.name.clone();
+        let after = move |client: &crate::journey::Client, outcome: Result<(), StepError>| {
             // As in the exploration: an action's error is an outcome, except no answer.
-            if let Err(e) = (action.run)(client, ctx) {
+            if let Err(e) = outcome {
                 if super::outcome::transport(&e) {
                     return Err(e);
                 }
@@ -73,13 +72,13 @@ pub(crate) fn journey(world: &World, name: &str, indices: &[usize]) -> Journey {
             if server_errors {
                 if let Some(status) = client.recorded_statuses().into_iter().find(|s| *s >= 500) {
                     return Err(StepError::msg(format!(
-                        "action {:?} got a {status} answer, against {SERVER_ERRORS:?}",
-                        action.name
+                        "action {name:?} got a {status} answer, against {SERVER_ERRORS:?}"
                     )));
                 }
             }
             Ok(())
-        });
+        };
+        let step = Step::with_action(unique(&action.name), action.run.around(before, after));
         journey = journey.step(match &action.description {
             Some(d) => step.description(d.clone()),
             None => step,

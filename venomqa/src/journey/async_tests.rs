@@ -17,9 +17,9 @@ use crate::sqlite::SqliteStateManager;
 use crate::{BackendConfig, StateManager};
 
 /// A SQLite file with table `items`, and a capture manager on it; both gone when dropped.
-struct Db {
-    manager: SqliteStateManager,
-    file: PathBuf,
+pub(crate) struct Db {
+    pub(crate) manager: SqliteStateManager,
+    pub(crate) file: PathBuf,
 }
 
 impl Drop for Db {
@@ -31,7 +31,7 @@ impl Drop for Db {
     }
 }
 
-fn db(tag: &str) -> Db {
+pub(crate) fn db(tag: &str) -> Db {
     static N: AtomicUsize = AtomicUsize::new(0);
     let file = std::env::temp_dir().join(format!(
         "venomqa-async-journey-{tag}-{}-{}.sqlite",
@@ -56,7 +56,7 @@ fn db(tag: &str) -> Db {
 }
 
 /// Every row of `items`, read by a connection of its own (not the manager's).
-fn dump(file: &FsPath) -> Vec<(i64, String)> {
+pub(crate) fn dump(file: &FsPath) -> Vec<(i64, String)> {
     let conn = rusqlite::Connection::open(file).unwrap();
     let mut stmt = conn
         .prepare("SELECT id, name FROM items ORDER BY id")
@@ -69,7 +69,7 @@ fn dump(file: &FsPath) -> Vec<(i64, String)> {
 
 /// The app: `POST /items {"name"}` (201 with the id, 409 when taken), `GET /items` (the
 /// count), `DELETE /items` (all gone); a connection of its own per request.
-fn router(file: &FsPath) -> Router {
+pub(crate) fn router(file: &FsPath) -> Router {
     async fn open(file: &FsPath) -> rusqlite::Connection {
         let conn = rusqlite::Connection::open(file).unwrap();
         conn.busy_timeout(std::time::Duration::from_secs(10))

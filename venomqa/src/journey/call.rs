@@ -70,6 +70,36 @@ impl StepFn {
     pub(crate) fn is_async(&self) -> bool {
         !matches!(self, StepFn::Blocking(_))
     }
+
+    /// This action of the same kind, with `before` run first (its `Err` skips the
+    /// action) and `after` judging what the action returned.
+    #[cfg_attr(not(feature = "explore"), allow(dead_code))]
+    pub(crate) fn around<B, A>(&self, before: B, after: A) -> StepFn
+    where
+        B: Fn(&Context) -> Result<(), StepError> + Send + Sync + 'static,
+        A: Fn(&Client, Result<(), StepError>) -> Result<(), StepError> + Send + Sync + 'static,
+    {
+        match self.clone() {
+            StepFn::Blocking(f) => StepFn::Blocking(Arc::new(move |client, ctx| {
+                before(ctx)?;
+                let outcome = f(client, ctx);
+                after(client, outcome)
+            })),
+            #[cfg(feature = "journey-async")]
+            StepFn::Async(f) => {
+                let (before, after) = (Arc::new(before), Arc::new(after));
+                StepFn::Async(Arc::new(move |client, ctx| {
+                    let (f, before, after) =
+                        (Arc::clone(&f), Arc::clone(&before), Arc::clone(&after));
+                    Box::pin(async move {
+                        before(ctx)?;
+                        let outcome = f(client, ctx).await;
+                        after(client, outcome)
+                    })
+                }))
+            }
+        }
+    }
 }
 
 /// An invariant's check.
@@ -133,4 +163,27 @@ pub(crate) fn now<F: Future>(future: F) -> F::Output {
             panic!("venomqa: a blocking journey run awaited something async; this is a bug in venomqa, please report it")
         }
     }
+}
+
+/// Runs `work` on the database (a checkpoint, a rollback, a diff) outside the async
+/// runtime the journey may run on, because the blocking drivers (`postgres`, `mysql`'s
+/// pool, sqlx sessions) block on runtimes of their own, which Tokio forbids inside one.
+/// On a multi-threaded runtime the thread's other tasks move to another worker while it
+/// blocks (`block_in_place`), so an app served on the runtime keeps serving; on a
+/// current-thread runtime the work runs on a scoped thread of its own, and the runtime
+/// waits for it; outside a runtime it just runs.
+pub(crate) fn offload<R: Send>(work: impl FnOnce() -> R + Send) -> R {
+    #[cfg(feature = "journey-async")]
+    if let Ok(h) = tokio::runtime::Handle::try_current() {
+        return if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread {
+            tokio::task::block_in_place(work)
+        } else {
+            std::thread::scope(|s| {
+                s.spawn(work)
+                    .join()
+                    .unwrap_or_else(|p| std::panic::resume_unwind(p))
+            })
+        };
+    }
+    work()
 }

@@ -81,7 +81,8 @@ impl Step {
         Self::with_action(name.into(), StepFn::nonblocking(action))
     }
 
-    fn with_action(name: String, action: StepFn) -> Self {
+    /// A step named `name` running `action`, blocking or async.
+    pub(crate) fn with_action(name: String, action: StepFn) -> Self {
         Step {
             name,
             action,

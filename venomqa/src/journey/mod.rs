@@ -107,7 +107,7 @@ pub use step_error::StepError;
 
 // What the explorer (feature `explore`) shares with the runner and its reports.
 #[cfg(feature = "explore")]
-pub(crate) use call::now;
+pub(crate) use call::{now, offload, StepFn};
 #[cfg(feature = "explore")]
 pub(crate) use format::{cut, fmt_duration};
 #[cfg(feature = "explore")]
@@ -116,6 +116,6 @@ pub(crate) use report::{diff_details, diff_json, exchange_json, ms, write_report
 pub(crate) use runner::panic_message;
 
 #[cfg(all(test, feature = "journey-async"))]
-mod async_tests;
+pub(crate) mod async_tests;
 #[cfg(test)]
 mod tests;

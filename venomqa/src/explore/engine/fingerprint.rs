@@ -104,7 +104,8 @@ impl Engine<'_> {
     ) -> Result<(u128, Option<Diff>), Fault> {
         let mut fp = Fingerprint::new();
         let diff = if self.settings.use_diff {
-            let diff = self.manager.diff(ROOT).map_err(|e| {
+            let manager = &mut *self.manager;
+            let diff = crate::journey::offload(|| manager.diff(ROOT)).map_err(|e| {
                 self.fault(
                     FaultKind::StateManager,
                     action,

@@ -13,7 +13,6 @@ mod shrink;
 mod step;
 
 use std::collections::{HashMap, HashSet};
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
 use crate::capture::Diff;
@@ -187,24 +186,24 @@ impl<'e> Engine<'e> {
 
     /// Setup, the root state, then pairs until the strategy is done or a budget, a fault
     /// or a violation (with `stop_on_violation`) stops it; then shrinking.
-    pub(super) fn run(&mut self) {
-        if let Err(f) = self.explore() {
+    pub(super) async fn run(&mut self) {
+        if let Err(f) = self.explore().await {
             self.stop = StopReason::Fault;
             self.fault = Some(f);
         }
         if self.fault.is_none() && self.settings.shrink {
-            if let Err(f) = self.shrink_all() {
+            if let Err(f) = self.shrink_all().await {
                 self.fault = Some(f);
             }
         }
     }
 
-    fn explore(&mut self) -> Result<(), Fault> {
+    async fn explore(&mut self) -> Result<(), Fault> {
         let mut ctx = Context::new();
         let world = self.world;
         if let Some(setup) = &world.setup {
             let _ = self.client.take_exchanges();
-            let outcome = catch_unwind(AssertUnwindSafe(|| setup(self.client, &mut ctx)));
+            let outcome = setup.call(self.client, &mut ctx).await;
             let exchanges = self.client.take_exchanges();
             let last = exchanges
                 .last()
@@ -247,7 +246,7 @@ impl<'e> Engine<'e> {
         };
         // The state after setup must satisfy the invariants too.
         let root_ctx = root.ctx.clone();
-        let violations = self.check(&root_ctx, "setup", Checks::All, None)?;
+        let violations = self.check(&root_ctx, "setup", Checks::All, None).await?;
         let _ = self.client.take_exchanges();
         let (fp, diff) = self.fingerprint(&root.ctx, None)?;
         root.diff = diff;
@@ -289,8 +288,8 @@ impl<'e> Engine<'e> {
                 self.stop = StopReason::Exhausted;
                 return Ok(());
             };
-            self.go(at)?;
-            if self.try_action(action)? {
+            self.go(at).await?;
+            if self.try_action(action).await? {
                 self.stop = StopReason::Violation;
                 return Ok(());
             }
@@ -313,13 +312,13 @@ impl<'e> Engine<'e> {
 
     /// Runs `a` from the current position; records coverage, violations and the new
     /// state. Returns whether the exploration must stop (`stop_on_violation`).
-    fn try_action(&mut self, a: u16) -> Result<bool, Fault> {
+    async fn try_action(&mut self, a: u16) -> Result<bool, Fault> {
         self.ensure_checkpoint()?;
         let mut ctx = self.stack.last().expect("root").ctx.clone();
         if !self.precondition(a, &ctx)? {
             return Ok(false);
         }
-        let run = self.step(a, &mut ctx, Checks::All)?;
+        let run = self.step(a, &mut ctx, Checks::All).await?;
         self.counters.steps += 1;
         let depth = self.stack.len();
         self.counters.max_depth = self.counters.max_depth.max(depth);

@@ -22,7 +22,7 @@ fn frame_checkpoint(depth: usize) -> String {
 impl Engine<'_> {
     /// Goes to `at`: a rollback to the deepest checkpoint the current position shares
     /// with it, then a replay of the rest of its path.
-    pub(super) fn go(&mut self, at: At) -> Result<(), Fault> {
+    pub(super) async fn go(&mut self, at: At) -> Result<(), Fault> {
         match at {
             At::Frame(k) => {
                 if k + 1 < self.stack.len() {
@@ -55,7 +55,7 @@ impl Engine<'_> {
                             ),
                         ));
                     }
-                    let run = self.step(a, &mut ctx, Checks::None)?;
+                    let run = self.step(a, &mut ctx, Checks::None).await?;
                     self.counters.replays += 1;
                     let node = self.seen.get(&run.fp).copied();
                     self.stack.push(Frame {
@@ -81,7 +81,8 @@ impl Engine<'_> {
 
     pub(super) fn checkpoint(&mut self, name: &str) -> Result<(), Fault> {
         let t = Instant::now();
-        let result = self.manager.checkpoint(name);
+        let manager = &mut *self.manager;
+        let result = crate::journey::offload(|| manager.checkpoint(name));
         self.counters.checkpoint_time += t.elapsed();
         self.counters.checkpoints += 1;
         result.map_err(|e| {
@@ -109,7 +110,8 @@ impl Engine<'_> {
         debug_assert!(self.stack[k].checkpoint);
         let name = frame_checkpoint(k);
         let t = Instant::now();
-        let result = self.manager.rollback(&name);
+        let manager = &mut *self.manager;
+        let result = crate::journey::offload(|| manager.rollback(&name));
         self.counters.rollback_time += t.elapsed();
         self.counters.rollbacks += 1;
         result.map_err(|e| {

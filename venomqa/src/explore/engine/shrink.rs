@@ -12,7 +12,7 @@ use super::{Engine, Fault, Frame};
 impl Engine<'_> {
     /// Shrinks every violation found; a fault stops shrinking (what is left keeps the
     /// sequence it was found with).
-    pub(super) fn shrink_all(&mut self) -> Result<(), Fault> {
+    pub(super) async fn shrink_all(&mut self) -> Result<(), Fault> {
         for i in 0..self.found.len() {
             if self.found[i].sequence.is_empty() {
                 continue;
@@ -20,7 +20,8 @@ impl Engine<'_> {
             let target = self.found[i].target;
             let original = self.found[i].sequence.clone();
             let Some(mut cur) = self
-                .replay(&original, target)?
+                .replay(&original, target)
+                .await?
                 .map(|r| original[..r].to_vec())
             else {
                 self.warnings.push(format!(
@@ -41,7 +42,7 @@ impl Engine<'_> {
                     if candidate.is_empty() {
                         continue;
                     }
-                    if let Some(r) = self.replay(&candidate, target)? {
+                    if let Some(r) = self.replay(&candidate, target).await? {
                         candidate.truncate(r);
                         cur = candidate;
                         n = (n - 1).max(2);
@@ -57,7 +58,7 @@ impl Engine<'_> {
                 }
             }
             // Run it once more, recording what the report shows.
-            if let Some(details) = self.replay_recorded(&cur, target)? {
+            if let Some(details) = self.replay_recorded(&cur, target).await? {
                 let f = &mut self.found[i];
                 f.sequence = cur;
                 f.shrunk = true;
@@ -72,19 +73,19 @@ impl Engine<'_> {
 
     /// Runs `seq` from the root state, checking only `target`; the length of the prefix
     /// after which it is violated, or `None` (not violated, or an action not enabled).
-    fn replay(&mut self, seq: &[u16], target: Option<usize>) -> Result<Option<usize>, Fault> {
-        Ok(self.replay_inner(seq, target, false)?.map(|d| d.len))
+    async fn replay(&mut self, seq: &[u16], target: Option<usize>) -> Result<Option<usize>, Fault> {
+        Ok(self.replay_inner(seq, target, false).await?.map(|d| d.len))
     }
 
-    fn replay_recorded(
+    async fn replay_recorded(
         &mut self,
         seq: &[u16],
         target: Option<usize>,
     ) -> Result<Option<Replayed>, Fault> {
-        self.replay_inner(seq, target, true)
+        self.replay_inner(seq, target, true).await
     }
 
-    fn replay_inner(
+    async fn replay_inner(
         &mut self,
         seq: &[u16],
         target: Option<usize>,
@@ -99,7 +100,9 @@ impl Engine<'_> {
             if !self.precondition(a, &ctx)? {
                 return Ok(None);
             }
-            let run = self.step_unfingerprinted(a, &mut ctx, target, record)?;
+            let run = self
+                .step_unfingerprinted(a, &mut ctx, target, record)
+                .await?;
             self.counters.shrink_steps += 1;
             // The position moved: the next replay must roll back.
             self.stack.push(Frame {
@@ -132,16 +135,17 @@ impl Engine<'_> {
 
     /// A step while shrinking: only the target is checked, no fingerprint; the diff is
     /// read only when recording.
-    fn step_unfingerprinted(
+    async fn step_unfingerprinted(
         &mut self,
         a: u16,
         ctx: &mut Context,
         target: Option<usize>,
         record: bool,
     ) -> Result<StepRun, Fault> {
-        let mut run = self.step_with(a, ctx, Checks::One(target), false)?;
+        let mut run = self.step_with(a, ctx, Checks::One(target), false).await?;
         if record {
-            run.diff = self.manager.diff(ROOT).ok();
+            let manager = &mut *self.manager;
+            run.diff = crate::journey::offload(|| manager.diff(ROOT)).ok();
         }
         Ok(run)
     }

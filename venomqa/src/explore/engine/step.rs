@@ -66,16 +66,16 @@ impl Engine<'_> {
     }
 
     /// Runs action `a` on `ctx`, then the checks, then the fingerprint.
-    pub(super) fn step(
+    pub(super) async fn step(
         &mut self,
         a: u16,
         ctx: &mut Context,
         checks: Checks,
     ) -> Result<StepRun, Fault> {
-        self.step_with(a, ctx, checks, true)
+        self.step_with(a, ctx, checks, true).await
     }
 
-    pub(super) fn step_with(
+    pub(super) async fn step_with(
         &mut self,
         a: u16,
         ctx: &mut Context,
@@ -85,7 +85,7 @@ impl Engine<'_> {
         let world = self.world;
         let action = &world.actions[a as usize];
         let _ = self.client.take_exchanges();
-        let outcome = catch_unwind(AssertUnwindSafe(|| (action.run)(self.client, ctx)));
+        let outcome = action.run.call(self.client, ctx).await;
         let exchanges = self.client.take_exchanges();
         let last = exchanges.last().map(|e| e.summary());
         let error = match outcome {
@@ -152,7 +152,7 @@ impl Engine<'_> {
             }
         }
         let name = action.name.clone();
-        violations.extend(self.check(ctx, &name, checks, Some(a))?);
+        violations.extend(self.check(ctx, &name, checks, Some(a)).await?);
         let check_exchanges = self.client.take_exchanges();
         let (fp, diff) = if fingerprint {
             self.fingerprint(ctx, Some(a))?
@@ -173,7 +173,7 @@ impl Engine<'_> {
 
     /// The invariants after a step: which are violated, or a fault when one could not
     /// check.
-    pub(super) fn check(
+    pub(super) async fn check(
         &mut self,
         ctx: &Context,
         step: &str,
@@ -189,8 +189,7 @@ impl Engine<'_> {
                 _ => {}
             }
             let mut check = Check::new(self.client, ctx, Some(&mut *self.manager), step, None);
-            // Blocking: the world refuses async invariants (World::validate).
-            let outcome = crate::journey::now(invariant.check.call(&mut check));
+            let outcome = invariant.check.call(&mut check).await;
             let problem = match outcome {
                 Ok(Ok(())) => continue,
                 Ok(Err(e)) if transport(&e) => {

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::invariant::Invariant;
 use super::JOURNEY_CHECKPOINT;
+use crate::journey::call::offload;
 use crate::journey::client::Client;
 use crate::journey::context::Context;
 use crate::journey::report::{BranchResult, ItemResult, Place, Status, StepResult};
@@ -161,27 +162,4 @@ impl Exec<'_> {
         let m = self.manager.as_deref_mut()?;
         Some(offload(|| m.diff(checkpoint)).map_err(|e| e.to_string()))
     }
-}
-
-/// Runs `work` on the database (a checkpoint, a rollback, a diff) outside the async
-/// runtime the journey may run on, because the blocking drivers (`postgres`, `mysql`'s
-/// pool, sqlx sessions) block on runtimes of their own, which Tokio forbids inside one.
-/// On a multi-threaded runtime the thread's other tasks move to another worker while it
-/// blocks (`block_in_place`), so an app served on the runtime keeps serving; on a
-/// current-thread runtime the work runs on a scoped thread of its own, and the runtime
-/// waits for it; outside a runtime it just runs.
-pub(super) fn offload<R: Send>(work: impl FnOnce() -> R + Send) -> R {
-    #[cfg(feature = "journey-async")]
-    if let Ok(h) = tokio::runtime::Handle::try_current() {
-        return if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread {
-            tokio::task::block_in_place(work)
-        } else {
-            std::thread::scope(|s| {
-                s.spawn(work)
-                    .join()
-                    .unwrap_or_else(|p| std::panic::resume_unwind(p))
-            })
-        };
-    }
-    work()
 }

@@ -41,13 +41,13 @@ pub(super) fn prepare(handle: &mut StateHandle<'_>, journey: &str) -> Result<(),
             manager: handle.label().to_owned(),
         });
     }
-    super::exec::offload(|| handle.get().checkpoint(JOURNEY_CHECKPOINT)).map_err(|source| {
-        JourneyError::State {
+    crate::journey::call::offload(|| handle.get().checkpoint(JOURNEY_CHECKPOINT)).map_err(
+        |source| JourneyError::State {
             journey: journey.to_owned(),
             operation: format!("checkpoint {JOURNEY_CHECKPOINT:?} before the journey"),
             source: Box::new(source),
-        }
-    })
+        },
+    )
 }
 
 /// Runs the journey on one worker, then discards its journey checkpoint.
@@ -71,7 +71,7 @@ pub(super) async fn run_lane(
     let mut cleanup = Duration::ZERO;
     if let Some(m) = exec.manager.as_deref_mut() {
         let t = Instant::now();
-        if let Err(e) = super::exec::offload(|| m.discard(JOURNEY_CHECKPOINT)) {
+        if let Err(e) = crate::journey::call::offload(|| m.discard(JOURNEY_CHECKPOINT)) {
             exec.state_errors.push(format!(
                 "rolling back to {JOURNEY_CHECKPOINT:?} at the end of the journey failed, so the database may keep the journey's writes: {e}"
             ));
