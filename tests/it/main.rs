@@ -26,6 +26,7 @@ fn play_a_role() {
     }
 }
 
+mod async_backend;
 mod async_tests;
 #[cfg(feature = "postgres")]
 mod cli_capture_reset;

@@ -39,7 +39,7 @@ fn env_u64(name: &str, default: u64) -> u64 {
 }
 
 /// Runs `cases` random programs on `entry`; the seed is fixed unless overridden.
-fn check(entry: &str, probe: impl Probe, cases: u32) {
+pub(crate) fn check(entry: &str, probe: impl Probe, cases: u32) {
     let seed = env_u64("VENOMQA_PROPTEST_SEED", 20_261_130);
     let cases = env_u64("VENOMQA_PROPTEST_CASES", u64::from(cases)) as u32;
     let config = Config {

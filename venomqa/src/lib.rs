@@ -48,6 +48,8 @@
 #[doc(hidden)]
 #[path = "private.rs"]
 pub mod __private;
+#[cfg(feature = "tokio")]
+mod async_backend;
 mod backend;
 mod backends;
 pub mod capture;
@@ -70,6 +72,8 @@ pub mod pool;
 mod redact;
 pub mod registry;
 pub mod report;
+#[cfg(feature = "tokio")]
+pub mod runtime;
 mod session;
 #[cfg_attr(
     not(any(feature = "sqlite", feature = "mysql", feature = "postgres")),
@@ -79,6 +83,8 @@ mod sql;
 mod state;
 mod util;
 
+#[cfg(feature = "tokio")]
+pub use async_backend::{Async, AsyncBackend, AsyncSession, AsyncStateManager};
 pub use backend::{Backend, Capture};
 pub use backends::*;
 pub use checkpoint::validate_checkpoint_name;

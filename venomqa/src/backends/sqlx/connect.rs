@@ -5,8 +5,8 @@ use ::sqlx::migrate::Migrator;
 use ::sqlx::Connection;
 
 use super::dialect::{Conn, Dialect};
-use super::runtime::block_on;
 use crate::error::{Error, Result};
+use crate::runtime::block_on;
 
 /// Opens a connection within the connect timeout and applies the entry's migrations
 /// directory if this pool has not yet (or on every connection, for private databases).

@@ -7,10 +7,10 @@ use std::borrow::Cow;
 use ::sqlx::{Connection, Executor, TransactionManager};
 
 use super::dialect::{Conn, Dialect, Tm};
-use super::runtime::block_on;
 use super::SqlxMark;
 use crate::checkpoint::Point;
 use crate::error::{Error, Result};
+use crate::runtime::block_on;
 
 /// The savepoint that the first checkpoint opens with the transaction, and that the last
 /// rollback goes back to first, proving the transaction is still the test's.

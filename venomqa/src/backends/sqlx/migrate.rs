@@ -8,10 +8,10 @@ use super::dialect::{Conn, Dialect};
 use super::mysql::SqlxMySql;
 #[cfg(feature = "sqlx-postgres")]
 use super::postgres::SqlxPostgres;
-use super::runtime::block_on;
 #[cfg(feature = "sqlx-sqlite")]
 use super::sqlite::SqlxSqlite;
 use crate::error::{Error, Result};
+use crate::runtime::block_on;
 use crate::state::StateManager;
 
 /// A setup function that runs `migrator` (from `sqlx::migrate!`) on the entry's database:

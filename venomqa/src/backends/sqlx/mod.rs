@@ -95,7 +95,6 @@ mod file_lock;
 mod hooks;
 mod macros;
 mod migrate;
-mod runtime;
 
 #[cfg(feature = "sqlx-mysql")]
 mod mysql;
@@ -115,7 +114,7 @@ pub use postgres::{SqlxPostgres, SqlxPostgresSession, SqlxPostgresStateManager};
 pub use sqlite::{SqlxSqlite, SqlxSqliteSession, SqlxSqliteStateManager};
 
 pub use self::migrate::{migrate, run_migrator};
-pub use self::runtime::block_on;
+pub use crate::runtime::block_on;
 
 /// How long a connection attempt may take unless `connect_timeout_ms` says otherwise.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);

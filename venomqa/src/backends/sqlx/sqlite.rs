@@ -136,7 +136,7 @@ impl Dialect for SqlxSqlite {
     /// A ping goes through the worker's queue: once it is answered, what code under test
     /// queued before it (a dropped `Transaction`'s rollback) has run.
     fn settle(conn: &mut SqliteConnection) -> std::result::Result<(), ::sqlx::Error> {
-        super::runtime::block_on(::sqlx::Connection::ping(conn))
+        crate::runtime::block_on(::sqlx::Connection::ping(conn))
     }
 
     fn gone(error: &dyn DatabaseError) -> bool {

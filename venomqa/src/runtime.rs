@@ -1,5 +1,6 @@
-//! The async bridge: the one Tokio runtime the sqlx connections live on, and [`block_on`],
-//! which runs a future on it from any thread, inside an `async fn` test too.
+//! The async bridge (feature `tokio`): the one Tokio runtime the connections of async
+//! backends (the sqlx sessions, [`AsyncBackend`](crate::AsyncBackend)s) live on, and
+//! [`block_on`], which runs a future on it from any thread, inside an `async fn` test too.
 
 use std::future::Future;
 use std::pin::pin;
@@ -7,17 +8,17 @@ use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::Thread;
 
-/// The runtime the sqlx connections are opened on: one per process, with a worker thread
+/// The runtime async backends' connections are opened on: one per process, with a worker thread
 /// whose I/O driver runs between tests, so a connection can be awaited from any runtime.
 fn runtime() -> &'static tokio::runtime::Runtime {
     static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
     RUNTIME.get_or_init(|| {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
-            .thread_name("venomqa-sqlx")
+            .thread_name("venomqa-async")
             .enable_all()
             .build()
-            .expect("venomqa could not start the Tokio runtime of its sqlx connections (no thread could be spawned)")
+            .expect("venomqa could not start the Tokio runtime of its async connections (no thread could be spawned)")
     })
 }
 
@@ -34,7 +35,7 @@ impl Wake for Unpark {
     }
 }
 
-/// Runs `future` to completion on the calling thread, inside venomqa's sqlx runtime.
+/// Runs `future` to completion on the calling thread, inside venomqa's async runtime.
 ///
 /// Works anywhere: in a sync test, in a setup function, and inside an `async fn` test (in a
 /// checkpoint block, say), where Tokio's own `block_on` would panic. It blocks the
