@@ -1417,9 +1417,24 @@ fn create_database_makes_a_missing_database_once_and_without_it_the_error_says_h
     assert!(!exists(&mut admin), "nothing created without the option");
 
     let config = config.with_option("create_database", true);
-    let mut first = Manager::<Postgres>::from_config(&config).unwrap();
-    first.connect().unwrap();
+    // Four creators at once (processes of a nextest run): one creates, the others find it.
+    let barrier = Arc::new(Barrier::new(4));
+    let racers: Vec<_> = (0..4)
+        .map(|_| {
+            let (config, barrier) = (config.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                let mut m = Manager::<Postgres>::from_config(&config).unwrap();
+                barrier.wait();
+                m.connect().map(|()| m)
+            })
+        })
+        .collect();
+    let mut managers: Vec<_> = racers
+        .into_iter()
+        .map(|r| r.join().unwrap().unwrap())
+        .collect();
     assert!(exists(&mut admin));
+    let first = managers.pop().unwrap();
     // Another manager finds it there; its connection works in it.
     let mut second = Manager::<Postgres>::from_config(&config).unwrap();
     second.connect().unwrap();
@@ -1430,6 +1445,6 @@ fn create_database_makes_a_missing_database_once_and_without_it_the_error_says_h
         .unwrap()
         .get(0);
     assert_eq!(db, name);
-    drop((first, second));
+    drop((first, second, managers));
     drop_it(&mut admin);
 }

@@ -57,25 +57,52 @@ impl Postgres {
         }
     }
 
-    /// Creates the URL's database from the server's `postgres` database; another process
-    /// creating it at the same time is no error.
+    /// Creates the URL's database from the server's `postgres` database. Creators take
+    /// turns under an advisory lock (PostgreSQL refuses two `CREATE DATABASE` copying
+    /// `template1` at once), and one that finds it made by another is done; a copy
+    /// refused because another tool is copying the template is tried again, for up to
+    /// the connect timeout.
     fn create_database(&self) -> Result<()> {
+        use ::postgres::error::SqlState;
         let name = self.config.get_dbname().unwrap_or_default().to_owned();
+        let operation = || format!("creating database {name:?} (create_database: true)");
+        let fail = |e: ::postgres::Error| {
+            Error::backend(
+                NAME,
+                operation(),
+                DriverError::new(e, "; the user needs the CREATEDB privilege, or create the database yourself and turn create_database off"),
+            )
+        };
         let mut admin = self.config.clone();
         admin.dbname("postgres");
         let mut client = self.attempt(&admin).map_err(|f| f.error)?;
-        let sql = format!("CREATE DATABASE {}", crate::sql::quote_double(NAME, &name)?);
-        match client.batch_execute(&sql) {
-            Ok(()) => {
-                tracing::info!(target: "venomqa", database = %name, "created the entry's database (create_database: true)");
-                Ok(())
+        client
+            .batch_execute("SELECT pg_advisory_lock(7345100)")
+            .map_err(fail)?;
+        let create = format!("CREATE DATABASE {}", crate::sql::quote_double(NAME, &name)?);
+        let deadline = std::time::Instant::now() + self.timeout;
+        loop {
+            let exists = client
+                .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
+                .map_err(fail)?
+                .is_some();
+            if exists {
+                return Ok(());
             }
-            Err(e) if e.code() == Some(&::postgres::error::SqlState::DUPLICATE_DATABASE) => Ok(()),
-            Err(e) => Err(Error::backend(
-                NAME,
-                format!("creating database {name:?} (create_database: true)"),
-                DriverError::new(e, "; the user needs the CREATEDB privilege, or create the database yourself and turn create_database off"),
-            )),
+            match client.batch_execute(&create) {
+                Ok(()) => {
+                    tracing::info!(target: "venomqa", database = %name, "created the entry's database (create_database: true)");
+                    return Ok(());
+                }
+                Err(e) if e.code() == Some(&SqlState::DUPLICATE_DATABASE) => return Ok(()),
+                Err(e)
+                    if e.code() == Some(&SqlState::OBJECT_IN_USE)
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                Err(e) => return Err(fail(e)),
+            }
         }
     }
 
