@@ -89,13 +89,13 @@ mod runner;
 mod step_error;
 mod validate;
 
-#[cfg(feature = "journey-async")]
-pub use client::ServiceTransport;
 pub use client::{
     Client, Exchange, HttpError, HttpTransport, Method, RecordedResponse, Request, RequestBuilder,
     Response, SendFuture, Transport, TransportError, TransportErrorKind, UreqTransport,
     DEFAULT_BODY_LIMIT, DEFAULT_TIMEOUT, SECRET_HEADERS,
 };
+#[cfg(feature = "journey-async")]
+pub use client::{HttpService, ServiceTransport};
 pub use context::{Context, ContextError};
 pub use definition::{Branch, Checkpoint, Item, Journey, Path, Step};
 pub use report::{

@@ -30,7 +30,7 @@ pub use http::HttpTransport;
 pub use method::Method;
 pub use response::Response;
 #[cfg(feature = "journey-async")]
-pub use service::ServiceTransport;
+pub use service::{HttpService, ServiceTransport};
 pub use transport::{Request, SendFuture, Transport, UreqTransport};
 
 /// The default timeout of a request: connect, send, and read the whole response.

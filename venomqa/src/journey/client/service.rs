@@ -38,41 +38,53 @@ impl fmt::Debug for ServiceTransport {
     }
 }
 
+/// A tower `Service` of `http` requests that [`ServiceTransport`] can call: implemented
+/// for every clonable one whose response body is an `http_body::Body` (an axum `Router`,
+/// a `tower::ServiceBuilder` stack over one).
+pub trait HttpService: Clone + Send + Sync + 'static {
+    /// Calls a clone of the service with `request`, reading the whole response.
+    #[doc(hidden)]
+    fn exchange(&self, request: Request) -> SendFuture<'static>;
+}
+
+impl<S, B> HttpService for S
+where
+    S: Service<http::Request<Full<Bytes>>, Response = http::Response<B>>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    fn exchange(&self, request: Request) -> SendFuture<'static> {
+        let mut service = self.clone();
+        Box::pin(async move {
+            let http = to_http(&request)?;
+            within(request.timeout, async {
+                std::future::poll_fn(|cx| service.poll_ready(cx))
+                    .await
+                    .map_err(|e| TransportError::new(TransportErrorKind::Other, e))?;
+                let response = service
+                    .call(http)
+                    .await
+                    .map_err(|e| TransportError::new(TransportErrorKind::Other, e))?;
+                from_http(response).await
+            })
+            .await
+        })
+    }
+}
+
 impl ServiceTransport {
     /// A transport calling `service` in process. Its runtime (for blocking sends from
     /// outside one) is the one this is called on, if any.
-    pub fn new<S, B>(service: S) -> Self
-    where
-        S: Service<http::Request<Full<Bytes>>, Response = http::Response<B>>
-            + Clone
-            + Send
-            + Sync
-            + 'static,
-        S::Future: Send + 'static,
-        S::Error: Into<BoxError>,
-        B: http_body::Body + Send + 'static,
-        B::Data: Send,
-        B::Error: Into<BoxError>,
-    {
-        let call = move |request: Request| -> SendFuture<'static> {
-            let mut service = service.clone();
-            Box::pin(async move {
-                let http = to_http(&request)?;
-                within(request.timeout, async {
-                    std::future::poll_fn(|cx| service.poll_ready(cx))
-                        .await
-                        .map_err(|e| TransportError::new(TransportErrorKind::Other, e))?;
-                    let response = service
-                        .call(http)
-                        .await
-                        .map_err(|e| TransportError::new(TransportErrorKind::Other, e))?;
-                    from_http(response).await
-                })
-                .await
-            })
-        };
+    pub fn new(service: impl HttpService) -> Self {
         ServiceTransport {
-            call: Arc::new(call),
+            call: Arc::new(move |request| service.exchange(request)),
             runtime: Handle::try_current().ok(),
         }
     }
@@ -122,19 +134,7 @@ impl Client {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn service<S, B>(service: S) -> Self
-    where
-        S: Service<http::Request<Full<Bytes>>, Response = http::Response<B>>
-            + Clone
-            + Send
-            + Sync
-            + 'static,
-        S::Future: Send + 'static,
-        S::Error: Into<BoxError>,
-        B: http_body::Body + Send + 'static,
-        B::Data: Send,
-        B::Error: Into<BoxError>,
-    {
+    pub fn service(service: impl HttpService) -> Self {
         Client::with_transport("http://service", ServiceTransport::new(service))
     }
 }

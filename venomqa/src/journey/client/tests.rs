@@ -211,6 +211,20 @@ fn content_length_only_server(
     (port, server)
 }
 
+/// The heads of POST, POST, PUT, DELETE without a body, then a GET: `Content-Length: 0`
+/// on the first four, no body header on the GET, never chunked.
+fn bodiless_heads_are_framed(heads: &[String]) {
+    for head in &heads[..4] {
+        assert!(head.contains("content-length: 0"), "{head}");
+        assert!(!head.contains("transfer-encoding"), "{head}");
+    }
+    assert!(
+        !heads[4].contains("content-length") && !heads[4].contains("transfer-encoding"),
+        "a GET sends no body headers: {}",
+        heads[4]
+    );
+}
+
 #[test]
 fn a_request_without_a_body_is_framed_by_content_length_zero() {
     let (port, server) = content_length_only_server(5);
@@ -227,16 +241,7 @@ fn a_request_without_a_body_is_framed_by_content_length_zero() {
             panic!("{e}; the server saw: {:?}", server.join().unwrap());
         }
     }
-    let heads = server.join().unwrap().unwrap();
-    for head in &heads[..4] {
-        assert!(head.contains("content-length: 0"), "{head}");
-        assert!(!head.contains("transfer-encoding"), "{head}");
-    }
-    assert!(
-        !heads[4].contains("content-length") && !heads[4].contains("transfer-encoding"),
-        "a GET sends no body headers: {}",
-        heads[4]
-    );
+    bodiless_heads_are_framed(&server.join().unwrap().unwrap());
 }
 
 #[test]
@@ -287,16 +292,7 @@ async fn an_awaited_request_without_a_body_is_framed_by_content_length_zero() {
             panic!("{e}; the server saw: {:?}", server.join().unwrap());
         }
     }
-    let heads = server.join().unwrap().unwrap();
-    for head in &heads[..4] {
-        assert!(head.contains("content-length: 0"), "{head}");
-        assert!(!head.contains("transfer-encoding"), "{head}");
-    }
-    assert!(
-        !heads[4].contains("content-length") && !heads[4].contains("transfer-encoding"),
-        "a GET sends no body headers: {}",
-        heads[4]
-    );
+    bodiless_heads_are_framed(&server.join().unwrap().unwrap());
     let exchanges = client.take_exchanges();
     assert_eq!(exchanges.len(), 5);
     assert_eq!(exchanges[0].method, Method::Post);
