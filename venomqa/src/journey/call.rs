@@ -1,5 +1,6 @@
-//! What steps and invariants run: a blocking closure, or (feature `journey-async`) an
-//! async one; both called with their panics caught, as one future.
+//! What steps and actions run: a blocking closure, or (feature `journey-async`) an async
+//! one; both called with their panics caught, as one future (invariants' checks are the
+//! same, in `runner::invariant`). And running database work outside the async runtime.
 
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -7,7 +8,6 @@ use std::sync::Arc;
 
 use super::client::Client;
 use super::context::Context;
-use super::runner::Check;
 use super::step_error::StepError;
 
 /// What a step or an invariant returned, or its panic.
@@ -16,14 +16,11 @@ pub(crate) type Outcome = std::thread::Result<Result<(), StepError>>;
 /// The future of an async step or invariant. Not `Send`: async closures cannot promise
 /// it, and the runner awaits it on the task that runs the journey.
 #[cfg(feature = "journey-async")]
-type Local<'a> = std::pin::Pin<Box<dyn Future<Output = Result<(), StepError>> + 'a>>;
+pub(crate) type Local<'a> = std::pin::Pin<Box<dyn Future<Output = Result<(), StepError>> + 'a>>;
 
 type BlockingStep = dyn Fn(&Client, &mut Context) -> Result<(), StepError> + Send + Sync;
 #[cfg(feature = "journey-async")]
 type AsyncStep = dyn for<'a> Fn(&'a Client, &'a mut Context) -> Local<'a> + Send + Sync;
-type BlockingCheck = dyn Fn(&mut Check<'_>) -> Result<(), StepError> + Send + Sync;
-#[cfg(feature = "journey-async")]
-type AsyncCheck = dyn for<'a, 'r> Fn(&'a mut Check<'r>) -> Local<'a> + Send + Sync;
 
 /// A step's action.
 #[derive(Clone)]
@@ -102,48 +99,9 @@ impl StepFn {
     }
 }
 
-/// An invariant's check.
-#[derive(Clone)]
-pub(crate) enum CheckFn {
-    /// A blocking closure.
-    Blocking(Arc<BlockingCheck>),
-    /// An async closure.
-    #[cfg(feature = "journey-async")]
-    Async(Arc<AsyncCheck>),
-}
-
-impl CheckFn {
-    /// An async check.
-    #[cfg(feature = "journey-async")]
-    pub(crate) fn nonblocking<F>(check: F) -> Self
-    where
-        F: AsyncFn(&mut Check<'_>) -> Result<(), StepError> + Send + Sync + 'static,
-    {
-        let check = Arc::new(check);
-        CheckFn::Async(Arc::new(move |c| {
-            let check = Arc::clone(&check);
-            Box::pin(async move { check(c).await })
-        }))
-    }
-
-    /// Runs the check on `check`.
-    pub(crate) async fn call(&self, check: &mut Check<'_>) -> Outcome {
-        match self {
-            CheckFn::Blocking(f) => catch_unwind(AssertUnwindSafe(|| f(check))),
-            #[cfg(feature = "journey-async")]
-            CheckFn::Async(f) => caught(f(check)).await,
-        }
-    }
-
-    /// Whether it is async.
-    pub(crate) fn is_async(&self) -> bool {
-        !matches!(self, CheckFn::Blocking(_))
-    }
-}
-
 /// `future`'s output, or its panic.
 #[cfg(feature = "journey-async")]
-async fn caught<F: Future>(future: F) -> std::thread::Result<F::Output> {
+pub(crate) async fn caught<F: Future>(future: F) -> std::thread::Result<F::Output> {
     use futures_util::FutureExt;
     AssertUnwindSafe(future).catch_unwind().await
 }

@@ -1,8 +1,11 @@
 //! [`Invariant`]: a rule checked after every step, and [`Check`], what it looks at.
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
-use crate::journey::call::CheckFn;
+use crate::journey::call::Outcome;
+#[cfg(feature = "journey-async")]
+use crate::journey::call::{caught, Local};
 use crate::journey::client::Client;
 use crate::journey::context::Context;
 use crate::journey::report::Severity;
@@ -197,5 +200,48 @@ impl Check<'_> {
     /// it is of another backend.
     pub fn connection<B: crate::Backend>(&mut self) -> Result<&mut B::Conn, StepError> {
         Ok(self.state_manager()?.connection::<B>()?)
+    }
+}
+
+type BlockingCheck = dyn Fn(&mut Check<'_>) -> Result<(), StepError> + Send + Sync;
+#[cfg(feature = "journey-async")]
+type AsyncCheck = dyn for<'a, 'r> Fn(&'a mut Check<'r>) -> Local<'a> + Send + Sync;
+
+/// An invariant's check.
+#[derive(Clone)]
+pub(crate) enum CheckFn {
+    /// A blocking closure.
+    Blocking(Arc<BlockingCheck>),
+    /// An async closure.
+    #[cfg(feature = "journey-async")]
+    Async(Arc<AsyncCheck>),
+}
+
+impl CheckFn {
+    /// An async check.
+    #[cfg(feature = "journey-async")]
+    pub(crate) fn nonblocking<F>(check: F) -> Self
+    where
+        F: AsyncFn(&mut Check<'_>) -> Result<(), StepError> + Send + Sync + 'static,
+    {
+        let check = Arc::new(check);
+        CheckFn::Async(Arc::new(move |c| {
+            let check = Arc::clone(&check);
+            Box::pin(async move { check(c).await })
+        }))
+    }
+
+    /// Runs the check on `check`.
+    pub(crate) async fn call(&self, check: &mut Check<'_>) -> Outcome {
+        match self {
+            CheckFn::Blocking(f) => catch_unwind(AssertUnwindSafe(|| f(check))),
+            #[cfg(feature = "journey-async")]
+            CheckFn::Async(f) => caught(f(check)).await,
+        }
+    }
+
+    /// Whether it is async.
+    pub(crate) fn is_async(&self) -> bool {
+        !matches!(self, CheckFn::Blocking(_))
     }
 }
