@@ -186,10 +186,15 @@ impl BackendConfig {
                 Some(first) if legacy.iter().any(|l| l == first) => format!("options.{key}"),
                 _ => key,
             };
-            let message = if field.is_some() {
-                format!("{message}, or a common key ({COMMON_KEYS})")
-            } else {
-                message
+            let message = match (field, message.split_once(", expected one of ")) {
+                // The known keys without serde's backticks: the line stays short as
+                // backends gain keys.
+                (Some(_), Some((head, known))) => format!(
+                    "{head}, expected one of {}, or a common key ({COMMON_KEYS})",
+                    known.replace('`', "")
+                ),
+                (Some(_), None) => format!("{message}, or a common key ({COMMON_KEYS})"),
+                (None, _) => message,
             };
             self.key_error(&key, &message)
         })
