@@ -300,3 +300,41 @@ fn a_blocking_run_refuses_async_steps_and_invariants_and_names_the_first() {
         "and no checkpoint behind"
     );
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn parallel_paths_of_an_async_run_share_the_task_each_on_its_own_database() {
+    let (mut a, mut b) = (db("parallel-a"), db("parallel-b"));
+    let (before_a, before_b) = (dump(&a.file), dump(&b.file));
+    // Two apps on two databases, each a router in process under a base URL of its own.
+    let app =
+        |db: &Db, base: &str| Client::with_transport(base, ServiceTransport::new(router(&db.file)));
+    let (app_a, app_b) = (app(&a, "http://app-a"), app(&b, "http://app-b"));
+    let result = JourneyRunner::new(app_a)
+        .state_manager(&mut a.manager)
+        .worker(app_b, &mut b.manager)
+        .parallel_paths(2)
+        .run_async(&journey())
+        .await
+        .unwrap();
+    let failed: Vec<&str> = result
+        .issues
+        .iter()
+        .map(|f| f.path.as_deref().unwrap_or(""))
+        .collect();
+    assert_eq!(failed, ["panics"], "{result}");
+    assert_eq!(result.workers(), 2);
+    // Paths 0 and 2 ran on worker 0, 1 and 3 on worker 1: each database saw its own.
+    let on_b: Vec<String> = result
+        .path_results()
+        .filter(|p| {
+            p.step_results
+                .iter()
+                .flat_map(|s| &s.exchanges)
+                .any(|e| e.url.starts_with("http://app-b"))
+        })
+        .map(|p| p.path_name.clone())
+        .collect();
+    assert_eq!(on_b, ["grow", "clean_start"], "{result}");
+    assert_eq!(dump(&a.file), before_a);
+    assert_eq!(dump(&b.file), before_b);
+}
