@@ -110,6 +110,15 @@ pub(crate) fn router(file: &FsPath) -> Router {
         .with_state(file.to_owned())
 }
 
+/// The paths of `result`'s failures, in order.
+fn failed_paths(result: &JourneyResult) -> Vec<&str> {
+    result
+        .issues
+        .iter()
+        .map(|f| f.path.as_deref().unwrap_or(""))
+        .collect()
+}
+
 fn add(step: &str, name: &'static str) -> Step {
     Step::new_async(step, async move |client, ctx| {
         let r = client
@@ -190,11 +199,7 @@ async fn an_async_journey_runs_against_a_router_in_process_and_leaves_the_baseli
         .unwrap();
     let text = result.to_string();
     assert!(!result.passed(), "{text}");
-    let failed: Vec<&str> = result
-        .issues
-        .iter()
-        .map(|f| f.path.as_deref().unwrap_or(""))
-        .collect();
+    let failed = failed_paths(&result);
     assert_eq!(failed, ["panics"], "{text}");
     assert!(text.contains("the step panicked on purpose"), "{text}");
     // Every path ran from the checkpoint: "clean_start" saw neither the wipe, nor b, nor c.
@@ -223,11 +228,7 @@ async fn the_same_journey_over_http_on_a_port_of_this_runtime() {
         .await
         .unwrap();
     server.abort();
-    let failed: Vec<&str> = result
-        .issues
-        .iter()
-        .map(|f| f.path.as_deref().unwrap_or(""))
-        .collect();
+    let failed = failed_paths(&result);
     assert_eq!(failed, ["panics"], "{result}");
     assert_eq!(dump(&db.file), before);
 }
@@ -316,11 +317,7 @@ async fn parallel_paths_of_an_async_run_share_the_task_each_on_its_own_database(
         .run_async(&journey())
         .await
         .unwrap();
-    let failed: Vec<&str> = result
-        .issues
-        .iter()
-        .map(|f| f.path.as_deref().unwrap_or(""))
-        .collect();
+    let failed = failed_paths(&result);
     assert_eq!(failed, ["panics"], "{result}");
     assert_eq!(result.workers(), 2);
     // Paths 0 and 2 ran on worker 0, 1 and 3 on worker 1: each database saw its own.
