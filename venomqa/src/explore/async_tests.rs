@@ -34,6 +34,9 @@ fn world() -> World {
             client.delete("/items").await?;
             Ok(())
         }))
+        .observe_async("count", async |check| {
+            Ok(check.client().get("/items").await?.value("/count")?)
+        })
         .invariant(Invariant::new_async("at most two items", async |check| {
             let n = check.client().get("/items").await?.value("/count")?;
             match n.as_i64() {
@@ -95,5 +98,44 @@ fn a_blocking_run_refuses_an_async_world_naming_what_is_async() {
     assert!(
         db.manager.checkpoints().is_empty(),
         "nothing was checkpointed"
+    );
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn an_async_observation_is_awaited_and_its_failure_is_a_fault_naming_it() {
+    let mut db = db("explore-observe");
+    let before = dump(&db.file);
+    let world = World::new("observed")
+        .action(add("a"))
+        .observe_async("needs_a", async |check| {
+            if check.context().contains("a") {
+                return Err(StepError::msg("no observation after add_a"));
+            }
+            Ok(serde_json::Value::Null)
+        });
+    let result = Explorer::new(&world, Client::service(router(&db.file)))
+        .state_manager(&mut db.manager)
+        .run_async()
+        .await
+        .unwrap();
+    assert_eq!(result.stop, StopReason::Fault, "{result}");
+    let fault = result.fault.as_ref().expect("a fault");
+    assert_eq!(fault.kind, FaultKind::ObservationFailed);
+    assert_eq!(
+        fault.message,
+        "observation \"needs_a\" failed: no observation after add_a"
+    );
+    assert_eq!(dump(&db.file), before);
+    // A blocking run names the async observation when nothing else is async.
+    let world = World::new("observed")
+        .action(Action::new("noop", |_, _| Ok(())))
+        .observe_async("needs_a", async |_| Ok(serde_json::Value::Null));
+    let e = Explorer::new(&world, Client::service(router(&db.file)))
+        .state_manager(&mut db.manager)
+        .run()
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("the async observation \"needs_a\""),
+        "{e}"
     );
 }

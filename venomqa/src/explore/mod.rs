@@ -88,7 +88,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 pub use crate::journey::{Check, Invariant, Severity, StepError};
-use crate::journey::{Client, Context, StepFn};
+use crate::journey::{CheckFn, Client, Context, StepFn};
 pub use error::ExploreError;
 pub use explorer::{Explorer, DEFAULT_MAX_DEPTH, DEFAULT_MAX_STEPS, EXPLORE_CHECKPOINT};
 pub use report::{
@@ -101,7 +101,6 @@ pub use repro::RustTemplate;
 pub const SERVER_ERRORS: &str = "the API never answers 5xx";
 
 type PreconditionFn = Arc<dyn Fn(&Context) -> bool + Send + Sync>;
-type ObserveFn = Arc<dyn Fn(&mut Check<'_>) -> Result<Value, StepError> + Send + Sync>;
 
 /// Something that can happen to the API: a named closure over the HTTP client and the
 /// context, with an optional precondition on the context.
@@ -248,7 +247,7 @@ pub struct World {
     actions: Vec<Action>,
     invariants: Vec<Invariant>,
     ignored: Vec<String>,
-    observers: Vec<(String, ObserveFn)>,
+    observers: Vec<(String, CheckFn<Value>)>,
     server_errors: bool,
 }
 
@@ -310,10 +309,13 @@ impl World {
         if let Some(a) = self.actions.iter().find(|a| a.is_async()) {
             return Some(format!("the async action {:?}", a.name));
         }
-        self.invariants
+        if let Some(i) = self.invariants.iter().find(|i| i.is_async()) {
+            return Some(format!("the async invariant {:?}", i.name()));
+        }
+        self.observers
             .iter()
-            .find(|i| i.is_async())
-            .map(|i| format!("the async invariant {:?}", i.name()))
+            .find(|(_, o)| o.is_async())
+            .map(|(name, _)| format!("the async observation {name:?}"))
     }
 
     /// Adds an action.
@@ -357,7 +359,20 @@ impl World {
     where
         F: Fn(&mut Check<'_>) -> Result<Value, StepError> + Send + Sync + 'static,
     {
-        self.observers.push((name.into(), Arc::new(observe)));
+        self.observers
+            .push((name.into(), CheckFn::Blocking(Arc::new(observe))));
+        self
+    }
+
+    /// An async observation (feature `journey-async`): [`observe`](Self::observe) as an
+    /// async closure, for [`Explorer::run_async`].
+    #[cfg(feature = "journey-async")]
+    pub fn observe_async<F>(mut self, name: impl Into<String>, observe: F) -> Self
+    where
+        F: AsyncFn(&mut Check<'_>) -> Result<Value, StepError> + Send + Sync + 'static,
+    {
+        self.observers
+            .push((name.into(), CheckFn::nonblocking(observe)));
         self
     }
 

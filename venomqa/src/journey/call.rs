@@ -16,7 +16,8 @@ pub(crate) type Outcome = std::thread::Result<Result<(), StepError>>;
 /// The future of an async step or invariant. Not `Send`: async closures cannot promise
 /// it, and the runner awaits it on the task that runs the journey.
 #[cfg(feature = "journey-async")]
-pub(crate) type Local<'a> = std::pin::Pin<Box<dyn Future<Output = Result<(), StepError>> + 'a>>;
+pub(crate) type Local<'a, T = ()> =
+    std::pin::Pin<Box<dyn Future<Output = Result<T, StepError>> + 'a>>;
 
 type BlockingStep = dyn Fn(&Client, &mut Context) -> Result<(), StepError> + Send + Sync;
 #[cfg(feature = "journey-async")]

@@ -113,7 +113,7 @@ pub(crate) use format::{cut, fmt_duration};
 #[cfg(feature = "explore")]
 pub(crate) use report::{diff_details, diff_json, exchange_json, ms, write_report_files, xml};
 #[cfg(feature = "explore")]
-pub(crate) use runner::panic_message;
+pub(crate) use runner::{panic_message, CheckFn};
 
 #[cfg(all(test, feature = "journey-async"))]
 pub(crate) mod async_tests;

@@ -12,7 +12,6 @@
 //! have to be `crate::util::fnv64` over a stable encoding.)
 
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use crate::capture::Diff;
 use crate::explore::outcome::transport;
@@ -97,7 +96,7 @@ pub(crate) fn add_json(fp: &mut Fingerprint, value: &serde_json::Value) {
 impl Engine<'_> {
     /// The fingerprint of the current state: the capture diff since the root, the
     /// context (less the ignored keys), the observations.
-    pub(super) fn fingerprint(
+    pub(super) async fn fingerprint(
         &mut self,
         ctx: &Context,
         action: Option<u16>,
@@ -130,7 +129,7 @@ impl Engine<'_> {
         let world = self.world;
         for (name, observe) in &world.observers {
             let mut check = Check::new(self.client, ctx, Some(&mut *self.manager), "observe", None);
-            let outcome = catch_unwind(AssertUnwindSafe(|| observe(&mut check)));
+            let outcome = observe.call(&mut check).await;
             let value = match outcome {
                 Ok(Ok(v)) => v,
                 Ok(Err(e)) => {

@@ -248,7 +248,7 @@ impl<'e> Engine<'e> {
         let root_ctx = root.ctx.clone();
         let violations = self.check(&root_ctx, "setup", Checks::All, None).await?;
         let _ = self.client.take_exchanges();
-        let (fp, diff) = self.fingerprint(&root.ctx, None)?;
+        let (fp, diff) = self.fingerprint(&root.ctx, None).await?;
         root.diff = diff;
         let untried = if violations.is_empty() && self.settings.max_depth > 0 {
             self.enabled(&root.ctx)?

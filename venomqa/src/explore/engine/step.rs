@@ -155,7 +155,7 @@ impl Engine<'_> {
         violations.extend(self.check(ctx, &name, checks, Some(a)).await?);
         let check_exchanges = self.client.take_exchanges();
         let (fp, diff) = if fingerprint {
-            self.fingerprint(ctx, Some(a))?
+            self.fingerprint(ctx, Some(a)).await?
         } else {
             (0, None)
         };

@@ -3,7 +3,6 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
-use crate::journey::call::Outcome;
 #[cfg(feature = "journey-async")]
 use crate::journey::call::{caught, Local};
 use crate::journey::client::Client;
@@ -203,26 +202,36 @@ impl Check<'_> {
     }
 }
 
-type BlockingCheck = dyn Fn(&mut Check<'_>) -> Result<(), StepError> + Send + Sync;
+type BlockingCheck<T> = dyn Fn(&mut Check<'_>) -> Result<T, StepError> + Send + Sync;
 #[cfg(feature = "journey-async")]
-type AsyncCheck = dyn for<'a, 'r> Fn(&'a mut Check<'r>) -> Local<'a> + Send + Sync;
+type AsyncCheck<T> = dyn for<'a, 'r> Fn(&'a mut Check<'r>) -> Local<'a, T> + Send + Sync;
 
-/// An invariant's check.
-#[derive(Clone)]
-pub(crate) enum CheckFn {
+/// A closure over a [`Check`], blocking or async: an invariant's check (`T = ()`), an
+/// explorer's observation (`T` = the value observed).
+pub(crate) enum CheckFn<T = ()> {
     /// A blocking closure.
-    Blocking(Arc<BlockingCheck>),
+    Blocking(Arc<BlockingCheck<T>>),
     /// An async closure.
     #[cfg(feature = "journey-async")]
-    Async(Arc<AsyncCheck>),
+    Async(Arc<AsyncCheck<T>>),
 }
 
-impl CheckFn {
+impl<T> Clone for CheckFn<T> {
+    fn clone(&self) -> Self {
+        match self {
+            CheckFn::Blocking(f) => CheckFn::Blocking(Arc::clone(f)),
+            #[cfg(feature = "journey-async")]
+            CheckFn::Async(f) => CheckFn::Async(Arc::clone(f)),
+        }
+    }
+}
+
+impl<T: 'static> CheckFn<T> {
     /// An async check.
     #[cfg(feature = "journey-async")]
     pub(crate) fn nonblocking<F>(check: F) -> Self
     where
-        F: AsyncFn(&mut Check<'_>) -> Result<(), StepError> + Send + Sync + 'static,
+        F: AsyncFn(&mut Check<'_>) -> Result<T, StepError> + Send + Sync + 'static,
     {
         let check = Arc::new(check);
         CheckFn::Async(Arc::new(move |c| {
@@ -231,8 +240,11 @@ impl CheckFn {
         }))
     }
 
-    /// Runs the check on `check`.
-    pub(crate) async fn call(&self, check: &mut Check<'_>) -> Outcome {
+    /// Runs the check on `check`: what it returned, or its panic.
+    pub(crate) async fn call(
+        &self,
+        check: &mut Check<'_>,
+    ) -> std::thread::Result<Result<T, StepError>> {
         match self {
             CheckFn::Blocking(f) => catch_unwind(AssertUnwindSafe(|| f(check))),
             #[cfg(feature = "journey-async")]

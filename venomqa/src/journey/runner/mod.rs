@@ -23,6 +23,7 @@ use exec::Settings;
 use lanes::{merge, prepare, run_lane, Lane};
 
 pub use error::JourneyError;
+pub(crate) use invariant::CheckFn;
 pub use invariant::{Check, Invariant};
 pub use state::StateHandle;
 #[cfg(any(test, feature = "explore"))]
