@@ -9,6 +9,8 @@
 
 #[cfg(feature = "axum")]
 pub mod axum_shop;
+#[cfg(feature = "browser")]
+pub mod browser;
 pub mod explore;
 
 use std::io::{BufRead, BufReader, Read};

@@ -1,6 +1,7 @@
-//! The `venomqa` command line: `venomqa report [path]` and `venomqa capture reset <entry>`.
+//! The `venomqa` command line: `venomqa report [path] [--html file]` and `venomqa capture
+//! reset <entry>`.
 
-const USAGE: &str = "usage: venomqa report [path]   (path defaults to $VENOMQA_REPORT; write one with VENOMQA_REPORT=/abs/path cargo test)
+const USAGE: &str = "usage: venomqa report [path] [--html file]   (path defaults to $VENOMQA_REPORT; write one with VENOMQA_REPORT=/abs/path cargo test; --html also writes the report as a self-contained HTML page)
        venomqa capture reset <entry>   (removes capture's triggers and bookkeeping for an entry of venomqa.yaml; the data stays as it is)";
 
 /// Runs the `venomqa` command with `args` (the arguments after the program's name):
@@ -21,20 +22,39 @@ pub fn run(args: &[String]) -> u8 {
             };
         }
     }
-    let path = match args {
-        [command] if command == "report" => std::env::var("VENOMQA_REPORT")
-            .ok()
-            .filter(|p| !p.is_empty()),
-        [command, path] if command == "report" => Some(path.clone()),
-        [flag] if flag == "-h" || flag == "--help" => {
+    if let [flag] = args {
+        if flag == "-h" || flag == "--help" {
             println!("{USAGE}");
             return 0;
         }
-        _ => {
-            eprintln!("{USAGE}");
-            return 2;
-        }
+    }
+    let Some(("report", rest)) = args.split_first().map(|(c, rest)| (c.as_str(), rest)) else {
+        eprintln!("{USAGE}");
+        return 2;
     };
+    let (mut path, mut html) = (None, None);
+    let mut rest = rest.iter();
+    while let Some(arg) = rest.next() {
+        match arg.as_str() {
+            "--html" => match rest.next() {
+                Some(file) => html = Some(file.clone()),
+                None => {
+                    eprintln!("venomqa report: --html needs a file to write; {USAGE}");
+                    return 2;
+                }
+            },
+            _ if path.is_none() && !arg.starts_with("--") => path = Some(arg.clone()),
+            _ => {
+                eprintln!("venomqa report: unexpected argument {arg:?}; {USAGE}");
+                return 2;
+            }
+        }
+    }
+    let path = path.or_else(|| {
+        std::env::var("VENOMQA_REPORT")
+            .ok()
+            .filter(|p| !p.is_empty())
+    });
     let Some(path) = path else {
         eprintln!("venomqa report: no report file given and VENOMQA_REPORT is not set; {USAGE}");
         return 2;
@@ -49,7 +69,17 @@ pub fn run(args: &[String]) -> u8 {
     match crate::Report::parse(&text) {
         Ok(report) => {
             print!("{}", report.render(&path));
-            0
+            let Some(html) = html else { return 0 };
+            match std::fs::write(&html, venomqa::report::to_html(&report.lines, &path)) {
+                Ok(()) => {
+                    println!("HTML report: {html}");
+                    0
+                }
+                Err(e) => {
+                    eprintln!("venomqa report: cannot write the HTML report {html}: {e}; check that its directory exists and is writable");
+                    1
+                }
+            }
         }
         Err(e) => {
             eprintln!("venomqa report: {path}: {e}");

@@ -62,6 +62,7 @@ mod connected;
 mod error;
 #[cfg(feature = "explore")]
 pub mod explore;
+mod html;
 #[cfg(feature = "journey")]
 #[cfg_attr(docsrs, doc(cfg(feature = "journey")))]
 pub mod journey;

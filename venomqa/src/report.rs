@@ -337,6 +337,47 @@ impl Record {
     }
 }
 
+/// The cost report as one self-contained HTML page (no network: its stylesheet, script and
+/// data are inline): totals, where the time went (set-up, lease wait, connect, checkpoints,
+/// rollbacks, test bodies) and every test, slowest first, with a bar of its parts and the
+/// part that dominated it. `source` names the file the records came from. `venomqa report
+/// --html` writes it.
+///
+/// ```
+/// let line = r#"{"test":"a::t","backend":"mysql","entry":"mysql","isolation":"transaction","outcome":"ok","rolled_back":true,"test_us":9000,"lease_us":6000,"lease_wait_us":500,"connect_us":5500,"checkpoints":1,"checkpoint_us":200,"rollbacks":1,"rollback_us":300,"session_us":2900,"pid":1,"at_ms":0}"#;
+/// let record: venomqa::report::Record = serde_json::from_str(line)?;
+/// let html = venomqa::report::to_html(&[record], "report.jsonl");
+/// assert!(html.contains("a::t") && html.contains("data-kind=\"cost\""));
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+pub fn to_html(records: &[Record], source: &str) -> String {
+    #[derive(Serialize)]
+    struct Line<'a> {
+        #[serde(flatten)]
+        record: &'a Record,
+        /// set-up, lease wait, connect, checkpoints, rollbacks, the test body (µs).
+        parts: [u64; 6],
+        dominated_by: (&'static str, u64),
+    }
+    let lines: Vec<Line<'_>> = records
+        .iter()
+        .map(|r| Line {
+            record: r,
+            parts: [
+                r.setup_us(),
+                r.lease_wait_us,
+                r.connect_us.unwrap_or(0),
+                r.checkpoint_us,
+                r.rollback_us,
+                r.body_us(),
+            ],
+            dominated_by: r.dominated_by(),
+        })
+        .collect();
+    let data = serde_json::json!({ "source": source, "lines": lines });
+    crate::html::page(crate::html::Kind::Cost, "venomqa cost report", &data)
+}
+
 /// serde_json's compact format, with backspace and form feed escaped as `\u0008` and
 /// `\u000c` (as the lines written before the record was serde's were) rather than `\b`
 /// and `\f`.

@@ -21,7 +21,7 @@ use venomqa_examples::{
 const SHOP: &str = env!("CARGO_BIN_EXE_shop");
 
 /// A fresh database file of this test, under the workspace's target directory.
-fn fresh_file(tag: &str) -> PathBuf {
+pub(crate) fn fresh_file(tag: &str) -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/venomqa-journeys");
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join(format!("{tag}-{}.sqlite", std::process::id()));
@@ -32,7 +32,7 @@ fn fresh_file(tag: &str) -> PathBuf {
 }
 
 /// A connected state manager on `file` with the given isolation.
-fn manager(file: &std::path::Path, isolation: &str) -> SqliteStateManager {
+pub(crate) fn manager(file: &std::path::Path, isolation: &str) -> SqliteStateManager {
     let mut m = SqliteStateManager::from_config(
         &BackendConfig::new("sqlite")
             .with_url(format!("sqlite://{}", file.display()))
@@ -97,12 +97,9 @@ fn checkout_journey_standalone() {
     assert_eq!(dump(&file), baseline);
 }
 
-#[test]
-fn a_failing_step_reports_request_response_and_database_changes() {
-    let file = fresh_file("failing");
-    let mut m = manager(&file, "capture");
-    let server = ShopServer::start(SHOP, m.url().unwrap().expose());
-    let baseline = dump(&file);
+/// A checkout whose `pay_by_voucher` path expects 201 where the shop answers 200: a
+/// failing step with a request, a response and database changes to show.
+pub(crate) fn checkout_wrong() -> Journey {
     let pay = |name: &str, expected: u16, body: serde_json::Value| {
         Step::new(name, move |client, ctx| {
             let order = ctx.i64("order_id")?;
@@ -115,7 +112,7 @@ fn a_failing_step_reports_request_response_and_database_changes() {
             Ok(())
         })
     };
-    let journey = Journey::new("checkout_wrong")
+    Journey::new("checkout_wrong")
         .step(create_catalog())
         .step(Step::new("signup_ann", |client, ctx| {
             let user = client
@@ -156,7 +153,16 @@ fn a_failing_step_reports_request_response_and_database_changes() {
                             json!({"method": "card", "card_number": "4242424242424242"}),
                         )),
                 ),
-        );
+        )
+}
+
+#[test]
+fn a_failing_step_reports_request_response_and_database_changes() {
+    let file = fresh_file("failing");
+    let mut m = manager(&file, "capture");
+    let server = ShopServer::start(SHOP, m.url().unwrap().expose());
+    let baseline = dump(&file);
+    let journey = checkout_wrong();
     let reports =
         std::env::temp_dir().join(format!("venomqa-journey-reports-{}", std::process::id()));
     let result = JourneyRunner::new(server.client())
@@ -184,6 +190,14 @@ fn a_failing_step_reports_request_response_and_database_changes() {
     ] {
         assert!(text.contains(&expected), "missing {expected:?} in\n{text}");
     }
+    // The suggestion comes before the request and response it points to.
+    let suggestion = text
+        .find("   suggestion: compare the step's request and response")
+        .unwrap();
+    assert!(
+        suggestion < text.find("   request:  POST").unwrap(),
+        "{text}"
+    );
     // The body as sent: its keys in either order (serde_json keeps insertion order when
     // another crate of the build, such as bson, turns on its `preserve_order`).
     assert!(
@@ -246,6 +260,22 @@ fn a_failing_step_reports_request_response_and_database_changes() {
         diff["tables"][2]["rows"][0]["columns"][0],
         json!({"column": "stock", "old": "5", "new": "3"})
     );
+    // The HTML report beside them carries the same JSON (its rendering is checked in
+    // Chromium: report_html.rs).
+    let html = std::fs::read_to_string(reports.join("checkout_wrong.html")).unwrap();
+    assert!(html.contains(&json.to_string().replace('<', "\\u003c")));
+    assert!(!html.contains("tok_"));
+    // The Markdown summary: the verdict, the failure's place and the first diff lines.
+    let md = result.to_markdown();
+    for expected in [
+        "### ❌ journey `checkout_wrong` FAILED",
+        "| 1 | 1 | 0 | 2 of 2 passed |",
+        "1. `checkout_wrong` › branch from `cart_full` › path `pay_by_voucher` › step `redeem`: POST ",
+        "expected status 201, got 200",
+        "   products updated id=1 (stock: 5 -> 3)",
+    ] {
+        assert!(md.contains(expected), "missing {expected:?} in\n{md}");
+    }
     let _ = std::fs::remove_dir_all(&reports);
 }
 

@@ -10,6 +10,7 @@ use crate::journey::{Client, StateHandle};
 use super::engine::{Engine, Settings};
 use super::error::ExploreError;
 use super::report::ExplorationResult;
+use super::repro::RustTemplate;
 use super::{Strategy, World};
 
 /// The checkpoint the explorer makes before anything runs and discards at the end, so an
@@ -57,6 +58,7 @@ pub struct Explorer<'a> {
     state: Option<StateHandle<'a>>,
     settings: Settings,
     report_dir: Option<PathBuf>,
+    rust_template: RustTemplate,
 }
 
 impl std::fmt::Debug for Explorer<'_> {
@@ -97,6 +99,7 @@ impl Explorer<'static> {
                 use_diff: true,
             },
             report_dir: std::env::var_os("VENOMQA_EXPLORE_REPORTS").map(PathBuf::from),
+            rust_template: RustTemplate::new("world()"),
         }
     }
 }
@@ -115,6 +118,7 @@ impl<'a> Explorer<'a> {
             state: Some(manager.into()),
             settings: self.settings,
             report_dir: self.report_dir,
+            rust_template: self.rust_template,
         }
     }
 
@@ -178,10 +182,19 @@ impl<'a> Explorer<'a> {
         self
     }
 
-    /// Writes `explore_<world>.xml` (JUnit) and `explore_<world>.json` into `dir` after
+    /// Writes `explore_<world>.xml` (JUnit), `.json` and `.html` into `dir` after
     /// the run (default: the `VENOMQA_EXPLORE_REPORTS` environment variable, if set).
     pub fn report_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.report_dir = Some(dir.into());
+        self
+    }
+
+    /// How the reports write each violation's reproducing `#[venom_test]` (default
+    /// `RustTemplate::new("world()")`: name the function of your tests that builds the
+    /// world, and how the test starts its server). [`Violation::to_rust`] takes any
+    /// template after the run.
+    pub fn rust_template(mut self, template: RustTemplate) -> Self {
+        self.rust_template = template;
         self
     }
 
@@ -260,12 +273,14 @@ impl<'a> Explorer<'a> {
                 "rolling back to {EXPLORE_CHECKPOINT:?} at the end of the exploration failed, so the database may keep the exploration's writes: {e}"
             )),
         };
-        let result = engine.finish(explored, cleanup);
+        let mut result = engine.finish(explored, cleanup);
+        result.rust_template = self.rust_template.clone();
         if let Some(dir) = &self.report_dir {
             if let Err(e) = result.write_reports(dir) {
                 tracing::warn!(target: "venomqa", error = %e, dir = %dir.display(), "writing the exploration reports failed");
             }
         }
+        crate::journey::append_step_summary(&result.to_markdown());
         Ok(result)
     }
 }

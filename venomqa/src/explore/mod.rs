@@ -92,7 +92,8 @@ use crate::journey::{CheckFn, Client, Context, StepFn};
 pub use error::ExploreError;
 pub use explorer::{Explorer, DEFAULT_MAX_DEPTH, DEFAULT_MAX_STEPS, EXPLORE_CHECKPOINT};
 pub use report::{
-    ActionCoverage, Coverage, ExplorationResult, Fault, FaultKind, PathStep, StopReason, Violation,
+    ActionCoverage, Coverage, ExplorationResult, Fault, FaultKind, PathStep, StateGraph,
+    StopReason, Transition, Violation,
 };
 pub use repro::RustTemplate;
 

@@ -553,6 +553,38 @@ fn reports_for_ci() {
         "{xml}"
     );
     assert!(xml.contains("1. withdraw"), "{xml}");
+    // The graph: every state once with its depth, every transition between known states,
+    // the violating one marked; the HTML page carries the same JSON.
+    let g = &result.graph;
+    assert_eq!(g.states(), result.states);
+    assert_eq!(g.depths[0], 0);
+    assert!(g
+        .transitions
+        .iter()
+        .all(|t| t.from < g.states() && t.to < g.states()));
+    assert!(g
+        .transitions
+        .iter()
+        .any(|t| t.violated && g.depths[t.to] == 2));
+    assert_eq!(
+        json["graph"]["depths"].as_array().unwrap().len(),
+        result.states
+    );
+    let html = std::fs::read_to_string(dir.join("explore_bank.html")).unwrap();
+    assert!(html.contains(&json.to_string().replace('<', "\\u003c")));
+    assert_eq!(
+        json["violations"][0]["rust"],
+        result.violations[0].to_rust(&RustTemplate::new("world()"))
+    );
+    let md = result.to_markdown();
+    for expected in [
+        "### ❌ exploration `bank` FAILED",
+        "1. invariant `balance never below 0` (critical): the balance is -4",
+        "   after `withdraw` → `fast_withdraw`",
+        "   account updated id=1 (balance: 10 -> -4)",
+    ] {
+        assert!(md.contains(expected), "missing {expected:?} in\n{md}");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -111,7 +111,10 @@ pub(crate) use call::{now, offload, StepFn};
 #[cfg(feature = "explore")]
 pub(crate) use format::{cut, fmt_duration};
 #[cfg(feature = "explore")]
-pub(crate) use report::{diff_details, diff_json, exchange_json, ms, write_report_files, xml};
+pub(crate) use report::{
+    append_step_summary, diff_details, diff_json, exchange_json, markdown_code, ms, one_line,
+    write_report_files, xml,
+};
 #[cfg(feature = "explore")]
 pub(crate) use runner::{panic_message, CheckFn};
 

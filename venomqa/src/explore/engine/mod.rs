@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use crate::capture::Diff;
 use crate::explore::outcome::transport;
-use crate::explore::report::{ActionCoverage, Fault, FaultKind, PathStep, StopReason};
+use crate::explore::report::{ActionCoverage, Fault, FaultKind, PathStep, StopReason, Transition};
 use crate::explore::{Severity, Strategy, World};
 use crate::journey::{panic_message, Client, Context, Exchange};
 use crate::state::StateManager;
@@ -115,6 +115,9 @@ pub(super) struct Engine<'e> {
     counters: Counters,
     coverage: Vec<ActionCoverage>,
     pairs: HashSet<(u16, String)>,
+    /// The transitions tried, once per (state, action), for the report's graph.
+    transitions: Vec<Transition>,
+    tried: HashSet<(usize, u16)>,
     found: Vec<Found>,
     fault: Option<Fault>,
     stop: StopReason,
@@ -148,6 +151,8 @@ impl<'e> Engine<'e> {
                 .map(|a| ActionCoverage::new(&a.name))
                 .collect(),
             pairs: HashSet::new(),
+            transitions: Vec::new(),
+            tried: HashSet::new(),
             found: Vec::new(),
             fault: None,
             stop: StopReason::Exhausted,
@@ -332,6 +337,7 @@ impl<'e> Engine<'e> {
             }
         }
         let novel = self.pairs.insert((a, run.class.clone()));
+        let from = self.stack.last().and_then(|f| f.node);
         let mut path = self.current_path();
         path.push(a);
         let violated = !run.violations.is_empty();
@@ -377,6 +383,15 @@ impl<'e> Engine<'e> {
             }
         };
         self.stack.last_mut().expect("pushed").node = Some(node);
+        if let Some(from) = from.filter(|&from| self.tried.insert((from, a))) {
+            self.transitions.push(Transition {
+                from,
+                to: node,
+                action: a as usize,
+                outcome: run.class.clone(),
+                violated,
+            });
+        }
         if violated {
             let steps = self.path_steps();
             for (target, message) in run.violations {

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::explore::report::{Coverage, ExplorationResult, PathStep, Violation};
+use crate::explore::report::{Coverage, ExplorationResult, PathStep, StateGraph, Violation};
 use crate::explore::{repro, Severity, SERVER_ERRORS};
 use crate::journey::Exchange;
 
@@ -96,12 +96,17 @@ impl Engine<'_> {
             coverage: Coverage {
                 actions: self.coverage,
             },
+            graph: StateGraph {
+                depths: self.nodes.iter().map(|n| n.path.len()).collect(),
+                transitions: self.transitions,
+            },
             violations,
             fault: self.fault,
             stop: self.stop,
             warnings: self.warnings,
             cleanup,
             budget_is_failure: self.settings.budget_is_failure,
+            rust_template: repro::RustTemplate::new("world()"),
         }
     }
 }

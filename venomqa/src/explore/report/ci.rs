@@ -1,5 +1,5 @@
-//! An [`ExplorationResult`] for CI: as JSON, as JUnit XML, and both written to a
-//! directory.
+//! An [`ExplorationResult`] for CI: as JSON, as JUnit XML, as a self-contained HTML page,
+//! and all three written to a directory.
 
 use std::path::Path as FsPath;
 use std::time::Duration;
@@ -7,6 +7,7 @@ use std::time::Duration;
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 use serde_json::{json, Value};
 
+use crate::html::{self, Kind};
 use crate::journey::{diff_json, exchange_json, ms, write_report_files, xml};
 
 use super::{violation_text, ExplorationResult};
@@ -66,7 +67,16 @@ impl ExplorationResult {
                 "exchanges": v.exchanges.iter().map(exchange_json).collect::<Vec<_>>(),
                 "check_exchanges": v.check_exchanges.iter().map(exchange_json).collect::<Vec<_>>(),
                 "test_name": v.test_name(),
+                "rust": v.to_rust(&self.rust_template),
             })).collect::<Vec<_>>(),
+            // Each state's depth; each transition as [from, to, action index, outcome,
+            // violated].
+            "graph": {
+                "depths": self.graph.depths,
+                "transitions": self.graph.transitions.iter().map(|t| json!([
+                    t.from, t.to, t.action, t.outcome, t.violated,
+                ])).collect::<Vec<_>>(),
+            },
             "fault": self.fault.as_ref().map(|f| json!({
                 "kind": f.kind.name(),
                 "action": f.action,
@@ -135,14 +145,28 @@ impl ExplorationResult {
             .expect("a JUnit report serializes into memory")
     }
 
-    /// Writes `<dir>/explore_<world>.xml` and `<dir>/explore_<world>.json`.
-    pub fn write_reports(&self, dir: &FsPath) -> std::io::Result<()> {
-        write_report_files(
-            dir,
-            "explore_",
-            &self.world,
-            &self.to_junit(),
+    /// The report as one self-contained HTML page (no network: its stylesheet, script
+    /// and data are inline): the state graph (states as nodes in a column per depth,
+    /// transitions as edges, violations red, the first violation's shrunk path traced),
+    /// each violation with its path, requests and responses, database diffs and its
+    /// reproducing `#[venom_test]` with a copy button, and the coverage of actions and
+    /// statuses. The data is [`to_json`](Self::to_json)'s, so the two cannot disagree.
+    pub fn to_html(&self) -> String {
+        html::page(
+            Kind::Exploration,
+            &format!("exploration {}", self.world),
             &self.to_json(),
         )
+    }
+
+    /// Writes `<dir>/explore_<world>.xml`, `.json` and `.html`.
+    pub fn write_reports(&self, dir: &FsPath) -> std::io::Result<()> {
+        let json = self.to_json();
+        let html = html::page(
+            Kind::Exploration,
+            &format!("exploration {}", self.world),
+            &json,
+        );
+        write_report_files(dir, "explore_", &self.world, &self.to_junit(), &json, &html)
     }
 }

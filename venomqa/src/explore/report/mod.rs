@@ -3,6 +3,10 @@
 //! the child `ci`.
 
 mod ci;
+mod graph;
+mod markdown;
+
+pub use graph::{StateGraph, Transition};
 
 use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
@@ -328,6 +332,8 @@ pub struct ExplorationResult {
     pub duration: Duration,
     /// Actions and statuses seen.
     pub coverage: Coverage,
+    /// The states reached and the transitions tried between them.
+    pub graph: StateGraph,
     /// The first violation of each invariant, shrunk.
     pub violations: Vec<Violation>,
     /// What stopped the exploration, if it could not go on.
@@ -339,6 +345,10 @@ pub struct ExplorationResult {
     /// The final rollback to the baseline: its time, or why it failed.
     pub cleanup: Result<Duration, String>,
     pub(crate) budget_is_failure: bool,
+    /// How the reports write the reproducing tests ([`Explorer::rust_template`]).
+    ///
+    /// [`Explorer::rust_template`]: super::Explorer::rust_template
+    pub(crate) rust_template: RustTemplate,
 }
 
 impl ExplorationResult {

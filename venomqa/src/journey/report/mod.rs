@@ -7,12 +7,14 @@ mod issue;
 mod journey_result;
 mod json;
 mod junit;
+mod markdown;
 mod model;
 mod text;
 
 pub use issue::{Issue, Severity};
 pub use journey_result::{JourneyFailed, JourneyResult};
 pub use junit::junit_xml;
+pub(crate) use markdown::append_step_summary;
 pub(crate) use model::Place;
 pub use model::{
     BranchResult, FailureKind, ItemResult, PathResult, Status, StepFailure, StepResult,
@@ -25,6 +27,8 @@ pub(crate) use files::write_report_files;
 pub(crate) use json::{diff_json, exchange_json, ms};
 #[cfg(feature = "explore")]
 pub(crate) use junit::xml;
+#[cfg(feature = "explore")]
+pub(crate) use markdown::{code as markdown_code, one_line};
 #[cfg(feature = "explore")]
 pub(crate) use text::diff_details;
 

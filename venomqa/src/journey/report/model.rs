@@ -79,13 +79,13 @@ impl FailureKind {
 
     pub(super) fn suggestion(self) -> &'static str {
         match self {
-            FailureKind::Expectation => "compare the request and the response below; if the API changed on purpose, update the step's expectation",
+            FailureKind::Expectation => "compare the step's request and response (shown with this failure) with its expectation; if the API changed on purpose, update the expectation",
             FailureKind::Unreachable => "check that the API server is running at the client's base URL (it may have crashed: look at its output)",
             FailureKind::Timeout => "the server did not answer in time: look at what it was doing, or raise Step::timeout / Client::timeout",
             FailureKind::Panic => "the step's code panicked; return Err(..) for failures you expect",
             FailureKind::Invariant => "the API left data the invariant forbids: look at the database changes of this path",
             FailureKind::UnexpectedSuccess => "the API accepted what it should refuse",
-            FailureKind::Error => "see the error; the request and the response are below",
+            FailureKind::Error => "see the error, and the step's request and response shown with this failure",
         }
     }
 

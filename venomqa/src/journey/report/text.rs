@@ -85,6 +85,8 @@ impl JourneyResult {
             n += 1;
             let _ = writeln!(out, "{n}) {location} > step {}", s.name);
             let _ = writeln!(out, "   {}", f.message);
+            // Before the requests, so that "shown with this failure" reads downwards.
+            let _ = writeln!(out, "   suggestion: {}", f.kind.suggestion());
             let shown = s.exchanges.len().saturating_sub(3);
             if shown > 0 {
                 let _ = writeln!(out, "   ({shown} earlier requests of this step not shown)");
@@ -103,7 +105,6 @@ impl JourneyResult {
                     }
                 }
             }
-            let _ = writeln!(out, "   suggestion: {}", f.kind.suggestion());
         };
         for item in &self.items {
             match item {

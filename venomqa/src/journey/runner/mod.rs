@@ -17,12 +17,13 @@ use crate::state::StateManager;
 
 use super::call::now;
 use super::client::Client;
-use super::report::JourneyResult;
+use super::report::{append_step_summary, JourneyResult};
 use super::{Item, Journey};
 use exec::Settings;
 use lanes::{merge, prepare, run_lane, Lane};
 
 pub use error::JourneyError;
+#[cfg(feature = "explore")]
 pub(crate) use invariant::CheckFn;
 pub use invariant::{Check, Invariant};
 pub use state::StateHandle;
@@ -371,6 +372,7 @@ impl<'a> JourneyRunner<'a> {
                 tracing::warn!(target: "venomqa", error = %e, dir = %dir.display(), "writing the journey reports failed");
             }
         }
+        append_step_summary(&result.to_markdown());
         Ok(result)
     }
 }
