@@ -8,6 +8,7 @@
 #   PostgreSQL  127.0.0.1:5432  trust auth, user postgres, database `test`
 #   Redis       127.0.0.1:6379
 #   MongoDB     127.0.0.1:27017 (secantusd-py) unless VENOMQA_MONGODB_URL points elsewhere
+#   Chromium    installed only (Debian's chromium), for the HTML report tests
 set -euo pipefail
 
 log() { printf 'services: %s\n' "$*" >&2; }
@@ -160,16 +161,29 @@ check_private_server_tools() { # mariadb | postgres
     esac
 }
 
+# Not a server: the browser the HTML report tests open the reports in (headless, started
+# by each test). Installed where missing; the tests fail loudly without it.
+install_chromium() {
+    if [ -n "${VENOMQA_CHROMIUM:-}" ] || command -v chromium >/dev/null 2>&1; then
+        log "Chromium is installed"
+        return
+    fi
+    apt_install chromium
+    command -v chromium >/dev/null 2>&1 || die "chromium is missing after installing Debian's chromium package"
+    log "Chromium is installed"
+}
+
 [ "$(id -u)" = 0 ] || die "run me as root (I install packages and start servers)"
 
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(mariadb postgres redis mongodb)
+[ ${#targets[@]} -gt 0 ] || targets=(mariadb postgres redis mongodb chromium)
 for t in "${targets[@]}"; do
     case "$t" in
         mariadb | mysql) start_mariadb; check_private_server_tools mariadb ;;
         postgres | postgresql) start_postgres; check_private_server_tools postgres ;;
         redis) start_redis ;;
         mongodb | mongo) start_mongodb ;;
-        *) die "unknown server '$t' (known: mariadb postgres redis mongodb)" ;;
+        chromium) install_chromium ;;
+        *) die "unknown server '$t' (known: mariadb postgres redis mongodb chromium)" ;;
     esac
 done

@@ -23,13 +23,12 @@ use std::path::Path;
 use std::time::Duration;
 
 use venomqa::explore::{ExplorationResult, Explorer, Strategy};
-use venomqa::sqlite::SqliteStateManager;
-use venomqa::{BackendConfig, StateManager};
+use venomqa::StateManager;
 use venomqa_examples::explore::shop_world_api_only;
 use venomqa_examples::{dump, ShopServer};
 
 use crate::harness::stats;
-use crate::journey::{client, fresh, shop_binary, RestartFromTemplate};
+use crate::journey::{capture_manager, client, fresh, shop_binary, RestartFromTemplate};
 use crate::report::Report;
 
 const DEPTH: usize = 6;
@@ -180,13 +179,7 @@ fn capture_run(
     keep_alive: bool,
 ) -> Result<ExplorationResult, String> {
     let file = fresh(dir, "explore-capture.sqlite");
-    let mut m = SqliteStateManager::from_config(
-        &BackendConfig::new("sqlite")
-            .with_url(format!("sqlite://{}", file.display()))
-            .with_option("isolation", "capture"),
-    )
-    .map_err(|e| e.to_string())?;
-    m.connect().map_err(|e| e.to_string())?;
+    let mut m = capture_manager(&file)?;
     let server = ShopServer::start(
         &shop.to_string_lossy(),
         m.url().map_err(|e| e.to_string())?.expose(),

@@ -142,8 +142,8 @@ pub(crate) fn fresh(dir: &Path, name: &str) -> PathBuf {
     file
 }
 
-fn capture_run(shop: &Path, dir: &Path) -> std::result::Result<JourneyResult, String> {
-    let file = fresh(dir, "journey-capture.sqlite");
+/// A connected SQLite state manager with capture isolation on `file`.
+pub(crate) fn capture_manager(file: &Path) -> std::result::Result<SqliteStateManager, String> {
     let mut m = SqliteStateManager::from_config(
         &BackendConfig::new("sqlite")
             .with_url(format!("sqlite://{}", file.display()))
@@ -151,6 +151,12 @@ fn capture_run(shop: &Path, dir: &Path) -> std::result::Result<JourneyResult, St
     )
     .map_err(|e| e.to_string())?;
     m.connect().map_err(|e| e.to_string())?;
+    Ok(m)
+}
+
+fn capture_run(shop: &Path, dir: &Path) -> std::result::Result<JourneyResult, String> {
+    let file = fresh(dir, "journey-capture.sqlite");
+    let mut m = capture_manager(&file)?;
     let server = ShopServer::start(
         &shop.to_string_lossy(),
         m.url().map_err(|e| e.to_string())?.expose(),

@@ -2,7 +2,7 @@
 //! servers that are running, in one run.
 //!
 //! ```text
-//! cargo run -p venomqa-bench --release --all-features -- [--quick] [--no-suite] [--update-docs] [--only sqlite,mysql,...,sqlx,journey,explore,axum]
+//! cargo run -p venomqa-bench --release --all-features -- [--quick] [--no-suite] [--update-docs] [--only sqlite,mysql,...,sqlx,journey,explore,axum,html]
 //! ```
 //!
 //! Prints a table, writes `target/venomqa-bench/results.csv` and `results.md`, draws
@@ -15,6 +15,8 @@ mod axum_bench;
 mod capture;
 mod explore;
 mod harness;
+#[cfg(feature = "html")]
+mod html_bench;
 mod journey;
 #[cfg(feature = "mongodb")]
 mod mongo;
@@ -87,7 +89,7 @@ fn args() -> Args {
             "--update-docs" => args.update_docs = true,
             "--only" => args.only = it.next().map(|v| v.split(',').map(str::to_owned).collect()),
             "-h" | "--help" => {
-                println!("usage: venomqa-bench [--quick] [--no-suite] [--update-docs] [--only sqlite,mysql,postgres,roundtrips,capture,redis,mongodb,sqlx,journey,explore,axum,suite]");
+                println!("usage: venomqa-bench [--quick] [--no-suite] [--update-docs] [--only sqlite,mysql,postgres,roundtrips,capture,redis,mongodb,sqlx,journey,explore,axum,html,suite]");
                 std::process::exit(0);
             }
             other => {
@@ -217,6 +219,12 @@ fn main() {
         axum_bench::run(&mut report, &workspace, args.quick);
         #[cfg(not(feature = "axum"))]
         report.note("axum: skipped, built without the `axum` feature (use --all-features)");
+    }
+    if wanted("html") {
+        #[cfg(feature = "html")]
+        html_bench::run(&mut report, &workspace, args.quick);
+        #[cfg(not(feature = "html"))]
+        report.note("html: skipped, built without the `html` feature (use --all-features)");
     }
     if args.suite && wanted("suite") {
         suite::run(&mut report, &workspace, args.quick);

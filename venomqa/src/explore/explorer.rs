@@ -191,7 +191,7 @@ impl<'a> Explorer<'a> {
 
     /// How the reports write each violation's reproducing `#[venom_test]` (default
     /// `RustTemplate::new("world()")`: name the function of your tests that builds the
-    /// world, and how the test starts its server). [`Violation::to_rust`] takes any
+    /// world, and how the test starts its server). [`Violation::to_rust`](super::Violation::to_rust) takes any
     /// template after the run.
     pub fn rust_template(mut self, template: RustTemplate) -> Self {
         self.rust_template = template;

@@ -4,6 +4,7 @@
 // lists come in pages of PAGE.
 'use strict';
 (function () {
+  const started = performance.now();
   const PAGE = 200;
   const data = JSON.parse(document.getElementById('venomqa-data').textContent);
   const app = document.getElementById('app');
@@ -479,5 +480,6 @@
   if (kind === 'journey') journey(data);
   else if (kind === 'exploration') exploration(data);
   else if (kind === 'cost') cost(data);
+  document.body.dataset.renderMs = String(performance.now() - started);
   document.body.dataset.rendered = 'true';
 })();
