@@ -123,15 +123,36 @@ pub(crate) fn one_line(text: &str) -> String {
 /// Appends `markdown` to the file `$GITHUB_STEP_SUMMARY` names, when it is set: GitHub
 /// Actions shows that file on the job's page. A failure to write is logged, not raised.
 pub(crate) fn append_step_summary(markdown: &str) {
-    let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) else {
-        return;
-    };
+    if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) {
+        append_to(std::path::Path::new(&path), markdown);
+    }
+}
+
+fn append_to(path: &std::path::Path, markdown: &str) {
     let written = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
-        .open(&path)
+        .open(path)
         .and_then(|mut f| std::io::Write::write_all(&mut f, format!("{markdown}\n").as_bytes()));
     if let Err(e) = written {
-        tracing::warn!(target: "venomqa", error = %e, file = %std::path::Path::new(&path).display(), "appending to GITHUB_STEP_SUMMARY failed");
+        tracing::warn!(target: "venomqa", error = %e, file = %path.display(), "appending to GITHUB_STEP_SUMMARY failed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn markdown_summaries_are_appended_one_after_the_other() {
+        let file = std::env::temp_dir().join(format!("venomqa-summary-{}.md", std::process::id()));
+        let _ = std::fs::remove_file(&file);
+        super::append_to(&file, "### first\n");
+        super::append_to(&file, "### second\n");
+        assert_eq!(
+            std::fs::read_to_string(&file).unwrap(),
+            "### first\n\n### second\n\n"
+        );
+        std::fs::remove_file(&file).unwrap();
+        // A file that cannot be written is logged, not raised.
+        super::append_to(std::path::Path::new("/nonexistent-dir/summary.md"), "x");
     }
 }
