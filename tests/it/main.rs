@@ -3,7 +3,7 @@
 //! (`--all-features` builds them all), and fail loudly when their server is absent.
 //!
 //! The binary also plays the other processes some tests need (the capture tests' writer,
-//! the `venomqa` command): started again with `VENOMQA_TEST_ROLE` set, it runs that role
+//! the `venomqa` command, a worker database's session): started again with `VENOMQA_TEST_ROLE` set, it runs that role
 //! before the test harness starts (see `support::writer` and `support::cli`).
 
 mod support;
@@ -15,9 +15,10 @@ fn play_a_role() {
     match std::env::var(support::writer::ROLE).as_deref() {
         Ok("writer") => support::writer::main(),
         Ok("cli") => support::cli::main(),
+        Ok("worker") => workers::main(),
         Ok(other) => {
             eprintln!(
-                "{}={other:?} names no role (writer, cli)",
+                "{}={other:?} names no role (writer, cli, worker)",
                 support::writer::ROLE
             );
             std::process::exit(2)
@@ -39,6 +40,7 @@ mod logs;
 mod properties;
 mod sqlite;
 mod ui;
+mod workers;
 
 #[cfg(feature = "mongodb")]
 mod mongodb;

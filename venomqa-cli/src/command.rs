@@ -1,8 +1,9 @@
-//! The `venomqa` command line: `venomqa report [path] [--html file]` and `venomqa capture
-//! reset <entry>`.
+//! The `venomqa` command line: `venomqa report [path] [--html file]`, `venomqa capture
+//! reset <entry>` and `venomqa clean <entry> [--list]`.
 
 const USAGE: &str = "usage: venomqa report [path] [--html file]   (path defaults to $VENOMQA_REPORT; write one with VENOMQA_REPORT=/abs/path cargo test; --html also writes the report as a self-contained HTML page)
-       venomqa capture reset <entry>   (removes capture's triggers and bookkeeping for an entry of venomqa.yaml; the data stays as it is)";
+       venomqa capture reset <entry>   (removes capture's triggers and bookkeeping for an entry of venomqa.yaml; the data stays as it is)
+       venomqa clean <entry> [--list]   (drops the worker databases of a capture entry with `workers`, on every machine; --list only lists them)";
 
 /// Runs the `venomqa` command with `args` (the arguments after the program's name):
 /// prints to stdout and stderr and returns the process's exit status (0 done, 1 failed,
@@ -21,6 +22,9 @@ pub fn run(args: &[String]) -> u8 {
                 }
             };
         }
+    }
+    if let Some(("clean", rest)) = args.split_first().map(|(c, rest)| (c.as_str(), rest)) {
+        return clean(rest);
     }
     if let [flag] = args {
         if flag == "-h" || flag == "--help" {
@@ -83,6 +87,47 @@ pub fn run(args: &[String]) -> u8 {
         }
         Err(e) => {
             eprintln!("venomqa report: {path}: {e}");
+            1
+        }
+    }
+}
+
+/// `venomqa clean <entry> [--list]`: lists or drops the entry's worker databases.
+fn clean(args: &[String]) -> u8 {
+    let (entry, only_list) = match args {
+        [entry] => (entry, false),
+        [entry, flag] if flag == "--list" => (entry, true),
+        _ => {
+            eprintln!("{USAGE}");
+            return 2;
+        }
+    };
+    let done = venomqa::workers::entry(entry).and_then(|config| {
+        if only_list {
+            venomqa::workers::list(&config).map(|dbs| {
+                dbs.into_iter()
+                    .map(|db| format!("{} (setup {})", db.name, db.fingerprint))
+                    .collect::<Vec<_>>()
+            })
+        } else {
+            venomqa::workers::clean(&config)
+        }
+    });
+    match done {
+        Ok(names) => {
+            let verb = if only_list { "found" } else { "dropped" };
+            println!(
+                "venomqa clean: {verb} {} worker database{} of {entry}",
+                names.len(),
+                if names.len() == 1 { "" } else { "s" }
+            );
+            for name in names {
+                println!("  {name}");
+            }
+            0
+        }
+        Err(e) => {
+            eprintln!("venomqa clean: {e}");
             1
         }
     }

@@ -43,7 +43,7 @@ pub(crate) const CONFIG_FILE_NAMES: &[&str] = &["venomqa.yaml", "venomqa.yml"];
 pub(crate) const DEFAULT_BACKEND: &str = "sqlite";
 
 /// The keys every entry has; the others belong to its backend's options.
-const COMMON_KEYS: &str = "backend, url, pool_size, setup, ...";
+const COMMON_KEYS: &str = "backend, url, pool_size, setup, workers, ...";
 
 /// One entry of the file's `backends:` map: the common keys, and the backend's own.
 #[derive(Clone, Default, Deserialize)]
@@ -55,10 +55,19 @@ struct EntryFile {
     io_timeout_ms: Option<u64>,
     lease_timeout_ms: Option<u64>,
     setup: Option<PathBuf>,
+    workers: Option<WorkersValue>,
     /// Everything else: the backend's options, checked against its `Options` type when
     /// its pool is built.
     #[serde(flatten)]
     settings: Mapping,
+}
+
+/// `workers: auto` or `workers: 4`, as written.
+#[derive(Clone, Deserialize)]
+#[serde(untagged)]
+enum WorkersValue {
+    Count(i64),
+    Word(String),
 }
 
 #[derive(Clone, Default, Deserialize)]
@@ -98,9 +107,26 @@ pub struct BackendConfig {
     /// process before the first lease. Relative paths are resolved against the file's
     /// directory.
     pub setup: Option<PathBuf>,
+    /// A capture entry's worker databases (`workers: auto` or a number): each concurrent
+    /// test gets a database of its own, made from the entry's setup (see
+    /// [`workers`](crate::workers)).
+    pub workers: Option<Workers>,
     /// Where the values came from, for error messages: the file's path, or `defaults`.
     pub source: String,
     settings: Mapping,
+    /// The worker slot this configuration is the database of (set by the worker
+    /// assignment, never by the file).
+    pub(crate) worker: Option<usize>,
+}
+
+/// How many worker databases a capture entry has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Workers {
+    /// As many as tests run at once: nextest's slots (`NEXTEST_TEST_GLOBAL_SLOT`), or
+    /// `cargo test`'s test threads.
+    Auto,
+    /// At most this many (slots beyond it share a database, taking turns).
+    Count(usize),
 }
 
 impl BackendConfig {
@@ -447,6 +473,7 @@ impl Config {
             _ => p,
         });
 
+        let workers = workers(&entry_name, file_entry.workers, &source, &env)?;
         Ok(BackendConfig {
             entry: entry_name,
             backend,
@@ -456,8 +483,10 @@ impl Config {
             io_timeout: file_entry.io_timeout_ms.map(Duration::from_millis),
             lease_timeout: file_entry.lease_timeout_ms.map(Duration::from_millis),
             setup,
+            workers,
             source,
             settings: file_entry.settings,
+            worker: None,
         })
     }
 
@@ -466,6 +495,41 @@ impl Config {
             .as_ref()
             .map(|p| p.display().to_string())
             .unwrap_or_else(|| "defaults".to_owned())
+    }
+}
+
+/// The entry's `workers`, from `VENOMQA_<ENTRY>_WORKERS` or the file.
+fn workers(
+    entry: &str,
+    file: Option<WorkersValue>,
+    source: &str,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<Option<Workers>> {
+    let var = format!("VENOMQA_{}_WORKERS", env_key(entry));
+    let (value, source, key) = match env(&var) {
+        Some(v) => (
+            match v.parse::<i64>() {
+                Ok(n) => WorkersValue::Count(n),
+                Err(_) => WorkersValue::Word(v),
+            },
+            "environment".to_owned(),
+            var,
+        ),
+        None => match file {
+            Some(v) => (v, source.to_owned(), format!("backends.{entry}.workers")),
+            None => return Ok(None),
+        },
+    };
+    match value {
+        WorkersValue::Count(n) if n >= 1 => Ok(Some(Workers::Count(
+            usize::try_from(n).unwrap_or(usize::MAX),
+        ))),
+        WorkersValue::Word(w) if w == "auto" => Ok(Some(Workers::Auto)),
+        WorkersValue::Count(_) | WorkersValue::Word(_) => Err(Error::config(
+            &source,
+            key,
+            "is neither auto nor a whole number of at least 1",
+        )),
     }
 }
 

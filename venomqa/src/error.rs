@@ -177,6 +177,18 @@ pub enum Error {
         source: BoxError,
     },
 
+    /// A worker database (`workers` on a capture entry) could not be prepared or found.
+    #[error("worker database {slot} of {entry}: {source}; `venomqa clean {entry}` drops the entry's worker databases, to start again")]
+    Worker {
+        /// Configuration entry.
+        entry: String,
+        /// The worker slot.
+        slot: usize,
+        /// What failed.
+        #[source]
+        source: BoxError,
+    },
+
     /// A test's session parameter does not match the backend its configuration chose.
     #[error("test {test} takes a session of type {expected}, but its backend {backend:?} pools {found} (`isolation: capture` entries are capture backends: MySqlCaptureSession, ...); take the session type of that backend, or `&mut venomqa::Session` to accept any backend")]
     SessionType {

@@ -83,6 +83,7 @@ mod session;
 mod sql;
 mod state;
 mod util;
+pub mod workers;
 
 #[cfg(feature = "tokio")]
 pub use async_backend::{Async, AsyncBackend, AsyncSession, AsyncStateManager};

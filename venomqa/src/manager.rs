@@ -170,7 +170,7 @@ impl<B: Backend> Manager<B> {
     }
 
     /// Runs a backend-specific operation on the connection (see [`Connected::with`]).
-    #[cfg_attr(not(any(feature = "mysql", feature = "mongodb")), allow(dead_code))]
+    #[cfg_attr(not(feature = "mongodb"), allow(dead_code))]
     pub(crate) fn with<T>(
         &mut self,
         op: impl FnOnce(&B, &mut B::Conn, &crate::checkpoint::Stack<B::Mark>) -> Result<T>,

@@ -268,30 +268,38 @@ impl<T: StateManager> Pool<T> {
 
     /// Runs the entry's setup files and function on `manager`; whether there was any.
     fn run_setup(&self, manager: &mut dyn StateManager) -> Result<bool> {
-        let failed = |step: String, source: BoxError| Error::Setup {
-            entry: self.config.entry.clone(),
-            step,
-            source,
-        };
-        let mut ran = false;
-        if let Some(path) = &self.config.setup {
-            ran = true;
-            for file in setup_files(path).map_err(|e| failed(path.display().to_string(), e))? {
-                let step = file.display().to_string();
-                let script =
-                    std::fs::read_to_string(&file).map_err(|e| failed(step.clone(), e.into()))?;
-                manager
-                    .execute_script(&script)
-                    .map_err(|e| failed(step, e.into()))?;
-            }
-        }
-        if let Some(function) = &self.setup_fn {
-            ran = true;
-            function(manager)
-                .map_err(|e| failed("the registered setup function".into(), e.into()))?;
-        }
-        Ok(ran)
+        run_setup(&self.config, self.setup_fn.as_deref(), manager)
     }
+}
+
+/// Runs `config`'s setup files, then `function`, on `manager`; whether there was any.
+pub(crate) fn run_setup(
+    config: &BackendConfig,
+    function: Option<&SetupFn>,
+    manager: &mut dyn StateManager,
+) -> Result<bool> {
+    let failed = |step: String, source: BoxError| Error::Setup {
+        entry: config.entry.clone(),
+        step,
+        source,
+    };
+    let mut ran = false;
+    if let Some(path) = &config.setup {
+        ran = true;
+        for file in setup_files(path).map_err(|e| failed(path.display().to_string(), e))? {
+            let step = file.display().to_string();
+            let script =
+                std::fs::read_to_string(&file).map_err(|e| failed(step.clone(), e.into()))?;
+            manager
+                .execute_script(&script)
+                .map_err(|e| failed(step, e.into()))?;
+        }
+    }
+    if let Some(function) = function {
+        ran = true;
+        function(manager).map_err(|e| failed("the registered setup function".into(), e.into()))?;
+    }
+    Ok(ran)
 }
 
 /// How long connecting keeps trying a server that refuses unless configured otherwise.
@@ -364,7 +372,7 @@ impl<T> Drop for Slot<'_, T> {
 
 /// The `.sql` files a `setup:` path names: the file itself, or a directory's `*.sql` files
 /// in name order.
-fn setup_files(path: &Path) -> std::result::Result<Vec<std::path::PathBuf>, BoxError> {
+pub(crate) fn setup_files(path: &Path) -> std::result::Result<Vec<std::path::PathBuf>, BoxError> {
     if path.is_file() {
         return Ok(vec![path.to_owned()]);
     }

@@ -311,7 +311,7 @@ pub fn register_setup(
         .insert(entry.to_owned(), Arc::new(setup));
 }
 
-fn setup_of(entry: &str) -> Option<Arc<SetupFn>> {
+pub(crate) fn setup_of(entry: &str) -> Option<Arc<SetupFn>> {
     REGISTRY.setups.read().get(entry).cloned()
 }
 
@@ -355,7 +355,12 @@ pub fn pool(config: &BackendConfig) -> Result<Arc<dyn AnyPool>> {
     if let Some(pool) = REGISTRY.pools.lock().get(config) {
         return Ok(pool.clone());
     }
-    let built = (registration(&config.backend)?.pool)(config, setup_of(&config.entry))?;
+    // A worker database was set up when it was made (crate::workers).
+    let setup = match config.worker {
+        Some(_) => None,
+        None => setup_of(&config.entry),
+    };
+    let built = (registration(&config.backend)?.pool)(config, setup)?;
     let mut pools = REGISTRY.pools.lock();
     Ok(pools.entry(config.clone()).or_insert(built).clone())
 }

@@ -10,6 +10,7 @@
 //! Keys of its `venomqa.yaml` entry: see [`SqliteOptions`].
 
 use std::fs::File;
+use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -111,7 +112,7 @@ enum MarkKind {
         copy: Connection,
         name: String,
         /// Held by the outermost checkpoint: sessions on the same file take turns.
-        _lock: Option<File>,
+        _lock: Option<LiveLock>,
     },
 }
 
@@ -219,22 +220,28 @@ impl Sqlite {
     }
 
     /// The lock file next to the database, locked: the outermost capture checkpoint holds
-    /// it, so sessions of every process on this file take turns.
-    fn lock_file(&self) -> Result<File> {
+    /// it, so sessions of every process on this file take turns. While held it says which
+    /// process holds it; a session that ends empties it. A lock file that still names a
+    /// process when the next session takes it was held by a session whose process died
+    /// mid-test: its writes may still be in the file, and SQLite capture keeps its
+    /// checkpoints in memory, so they died with it. That session refuses, naming the way
+    /// out, rather than start on that data.
+    fn lock_file(&self) -> Result<LiveLock> {
         let Target::File(path) = &self.target else {
             unreachable!("capture needs a file; checked in new()")
         };
         let lock_path = lock_path(path);
-        let file = File::options()
+        let mut file = File::options()
             .create(true)
             .truncate(false)
+            .read(true)
             .write(true)
             .open(&lock_path)
             .map_err(|e| Error::backend(NAME, format!("opening {}", lock_path.display()), e))?;
         let started = Instant::now();
         loop {
             match file.try_lock() {
-                Ok(()) => return Ok(file),
+                Ok(()) => break,
                 Err(std::fs::TryLockError::WouldBlock) if started.elapsed() < Duration::from_secs(300) => {
                     std::thread::sleep(Duration::from_millis(5));
                 }
@@ -250,6 +257,22 @@ impl Sqlite {
                 }
             }
         }
+        let io =
+            |e: std::io::Error| Error::backend(NAME, format!("writing {}", lock_path.display()), e);
+        let mut held = String::new();
+        file.read_to_string(&mut held).map_err(io)?;
+        if let Some(pid) = held.trim().strip_prefix("pid ") {
+            return Err(Error::backend(
+                NAME,
+                format!("checkpoint of {}", path.display()),
+                format!("a capture session of process {pid} ended without rolling back (the process died mid-test), so the file may keep its writes, and SQLite capture's checkpoints died with it; re-create the file (its setup), then delete {}; worker databases (workers:) are re-created by themselves", lock_path.display()),
+            ));
+        }
+        file.seek(SeekFrom::Start(0)).map_err(io)?;
+        file.write_all(format!("pid {}\n", std::process::id()).as_bytes())
+            .and_then(|()| file.flush())
+            .map_err(io)?;
+        Ok(LiveLock(file))
     }
 
     fn table_names(conn: &Connection) -> Result<Vec<String>> {
@@ -281,6 +304,29 @@ fn batch(conn: &Connection, operation: impl FnOnce() -> String, sql: &str) -> Re
             Error::backend(NAME, operation(), e)
         }
     })
+}
+
+/// The held lock file of a capture session: emptied when the session ends, so that what is
+/// left in it names a session that died.
+struct LiveLock(File);
+
+impl Drop for LiveLock {
+    fn drop(&mut self) {
+        let _ = self.0.set_len(0);
+    }
+}
+
+/// Whether the database at `path` was left by a capture session whose process died: its
+/// lock file still names a process, and no session holds the lock now.
+pub(crate) fn left_by_a_dead_session(path: &Path) -> bool {
+    let Ok(mut file) = File::options().read(true).write(true).open(lock_path(path)) else {
+        return false;
+    };
+    if file.try_lock().is_err() {
+        return false;
+    }
+    let mut held = String::new();
+    file.read_to_string(&mut held).is_ok() && held.starts_with("pid ")
 }
 
 /// The lock file of the database at `path`.

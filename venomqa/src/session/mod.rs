@@ -60,6 +60,9 @@ pub struct Session<M: ?Sized + SessionManager = dyn StateManager> {
     finished: bool,
     costs: Costs,
     _manager: PhantomData<fn(&mut M)>,
+    /// The worker slot of a capture entry with `workers`: released after the lease (the
+    /// fields drop in order), so the next test on it finds it rolled back.
+    worker: Option<crate::workers::Slot>,
 }
 
 /// Where a session's time went, reported in its `session finished` event (target
@@ -125,6 +128,11 @@ impl<M: ?Sized + SessionManager> Session<M> {
 
     /// Opens a session on `config`'s pool.
     pub(crate) fn lease(config: &crate::BackendConfig, test: &str) -> Result<Self> {
+        let (config, worker) = match crate::workers::assign(config)? {
+            Some((worker_config, slot)) => (std::borrow::Cow::Owned(worker_config), Some(slot)),
+            None => (std::borrow::Cow::Borrowed(config), None),
+        };
+        let config = config.as_ref();
         let pool = registry::pool(config)?;
         let wrong_type = || Error::SessionType {
             test: test.to_owned(),
@@ -155,7 +163,10 @@ impl<M: ?Sized + SessionManager> Session<M> {
                     }
                     tracing::debug!(target: "venomqa", error = %e, reused, "could not open the root checkpoint; beginning again on another connection");
                 }
-                ok => return ok,
+                Ok(mut session) => {
+                    session.worker = worker;
+                    return Ok(session);
+                }
             }
         }
     }
@@ -181,6 +192,7 @@ impl<M: ?Sized + SessionManager> Session<M> {
                 outcome: None,
             },
             _manager: PhantomData,
+            worker: None,
         })
     }
 

@@ -192,12 +192,13 @@ impl Capture {
     }
 
     /// Removes everything capture installed in `database`: triggers, undo tables, row ids
-    /// and bookkeeping. The app's data is untouched.
+    /// and bookkeeping. The app's data is untouched, and so is a worker database's marker
+    /// (`_vq_worker`, crate::workers), which is not capture's.
     pub(crate) fn uninstall_from(conn: &mut Conn, database: &str) -> Result<()> {
         let db = lit(database);
         let sql = format!(
             "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = {db} AND TRIGGER_NAME LIKE '\\_vq\\_%';
-             SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = {db} AND TABLE_NAME LIKE '\\_vq\\_%';
+             SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = {db} AND TABLE_NAME LIKE '\\_vq\\_%' AND TABLE_NAME <> '_vq_worker';
              SELECT TABLE_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = {db} AND COLUMN_NAME = '{ROWID}' AND TABLE_NAME NOT LIKE '\\_vq\\_%'"
         );
         let results = sets(conn, &sql).map_err(|e| failed("reading what capture installed", e))?;

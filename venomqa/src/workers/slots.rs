@@ -1,0 +1,93 @@
+//! Which worker slot a session takes: nextest's slot for the process, or under `cargo
+//! test` the lowest slot of the entry that no running session of the process holds.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::config::{BackendConfig, Workers};
+use crate::error::{Error, Result};
+use crate::pool::DEFAULT_LEASE_TIMEOUT;
+
+/// The slots taken, per entry (its configuration's entry and URL).
+static TAKEN: Mutex<Option<HashMap<String, Vec<bool>>>> = Mutex::new(None);
+static FREED: Condvar = Condvar::new();
+
+/// A worker slot, held by a session until it ends.
+#[derive(Debug)]
+pub(crate) struct Slot {
+    index: usize,
+    /// The entry's key in [`TAKEN`], when the slot came from it.
+    held: Option<String>,
+}
+
+impl Slot {
+    /// The slot's number.
+    pub(crate) fn index(&self) -> usize {
+        self.index
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Some(key) = self.held.take() {
+            let mut taken = TAKEN.lock();
+            if let Some(slots) = taken.as_mut().and_then(|t| t.get_mut(&key)) {
+                slots[self.index] = false;
+            }
+            FREED.notify_all();
+        }
+    }
+}
+
+/// How many slots `cargo test` may use: `workers: N`, or its test threads.
+fn count(workers: Workers) -> usize {
+    match workers {
+        Workers::Count(n) => n.max(1),
+        Workers::Auto => crate::util::test_threads().max(1),
+    }
+}
+
+/// The slot of a session on `config`.
+pub(crate) fn take(config: &BackendConfig, workers: Workers) -> Result<Slot> {
+    if let Some(slot) = nextest_slot() {
+        let index = match workers {
+            Workers::Auto => slot,
+            Workers::Count(n) => slot % n.max(1),
+        };
+        return Ok(Slot { index, held: None });
+    }
+    let n = count(workers);
+    let key = format!("{}\0{}", config.entry, config.url_or(""));
+    let started = Instant::now();
+    let timeout = config.lease_timeout.unwrap_or(DEFAULT_LEASE_TIMEOUT);
+    let mut taken = TAKEN.lock();
+    loop {
+        let slots = taken
+            .get_or_insert_with(HashMap::new)
+            .entry(key.clone())
+            .or_insert_with(|| vec![false; n]);
+        if let Some(index) = slots.iter().position(|t| !t) {
+            slots[index] = true;
+            return Ok(Slot {
+                index,
+                held: Some(key),
+            });
+        }
+        let left = timeout.saturating_sub(started.elapsed());
+        if left.is_zero() {
+            return Err(Error::Worker {
+                entry: config.entry.clone(),
+                slot: n,
+                source: format!("every one of the {n} worker slots stayed taken for {} ms; raise workers, or look for a test that never finishes", timeout.as_millis()).into(),
+            });
+        }
+        FREED.wait_for(&mut taken, left);
+    }
+}
+
+/// The process's slot under nextest (`NEXTEST_TEST_GLOBAL_SLOT`).
+fn nextest_slot() -> Option<usize> {
+    std::env::var("NEXTEST_TEST_GLOBAL_SLOT").ok()?.parse().ok()
+}
