@@ -295,7 +295,7 @@ mod postgres {
             let mut admin: Config = url.expose().parse().map_err(|e: ::postgres::Error| {
                 format!(
                     "the entry's URL does not parse: {}",
-                    crate::error::Scrubbed::new(&url, e.into())
+                    crate::error::Scrubbed::new(url, e.into())
                 )
             })?;
             admin.dbname("postgres");
