@@ -2,7 +2,7 @@
 //! servers that are running, in one run.
 //!
 //! ```text
-//! cargo run -p venomqa-bench --release --all-features -- [--quick] [--no-suite] [--update-docs] [--only sqlite,mysql,...,sqlx,journey,explore,axum,html]
+//! cargo run -p venomqa-bench --release --all-features -- [--quick] [--no-suite] [--update-docs] [--only sqlite,mysql,...,sqlx,journey,explore,axum,html,workers]
 //! ```
 //!
 //! Prints a table, writes `target/venomqa-bench/results.csv` and `results.md`, draws
@@ -31,6 +31,7 @@ mod sql;
 mod sqlx_bench;
 mod suite;
 mod targets;
+mod workers_bench;
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -89,7 +90,7 @@ fn args() -> Args {
             "--update-docs" => args.update_docs = true,
             "--only" => args.only = it.next().map(|v| v.split(',').map(str::to_owned).collect()),
             "-h" | "--help" => {
-                println!("usage: venomqa-bench [--quick] [--no-suite] [--update-docs] [--only sqlite,mysql,postgres,roundtrips,capture,redis,mongodb,sqlx,journey,explore,axum,html,suite]");
+                println!("usage: venomqa-bench [--quick] [--no-suite] [--update-docs] [--only sqlite,mysql,postgres,roundtrips,capture,redis,mongodb,sqlx,journey,explore,axum,html,workers,suite]");
                 std::process::exit(0);
             }
             other => {
@@ -219,6 +220,9 @@ fn main() {
         axum_bench::run(&mut report, &workspace, args.quick);
         #[cfg(not(feature = "axum"))]
         report.note("axum: skipped, built without the `axum` feature (use --all-features)");
+    }
+    if wanted("workers") {
+        workers_bench::run(&mut report, &workspace, args.quick);
     }
     if wanted("html") {
         #[cfg(feature = "html")]

@@ -58,7 +58,12 @@ pub(crate) fn take(config: &BackendConfig, workers: Workers) -> Result<Slot> {
         };
         return Ok(Slot { index, held: None });
     }
-    let n = count(workers);
+    in_process(config, count(workers))
+}
+
+/// The lowest of slots `0..n` of `config`'s database that no session of the process holds,
+/// waiting (up to the lease timeout) for one.
+pub(super) fn in_process(config: &BackendConfig, n: usize) -> Result<Slot> {
     let key = format!("{}\0{}", config.entry, config.url_or(""));
     let started = Instant::now();
     let timeout = config.lease_timeout.unwrap_or(DEFAULT_LEASE_TIMEOUT);
@@ -67,8 +72,12 @@ pub(crate) fn take(config: &BackendConfig, workers: Workers) -> Result<Slot> {
         let slots = taken
             .get_or_insert_with(HashMap::new)
             .entry(key.clone())
-            .or_insert_with(|| vec![false; n]);
-        if let Some(index) = slots.iter().position(|t| !t) {
+            .or_default();
+        if slots.len() < n {
+            slots.resize(n, false);
+        }
+        // Only the first n: two configurations of one database may count differently.
+        if let Some(index) = slots[..n].iter().position(|t| !t) {
             slots[index] = true;
             return Ok(Slot {
                 index,

@@ -116,3 +116,30 @@ fn worker_database_names_and_urls() {
     assert_eq!(super::admin::database_of(&url).unwrap(), "shop");
     assert!(super::admin::database_of(&bare).is_err());
 }
+
+#[test]
+fn worker_slots_are_the_lowest_free_one_below_the_count() {
+    let mut config = resolve(&format!("{ENTRY}    workers: 4\n"), &[]).unwrap();
+    config.url = Some(crate::SecretUrl::new(format!(
+        "sqlite://slots-{}.db",
+        std::process::id()
+    )));
+    let take = |n| super::slots::in_process(&config, n);
+    let (a, b) = (take(4).unwrap(), take(4).unwrap());
+    assert_eq!((a.index(), b.index()), (0, 1));
+    drop(a);
+    let c = take(4).unwrap();
+    assert_eq!(c.index(), 0, "the lowest free one");
+    // Counted as one worker, the same database has slot 0 only, which c holds.
+    config.lease_timeout = Some(std::time::Duration::from_millis(30));
+    let take = |n| super::slots::in_process(&config, n);
+    let e = take(1).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("every one of the 1 worker slots stayed taken"),
+        "{e}"
+    );
+    drop(c);
+    assert_eq!(take(1).unwrap().index(), 0);
+    drop(b);
+}
