@@ -223,8 +223,7 @@ fn suite(shop: &Path, dir: &Path, threads: usize) -> Result<Duration, String> {
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().map_err(|_| "a test thread panicked".to_owned())?)
-            .collect::<Result<(), String>>()
+            .try_for_each(|h| h.join().map_err(|_| "a test thread panicked".to_owned())?)
     })?;
     Ok(started.elapsed())
 }
