@@ -4,6 +4,7 @@
 //! 1. two threads hold sessions at once, on two different worker databases, each set up
 //!    by the entry's setup; their writes (by an "app" connection of the test's own) are
 //!    rolled back, as a connection of the test's own sees afterwards;
+//!    under nextest, two sessions of one process at once get two databases as well;
 //! 2. two processes (this binary re-executed, with nextest's slot variable 0 and 1) use two
 //!    different databases at the same time;
 //!    a process killed mid-session leaves nothing the next session on its database keeps;
@@ -183,6 +184,17 @@ fn scenario(oracle: &Oracle) {
         );
     }
 
+    // 1b. Under nextest, two sessions of one process at once (a test running a journey on
+    // two worker databases): the process's slot, and one more of its own.
+    let nested = urls_of(spawn(&dir, &entry, Some(1), "threads"));
+    assert_eq!(nested.len(), 2, "{nested:?}");
+    assert_ne!(nested[0], nested[1]);
+    assert!(
+        nested.contains(&urls[0]) || nested.contains(&urls[1]),
+        "slot 1's database is one of them: {nested:?} {urls:?}"
+    );
+    assert!(nested.iter().any(|u| u.contains("_w1_1")), "{nested:?}");
+
     // 2. Two processes at once, nextest's slots 0 and 1. While they hold their sessions,
     // an app connection of the test's own writes to each worker database.
     let mut children: Vec<_> = [0, 1]
@@ -265,7 +277,7 @@ fn scenario(oracle: &Oracle) {
 
     // 5. `venomqa clean <entry>`, in a process of its own, in the config's directory.
     let listed = venomqa::workers::list(&config).unwrap();
-    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert_eq!(listed.len(), 3, "{listed:?}");
     let out = crate::support::cli::command()
         .args(["clean", &entry])
         .current_dir(&dir)
@@ -278,7 +290,7 @@ fn scenario(oracle: &Oracle) {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        stdout.contains(&format!("dropped 2 worker databases of {entry}")),
+        stdout.contains(&format!("dropped 3 worker databases of {entry}")),
         "{stdout}"
     );
     assert!(venomqa::workers::list(&config).unwrap().is_empty());

@@ -114,9 +114,9 @@ pub struct BackendConfig {
     /// Where the values came from, for error messages: the file's path, or `defaults`.
     pub source: String,
     settings: Mapping,
-    /// The worker slot this configuration is the database of (set by the worker
-    /// assignment, never by the file).
-    pub(crate) worker: Option<usize>,
+    /// The worker this configuration is the database of (set by the worker assignment,
+    /// never by the file).
+    pub(crate) worker: Option<String>,
 }
 
 /// How many worker databases a capture entry has.

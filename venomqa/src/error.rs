@@ -178,12 +178,13 @@ pub enum Error {
     },
 
     /// A worker database (`workers` on a capture entry) could not be prepared or found.
-    #[error("worker database {slot} of {entry}: {source}; `venomqa clean {entry}` drops the entry's worker databases, to start again")]
+    #[error("worker database {worker} of {entry}: {source}; `venomqa clean {entry}` drops the entry's worker databases, to start again")]
     Worker {
         /// Configuration entry.
         entry: String,
-        /// The worker slot.
-        slot: usize,
+        /// The worker: its slot (`3`, or under nextest `3_1` for a second session of a
+        /// process at once).
+        worker: String,
         /// What failed.
         #[source]
         source: BoxError,

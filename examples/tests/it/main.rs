@@ -15,6 +15,7 @@ mod report_html;
 mod shop_mysql;
 #[cfg(feature = "sqlx-sqlite")]
 mod sqlx_port;
+mod workers;
 
 /// `examples/filestore_backend.rs`, with its tests; its `main` is run by
 /// `cargo run --example filestore_backend`.

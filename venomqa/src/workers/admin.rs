@@ -11,8 +11,8 @@ use crate::redact::SecretUrl;
 
 /// An administrative connection to an entry's server.
 pub(super) trait Admin {
-    /// The name of slot `slot`'s database on `machine`.
-    fn worker_name(&self, machine: &str, slot: usize) -> String;
+    /// The name of worker `label`'s database on `machine`.
+    fn worker_name(&self, machine: &str, label: &str) -> String;
     /// The URL of database `name`, from the entry's.
     fn url_for(&self, name: &str) -> Result<SecretUrl>;
     /// Takes the lock that preparing or dropping `name` holds, waiting for it.
@@ -35,7 +35,7 @@ pub(super) trait Admin {
 pub(super) fn open(config: &BackendConfig) -> Result<Box<dyn Admin>> {
     let failed = |source: BoxError| Error::Worker {
         entry: config.entry.clone(),
-        slot: 0,
+        worker: "-".to_owned(),
         source,
     };
     match config.backend.as_str() {
@@ -58,7 +58,7 @@ pub(super) fn open(config: &BackendConfig) -> Result<Box<dyn Admin>> {
 fn worker_error(entry: &str, e: impl Into<BoxError>) -> Error {
     Error::Worker {
         entry: entry.to_owned(),
-        slot: 0,
+        worker: "-".to_owned(),
         source: e.into(),
     }
 }
@@ -98,7 +98,7 @@ impl Sqlite {
 }
 
 impl Admin for Sqlite {
-    fn worker_name(&self, _machine: &str, slot: usize) -> String {
+    fn worker_name(&self, _machine: &str, label: &str) -> String {
         // A file is on one machine: no machine in its name.
         let stem = self
             .file
@@ -106,8 +106,8 @@ impl Admin for Sqlite {
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
         let name = match self.file.extension() {
-            Some(ext) => format!("{stem}_w{slot}.{}", ext.to_string_lossy()),
-            None => format!("{stem}_w{slot}"),
+            Some(ext) => format!("{stem}_w{label}.{}", ext.to_string_lossy()),
+            None => format!("{stem}_w{label}"),
         };
         self.file.with_file_name(name).display().to_string()
     }
@@ -250,8 +250,8 @@ impl SqlServer {
         })
     }
 
-    fn worker_name(&self, machine: &str, slot: usize) -> String {
-        sql_worker_name(&self.base, machine, slot)
+    fn worker_name(&self, machine: &str, label: &str) -> String {
+        sql_worker_name(&self.base, machine, label)
     }
 
     fn url_for(&self, name: &str) -> Result<SecretUrl> {
@@ -262,8 +262,8 @@ impl SqlServer {
 /// `name` of a worker database from the entry's database: `<db>_<machine>_w<slot>`, cut to
 /// the servers' 63 bytes (the base name shortened first).
 #[cfg(any(feature = "postgres", feature = "mysql"))]
-pub(super) fn sql_worker_name(base: &str, machine: &str, slot: usize) -> String {
-    let tail = format!("_{machine}_w{slot}");
+pub(super) fn sql_worker_name(base: &str, machine: &str, label: &str) -> String {
+    let tail = format!("_{machine}_w{label}");
     let keep = 63usize.saturating_sub(tail.len());
     let base: String = base.chars().take(keep).collect();
     format!("{base}{tail}")
@@ -329,8 +329,8 @@ mod postgres {
     }
 
     impl super::Admin for Admin {
-        fn worker_name(&self, machine: &str, slot: usize) -> String {
-            self.server.worker_name(machine, slot)
+        fn worker_name(&self, machine: &str, label: &str) -> String {
+            self.server.worker_name(machine, label)
         }
 
         fn url_for(&self, name: &str) -> Result<SecretUrl> {
@@ -469,8 +469,8 @@ mod mysql {
     }
 
     impl super::Admin for Admin {
-        fn worker_name(&self, machine: &str, slot: usize) -> String {
-            self.server.worker_name(machine, slot)
+        fn worker_name(&self, machine: &str, label: &str) -> String {
+            self.server.worker_name(machine, label)
         }
 
         fn url_for(&self, name: &str) -> Result<SecretUrl> {

@@ -18,7 +18,9 @@
 //!   (nextest numbers its running tests from 0, and never gives one number to two tests
 //!   at once); under `cargo test`, the lowest slot no other test of the process holds,
 //!   kept until the session ends. `workers: N` folds slots beyond N onto the first N (tests
-//!   that share a database take turns, as without workers).
+//!   that share a database take turns, as without workers). A test may hold several
+//!   sessions of the entry at once (a journey's paths on two worker databases): under
+//!   nextest the second gets `<slot>_1`, and so on.
 //! - **The database**: the entry's database with the machine and the slot appended
 //!   (`shop_test_<machine>_w0`, `shop_test_<machine>_w1`, ...; SQLite: `app_w0.db` beside
 //!   `app.db`). The machine is `VENOMQA_MACHINE`, else the host name, so CI machines that
@@ -124,38 +126,39 @@ pub(crate) fn assign(config: &BackendConfig) -> Result<Option<(BackendConfig, Sl
         return Ok(None);
     }
     let slot = slots::take(config, workers)?;
-    let worker = prepared(config, slot.index())?;
+    let worker = prepared(config, &slot)?;
     Ok(Some((worker, slot)))
 }
 
 type Prepared = Arc<OnceLock<std::result::Result<BackendConfig, Arc<Error>>>>;
 
-/// The configuration of slot `slot`'s database, prepared once per process.
-fn prepared(config: &BackendConfig, slot: usize) -> Result<BackendConfig> {
-    static PREPARED: Mutex<Vec<((BackendConfig, usize), Prepared)>> = Mutex::new(Vec::new());
+/// The configuration of `slot`'s database, prepared once per process.
+fn prepared(config: &BackendConfig, slot: &Slot) -> Result<BackendConfig> {
+    static PREPARED: Mutex<Vec<((BackendConfig, String), Prepared)>> = Mutex::new(Vec::new());
+    let label = slot.label();
     let cell = {
         let mut all = PREPARED.lock();
-        match all.iter().find(|(k, _)| k.0 == *config && k.1 == slot) {
+        match all.iter().find(|(k, _)| k.0 == *config && k.1 == label) {
             Some((_, cell)) => cell.clone(),
             None => {
                 let cell = Prepared::default();
-                all.push(((config.clone(), slot), cell.clone()));
+                all.push(((config.clone(), label.to_owned()), cell.clone()));
                 cell
             }
         }
     };
-    cell.get_or_init(|| prepare(config, slot).map_err(Arc::new))
+    cell.get_or_init(|| prepare(config, label).map_err(Arc::new))
         .clone()
         .map_err(|e| Error::Worker {
             entry: config.entry.clone(),
-            slot,
+            worker: label.to_owned(),
             source: Box::new(SharedError(e)),
         })
 }
 
-/// Makes slot `slot`'s database ready: reused when its marker matches the setup's
+/// Makes worker `label`'s database ready: reused when its marker matches the setup's
 /// fingerprint, else (re-)created and set up; under the server-side lock of its name.
-fn prepare(config: &BackendConfig, slot: usize) -> Result<BackendConfig> {
+fn prepare(config: &BackendConfig, label: &str) -> Result<BackendConfig> {
     if !capture_entry(config) {
         return Err(Error::config(
             &config.source,
@@ -164,16 +167,16 @@ fn prepare(config: &BackendConfig, slot: usize) -> Result<BackendConfig> {
         ));
     }
     let mut admin = admin::open(config)?;
-    let name = admin.worker_name(&machine(), slot);
+    let name = admin.worker_name(&machine(), label);
     let marker = format!("{MARKER} {} {}", config.entry, fingerprint(config)?);
     let mut worker = config.clone();
     worker.url = Some(admin.url_for(&name)?);
-    worker.worker = Some(slot);
+    worker.worker = Some(label.to_owned());
     worker.setup = None;
     admin.lock(&name)?;
     let result = (|| {
         if admin.marker(&name)?.as_deref() == Some(marker.as_str()) {
-            tracing::debug!(target: "venomqa", entry = %config.entry, slot, database = %name, "reusing the worker database");
+            tracing::debug!(target: "venomqa", entry = %config.entry, worker = label, database = %name, "reusing the worker database");
             return Ok(());
         }
         admin.create(&name)?;
@@ -186,7 +189,7 @@ fn prepare(config: &BackendConfig, slot: usize) -> Result<BackendConfig> {
         let _ = manager.disconnect();
         set_up?;
         admin.mark(&name, &marker)?;
-        tracing::info!(target: "venomqa", entry = %config.entry, slot, database = %name, "created the worker database and ran the entry's setup on it");
+        tracing::info!(target: "venomqa", entry = %config.entry, worker = label, database = %name, "created the worker database and ran the entry's setup on it");
         Ok(())
     })();
     admin.unlock(&name)?;

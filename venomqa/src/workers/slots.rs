@@ -17,15 +17,25 @@ static FREED: Condvar = Condvar::new();
 /// A worker slot, held by a session until it ends.
 #[derive(Debug)]
 pub(crate) struct Slot {
+    /// Its place in the process's table of the entry.
     index: usize,
-    /// The entry's key in [`TAKEN`], when the slot came from it.
+    /// The entry's key in [`TAKEN`].
     held: Option<String>,
+    /// What names its database: the slot's number, or under nextest the process's slot
+    /// and, for a second session of the process at once, its place (`3_1`).
+    label: String,
 }
 
 impl Slot {
-    /// The slot's number.
+    /// The slot's place in the process's table.
+    #[cfg(test)]
     pub(crate) fn index(&self) -> usize {
         self.index
+    }
+
+    /// What names its database.
+    pub(crate) fn label(&self) -> &str {
+        &self.label
     }
 }
 
@@ -49,14 +59,25 @@ fn count(workers: Workers) -> usize {
     }
 }
 
-/// The slot of a session on `config`.
+/// How many sessions of one entry a process under nextest may hold at once (a test
+/// running a journey's paths on several worker databases, say).
+const PER_PROCESS: usize = 16;
+
+/// The slot of a session on `config`. Under nextest the process's slot names the
+/// database, and a second session of the process at the same time gets one of its own
+/// (`<slot>_1`, ...), so nothing waits for a session its own test holds.
 pub(crate) fn take(config: &BackendConfig, workers: Workers) -> Result<Slot> {
     if let Some(slot) = nextest_slot() {
-        let index = match workers {
+        let slot = match workers {
             Workers::Auto => slot,
             Workers::Count(n) => slot % n.max(1),
         };
-        return Ok(Slot { index, held: None });
+        let mut taken = in_process(config, PER_PROCESS)?;
+        taken.label = match taken.index {
+            0 => slot.to_string(),
+            k => format!("{slot}_{k}"),
+        };
+        return Ok(taken);
     }
     in_process(config, count(workers))
 }
@@ -82,13 +103,14 @@ pub(super) fn in_process(config: &BackendConfig, n: usize) -> Result<Slot> {
             return Ok(Slot {
                 index,
                 held: Some(key),
+                label: index.to_string(),
             });
         }
         let left = timeout.saturating_sub(started.elapsed());
         if left.is_zero() {
             return Err(Error::Worker {
                 entry: config.entry.clone(),
-                slot: n,
+                worker: format!("(any of {n})"),
                 source: format!("every one of the {n} worker slots stayed taken for {} ms; raise workers, or look for a test that never finishes", timeout.as_millis()).into(),
             });
         }

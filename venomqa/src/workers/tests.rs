@@ -58,7 +58,7 @@ fn a_worker_entry_without_capture_is_refused_before_anything_is_made() {
         &[],
     )
     .unwrap();
-    let e = super::prepare(&config, 0).unwrap_err();
+    let e = super::prepare(&config, "0").unwrap_err();
     assert!(
         e.to_string()
             .contains("worker databases are for capture entries"),
@@ -71,7 +71,7 @@ fn a_worker_entry_without_capture_is_refused_before_anything_is_made() {
 fn worker_sqlite_files_sit_beside_the_entrys() {
     let config = resolve(ENTRY, &[]).unwrap();
     let admin = super::admin::open(&config).unwrap();
-    assert_eq!(admin.worker_name("m1", 3), "app_w3.db");
+    assert_eq!(admin.worker_name("m1", "3"), "app_w3.db");
     assert_eq!(
         admin.url_for("app_w3.db").unwrap().expose(),
         "sqlite://app_w3.db"
@@ -94,11 +94,11 @@ fn worker_machine_names_are_letters_and_digits() {
 fn worker_database_names_and_urls() {
     use crate::redact::SecretUrl;
     assert_eq!(
-        super::admin::sql_worker_name("shop", "ci7", 2),
+        super::admin::sql_worker_name("shop", "ci7", "2"),
         "shop_ci7_w2"
     );
     let long = "d".repeat(80);
-    let name = super::admin::sql_worker_name(&long, "machine", 12);
+    let name = super::admin::sql_worker_name(&long, "machine", "12");
     assert_eq!(name.len(), 63);
     assert!(name.ends_with("_machine_w12"), "{name}");
     let url = SecretUrl::new("postgres://u:secret@h:5432/shop?sslmode=disable");
