@@ -12,6 +12,7 @@
 //!    outside any session is still there, and the setup (which fails if run twice) did not
 //!    run again;
 //! 4. a changed setup file re-creates it: that table is gone, the new seed is there;
+//!    another machine (`VENOMQA_MACHINE`) on the same server gets databases of its own;
 //! 5. `venomqa clean <entry>` (the command, in a process of its own) drops them all.
 //!
 //! The oracle is a connection of the test's own to each worker database, never venomqa's.
@@ -83,8 +84,22 @@ pub fn main() -> ! {
 
 /// Runs the role with `slot` as nextest's slot (none: as under `cargo test`).
 fn spawn(dir: &Path, entry: &str, slot: Option<usize>, mode: &str) -> std::process::Child {
+    spawn_on(None, dir, entry, slot, mode)
+}
+
+/// [`spawn`] on the machine named `machine` (`VENOMQA_MACHINE`).
+fn spawn_on(
+    machine: Option<&str>,
+    dir: &Path,
+    entry: &str,
+    slot: Option<usize>,
+    mode: &str,
+) -> std::process::Child {
     let mut command = Command::new(crate::support::this_binary());
     command.env(crate::support::writer::ROLE, "worker");
+    if let Some(machine) = machine {
+        command.env("VENOMQA_MACHINE", machine);
+    }
     match slot {
         Some(slot) => command.env("NEXTEST_TEST_GLOBAL_SLOT", slot.to_string()),
         None => command.env_remove("NEXTEST_TEST_GLOBAL_SLOT"),
@@ -275,9 +290,18 @@ fn scenario(oracle: &Oracle) {
         ["seed", "seed2"]
     );
 
+    // 4b. Another CI machine on the same server (a shard of its own), slot 0: a database of
+    // its own (SQLite files are on one machine: no machine in their names).
+    if oracle.backend != "sqlite" {
+        let other = url_of(spawn_on(Some("shard2"), &dir, &entry, Some(0), "0"));
+        assert_ne!(other, url0);
+        assert!(other.contains("_shard2_w0"), "{other}");
+    }
+
     // 5. `venomqa clean <entry>`, in a process of its own, in the config's directory.
     let listed = venomqa::workers::list(&config).unwrap();
-    assert_eq!(listed.len(), 3, "{listed:?}");
+    let machines = if oracle.backend == "sqlite" { 0 } else { 1 };
+    assert_eq!(listed.len(), 3 + machines, "{listed:?}");
     let out = crate::support::cli::command()
         .args(["clean", &entry])
         .current_dir(&dir)
@@ -290,7 +314,10 @@ fn scenario(oracle: &Oracle) {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        stdout.contains(&format!("dropped 3 worker databases of {entry}")),
+        stdout.contains(&format!(
+            "dropped {} worker databases of {entry}",
+            3 + machines
+        )),
         "{stdout}"
     );
     assert!(venomqa::workers::list(&config).unwrap().is_empty());
