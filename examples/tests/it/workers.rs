@@ -1,10 +1,11 @@
-//! Journeys on worker databases (`workers` on the shop's capture entry): the same
+//! Journeys on worker databases (`workers` on the shop's capture entry): `#[venom_test]`s
+//! on the `shop_workers` entry run at once, each on a database of its own; the same
 //! journey gives the same result on one worker database and on two (two sessions of the
 //! entry, a shop server on each, `parallel_paths(2)`), a failing journey included.
 
 use serde_json::Value;
 use venomqa::journey::{Journey, JourneyResult, JourneyRunner};
-use venomqa::{Session, StateManager};
+use venomqa::{venom_test, Session, StateManager};
 use venomqa_examples::{checkout_journey, invariants, ShopServer};
 
 use super::journeys::checkout_wrong;
@@ -94,4 +95,32 @@ fn journey_results_are_the_same_on_one_and_two_worker_databases() {
         .unwrap();
     assert_eq!(venomqa::workers::clean(&config).unwrap().len(), 2);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Two `#[venom_test]`s on the `shop_workers` entry (`workers: auto`): each runs the
+/// checkout journey against a shop server on its own worker database; under `cargo test`
+/// they may run at once, under nextest each process takes its slot.
+fn checkout_on_a_worker(db: &mut Session) {
+    let url = db.url().unwrap();
+    assert!(
+        url.expose().contains("shop-workers_w"),
+        "a worker database: {url}"
+    );
+    let server = ShopServer::start(SHOP, url.expose());
+    JourneyRunner::new(server.client())
+        .state_manager(&mut *db)
+        .invariants(invariants())
+        .run(&checkout_journey())
+        .unwrap()
+        .assert_passed();
+}
+
+#[venom_test(config = "shop_workers")]
+fn a_venom_test_on_a_worker_database(db: &mut Session) {
+    checkout_on_a_worker(db);
+}
+
+#[venom_test(config = "shop_workers")]
+fn another_venom_test_on_a_worker_database(db: &mut Session) {
+    checkout_on_a_worker(db);
 }
