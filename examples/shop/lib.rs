@@ -12,6 +12,8 @@ pub mod axum_shop;
 #[cfg(feature = "browser")]
 pub mod browser;
 pub mod explore;
+#[cfg(feature = "openapi")]
+pub mod openapi;
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path as FsPath;

@@ -18,6 +18,12 @@
 //!   fit in the stock, paid one by card and one by voucher, take more than there is and
 //!   the stock goes negative. No written journey pays an order by voucher after another
 //!   order took the stock it counted on.
+//! - `long_name`: a user name over 64 characters answers 500 (the column is narrower than
+//!   the 100 the API promises).
+//! - `cancel_drops_total`: a cancelled order with items is answered without its
+//!   `total_cents`, a field the spec requires.
+//!
+//! `GET /openapi.yaml` serves the API's description (`examples/shop/openapi.yaml`).
 //!
 //! | route | auth | answers |
 //! |---|---|---|
@@ -74,7 +80,12 @@ struct Shop {
 #[derive(Debug, Default)]
 struct Bugs {
     voucher_oversell: bool,
+    long_name: bool,
+    cancel_drops_total: bool,
 }
+
+/// The API's description, served at `GET /openapi.yaml`.
+const SPEC: &str = include_str!("openapi.yaml");
 
 fn bugs() -> Result<Bugs, String> {
     let mut bugs = Bugs::default();
@@ -82,9 +93,11 @@ fn bugs() -> Result<Bugs, String> {
         match name.trim() {
             "" => {}
             "voucher_oversell" => bugs.voucher_oversell = true,
+            "long_name" => bugs.long_name = true,
+            "cancel_drops_total" => bugs.cancel_drops_total = true,
             other => {
                 return Err(format!(
-                    "SHOP_BUG: unknown bug {other:?}; the known one is voucher_oversell"
+                    "SHOP_BUG: unknown bug {other:?}; the known ones are voucher_oversell, long_name and cancel_drops_total"
                 ))
             }
         }
@@ -146,6 +159,12 @@ fn main() {
     if bugs.voucher_oversell {
         eprintln!("shop: SHOP_BUG=voucher_oversell: paying by voucher skips the stock check");
     }
+    if bugs.long_name {
+        eprintln!("shop: SHOP_BUG=long_name: a name over 64 characters answers 500");
+    }
+    if bugs.cancel_drops_total {
+        eprintln!("shop: SHOP_BUG=cancel_drops_total: a cancelled order loses its total_cents");
+    }
     let store = match Store::open(&args.db, args.threads as u32 + 1) {
         Ok(s) => s,
         Err(e) => {
@@ -197,6 +216,14 @@ impl Shop {
         let bearer =
             header("authorization").and_then(|v| v.strip_prefix("Bearer ").map(str::to_owned));
         let api_key = header("x-api-key");
+        if method == "GET" && path == "/openapi.yaml" {
+            let response = tiny_http::Response::from_string(SPEC).with_header(
+                tiny_http::Header::from_bytes("Content-Type", "application/yaml")
+                    .expect("a valid header"),
+            );
+            let _ = request.respond(response);
+            return;
+        }
         let mut body = String::new();
         let read = request.as_reader().take(1 << 20).read_to_string(&mut body);
         let answer = match read {
@@ -238,7 +265,7 @@ impl Shop {
                 let order = id(order)?;
                 self.store.transaction(|tx| {
                     owned_order(tx, order, auth)?;
-                    Ok((200, order_json(tx, order)?))
+                    Ok((200, self.order_view(order_json(tx, order)?)))
                 })
             }
             ("POST", ["orders", order, "items"]) => self.add_item(id(order)?, &parse(body)?, auth),
@@ -263,6 +290,9 @@ impl Shop {
         let at = email.find('@');
         if at.is_none_or(|i| i == 0 || i + 1 == email.len()) || email.contains(' ') {
             return err(400, format!("invalid e-mail address {email:?}"));
+        }
+        if self.bugs.long_name && name.chars().count() > 64 {
+            return err(500, "database error: value too long for column name");
         }
         let token = new_token();
         self.store.transaction(|tx| {
@@ -315,7 +345,7 @@ impl Shop {
             )?;
             let mut orders = Vec::new();
             for r in ids {
-                orders.push(order_json(tx, r[0].int())?);
+                orders.push(self.order_view(order_json(tx, r[0].int())?));
             }
             Ok((200, json!({ "orders": orders })))
         })
@@ -500,8 +530,22 @@ impl Shop {
                 "UPDATE orders SET status = 'cancelled' WHERE id = ?",
                 &[order.into()],
             )?;
-            Ok((200, order_json(tx, order)?))
+            Ok((200, self.order_view(order_json(tx, order)?)))
         })
+    }
+
+    /// An order as answered: with `cancel_drops_total`, a cancelled order with items
+    /// loses its `total_cents`.
+    fn order_view(&self, mut order: Value) -> Value {
+        let drop = self.bugs.cancel_drops_total
+            && order["status"] == "cancelled"
+            && order["items"].as_array().is_some_and(|i| !i.is_empty());
+        if drop {
+            if let Some(o) = order.as_object_mut() {
+                o.remove("total_cents");
+            }
+        }
+        order
     }
 
     fn stats(&self, auth: &Auth) -> Answer {

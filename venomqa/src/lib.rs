@@ -68,6 +68,8 @@ mod html;
 pub mod journey;
 mod log;
 mod manager;
+#[cfg(feature = "openapi")]
+pub mod openapi;
 #[doc(hidden)]
 pub mod pool;
 mod redact;

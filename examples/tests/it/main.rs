@@ -9,6 +9,8 @@ mod explore;
 #[cfg(feature = "mysql")]
 mod explore_mysql;
 mod journeys;
+#[cfg(feature = "openapi")]
+mod openapi;
 #[cfg(feature = "browser")]
 mod report_html;
 #[cfg(feature = "mysql")]
