@@ -34,3 +34,12 @@ pub fn spec_world(spec: &Spec, inputs: Inputs) -> Result<World, OpenApiError> {
         .inputs(inputs)
         .build()
 }
+
+/// The world of the spec the shop at `client` serves, with valid inputs.
+///
+/// # Panics
+/// If the server does not serve a spec that builds a world.
+pub fn served_world(client: &Client) -> World {
+    let spec = fetch_spec(client).expect("the shop serves its spec");
+    spec_world(&spec, Inputs::Valid).expect("the shop's spec builds a world")
+}

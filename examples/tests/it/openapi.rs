@@ -7,7 +7,8 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use venomqa::explore::{Explorer, StopReason};
+use venomqa::explore::{Explorer, RustTemplate, StopReason};
+use venomqa::journey::JourneyRunner;
 use venomqa::openapi::{Inputs, Spec, READS, RESPONSE_SCHEMA};
 use venomqa::sqlite::SqliteStateManager;
 use venomqa::{BackendConfig, StateManager};
@@ -147,4 +148,86 @@ fn openapi_exploration_finds_nothing_with_the_bugs_off() {
         assert!(statuses.contains_key(status), "{status}: {statuses:?}");
     }
     assert_eq!(dump(&file), baseline);
+}
+
+/// The violation's journey fails on the buggy server and passes on the fixed one, and
+/// the `#[venom_test]` it emits is the one below, pasted as is.
+#[test]
+fn the_openapi_reproduction_fails_on_the_buggy_server_and_passes_on_the_fixed_one() {
+    let (file, mut m) = fresh("repro");
+    let mut server = ShopServer::start_buggy(SHOP, m.url().unwrap().expose(), "voucher_oversell");
+    let baseline = dump(&file);
+    let world = spec_world(&fetch_spec(&server.client()).unwrap(), Inputs::Valid).unwrap();
+    let result = Explorer::new(&world, server.client())
+        .state_manager(&mut m)
+        .max_depth(6)
+        .stop_on_violation(true)
+        .run()
+        .unwrap();
+    let v = result.violation(READS).expect("found");
+    let buggy = JourneyRunner::new(server.client())
+        .state_manager(&mut m)
+        .invariants(world.invariants())
+        .run(v.journey())
+        .unwrap();
+    assert!(!buggy.passed(), "{buggy}");
+    assert!(
+        buggy
+            .to_string()
+            .contains("at /stock: -1 is less than the minimum of 0"),
+        "{buggy}"
+    );
+    server.kill();
+    let fixed = ShopServer::start(SHOP, m.url().unwrap().expose());
+    JourneyRunner::new(fixed.client())
+        .state_manager(&mut m)
+        .invariants(world.invariants())
+        .run(v.journey())
+        .unwrap()
+        .assert_passed();
+    assert_eq!(dump(&file), baseline);
+
+    let rust = v.to_rust(
+        &RustTemplate::new("venomqa_examples::openapi::served_world(&server.client())")
+        .attribute(r#"config = "shop""#)
+        .session("&mut venomqa::sqlite::SqliteCaptureSession")
+        .prelude(["let server = venomqa_examples::ShopServer::start(SHOP, db.url().unwrap().expose());"])
+        .client("server.client()"),
+    );
+    let squeeze = |s: &str| s.split_whitespace().collect::<String>();
+    assert!(
+        squeeze(include_str!("openapi.rs")).contains(&squeeze(&rust)),
+        "paste the emitted test into this file:\n{rust}"
+    );
+}
+
+// What `Violation::to_rust` emitted for the violation above, pasted as is: a regression
+// test that runs on the fixed server (and would fail on the buggy one).
+
+/// Found by exploring world "shop" (bfs): invariant "every read answers as the spec says" violated after
+/// createOrder, createOrder, addItem(orders 1), addItem(orders 2), payOrder(orders 1, CardPayment), payOrder(orders 2, VoucherPayment).
+/// Fails until the bug is fixed.
+#[venomqa::venom_test(config = "shop")]
+fn repro_every_read_answers_as_the_spec_says(db: &mut venomqa::sqlite::SqliteCaptureSession) {
+    let server = venomqa_examples::ShopServer::start(SHOP, db.url().unwrap().expose());
+    let world = venomqa_examples::openapi::served_world(&server.client());
+    let journey = world
+        .journey(
+            "repro_every_read_answers_as_the_spec_says",
+            &[
+                "createOrder",
+                "createOrder",
+                "addItem(orders 1)",
+                "addItem(orders 2)",
+                "payOrder(orders 1, CardPayment)",
+                "payOrder(orders 2, VoucherPayment)",
+            ],
+        )
+        .unwrap();
+    let result = venomqa::journey::JourneyRunner::new(server.client())
+        .state_manager(&mut *db)
+        .invariants(world.invariants())
+        .run(&journey)
+        .unwrap();
+    result.assert_passed();
 }

@@ -91,3 +91,5 @@ pub enum OpenApiError {
     #[error("the spec has no operation {0:?}; `Spec::operations()` lists them")]
     UnknownOperation(String),
 }
+#[cfg(test)]
+mod tests;

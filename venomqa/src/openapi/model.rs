@@ -49,8 +49,19 @@ pub(crate) fn plan(spec: &Spec) -> (Vec<Kind>, Vec<Plan>) {
     let ops = spec.operations();
     let mut kinds: Vec<Kind> = Vec::new();
     let mut creates = vec![None; ops.len()];
-    for (i, op) in ops.iter().enumerate() {
-        if let Some(collection) = creation(op) {
+    // Top-level collections first (`POST /orders`), then nested ones
+    // (`POST /users/{id}/orders`) whose answer is not the resource their path names.
+    for nested in [false, true] {
+        for (i, op) in ops.iter().enumerate() {
+            let Some(collection) = creation(op) else {
+                continue;
+            };
+            if collection.contains('{') != nested {
+                continue;
+            }
+            if nested && updates_its_subject(ops, &creates, &kinds, op) {
+                continue;
+            }
             let k = match kinds.iter().position(|k| k.collection == collection) {
                 Some(k) => k,
                 None => {
@@ -116,6 +127,28 @@ pub(crate) fn plan(spec: &Spec) -> (Vec<Kind>, Vec<Plan>) {
         }
     }
     (kinds, plans)
+}
+
+/// Whether `op` (a POST under a resource's path, `/orders/{id}/items`) answers with that
+/// resource itself (the same schema as its create's answer): then it changes it rather
+/// than creating another.
+fn updates_its_subject(
+    ops: &[Operation],
+    creates: &[Option<usize>],
+    kinds: &[Kind],
+    op: &Operation,
+) -> bool {
+    let title = |op: &Operation| created_schema(op).and_then(|s| s.get("title").cloned());
+    let Some(answer) = title(op) else {
+        return false;
+    };
+    op.path_parameters().iter().any(|name| {
+        by_path(kinds, &op.path, name).is_some_and(|s| {
+            ops.iter()
+                .zip(creates)
+                .any(|(o, c)| *c == Some(s.kind) && title(o).as_ref() == Some(&answer))
+        })
+    })
 }
 
 /// The collection `op` creates in: a POST on a path that does not end in a parameter,

@@ -183,7 +183,8 @@ impl Spec {
         })
     }
 
-    /// Its operations, in the spec's order.
+    /// Its operations: by path (sorted), then by method (get, put, post, delete, patch,
+    /// head, options).
     pub fn operations(&self) -> &[Operation] {
         &self.operations
     }

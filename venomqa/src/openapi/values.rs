@@ -109,6 +109,15 @@ pub(crate) fn variants(
         });
         for (property, schema) in &properties {
             if bound.contains(property) || schema.get("enum").is_some() {
+                // A value from an earlier answer is not varied, but can be left out.
+                if invalid && required.contains(property) {
+                    out.push(Variant {
+                        name: label(format!("without {property}")),
+                        schema: branch.clone(),
+                        tweak: Tweak::Remove(property.clone()),
+                        invalid: true,
+                    });
+                }
                 continue;
             }
             if boundary {
@@ -373,21 +382,31 @@ mod tests {
             names(variants(&schema, true, true, &[])),
             [
                 "Card",
+                "Card, without method",
                 "Cash",
                 "Cash, amount=max",
                 "Cash, amount=min",
                 "Cash, amount=wrong type",
-                "Cash, without amount"
+                "Cash, without amount",
+                "Cash, without method"
             ]
         );
         let v = &variants(&schema, true, false, &[])[2];
         assert_eq!(v.body(1, &[]), json!({"method": "cash", "amount": 9}));
-        let bound = variants(&schema, true, true, &["amount".to_owned()]);
+        let bound = variants(&schema, true, false, &["amount".to_owned()]);
         assert_eq!(bound.len(), 2, "a bound property is not varied");
         assert_eq!(
             bound[1].body(1, &[("amount".into(), json!(5))])["amount"],
             5
         );
+        let invalid = variants(&schema, false, true, &["amount".to_owned()]);
+        let left_out = invalid
+            .iter()
+            .find(|v| v.name.as_deref() == Some("Cash, without amount"));
+        let body = left_out
+            .expect("a bound property can be left out")
+            .body(1, &[("amount".into(), json!(5))]);
+        assert_eq!(body, json!({"method": "cash"}));
     }
 
     #[test]
