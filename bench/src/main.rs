@@ -2,7 +2,7 @@
 //! servers that are running, in one run.
 //!
 //! ```text
-//! cargo run -p venomqa-bench --release --all-features -- [--quick] [--no-suite] [--update-docs] [--only sqlite,mysql,...,sqlx,journey,explore,axum,html,workers]
+//! cargo run -p venomqa-bench --release --all-features -- [--quick] [--no-suite] [--update-docs] [--only sqlite,mysql,...,sqlx,journey,explore,axum,html,workers,openapi]
 //! ```
 //!
 //! Prints a table, writes `target/venomqa-bench/results.csv` and `results.md`, draws
@@ -20,6 +20,8 @@ mod html_bench;
 mod journey;
 #[cfg(feature = "mongodb")]
 mod mongo;
+#[cfg(feature = "openapi")]
+mod openapi_bench;
 mod plot;
 #[cfg(feature = "redis")]
 mod redis_bench;
@@ -90,7 +92,7 @@ fn args() -> Args {
             "--update-docs" => args.update_docs = true,
             "--only" => args.only = it.next().map(|v| v.split(',').map(str::to_owned).collect()),
             "-h" | "--help" => {
-                println!("usage: venomqa-bench [--quick] [--no-suite] [--update-docs] [--only sqlite,mysql,postgres,roundtrips,capture,redis,mongodb,sqlx,journey,explore,axum,html,workers,suite]");
+                println!("usage: venomqa-bench [--quick] [--no-suite] [--update-docs] [--only sqlite,mysql,postgres,roundtrips,capture,redis,mongodb,sqlx,journey,explore,axum,html,workers,openapi,suite]");
                 std::process::exit(0);
             }
             other => {
@@ -229,6 +231,12 @@ fn main() {
         html_bench::run(&mut report, &workspace, args.quick);
         #[cfg(not(feature = "html"))]
         report.note("html: skipped, built without the `html` feature (use --all-features)");
+    }
+    if wanted("openapi") {
+        #[cfg(feature = "openapi")]
+        openapi_bench::run(&mut report, &workspace, args.quick);
+        #[cfg(not(feature = "openapi"))]
+        report.note("openapi: skipped, built without the `openapi` feature (use --all-features)");
     }
     if args.suite && wanted("suite") {
         suite::run(&mut report, &workspace, args.quick);
