@@ -91,5 +91,7 @@ pub enum OpenApiError {
     #[error("the spec has no operation {0:?}; `Spec::operations()` lists them")]
     UnknownOperation(String),
 }
+#[cfg(all(test, feature = "sqlite"))]
+mod explore_tests;
 #[cfg(test)]
 mod tests;
