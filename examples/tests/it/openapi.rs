@@ -231,3 +231,34 @@ fn repro_every_read_answers_as_the_spec_says(db: &mut venomqa::sqlite::SqliteCap
         .unwrap();
     result.assert_passed();
 }
+
+/// Invalid bodies (a required property left out, one of the wrong type) are refused with
+/// a 4xx by the shop: `Inputs::Invalid` finds nothing; every invalid body of an operation
+/// on no resource (sign-up, catalogue, orders) ran.
+#[test]
+fn openapi_invalid_bodies_are_refused_by_the_shop() {
+    let (file, mut m) = fresh("invalid");
+    let server = ShopServer::start(SHOP, m.url().unwrap().expose());
+    let baseline = dump(&file);
+    let world = spec_world(&fetch_spec(&server.client()).unwrap(), Inputs::Invalid).unwrap();
+    let invalid = world
+        .action_names()
+        .iter()
+        .filter(|n| n.contains("without ") || n.contains("wrong type"))
+        .count();
+    assert!(invalid >= 20, "{:?}", world.action_names());
+    let result = Explorer::new(&world, server.client())
+        .state_manager(&mut m)
+        .max_depth(2)
+        .run()
+        .unwrap();
+    println!("{result}");
+    result.assert_passed();
+    let never = result.coverage.never_run();
+    assert!(
+        never.iter().all(|n| n.contains("(orders ")),
+        "only actions on a second order or a paid one wait past depth 2: {never:?}"
+    );
+    assert!(result.coverage.outcomes().contains_key("400"));
+    assert_eq!(dump(&file), baseline);
+}
