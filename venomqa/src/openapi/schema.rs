@@ -107,6 +107,48 @@ pub(crate) fn to_json_schema(schema: &Value) -> Value {
     }
 }
 
+/// `schema` as an answer must meet it: a `writeOnly` property (a password) is required in
+/// requests only, so it leaves `required`.
+fn answer_view(schema: &Value) -> Value {
+    match schema {
+        Value::Object(map) => {
+            let mut out: Map<String, Value> = map
+                .iter()
+                .map(|(k, v)| {
+                    let v = if matches!(k.as_str(), "example" | "examples" | "default" | "enum") {
+                        v.clone()
+                    } else {
+                        answer_view(v)
+                    };
+                    (k.clone(), v)
+                })
+                .collect();
+            let write_only: Vec<String> = map
+                .get("properties")
+                .and_then(Value::as_object)
+                .map(|p| {
+                    p.iter()
+                        .filter(|(_, s)| s.get("writeOnly") == Some(&Value::Bool(true)))
+                        .map(|(k, _)| k.clone())
+                        .collect()
+                })
+                .unwrap_or_default();
+            if let Some(Value::Array(required)) = out.get_mut("required") {
+                required.retain(|r| {
+                    !r.as_str()
+                        .is_some_and(|r| write_only.iter().any(|w| w == r))
+                });
+                if required.is_empty() {
+                    out.remove("required");
+                }
+            }
+            Value::Object(out)
+        }
+        Value::Array(items) => Value::Array(items.iter().map(answer_view).collect()),
+        other => other.clone(),
+    }
+}
+
 /// A compiled response schema.
 pub(crate) struct Validator {
     inner: jsonschema::Validator,
@@ -121,6 +163,7 @@ impl std::fmt::Debug for Validator {
 impl Validator {
     /// Compiles `schema` (inlined) for a spec of version `openapi` (`3.0.x` or `3.1.x`).
     pub(crate) fn new(schema: &Value, openapi_31: bool) -> Result<Validator, String> {
+        let schema = &answer_view(schema);
         let inner = if openapi_31 {
             jsonschema::draft202012::new(schema)
         } else {

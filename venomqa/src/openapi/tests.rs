@@ -269,6 +269,18 @@ fn an_answer_is_judged_by_its_documented_status_and_schema() {
 }
 
 #[test]
+fn a_write_only_property_is_not_required_in_an_answer() {
+    let schema = json!({"type": "object", "required": ["id", "password"], "properties": {
+        "id": {"type": "integer"}, "password": {"type": "string", "writeOnly": true}}});
+    let v = super::schema::Validator::new(&schema, false).unwrap();
+    assert!(v.problems(&json!({"id": 1})).is_empty());
+    assert_eq!(
+        v.problems(&json!({})),
+        ["at /: \"id\" is a required property"]
+    );
+}
+
+#[test]
 fn a_call_is_enabled_once_what_it_names_exists() {
     let spec = Spec::parse(SHOP).unwrap();
     let (model, _) = model(&spec);

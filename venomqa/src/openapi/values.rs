@@ -280,7 +280,11 @@ fn object(schema: &Value, nonce: usize) -> Value {
         .into_iter()
         .flatten()
     {
-        // Optional properties go in only where the spec shows an example of them.
+        // A read-only property is the server's to set; optional properties go in only
+        // where the spec shows an example of them.
+        if property.get("readOnly") == Some(&Value::Bool(true)) {
+            continue;
+        }
         let shown = property.get("example").is_some() || property.get("default").is_some();
         if required.contains(&name.as_str()) || shown {
             out.insert(name.clone(), generate(property, nonce));
@@ -364,6 +368,13 @@ mod tests {
             json!({"email": "ann@example.com", "n": 3, "tag": "x"})
         );
         assert_eq!(generate(&schema, 2)["email"], "ann2@example.com");
+        let with_id = json!({"type": "object", "required": ["id", "n"], "properties": {
+            "id": {"type": "integer", "readOnly": true}, "n": {"type": "integer"}}});
+        assert_eq!(
+            generate(&with_id, 1),
+            json!({"n": 1}),
+            "the server sets a read-only id"
+        );
     }
 
     #[test]
