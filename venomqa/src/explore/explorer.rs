@@ -280,7 +280,7 @@ impl<'a> Explorer<'a> {
                 tracing::warn!(target: "venomqa", error = %e, dir = %dir.display(), "writing the exploration reports failed");
             }
         }
-        crate::journey::append_step_summary(&result.to_markdown());
+        crate::journey::append_step_summary(|| result.to_markdown());
         Ok(result)
     }
 }

@@ -120,11 +120,12 @@ pub(crate) fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// Appends `markdown` to the file `$GITHUB_STEP_SUMMARY` names, when it is set: GitHub
-/// Actions shows that file on the job's page. A failure to write is logged, not raised.
-pub(crate) fn append_step_summary(markdown: &str) {
+/// Appends the Markdown `markdown` builds to the file `$GITHUB_STEP_SUMMARY` names, when
+/// it is set (and builds nothing otherwise): GitHub Actions shows that file on the job's
+/// page. A failure to write is logged, not raised.
+pub(crate) fn append_step_summary(markdown: impl FnOnce() -> String) {
     if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) {
-        append_to(std::path::Path::new(&path), markdown);
+        append_to(std::path::Path::new(&path), &markdown());
     }
 }
 

@@ -372,7 +372,7 @@ impl<'a> JourneyRunner<'a> {
                 tracing::warn!(target: "venomqa", error = %e, dir = %dir.display(), "writing the journey reports failed");
             }
         }
-        append_step_summary(&result.to_markdown());
+        append_step_summary(|| result.to_markdown());
         Ok(result)
     }
 }
