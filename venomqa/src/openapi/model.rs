@@ -283,9 +283,12 @@ fn body_properties(schema: &Value) -> Vec<(String, Value)> {
             schemas.extend(options.iter());
         }
     }
-    schemas
+    let mut properties: Vec<(String, Value)> = schemas
         .into_iter()
         .filter_map(|s| s.get("properties").and_then(Value::as_object))
         .flat_map(|p| p.iter().map(|(k, v)| (k.clone(), v.clone())))
-        .collect()
+        .collect();
+    // By name, whatever order the build's serde_json keeps (the first of a name wins).
+    properties.sort_by(|a, b| a.0.cmp(&b.0));
+    properties
 }

@@ -176,6 +176,11 @@ impl Spec {
                 operations.push(parsed);
             }
         }
+        // serde_json keeps a map's order only with its `preserve_order` feature, which
+        // another crate of the build may turn on: sort, so the order (and with it the
+        // actions' and the exploration's) is the same in every build.
+        let rank = |m: Method| METHODS.iter().position(|(_, x)| *x == m);
+        operations.sort_by(|a, b| (&a.path, rank(a.method)).cmp(&(&b.path, rank(b.method))));
         Ok(Spec {
             document,
             openapi_31,
@@ -223,7 +228,11 @@ fn security(value: Option<&Value>) -> Vec<Vec<String>> {
             alternatives
                 .iter()
                 .filter_map(Value::as_object)
-                .map(|schemes| schemes.keys().cloned().collect())
+                .map(|schemes| {
+                    let mut names: Vec<String> = schemes.keys().cloned().collect();
+                    names.sort();
+                    names
+                })
                 .collect()
         })
         .unwrap_or_default()
@@ -234,10 +243,11 @@ fn json_schema(doc: &Value, content: Option<&Value>) -> Result<Option<Value>, St
     let Some(content) = content.and_then(Value::as_object) else {
         return Ok(None);
     };
+    let mut json_types: Vec<&String> = content.keys().filter(|t| t.ends_with("+json")).collect();
+    json_types.sort();
     let media = content
-        .iter()
-        .find(|(t, _)| *t == "application/json" || t.ends_with("+json"))
-        .map(|(_, m)| m);
+        .get("application/json")
+        .or_else(|| json_types.first().and_then(|t| content.get(*t)));
     match media.and_then(|m| m.get("schema")) {
         Some(schema) => inline(doc, schema).map(Some),
         None => Ok(None),
@@ -329,6 +339,7 @@ fn operation(
             }
         }
     }
+    links.sort_by(|a, b| (&a.operation, &a.parameter).cmp(&(&b.operation, &b.parameter)));
     Ok(Operation {
         id,
         method,

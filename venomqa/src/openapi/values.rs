@@ -87,11 +87,13 @@ pub(crate) fn variants(
                     .map_or(what.clone(), |n| format!("{n}, {what}")),
             )
         };
-        let properties: Vec<(String, Value)> = branch
+        // By name, whatever order the build's serde_json keeps.
+        let mut properties: Vec<(String, Value)> = branch
             .get("properties")
             .and_then(Value::as_object)
             .map(|p| p.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
             .unwrap_or_default();
+        properties.sort_by(|a, b| a.0.cmp(&b.0));
         let required: Vec<String> = branch
             .get("required")
             .and_then(Value::as_array)
