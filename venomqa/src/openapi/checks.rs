@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use super::call::{instances, Call, Model, LAST};
 use super::schema::Validator;
+use super::spec::Operation;
 use crate::journey::{Check, Invariant, Severity, StepError};
 
 /// The invariant that every answer's status is one the operation documents, and that an
@@ -34,13 +35,10 @@ pub(crate) fn judge(
     schemas: bool,
 ) -> Option<String> {
     let operation = &model.spec.operations()[op];
-    let Some(documented) = operation.response(status) else {
-        let known: Vec<&str> = operation.responses.keys().map(String::as_str).collect();
-        return Some(format!(
-            "status {status} is not documented (the spec has {})",
-            known.join(", ")
-        ));
-    };
+    if let Some(why) = undocumented(operation, status) {
+        return Some(why);
+    }
+    let documented = operation.response(status)?;
     if !schemas || documented.is_none() {
         return None;
     }
@@ -64,6 +62,18 @@ pub(crate) fn judge(
             problems.join("; ")
         )
     })
+}
+
+/// Why `status` is not an answer `operation` documents, if it is not.
+fn undocumented(operation: &Operation, status: u16) -> Option<String> {
+    if operation.documents(status) {
+        return None;
+    }
+    let known: Vec<&str> = operation.responses.keys().map(String::as_str).collect();
+    Some(format!(
+        "status {status} is not documented (the spec has {})",
+        known.join(", ")
+    ))
 }
 
 /// The invariants `model` implies, those switched on.
@@ -90,15 +100,13 @@ pub(crate) fn invariants(
                         last["request"].as_str().unwrap_or_default()
                     )));
                 }
-                if !operation.documents(code) {
-                    let known: Vec<&str> = operation.responses.keys().map(String::as_str).collect();
-                    return Err(StepError::msg(format!(
-                        "{}: status {code} is not documented (the spec has {})",
-                        last["request"].as_str().unwrap_or_default(),
-                        known.join(", ")
-                    )));
+                match undocumented(operation, code) {
+                    Some(why) => Err(StepError::msg(format!(
+                        "{}: {why}",
+                        last["request"].as_str().unwrap_or_default()
+                    ))),
+                    None => Ok(()),
                 }
-                Ok(())
             })
             .severity(Severity::Medium),
         );
